@@ -1,0 +1,263 @@
+"""The capability codec: reset value, strict decoding, round trips, fuzzing."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from strategies import load, store, valid_capabilities
+
+import vfmig_proto as vfm
+from vfmig_proto import codec
+from vfmig_proto.layout import (
+    DEVICE_REGISTERS,
+    HEADER_REGISTERS,
+    CapabilityParams,
+    capability_length,
+    placed_fields,
+    slot_offset,
+)
+
+
+def _placed(path: str, num_slots: int = 8) -> vfm.layout.PlacedField:
+    return next(p for p in placed_fields(num_slots) if p.path == path)
+
+
+def _set(data: bytes, path: str, value: int) -> bytes:
+    out = bytearray(data)
+    store(out, _placed(path, data[0x0A]), value)
+    return bytes(out)
+
+
+class TestResetValue:
+    def test_default_is_64_bytes_with_the_v1_identity(self) -> None:
+        cap = vfm.reset_value()
+        assert len(cap) == 64
+        assert cap[:4] == bytes([0x09, 0x00, 0x40, 0x01])
+        assert cap[4:8] == b"VFMG"
+        view = vfm.decode_capability(cap)
+        assert (view.version_major, view.version_minor, view.num_slots, view.page_shift) == (1, 0, 8, 12)
+        assert view.mig_state is vfm.MigState.IDLE
+        assert view.mig_reason is vfm.MigReason.NONE
+        assert view.ack_timeout_ms == 500
+        assert view.host_features == vfm.Features(True, True, True, True, 0)
+        assert view.guest_features == vfm.Features(False, False, False, False, 0)
+        assert not view.control.enable
+        assert not view.status.event
+        assert all(entry.dev_state is vfm.DevState.EMPTY for entry in view.devices)
+        assert all(entry.dev_ctrl.drv_state is vfm.DriverReport.NONE for entry in view.devices)
+
+    @pytest.mark.parametrize("num_slots", [1, 2, 8, 31])
+    def test_parameters_shape_the_capability(self, num_slots: int) -> None:
+        params = CapabilityParams(num_slots=num_slots, next_pointer=0x4C, ack_timeout_ms=250, page_shift=21)
+        view = vfm.decode_capability(vfm.reset_value(params))
+        assert view.cap_len == capability_length(num_slots) == 0x20 + 4 * num_slots
+        assert len(view.devices) == num_slots
+        assert (view.cap_next, view.ack_timeout_ms, view.page_shift) == (0x4C, 250, 21)
+
+    def test_reset_value_matches_every_field_reset_in_the_layout(self) -> None:
+        cap = vfm.reset_value()
+        for placed in placed_fields(8):
+            reset = placed.field.reset
+            expected = CapabilityParams().value_of(reset) if isinstance(reset, vfm.layout.Param) else int(reset)
+            assert load(cap, placed) == expected, placed.path
+
+
+class TestStrictDecoding:
+    """Every kind of bad input is a DecodeError that names the field and the offset."""
+
+    @pytest.mark.parametrize(
+        ("mutate", "field", "offset"),
+        [
+            pytest.param(lambda c: c[:10], "cap_len", 0x02, id="shorter-than-header"),
+            pytest.param(lambda c: c[:-1], "cap_len", 0x02, id="truncated"),
+            pytest.param(lambda c: c + b"\x00", "cap_len", 0x02, id="trailing-byte"),
+            pytest.param(lambda c: b"", "cap_len", 0x02, id="empty"),
+            pytest.param(lambda c: _set(c, "cap_id", 0x10), "cap_id", 0x00, id="wrong-id"),
+            pytest.param(lambda c: _set(c, "cfg_type", 0x02), "cfg_type", 0x03, id="wrong-type"),
+            pytest.param(lambda c: _set(c, "signature", 0x12345678), "signature", 0x04, id="wrong-signature"),
+            pytest.param(lambda c: _set(c, "cap_len", 0x44), "cap_len", 0x02, id="length-disagrees"),
+            pytest.param(lambda c: _set(c, "version_major", 2), "version_major", 0x08, id="unknown-major"),
+            pytest.param(lambda c: _set(c, "version_major", 0), "version_major", 0x08, id="major-zero"),
+            pytest.param(lambda c: _set(c, "page_shift", 11), "page_shift", 0x0B, id="page-too-small"),
+            pytest.param(lambda c: _set(c, "ack_timeout_ms", 0), "ack_timeout_ms", 0x1A, id="no-deadline"),
+            pytest.param(lambda c: _set(c, "status.reserved", 1), "status.reserved", 0x16, id="rsvdz-status"),
+            pytest.param(lambda c: _set(c, "mig_state", 7), "mig_state", 0x18, id="unknown-mig-state"),
+            pytest.param(lambda c: _set(c, "mig_reason", 200), "mig_reason", 0x19, id="unknown-reason"),
+            pytest.param(lambda c: _set(c, "device[3].dev_state", 10), "device[3].dev_state", 0x2C, id="unknown-dev"),
+            pytest.param(
+                lambda c: _set(c, "device[7].dev_ctrl.drv_state", 4),
+                "device[7].dev_ctrl.drv_state",
+                0x3D,
+                id="bad-report",
+            ),
+            pytest.param(
+                lambda c: _set(c, "device[0].dev_status.reserved", 0x10),
+                "device[0].dev_status.reserved",
+                0x22,
+                id="rsvdz-dev-status",
+            ),
+        ],
+    )
+    def test_bad_input_names_field_and_offset(self, mutate: object, field: str, offset: int) -> None:
+        assert callable(mutate)
+        with pytest.raises(vfm.DecodeError) as caught:
+            vfm.decode_capability(mutate(vfm.reset_value()))
+        assert (caught.value.field, caught.value.offset) == (field, offset)
+        assert field in str(caught.value)
+        assert f"0x{offset:02x}" in str(caught.value)
+
+    @pytest.mark.parametrize("num_slots", [0, 32, 255])
+    def test_slot_count_out_of_range(self, num_slots: int) -> None:
+        cap = bytearray(vfm.reset_value())
+        cap[0x0A] = num_slots
+        with pytest.raises(vfm.DecodeError, match="num_slots"):
+            vfm.decode_capability(bytes(cap))
+
+    def test_decode_error_is_a_value_error(self) -> None:
+        assert issubclass(vfm.DecodeError, ValueError)
+
+    def test_reserved_preserved_bits_and_unknown_features_are_accepted(self) -> None:
+        # Forward compatibility (spec chapter 9): a later minor may define these bits.
+        cap = _set(vfm.reset_value(), "host_features.reserved", 0x1234)
+        cap = _set(cap, "control.reserved", 0x3FFF)
+        cap = _set(cap, "version_minor", 7)
+        view = vfm.decode_capability(cap)
+        assert (view.host_features.reserved, view.control.reserved, view.version_minor) == (0x1234, 0x3FFF, 7)
+        assert vfm.encode_capability(view) == cap
+
+
+class TestEncode:
+    def test_invalid_view_is_refused(self) -> None:
+        view = vfm.decode_capability(vfm.reset_value())
+        with pytest.raises(vfm.DecodeError, match="version_major"):
+            vfm.encode_capability(view.replace(version_major=3))
+        with pytest.raises(vfm.DecodeError, match="num_slots"):
+            vfm.encode_capability(view.replace(devices=view.devices[:3]))
+        with pytest.raises(vfm.DecodeError):
+            vfm.encode_capability(view.replace(generation=1 << 32))
+
+    def test_view_changes_land_in_the_right_bytes(self) -> None:
+        view = vfm.decode_capability(vfm.reset_value())
+        entry = dataclasses.replace(
+            view.devices[2],
+            dev_state=vfm.DevState.PAUSED,
+            dev_ctrl=vfm.DevCtrl(vfm.DriverReport.PAUSED, 0),
+        )
+        changed = view.replace(
+            mig_state=vfm.MigState.PAUSING, generation=0x01020304, devices=(*view.devices[:2], entry, *view.devices[3:])
+        )
+        cap = vfm.encode_capability(changed)
+        assert cap[0x18] == vfm.MigState.PAUSING
+        assert cap[0x1C:0x20] == bytes([4, 3, 2, 1])
+        assert cap[slot_offset(2)] == vfm.DevState.PAUSED
+        assert cap[slot_offset(2) + 1] == vfm.DriverReport.PAUSED
+
+
+class TestViewMatchesLayout:
+    """The typed view names exactly the layout's registers and fields."""
+
+    def test_capability_attributes(self) -> None:
+        names = [f.name for f in dataclasses.fields(vfm.Capability)]
+        assert names == [r.name for r in HEADER_REGISTERS] + ["devices"]
+        assert [f.name for f in dataclasses.fields(vfm.SlotEntry)] == [r.name for r in DEVICE_REGISTERS]
+
+    @pytest.mark.parametrize("register", [r for r in (*HEADER_REGISTERS, *DEVICE_REGISTERS) if len(r.fields) > 1])
+    def test_register_views(self, register: vfm.layout.Register) -> None:
+        view_class = codec.REGISTER_VIEWS[register.name]
+        assert [f.name for f in dataclasses.fields(view_class)] == [f.name for f in register.fields]
+
+
+class TestRoundTrip:
+    @given(valid_capabilities())
+    def test_encode_of_decode_is_identity(self, cap: bytes) -> None:
+        assert vfm.encode_capability(vfm.decode_capability(cap)) == cap
+
+    @given(valid_capabilities(max_slots=4))
+    def test_decode_of_encode_is_identity(self, cap: bytes) -> None:
+        view = vfm.decode_capability(cap)
+        assert vfm.decode_capability(vfm.encode_capability(view)) == view
+
+    @given(valid_capabilities(max_slots=4), st.data())
+    def test_field_value_reads_what_was_stored(self, cap: bytes, data: st.DataObject) -> None:
+        placed = data.draw(st.sampled_from(list(placed_fields(cap[0x0A]))))
+        assert vfm.field_value(cap, placed.path) == load(cap, placed)
+        new_value = data.draw(st.integers(0, (1 << placed.field.width) - 1))
+        changed = vfm.with_field(cap, placed.path, new_value)
+        assert load(changed, placed) == new_value
+        others = [p for p in placed_fields(cap[0x0A]) if p.path != placed.path]
+        assert all(load(changed, p) == load(cap, p) for p in others)
+
+
+# --- Fuzzing: random and mutated bytes give DecodeError or a valid capability, nothing else.
+
+FUZZ_BATCHES = 250
+FUZZ_PER_BATCH = 400
+FUZZ_TOTAL = FUZZ_BATCHES * FUZZ_PER_BATCH
+
+
+def _mutants(rng: random.Random, base: bytes, count: int) -> list[bytes]:
+    out: list[bytes] = []
+    for _ in range(count):
+        kind = rng.randrange(7)
+        data = bytearray(base)
+        if kind == 0:  # noise of any length, often around the interesting sizes
+            length = rng.choice([rng.randrange(0, 300), len(base), 0x20, rng.randrange(0x1C, 0x24)])
+            data = bytearray(rng.getrandbits(8) for _ in range(length))
+        elif kind == 1:  # flip a few bits
+            for _ in range(rng.randrange(1, 4)):
+                position = rng.randrange(len(data))
+                data[position] ^= 1 << rng.randrange(8)
+        elif kind == 2:  # set a byte to a boundary value
+            data[rng.randrange(len(data))] = rng.choice([0x00, 0x01, 0x7F, 0x80, 0xFE, 0xFF, 0x09, 0x20, 0x1F])
+        elif kind == 3:  # truncate
+            data = data[: rng.randrange(len(data))]
+        elif kind == 4:  # extend
+            data += bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 12)))
+        elif kind == 5:  # keep the frame consistent but change the slot count
+            slots = rng.randrange(0, 40)
+            data[0x0A] = slots
+            data[0x02] = (0x20 + 4 * slots) & 0xFF
+            data = (data + bytes(200))[: 0x20 + 4 * slots]
+        else:  # splice a random run of bytes into the body
+            start = rng.randrange(len(data))
+            run = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 8)))
+            data[start : start + len(run)] = run
+        out.append(bytes(data))
+    return out
+
+
+def _decode_batch(base: bytes, seed: int) -> int:
+    """Decode FUZZ_PER_BATCH mutants of ``base``; return how many inputs were tried."""
+    rng = random.Random(seed)
+    candidates = _mutants(rng, base, FUZZ_PER_BATCH)
+    for candidate in candidates:
+        try:
+            view = vfm.decode_capability(candidate)
+        except vfm.DecodeError as exc:
+            error: vfm.DecodeError | None = exc
+        else:
+            error = None
+            # Whatever decodes is a valid capability that encodes back to the same bytes.
+            assert vfm.encode_capability(view) == candidate
+        if error is not None:
+            assert error.field, "a DecodeError names the field"
+            assert 0 <= error.offset < 0x100, "a DecodeError names an offset inside config space"
+    return len(candidates)
+
+
+def test_random_and_mutated_bytes_only_raise_decode_error() -> None:
+    """At least 100,000 inputs per run: each decodes cleanly or raises DecodeError, never anything else."""
+    tried = 0
+
+    @settings(max_examples=FUZZ_BATCHES, database=None)
+    @given(base=valid_capabilities(max_slots=8), seed=st.integers(0, 2**32 - 1))
+    def batch(base: bytes, seed: int) -> None:
+        nonlocal tried
+        tried += _decode_batch(base, seed)
+
+    batch()
+    assert tried >= 100_000

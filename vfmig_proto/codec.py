@@ -1,0 +1,381 @@
+"""Decode and encode the migration capability (spec §3).
+
+The Construct structure is built from :mod:`vfmig_proto.layout`: one
+Construct field per layout field, carrying the field's doc, with the state
+enums as Construct ``Enum`` fields.  Decoding is strict: every problem becomes
+a :class:`~vfmig_proto.errors.DecodeError` naming the field and byte offset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import construct as cs
+
+from vfmig_proto.errors import DecodeError
+from vfmig_proto.layout import (
+    DEVICE_REGISTERS,
+    HEADER_REGISTERS,
+    VFM_HEADER_SIZE,
+    VFM_MAX_PAGE_SHIFT,
+    VFM_MAX_SLOTS,
+    VFM_MIN_PAGE_SHIFT,
+    VFM_MIN_SLOTS,
+    VFM_VERSION_MAJOR,
+    Access,
+    CapabilityParams,
+    Field,
+    PlacedField,
+    Register,
+    capability_length,
+    placed_fields,
+)
+from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
+
+# ---------------------------------------------------------------------------
+# The typed, read-only view.  Its attribute names are the layout's register
+# and field names (a test keeps them in step with vfmig_proto.layout).
+
+
+@dataclass(frozen=True)
+class Features:
+    """``HOST_FEATURES`` or ``GUEST_FEATURES``."""
+
+    dma_dirty: bool
+    pause_resume: bool
+    reset_domain: bool
+    migrated_flag: bool
+    reserved: int
+
+
+@dataclass(frozen=True)
+class Control:
+    """``CONTROL``."""
+
+    enable: bool
+    event_ie: bool
+    reserved: int
+
+
+@dataclass(frozen=True)
+class Status:
+    """``STATUS``."""
+
+    event: bool
+    reserved: int
+
+
+@dataclass(frozen=True)
+class DevCtrl:
+    """A slot's ``DEV_CTRL``."""
+
+    drv_state: DriverReport
+    reserved: int
+
+
+@dataclass(frozen=True)
+class DevStatus:
+    """A slot's ``DEV_STATUS``."""
+
+    migrated: bool
+    reset: bool
+    protocol_error: bool
+    reserved: int
+
+
+@dataclass(frozen=True)
+class SlotEntry:
+    """One slot entry: the state of device number N behind the bridge."""
+
+    dev_state: DevState
+    dev_ctrl: DevCtrl
+    dev_status: DevStatus
+    dev_rsvd: int
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Every field of a migration capability, decoded."""
+
+    cap_id: int
+    cap_next: int
+    cap_len: int
+    cfg_type: int
+    signature: int
+    version_major: int
+    version_minor: int
+    num_slots: int
+    page_shift: int
+    host_features: Features
+    guest_features: Features
+    control: Control
+    status: Status
+    mig_state: MigState
+    mig_reason: MigReason
+    ack_timeout_ms: int
+    generation: int
+    devices: tuple[SlotEntry, ...]
+
+    def replace(self, **changes: Any) -> Capability:
+        """A copy with ``changes`` applied (the view itself is immutable)."""
+        return dataclasses.replace(self, **changes)
+
+
+REGISTER_VIEWS: Mapping[str, type[Any]] = {
+    "host_features": Features,
+    "guest_features": Features,
+    "control": Control,
+    "status": Status,
+    "dev_ctrl": DevCtrl,
+    "dev_status": DevStatus,
+}
+"""View class of each register that has more than one field."""
+
+
+# ---------------------------------------------------------------------------
+# Construct structure, derived from the layout.
+
+_INT_BY_SIZE: Mapping[int, cs.Construct[int, int]] = {1: cs.Int8ul, 2: cs.Int16ul, 4: cs.Int32ul}
+
+
+def _field_construct(fld: Field) -> cs.Construct[Any, Any]:
+    if fld.values is not None:
+        return cs.Enum(cs.BitsInteger(fld.width), fld.values)
+    return cs.BitsInteger(fld.width)
+
+
+def _register_construct(register: Register) -> cs.Construct[Any, Any]:
+    if len(register.fields) == 1:
+        (only,) = register.fields
+        body: cs.Construct[Any, Any] = _INT_BY_SIZE[register.size]
+        if only.values is not None:
+            body = cs.Enum(body, only.values)
+        return cs.Renamed(body, newname=register.name, newdocs=register.doc)
+    # Construct reads bits most-significant first; PCI registers are little-endian.
+    bits = cs.BitStruct(
+        *(
+            cs.Renamed(_field_construct(fld), newname=fld.name, newdocs=fld.doc)
+            for fld in sorted(register.fields, key=lambda f: f.lsb, reverse=True)
+        )
+    )
+    body = cs.ByteSwapped(bits) if register.size > 1 else bits
+    return cs.Renamed(body, newname=register.name, newdocs=register.doc)
+
+
+SLOT_ENTRY = cs.Struct(*(_register_construct(register) for register in DEVICE_REGISTERS))
+"""Construct definition of one slot entry."""
+
+CAPABILITY = cs.Struct(
+    *(_register_construct(register) for register in HEADER_REGISTERS),
+    "devices" / cs.Array(cs.this.num_slots, SLOT_ENTRY),
+)
+"""Construct definition of the whole capability."""
+
+_COMPILED = CAPABILITY.compile()
+
+
+# ---------------------------------------------------------------------------
+# Validation on raw integers, shared by decode and encode.
+
+
+@cache
+def _placed(num_slots: int) -> tuple[PlacedField, ...]:
+    return tuple(placed_fields(num_slots))
+
+
+@cache
+def _placed_by_path(num_slots: int) -> Mapping[str, PlacedField]:
+    return {placed.path: placed for placed in _placed(num_slots)}
+
+
+def _read(data: bytes, placed: PlacedField) -> int:
+    size = placed.register.size
+    word = int.from_bytes(data[placed.offset : placed.offset + size], "little")
+    return (word & placed.field.mask) >> placed.field.lsb
+
+
+def _lookup(data: bytes, path: str) -> PlacedField:
+    num_slots = check_frame(data)
+    try:
+        return _placed_by_path(num_slots)[path]
+    except KeyError:
+        raise KeyError(f"no field {path!r} in a capability with {num_slots} slots") from None
+
+
+def _check_field(placed: PlacedField, value: int) -> None:
+    fld = placed.field
+    if fld.access is Access.RSVDZ and value != 0:
+        raise DecodeError(placed.path, placed.offset, f"reserved bits must be zero, found 0x{value:x}")
+    if fld.values is not None and value not in fld.values._value2member_map_:
+        raise DecodeError(placed.path, placed.offset, f"unknown {fld.values.__name__} value {value}")
+    if fld.const and value != fld.reset:
+        raise DecodeError(placed.path, placed.offset, f"must be 0x{fld.reset:x}, found 0x{value:x}")
+
+
+def check_frame(data: bytes) -> int:
+    """Check the size fields (buffer length, ``num_slots``, ``cap_len``); return the slot count.
+
+    Raises :class:`DecodeError` when they disagree.  Field values are not
+    checked: see :func:`validate`.
+    """
+    if len(data) < VFM_HEADER_SIZE:
+        raise DecodeError(
+            "cap_len", 0x02, f"buffer of {len(data)} bytes is shorter than the {VFM_HEADER_SIZE}-byte header"
+        )
+    num_slots = data[0x0A]
+    if not VFM_MIN_SLOTS <= num_slots <= VFM_MAX_SLOTS:
+        raise DecodeError("num_slots", 0x0A, f"{num_slots} is outside {VFM_MIN_SLOTS}..{VFM_MAX_SLOTS}")
+    expected = capability_length(num_slots)
+    if data[0x02] != expected:
+        raise DecodeError("cap_len", 0x02, f"is {data[0x02]}, but {num_slots} slots make {expected} bytes")
+    if len(data) != expected:
+        raise DecodeError("cap_len", 0x02, f"buffer holds {len(data)} bytes, the capability {expected}")
+    return num_slots
+
+
+_RANGES: Mapping[str, tuple[int, int, str]] = {
+    "page_shift": (VFM_MIN_PAGE_SHIFT, VFM_MAX_PAGE_SHIFT, "page shift"),
+    "ack_timeout_ms": (1, 0xFFFF, "acknowledgement deadline"),
+}
+
+
+def _check_semantics(values: Mapping[str, int]) -> None:
+    major = values["version_major"]
+    if major != VFM_VERSION_MAJOR:
+        raise DecodeError(
+            "version_major", 0x08, f"unknown major version {major}; this decoder knows {VFM_VERSION_MAJOR}"
+        )
+    for name, (low, high, what) in _RANGES.items():
+        if not low <= values[name] <= high:
+            offset = next(r.offset for r in HEADER_REGISTERS if r.name == name)
+            raise DecodeError(name, offset, f"{what} {values[name]} is outside {low}..{high}")
+
+
+def _raw_fields(data: bytes, num_slots: int) -> dict[str, int]:
+    """Every field's raw value, keyed by its path, read straight from ``data``."""
+    return {placed.path: _read(data, placed) for placed in _placed(num_slots)}
+
+
+def validate(data: bytes) -> None:
+    """Raise :class:`DecodeError` unless ``data`` is a valid capability."""
+    num_slots = check_frame(data)
+    values = _raw_fields(data, num_slots)
+    _check_semantics(values)
+    for placed in _placed(num_slots):
+        _check_field(placed, values[placed.path])
+
+
+# ---------------------------------------------------------------------------
+# Conversion between Construct containers and the typed view.
+
+
+def _convert(fld: Field, raw: Any) -> Any:
+    value = int(raw)
+    if fld.values is not None:
+        return fld.values(value)
+    if fld.width == 1 and not fld.is_reserved:
+        return bool(value)
+    return value
+
+
+def _register_view(register: Register, raw: Any) -> Any:
+    if len(register.fields) == 1:
+        return _convert(register.fields[0], raw)
+    view_class = REGISTER_VIEWS[register.name]
+    return view_class(**{fld.name: _convert(fld, raw[fld.name]) for fld in register.fields})
+
+
+def _register_raw(register: Register, view: Any) -> Any:
+    if len(register.fields) == 1:
+        return int(view)
+    return {fld.name: int(getattr(view, fld.name)) for fld in register.fields}
+
+
+def decode_capability(data: bytes) -> Capability:
+    """Decode a migration capability strictly.
+
+    ``data`` must hold exactly the capability (``cap_len`` bytes, starting at
+    the capability ID).  Raises :class:`DecodeError` for a short or long
+    buffer, a wrong ID, type, signature or length, an unknown major version,
+    reserved-zero bits set, an out-of-range value or an unknown enum value.
+    """
+    data = bytes(data)
+    validate(data)
+    parsed = _COMPILED.parse(data)
+    header = {register.name: _register_view(register, parsed[register.name]) for register in HEADER_REGISTERS}
+    devices = tuple(
+        SlotEntry(**{register.name: _register_view(register, entry[register.name]) for register in DEVICE_REGISTERS})
+        for entry in parsed.devices
+    )
+    return Capability(**header, devices=devices)
+
+
+def encode_capability(view: Capability) -> bytes:
+    """Encode ``view``; ``encode_capability(decode_capability(b)) == b`` for every valid ``b``.
+
+    Raises :class:`DecodeError` when the view does not describe a valid
+    capability (the same checks as decoding).
+    """
+    container: dict[str, Any] = {
+        register.name: _register_raw(register, getattr(view, register.name)) for register in HEADER_REGISTERS
+    }
+    container["devices"] = [
+        {register.name: _register_raw(register, getattr(entry, register.name)) for register in DEVICE_REGISTERS}
+        for entry in view.devices
+    ]
+    if len(view.devices) != view.num_slots:
+        raise DecodeError("num_slots", 0x0A, f"is {view.num_slots}, but the view has {len(view.devices)} slot entries")
+    try:
+        data = _COMPILED.build(container)
+    except (cs.ConstructError, ValueError, TypeError, OverflowError, struct.error) as exc:
+        raise DecodeError("capability", 0, f"cannot be encoded: {exc}") from exc
+    validate(data)
+    return bytes(data)
+
+
+def reset_value(params: CapabilityParams | None = None) -> bytes:
+    """The capability's bytes as a bridge presents them after reset.
+
+    Every slot is ``EMPTY``: the bridge marks the slots that hold a function
+    ``UNBOUND`` when it presents them (a ``HOT_ADD`` event).
+    """
+    params = params or CapabilityParams()
+    data = bytearray(params.length)
+    for placed in placed_fields(params.num_slots):
+        reset = placed.field.reset
+        value = params.value_of(reset) if not isinstance(reset, int) else int(reset)
+        _store(data, placed, value)
+    validate(bytes(data))
+    return bytes(data)
+
+
+def _store(data: bytearray, placed: PlacedField, value: int) -> None:
+    size = placed.register.size
+    offset = placed.offset
+    word = int.from_bytes(data[offset : offset + size], "little")
+    word = (word & ~placed.field.mask) | ((value << placed.field.lsb) & placed.field.mask)
+    data[offset : offset + size] = word.to_bytes(size, "little")
+
+
+def field_value(data: bytes, path: str) -> int:
+    """The raw value of the field at ``path`` (``"mig_state"``, ``"device[1].dev_ctrl.drv_state"``).
+
+    Needs only a valid frame (size and slot count), not valid field values:
+    a bridge reads a guest's write before it judges it.
+    """
+    return _read(data, _lookup(data, path))
+
+
+def with_field(data: bytes, path: str, value: int) -> bytes:
+    """``data`` with the field at ``path`` set to ``value``: the host's side, no access rules."""
+    placed = _lookup(data, path)
+    if not 0 <= value <= placed.field.mask >> placed.field.lsb:
+        raise ValueError(f"{path}: value {value} does not fit in {placed.field.width} bits")
+    out = bytearray(data)
+    _store(out, placed, value)
+    return bytes(out)

@@ -1,0 +1,66 @@
+"""Exception types raised by :mod:`vfmig_proto`.
+
+Every error names what it is about: the field and byte offset for codec
+errors, the offset and width for config-space writes, the state machine,
+state and event for protocol errors, and the file and line for spec errors.
+"""
+
+from __future__ import annotations
+
+
+class VfmigError(Exception):
+    """Base class of every error raised by the vfmig packages."""
+
+
+class DecodeError(VfmigError, ValueError):
+    """Bytes that are not a valid migration capability.
+
+    ``field`` is the layout name of the offending field (``"cap_len"``,
+    ``"device[3].dev_state.state"``) and ``offset`` the byte offset of that
+    field within the capability.
+    """
+
+    def __init__(self, field: str, offset: int, problem: str) -> None:
+        self.field = field
+        self.offset = offset
+        self.problem = problem
+        super().__init__(f"{field} at byte offset 0x{offset:02x}: {problem}")
+
+
+class ConfigWriteError(VfmigError, ValueError):
+    """A config-space write that no PCI transaction can express.
+
+    Raised for a width other than 1, 2 or 4 bytes, an unaligned access or an
+    access that runs past the end of the capability.  Writes that are legal
+    transactions but touch read-only or reserved bits are *not* errors: the
+    access rules silently drop them, as hardware does.
+    """
+
+    def __init__(self, offset: int, width: int, problem: str) -> None:
+        self.offset = offset
+        self.width = width
+        super().__init__(f"{width}-byte write at capability offset 0x{offset:02x}: {problem}")
+
+
+class ProtocolError(VfmigError):
+    """An event that the transition table does not allow in the current state.
+
+    ``machine`` names the table (``"device"`` or ``"migration"``).
+    """
+
+    def __init__(self, machine: str, state: object, event: object) -> None:
+        self.machine = machine
+        self.state = state
+        self.event = event
+        state_name = getattr(state, "name", state)
+        event_name = getattr(event, "name", event)
+        super().__init__(f"{machine} state machine: event {event_name} is not allowed in state {state_name}")
+
+
+class SpecFormatError(VfmigError):
+    """A requirement block in ``spec/`` that does not follow the required form."""
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        self.path = path
+        self.line = line
+        super().__init__(f"{path}:{line}: {problem}")

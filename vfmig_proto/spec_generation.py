@@ -1,0 +1,281 @@
+"""Generate the spec's tables from the protocol definitions.
+
+``spec/generated/*.rst`` are never edited by hand: :func:`write_generated`
+writes them from :mod:`vfmig_proto.layout`, :mod:`vfmig_proto.states` and
+:mod:`vfmig_proto.transitions`, and :func:`stale_generated` tells which of them
+no longer match (a test and ``vfmig spec-generate --check`` use it).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import Enum, IntEnum
+from functools import cache
+from pathlib import Path
+
+from vfmig_proto.layout import (
+    DEVICE_REGISTERS,
+    HEADER_REGISTERS,
+    VFM_HEADER_SIZE,
+    VFM_SLOT_ENTRY_SIZE,
+    Field,
+    Param,
+    Register,
+)
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
+from vfmig_proto.transitions import (
+    CATCH_UP,
+    DEVICE_TRANSITIONS,
+    FANOUT,
+    MIGRATION_TRANSITIONS,
+    SETTLED_STATES,
+    Action,
+)
+
+GENERATED_DIR = "generated"
+"""Sub-directory of ``spec/`` that holds the generated files."""
+
+_BANNER = (
+    ".. This file is generated from vfmig_proto by `vfmig spec-generate`. Do not edit it:\n"
+    ".. change the definitions in vfmig_proto and run the command again.\n\n"
+)
+
+
+@cache
+def member_docs(enum_class: type[Enum]) -> Mapping[str, str]:
+    """The docstring written under each member of ``enum_class``, read from its source."""
+    tree = ast.parse(inspect.getsource(enum_class))
+    class_def = tree.body[0]
+    assert isinstance(class_def, ast.ClassDef)
+    docs: dict[str, str] = {}
+    body = class_def.body
+    for statement, following in itertools.pairwise(body):
+        if (
+            isinstance(statement, ast.Assign)
+            and isinstance(statement.targets[0], ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[statement.targets[0].id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def _escape(text: str) -> str:
+    """Text safe inside a list-table cell."""
+    return text.replace("*", r"\*").replace("|", r"\|")
+
+
+def _list_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequence[int]) -> str:
+    lines = [
+        f".. list-table:: {title}",
+        "   :header-rows: 1",
+        f"   :widths: {' '.join(str(width) for width in widths)}",
+        "",
+    ]
+    for row in (header, *rows):
+        first, *rest = row
+        lines.append(f"   * - {first or ' '}")
+        lines.extend(f"     - {cell or ' '}" for cell in rest)
+    return "\n".join(lines) + "\n"
+
+
+def _bits(fld: Field) -> str:
+    high = fld.lsb + fld.width - 1
+    return f"{high}" if fld.width == 1 else f"{high}:{fld.lsb}"
+
+
+def _reset_text(fld: Field) -> str:
+    reset = fld.reset
+    if isinstance(reset, Param):
+        return f"set by the bridge ({reset.value})"
+    if fld.values is not None:
+        return f"{int(reset)} ({fld.values(reset).name})"
+    if fld.const:
+        return f"0x{int(reset):0{(fld.width + 3) // 4}X}"
+    return f"0x{int(reset):X}" if reset > 9 else str(int(reset))
+
+
+def _field_description(fld: Field) -> str:
+    text = fld.doc
+    if fld.values is not None:
+        text += f" Values: see :ref:`{fld.values.__name__} <spec-enum-{fld.values.__name__.lower()}>`."
+    return _escape(text)
+
+
+def _register_rows(registers: Iterable[Register]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for register in registers:
+        for fld in sorted(register.fields, key=lambda f: f.lsb):
+            name = register.name.upper() if len(register.fields) == 1 else f"{register.name.upper()}.{fld.name.upper()}"
+            rows.append(
+                [
+                    f"0x{register.offset:02x}",
+                    str(register.size),
+                    _bits(fld),
+                    f"``{name}``",
+                    fld.access.value,
+                    _reset_text(fld),
+                    _field_description(fld),
+                ]
+            )
+    return rows
+
+
+_REGISTER_HEADER = ("Offset", "Size", "Bits", "Field", "Access", "Reset", "Description")
+_REGISTER_WIDTHS = (7, 5, 6, 22, 7, 14, 45)
+
+
+def _enum_table(enum_class: type[IntEnum]) -> str:
+    docs = member_docs(enum_class)
+    rows = [[str(member.value), f"``{member.name}``", _escape(docs.get(member.name, ""))] for member in enum_class]
+    anchor = f".. _spec-enum-{enum_class.__name__.lower()}:\n\n"
+    return anchor + _list_table(f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
+
+
+def registers_rst() -> str:
+    """The register tables of the capability header, the slot entry and the value enums."""
+    parts = [
+        _BANNER,
+        _list_table(
+            f"Capability header (offsets from the capability's first byte, {VFM_HEADER_SIZE} bytes)",
+            _REGISTER_HEADER,
+            _register_rows(HEADER_REGISTERS),
+            _REGISTER_WIDTHS,
+        ),
+        "\n",
+        _list_table(
+            f"Slot entry N (at offset 0x{VFM_HEADER_SIZE:02x} + {VFM_SLOT_ENTRY_SIZE} x N, "
+            f"{VFM_SLOT_ENTRY_SIZE} bytes)",
+            _REGISTER_HEADER,
+            _register_rows(DEVICE_REGISTERS),
+            _REGISTER_WIDTHS,
+        ),
+    ]
+    for enum_class in (MigState, MigReason, DevState, DriverReport):
+        parts += ["\n", _enum_table(enum_class)]
+    return "".join(parts)
+
+
+def device_transitions_rst() -> str:
+    """The device state machine's table, one row per allowed (state, event) pair."""
+    docs = member_docs(DevEvent)
+    event_rows = [[f"``{event.name}``", event.origin.value, _escape(docs.get(event.name, ""))] for event in DevEvent]
+    rows = []
+    for state in DevState:
+        for event in DevEvent:
+            outcome = DEVICE_TRANSITIONS.get((state, event))
+            if outcome is None:
+                continue
+            after = f"``{outcome.next_state.name}``" if outcome.action is Action.ACCEPT else "(ignored, no change)"
+            rows.append([f"``{state.name}``", f"``{event.name}``", event.origin.value, after])
+    return "".join(
+        [
+            _BANNER,
+            ".. _spec-device-events:\n\n",
+            _list_table("Device events", ("Event", "Origin", "Meaning"), event_rows, (22, 8, 70)),
+            "\n.. _spec-device-transitions:\n\n",
+            _list_table(
+                "Device state machine: every allowed (state, event) pair; any other pair is rejected",
+                ("State", "Event", "Origin", "Next state"),
+                rows,
+                (20, 26, 10, 24),
+            ),
+        ]
+    )
+
+
+def migration_transitions_rst() -> str:
+    """The migration state machine's table and the rules that tie it to the slots."""
+    docs = member_docs(MigEvent)
+    event_rows = [[f"``{event.name}``", _escape(docs.get(event.name, ""))] for event in MigEvent]
+    rows = [
+        [f"``{state.name}``", f"``{event.name}``", f"``{MIGRATION_TRANSITIONS[(state, event)].name}``"]
+        for state in MigState
+        for event in MigEvent
+        if (state, event) in MIGRATION_TRANSITIONS
+    ]
+    fanout_rows = [
+        [
+            f"``{mig_event.name}``",
+            f"``{dev_event.name}``",
+            ", ".join(f"``{s.name}``" for s in DevState if (s, dev_event) in DEVICE_TRANSITIONS),
+        ]
+        for mig_event, dev_event in FANOUT.items()
+    ]
+    settled_rows = [
+        [f"``{event.name}``", ", ".join(f"``{s.name}``" for s in DevState if s in states)]
+        for event, states in SETTLED_STATES.items()
+    ]
+    catch_up_rows = [
+        [f"``{state.name}``", ", then ".join(f"``{event.name}``" for event in events)]
+        for state, events in CATCH_UP.items()
+    ]
+    return "".join(
+        [
+            _BANNER,
+            ".. _spec-migration-events:\n\n",
+            _list_table("Migration events", ("Event", "Meaning"), event_rows, (25, 75)),
+            "\n.. _spec-migration-transitions:\n\n",
+            _list_table(
+                "Migration state machine: every allowed (state, event) pair; any other pair is forbidden",
+                ("State", "Event", "Next state"),
+                rows,
+                (30, 40, 30),
+            ),
+            "\n.. _spec-fanout:\n\n",
+            _list_table(
+                "Fan-out: the device event each migration event delivers, and the slot states it reaches",
+                ("Migration event", "Device event", "Delivered to slots in"),
+                fanout_rows,
+                (25, 25, 50),
+            ),
+            "\n.. _spec-settled:\n\n",
+            _list_table(
+                "Settled events: raised by the bridge when every slot is in one of the states",
+                ("Event", "Every slot in"),
+                settled_rows,
+                (30, 70),
+            ),
+            "\n.. _spec-catch-up:\n\n",
+            _list_table(
+                "Catch-up: requests issued, in order, to a slot that enters READY while a migration is in progress",
+                ("MIG_STATE", "Requests"),
+                catch_up_rows,
+                (30, 70),
+            ),
+        ]
+    )
+
+
+GENERATORS: Mapping[str, Callable[[], str]] = {
+    "registers.rst": registers_rst,
+    "device-transitions.rst": device_transitions_rst,
+    "migration-transitions.rst": migration_transitions_rst,
+}
+"""Each generated file of ``spec/generated/`` and the function that writes it."""
+
+
+def write_generated(spec_dir: Path) -> list[Path]:
+    """Write every generated file under ``spec_dir``; return the paths written."""
+    target = spec_dir / GENERATED_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, generate in GENERATORS.items():
+        path = target / name
+        path.write_text(generate(), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale_generated(spec_dir: Path) -> list[Path]:
+    """The generated files under ``spec_dir`` that are missing or differ from the definitions."""
+    stale = []
+    for name, generate in GENERATORS.items():
+        path = spec_dir / GENERATED_DIR / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != generate():
+            stale.append(path)
+    return stale

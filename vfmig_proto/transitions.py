@@ -1,0 +1,305 @@
+"""The handshake state machines as plain tables.
+
+Theory of operation
+-------------------
+
+Two kinds of state machine run inside the migration bridge (spec §4):
+
+* one **device machine** per slot behind the bridge, whose state the guest
+  reads in that slot's ``DEV_STATE`` register.  Host events (requests from the
+  hypervisor, hot-plug, errors, resets) and guest events (each write of the
+  slot's ``DEV_CTRL.DRV_STATE`` field) drive it;
+* one **migration machine** for the bridge as a whole, whose state the guest
+  reads in ``MIG_STATE``.  The hypervisor drives it; the bridge itself raises
+  the ``ALL_*`` events when every slot has settled (``SETTLED_STATES``).
+
+A bridge-wide event fans out to the device machines (``FANOUT``): it is
+delivered to every slot whose current state has a row for the device event,
+and leaves the other slots alone.  A driver that binds while a migration is
+in progress is brought up to the migration's phase by ``CATCH_UP``.
+
+Guest writes race with host requests: a driver may acknowledge a request that
+the hypervisor has just withdrawn.  The device table therefore has three
+outcomes: ``ACCEPT`` (take the transition), ``IGNORE`` (a stale or repeated
+report: nothing changes and it is not an error) and, for every pair that has
+no row, rejection: for a guest event the bridge keeps the state, restores the
+previous ``DRV_STATE`` and sets ``DEV_STATUS.PROTOCOL_ERROR``; a host event
+without a row is a bug in the hypervisor or bridge.
+
+The tables are the truth.  Code asks :func:`device_transition` and
+:func:`migration_transition`; it never keeps a private copy of a rule.  The
+spec's transition tables and diagrams are generated from these tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from enum import Enum
+from typing import NamedTuple
+
+from vfmig_proto.errors import ProtocolError
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigState
+
+
+class Action(Enum):
+    """What a device machine does with an event that has a row in the table."""
+
+    ACCEPT = "accept"
+    """Take the transition to the row's next state."""
+    IGNORE = "ignore"
+    """A stale or repeated guest report: no change, no error (spec §4.5)."""
+
+
+class Outcome(NamedTuple):
+    """One row of the device table: the action and the state that follows."""
+
+    action: Action
+    next_state: DevState
+
+
+_ACCEPT = Action.ACCEPT
+_IGNORE = Action.IGNORE
+
+_S = DevState
+_E = DevEvent
+
+# Rows every present function shares: it can vanish, fail, or be reset with its group.
+_PRESENT_COMMON: dict[DevEvent, Outcome] = {
+    _E.SURPRISE_REMOVAL: Outcome(_ACCEPT, _S.EMPTY),
+    _E.DEVICE_ERROR: Outcome(_ACCEPT, _S.ERROR),
+    _E.GROUP_RESET: Outcome(_ACCEPT, _S.REINIT_REQ),
+}
+# A bound driver may unbind in any state; it quiesces the function first (spec §7.4).
+_BOUND_COMMON: dict[DevEvent, Outcome] = {
+    **_PRESENT_COMMON,
+    _E.DRIVER_DETACHED: Outcome(_ACCEPT, _S.UNBOUND),
+}
+
+
+def _rows(state: DevState, rows: Mapping[DevEvent, Outcome]) -> dict[tuple[DevState, DevEvent], Outcome]:
+    return {(state, event): outcome for event, outcome in rows.items()}
+
+
+DEVICE_TRANSITIONS: Mapping[tuple[DevState, DevEvent], Outcome] = {
+    **_rows(
+        _S.EMPTY,
+        {
+            _E.HOT_ADD: Outcome(_ACCEPT, _S.UNBOUND),
+            _E.GROUP_RESET: Outcome(_ACCEPT, _S.EMPTY),
+            _E.ARRIVE: Outcome(_ACCEPT, _S.EMPTY),
+        },
+    ),
+    **_rows(
+        _S.UNBOUND,
+        {
+            **_PRESENT_COMMON,
+            _E.GROUP_RESET: Outcome(_ACCEPT, _S.UNBOUND),
+            _E.ARRIVE: Outcome(_ACCEPT, _S.UNBOUND),
+            _E.DRIVER_READY: Outcome(_ACCEPT, _S.READY),
+            _E.DRIVER_DETACHED: Outcome(_IGNORE, _S.UNBOUND),
+        },
+    ),
+    **_rows(
+        _S.READY,
+        {
+            **_BOUND_COMMON,
+            _E.REQUEST_DIRTYING: Outcome(_ACCEPT, _S.DIRTY_REQ),
+            _E.DRIVER_READY: Outcome(_IGNORE, _S.READY),
+            # A dirtying acknowledgement that crossed a cancellation in flight.
+            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.READY),
+        },
+    ),
+    **_rows(
+        _S.DIRTY_REQ,
+        {
+            **_BOUND_COMMON,
+            _E.DRIVER_DIRTYING: Outcome(_ACCEPT, _S.DIRTYING),
+            # A driver that bound late while the others were being paused.
+            _E.REQUEST_PAUSE: Outcome(_ACCEPT, _S.PAUSE_REQ),
+            _E.CANCEL: Outcome(_ACCEPT, _S.READY),
+        },
+    ),
+    **_rows(
+        _S.DIRTYING,
+        {
+            **_BOUND_COMMON,
+            _E.REQUEST_PAUSE: Outcome(_ACCEPT, _S.PAUSE_REQ),
+            _E.CANCEL: Outcome(_ACCEPT, _S.READY),
+            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.DIRTYING),
+        },
+    ),
+    **_rows(
+        _S.PAUSE_REQ,
+        {
+            **_BOUND_COMMON,
+            _E.DRIVER_PAUSED: Outcome(_ACCEPT, _S.PAUSED),
+            _E.CANCEL: Outcome(_ACCEPT, _S.RESUME_REQ),
+            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.PAUSE_REQ),
+        },
+    ),
+    **_rows(
+        _S.PAUSED,
+        {
+            **_BOUND_COMMON,
+            _E.CANCEL: Outcome(_ACCEPT, _S.RESUME_REQ),
+            _E.ARRIVE: Outcome(_ACCEPT, _S.REINIT_REQ),
+            _E.DRIVER_PAUSED: Outcome(_IGNORE, _S.PAUSED),
+        },
+    ),
+    **_rows(
+        _S.RESUME_REQ,
+        {
+            **_BOUND_COMMON,
+            _E.DRIVER_READY: Outcome(_ACCEPT, _S.READY),
+            # Acknowledgements of the withdrawn requests, still in flight.
+            _E.DRIVER_PAUSED: Outcome(_IGNORE, _S.RESUME_REQ),
+            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.RESUME_REQ),
+        },
+    ),
+    **_rows(
+        _S.REINIT_REQ,
+        {
+            **_BOUND_COMMON,
+            _E.DRIVER_READY: Outcome(_ACCEPT, _S.READY),
+        },
+    ),
+    **_rows(
+        _S.ERROR,
+        {
+            _E.SURPRISE_REMOVAL: Outcome(_ACCEPT, _S.EMPTY),
+            _E.GROUP_RESET: Outcome(_ACCEPT, _S.REINIT_REQ),
+            _E.DEVICE_ERROR: Outcome(_IGNORE, _S.ERROR),
+            _E.DRIVER_DETACHED: Outcome(_ACCEPT, _S.ERROR),
+        },
+    ),
+}
+"""``(state, event) -> Outcome`` for the per-device machine (spec §4.2)."""
+
+
+MIGRATION_TRANSITIONS: Mapping[tuple[MigState, MigEvent], MigState] = {
+    (MigState.IDLE, MigEvent.START): MigState.PREPARE,
+    (MigState.IDLE, MigEvent.GROUP_RESET): MigState.IDLE,
+    (MigState.PREPARE, MigEvent.ALL_DIRTYING): MigState.PRECOPY,
+    (MigState.PREPARE, MigEvent.CANCEL): MigState.IDLE,
+    (MigState.PRECOPY, MigEvent.REQUEST_PAUSE): MigState.PAUSING,
+    (MigState.PRECOPY, MigEvent.CANCEL): MigState.IDLE,
+    (MigState.PAUSING, MigEvent.ALL_PAUSED): MigState.STOPPED,
+    (MigState.PAUSING, MigEvent.CANCEL): MigState.RESUMING,
+    (MigState.STOPPED, MigEvent.ARRIVE): MigState.ARRIVED,
+    (MigState.STOPPED, MigEvent.CANCEL): MigState.RESUMING,
+    (MigState.RESUMING, MigEvent.ALL_RESUMED): MigState.IDLE,
+    (MigState.RESUMING, MigEvent.GROUP_RESET): MigState.IDLE,
+    (MigState.ARRIVED, MigEvent.ALL_REINITIALISED): MigState.IDLE,
+    (MigState.ARRIVED, MigEvent.GROUP_RESET): MigState.ARRIVED,
+}
+"""``(state, event) -> next state`` for the bridge-wide machine (spec §4.3).
+
+Every pair without a row is forbidden: the hypervisor must not cause it.
+"""
+
+
+FANOUT: Mapping[MigEvent, DevEvent] = {
+    MigEvent.START: DevEvent.REQUEST_DIRTYING,
+    MigEvent.REQUEST_PAUSE: DevEvent.REQUEST_PAUSE,
+    MigEvent.CANCEL: DevEvent.CANCEL,
+    MigEvent.ARRIVE: DevEvent.ARRIVE,
+    MigEvent.GROUP_RESET: DevEvent.GROUP_RESET,
+}
+"""The device event each bridge-wide event delivers to the slots (spec §4.3.8)."""
+
+
+SETTLED_STATES: Mapping[MigEvent, frozenset[DevState]] = {
+    MigEvent.ALL_DIRTYING: frozenset({DevState.EMPTY, DevState.UNBOUND, DevState.DIRTYING}),
+    MigEvent.ALL_PAUSED: frozenset({DevState.EMPTY, DevState.UNBOUND, DevState.PAUSED}),
+    MigEvent.ALL_RESUMED: frozenset({DevState.EMPTY, DevState.UNBOUND, DevState.READY}),
+    MigEvent.ALL_REINITIALISED: frozenset({DevState.EMPTY, DevState.UNBOUND, DevState.READY}),
+}
+"""The bridge raises an ``ALL_*`` event when every slot is in its set (spec §4.3.9)."""
+
+
+CATCH_UP: Mapping[MigState, tuple[DevEvent, ...]] = {
+    MigState.PREPARE: (DevEvent.REQUEST_DIRTYING,),
+    MigState.PRECOPY: (DevEvent.REQUEST_DIRTYING,),
+    MigState.PAUSING: (DevEvent.REQUEST_DIRTYING, DevEvent.REQUEST_PAUSE),
+}
+"""Requests the bridge issues to a slot that enters ``READY`` mid-migration (spec §4.3.10)."""
+
+
+REPORT_EVENTS: Mapping[DriverReport, DevEvent] = {
+    DriverReport.NONE: DevEvent.DRIVER_DETACHED,
+    DriverReport.READY: DevEvent.DRIVER_READY,
+    DriverReport.DIRTYING: DevEvent.DRIVER_DIRTYING,
+    DriverReport.PAUSED: DevEvent.DRIVER_PAUSED,
+}
+"""The device event that a write of each ``DEV_CTRL.DRV_STATE`` value causes."""
+
+
+PENDING_REQUEST_STATES: frozenset[DevState] = frozenset(
+    {DevState.DIRTY_REQ, DevState.PAUSE_REQ, DevState.RESUME_REQ, DevState.REINIT_REQ}
+)
+"""States in which the bridge waits for the driver to answer a request (spec §4.2, §8)."""
+
+
+def _answering_report(state: DevState) -> DriverReport:
+    """The one report other than NONE that moves ``state`` on, read from the table."""
+    answers = [
+        report
+        for report, event in REPORT_EVENTS.items()
+        if report is not DriverReport.NONE
+        and (outcome := DEVICE_TRANSITIONS.get((state, event))) is not None
+        and outcome.action is Action.ACCEPT
+    ]
+    if len(answers) != 1:  # pragma: no cover - guards the table itself at import
+        raise AssertionError(f"request state {state.name} must have exactly one answering report, has {answers}")
+    return answers[0]
+
+
+ACKNOWLEDGED_BY: Mapping[DevState, DriverReport] = {state: _answering_report(state) for state in PENDING_REQUEST_STATES}
+"""The report that answers each pending request, derived from ``DEVICE_TRANSITIONS``."""
+
+
+def device_transition(state: DevState, event: DevEvent) -> Outcome:
+    """The table's row for ``event`` in ``state``.
+
+    Raises :class:`ProtocolError` when the table has no row: the event is not
+    allowed in that state.
+    """
+    try:
+        return DEVICE_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise ProtocolError("device", state, event) from None
+
+
+def migration_transition(state: MigState, event: MigEvent) -> MigState:
+    """The state that follows ``event`` in ``state``; :class:`ProtocolError` if not allowed."""
+    try:
+        return MIGRATION_TRANSITIONS[(state, event)]
+    except KeyError:
+        raise ProtocolError("migration", state, event) from None
+
+
+def device_event_allowed(state: DevState, event: DevEvent) -> bool:
+    """Whether the device table has a row (accept or ignore) for ``event`` in ``state``."""
+    return (state, event) in DEVICE_TRANSITIONS
+
+
+def migration_event_allowed(state: MigState, event: MigEvent) -> bool:
+    """Whether the migration table allows ``event`` in ``state``."""
+    return (state, event) in MIGRATION_TRANSITIONS
+
+
+def fanout_targets(event: MigEvent, slot_states: Iterable[DevState]) -> list[int]:
+    """Indices of the slots that a bridge-wide ``event`` reaches (spec §4.3.8).
+
+    A slot is reached when its state has a row for the fanned-out device event.
+    """
+    device_event = FANOUT.get(event)
+    if device_event is None:
+        return []
+    return [index for index, state in enumerate(slot_states) if device_event_allowed(state, device_event)]
+
+
+def settled(event: MigEvent, slot_states: Iterable[DevState]) -> bool:
+    """Whether every slot is in a state that lets the bridge raise ``event`` (an ``ALL_*`` event)."""
+    allowed = SETTLED_STATES[event]
+    return all(state in allowed for state in slot_states)
