@@ -15,6 +15,7 @@ from pathlib import Path
 
 import vfmig_proto
 from vfmig_proto import layout
+from vfmig_proto.c_header import c_header
 from vfmig_proto.errors import VfmigError
 from vfmig_proto.requirements import Requirement, count_by_role_and_keyword, load_requirements, spec_directory
 from vfmig_proto.spec_generation import stale_generated, write_generated
@@ -91,6 +92,15 @@ def _cmd_spec_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_c_header(args: argparse.Namespace) -> int:
+    text = c_header()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfmig`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -111,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--spec", metavar="DIR", help="spec directory (default: the source tree's spec/)")
     generate.add_argument("--check", action="store_true", help="only check that the files are current (exit 1 if not)")
     generate.set_defaults(handler=_cmd_spec_generate)
+
+    header = commands.add_parser("c-header", help="print a C header of the capability's registers (pci_regs.h style)")
+    header.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    header.set_defaults(handler=_cmd_c_header)
     return parser
 
 
