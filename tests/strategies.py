@@ -62,7 +62,12 @@ def _field_values(placed: PlacedField, num_slots: int) -> st.SearchStrategy[int]
 def valid_capabilities(draw: st.DrawFn, max_slots: int = VFM_MAX_SLOTS) -> bytes:
     """Any capability a v1.0 decoder accepts."""
     num_slots = draw(st.integers(VFM_MIN_SLOTS, max_slots))
+    devfns = draw(st.lists(st.integers(0, 255), min_size=num_slots, max_size=num_slots, unique=True))
     data = bytearray(capability_length(num_slots))
     for placed in placed_fields(num_slots):
-        store(data, placed, draw(_field_values(placed, num_slots)))
+        if placed.register.name == "dev_devfn":
+            assert placed.slot is not None
+            store(data, placed, devfns[placed.slot])
+        else:
+            store(data, placed, draw(_field_values(placed, num_slots)))
     return bytes(data)

@@ -79,12 +79,12 @@ class TestConfigWrite:
 
     def test_a_dword_write_covers_four_registers(self) -> None:
         cap = vfm.reset_value()
-        # DEV_STATE (RO), DEV_CTRL (RW), DEV_STATUS (RW1C), DEV_RSVD (RsvdP) of slot 0 at once.
+        # DEV_STATE (RO), DEV_CTRL (RW), DEV_STATUS (RW1C), DEV_DEVFN (RO) of slot 0 at once.
         written = _write(cap, slot_offset(0), 0xFFFF_02FF, 4)
         entry = vfm.decode_capability(written).devices[0]
         assert entry.dev_state is vfm.DevState.EMPTY
         assert entry.dev_ctrl.drv_state is vfm.DriverReport.DIRTYING
-        assert entry.dev_rsvd == 0
+        assert entry.dev_devfn == 1 << 3
 
     @pytest.mark.parametrize(
         ("offset", "width", "problem"),

@@ -49,6 +49,8 @@ class TestResetValue:
         assert not view.status.event
         assert all(entry.dev_state is vfm.DevState.EMPTY for entry in view.devices)
         assert all(entry.dev_ctrl.drv_state is vfm.DriverReport.NONE for entry in view.devices)
+        # Entry N describes device N + 1, function 0: QEMU's SHPC slot numbering.
+        assert [entry.dev_devfn for entry in view.devices] == [(n + 1) << 3 for n in range(8)]
 
     @pytest.mark.parametrize("num_slots", [1, 2, 8, 31])
     def test_parameters_shape_the_capability(self, num_slots: int) -> None:
@@ -62,7 +64,10 @@ class TestResetValue:
         cap = vfm.reset_value()
         for placed in placed_fields(8):
             reset = placed.field.reset
-            expected = CapabilityParams().value_of(reset) if isinstance(reset, vfm.layout.Param) else int(reset)
+            if isinstance(reset, vfm.layout.Param):
+                expected = CapabilityParams().value_of(reset, placed.slot)
+            else:
+                expected = int(reset)
             assert load(cap, placed) == expected, placed.path
 
 
@@ -95,6 +100,9 @@ class TestStrictDecoding:
                 id="bad-report",
             ),
             pytest.param(
+                lambda c: _set(c, "device[5].dev_devfn", 2 << 3), "device[5].dev_devfn", 0x37, id="devfn-twice"
+            ),
+            pytest.param(
                 lambda c: _set(c, "device[0].dev_status.reserved", 0x10),
                 "device[0].dev_status.reserved",
                 0x22,
@@ -109,6 +117,19 @@ class TestStrictDecoding:
         assert (caught.value.field, caught.value.offset) == (field, offset)
         assert field in str(caught.value)
         assert f"0x{offset:02x}" in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("params", "problem"),
+        [
+            ({"num_slots": 0}, "num_slots"),
+            ({"num_slots": 32}, "num_slots"),
+            ({"num_slots": 31, "first_device": 2}, "do not fit"),
+            ({"first_device": -1}, "do not fit"),
+        ],
+    )
+    def test_impossible_parameters_are_refused(self, params: dict[str, int], problem: str) -> None:
+        with pytest.raises(ValueError, match=problem):
+            CapabilityParams(**params)
 
     @pytest.mark.parametrize("num_slots", [0, 32, 255])
     def test_slot_count_out_of_range(self, num_slots: int) -> None:

@@ -37,8 +37,8 @@ def test_every_enum_member_is_documented(enum: type[Enum]) -> None:
 
 
 def test_tables_have_one_row_per_rule() -> None:
-    device = GENERATORS["device-transitions.rst"]()
-    migration = GENERATORS["migration-transitions.rst"]()
+    device = GENERATORS["device-transitions.rst"](SPEC_DIR)
+    migration = GENERATORS["migration-transitions.rst"](SPEC_DIR)
     rows = device.split(".. _spec-device-transitions:")[1].count("   * - ") - 1  # minus the header row
     assert rows == len(DEVICE_TRANSITIONS)
     table = migration.split(".. _spec-migration-transitions:")[1].split(".. _spec-fanout:")[0]

@@ -26,6 +26,12 @@ from vfmig_proto.codec import (
     validate,
     with_field,
 )
+from vfmig_proto.config_space import (
+    find_migration_capability,
+    format_lspci_dump,
+    migration_capability,
+    parse_lspci_dump,
+)
 from vfmig_proto.errors import ConfigWriteError, DecodeError, ProtocolError, SpecFormatError, VfmigError
 from vfmig_proto.layout import (
     VFM_VERSION_MAJOR,
@@ -94,9 +100,13 @@ __all__ = [
     "device_transition",
     "encode_capability",
     "field_value",
+    "find_migration_capability",
+    "format_lspci_dump",
     "load_requirements",
+    "migration_capability",
     "migration_event_allowed",
     "migration_transition",
+    "parse_lspci_dump",
     "requirement",
     "requirement_index",
     "reset_value",

@@ -34,6 +34,7 @@ from vfmig_proto.layout import (
     Register,
     capability_length,
     placed_fields,
+    slot_offset,
 )
 from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
 
@@ -95,7 +96,7 @@ class SlotEntry:
     dev_state: DevState
     dev_ctrl: DevCtrl
     dev_status: DevStatus
-    dev_rsvd: int
+    dev_devfn: int
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ _RANGES: Mapping[str, tuple[int, int, str]] = {
 }
 
 
-def _check_semantics(values: Mapping[str, int]) -> None:
+def _check_semantics(values: Mapping[str, int], num_slots: int) -> None:
     major = values["version_major"]
     if major != VFM_VERSION_MAJOR:
         raise DecodeError(
@@ -254,6 +255,14 @@ def _check_semantics(values: Mapping[str, int]) -> None:
         if not low <= values[name] <= high:
             offset = next(r.offset for r in HEADER_REGISTERS if r.name == name)
             raise DecodeError(name, offset, f"{what} {values[name]} is outside {low}..{high}")
+    described: dict[int, int] = {}
+    for slot in range(num_slots):
+        devfn = values[f"device[{slot}].dev_devfn"]
+        first = described.setdefault(devfn, slot)
+        if first != slot:
+            raise DecodeError(
+                f"device[{slot}].dev_devfn", slot_offset(slot) + 3, f"devfn 0x{devfn:02x} is already entry {first}'s"
+            )
 
 
 def _raw_fields(data: bytes, num_slots: int) -> dict[str, int]:
@@ -265,7 +274,7 @@ def validate(data: bytes) -> None:
     """Raise :class:`DecodeError` unless ``data`` is a valid capability."""
     num_slots = check_frame(data)
     values = _raw_fields(data, num_slots)
-    _check_semantics(values)
+    _check_semantics(values, num_slots)
     for placed in _placed(num_slots):
         _check_field(placed, values[placed.path])
 
@@ -348,7 +357,7 @@ def reset_value(params: CapabilityParams | None = None) -> bytes:
     data = bytearray(params.length)
     for placed in placed_fields(params.num_slots):
         reset = placed.field.reset
-        value = params.value_of(reset) if not isinstance(reset, int) else int(reset)
+        value = int(reset) if isinstance(reset, int) else params.value_of(reset, placed.slot)
         _store(data, placed, value)
     validate(bytes(data))
     return bytes(data)

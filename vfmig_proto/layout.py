@@ -75,6 +75,8 @@ class Param(Enum):
     NUM_SLOTS = "num_slots"
     PAGE_SHIFT = "page_shift"
     ACK_TIMEOUT_MS = "ack_timeout_ms"
+    SLOT_DEVFN = "slot_devfn"
+    """Per slot entry: ``(first_device + N) << 3`` for entry N."""
 
 
 @dataclass(frozen=True)
@@ -427,7 +429,15 @@ DEVICE_REGISTERS: tuple[Register, ...] = (
             Field("reserved", 3, 5, Access.RSVDZ, "Reserved, reads 0."),
         ),
     ),
-    _whole("dev_rsvd", 0x3, 1, Access.RSVDP, "Reserved."),
+    _whole(
+        "dev_devfn",
+        0x3,
+        1,
+        Access.RO,
+        "Device and function number (device << 3 | function) of the function this entry describes, on the "
+        "bridge's secondary bus; unique among the entries.",
+        reset=Param.SLOT_DEVFN,
+    ),
 )
 """Registers of one slot entry, offsets from the entry's first byte."""
 
@@ -440,16 +450,28 @@ class CapabilityParams:
     next_pointer: int = 0
     page_shift: int = VFM_MIN_PAGE_SHIFT
     ack_timeout_ms: int = VFM_DEFAULT_ACK_TIMEOUT_MS
+    first_device: int = 1
+    """Device number of entry 0.  QEMU's SHPC puts hot-plug slot i at device i + 1."""
+
+    def __post_init__(self) -> None:
+        if not VFM_MIN_SLOTS <= self.num_slots <= VFM_MAX_SLOTS:
+            raise ValueError(f"num_slots {self.num_slots} is outside {VFM_MIN_SLOTS}..{VFM_MAX_SLOTS}")
+        if self.first_device < 0 or self.first_device + self.num_slots > 32:
+            raise ValueError(f"devices {self.first_device}..{self.first_device + self.num_slots - 1} do not fit 0..31")
 
     @property
     def length(self) -> int:
         """The capability's length in bytes."""
         return capability_length(self.num_slots)
 
-    def value_of(self, param: Param) -> int:
-        """The value this instance gives ``param``."""
+    def value_of(self, param: Param, slot: int | None = None) -> int:
+        """The value this instance gives ``param`` (for a per-slot parameter, in entry ``slot``)."""
         if param is Param.LENGTH:
             return self.length
+        if param is Param.SLOT_DEVFN:
+            if slot is None:
+                raise ValueError("slot_devfn is a per-slot parameter: name the slot")
+            return (self.first_device + slot) << 3
         value: int = getattr(self, param.value)
         return value
 

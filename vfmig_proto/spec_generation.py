@@ -16,11 +16,14 @@ from enum import Enum, IntEnum
 from functools import cache
 from pathlib import Path
 
+from vfmig_proto.codec import reset_value, with_field
+from vfmig_proto.config_space import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE, format_lspci_dump, parse_lspci_dump
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
     HEADER_REGISTERS,
     VFM_HEADER_SIZE,
     VFM_SLOT_ENTRY_SIZE,
+    CapabilityParams,
     Field,
     Param,
     Register,
@@ -136,7 +139,7 @@ def _enum_table(enum_class: type[IntEnum]) -> str:
     return anchor + _list_table(f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
 
 
-def registers_rst() -> str:
+def registers_rst(spec_dir: Path) -> str:
     """The register tables of the capability header, the slot entry and the value enums."""
     parts = [
         _BANNER,
@@ -160,7 +163,7 @@ def registers_rst() -> str:
     return "".join(parts)
 
 
-def device_transitions_rst() -> str:
+def device_transitions_rst(spec_dir: Path) -> str:
     """The device state machine's table, one row per allowed (state, event) pair."""
     docs = member_docs(DevEvent)
     event_rows = [[f"``{event.name}``", event.origin.value, _escape(docs.get(event.name, ""))] for event in DevEvent]
@@ -188,7 +191,7 @@ def device_transitions_rst() -> str:
     )
 
 
-def migration_transitions_rst() -> str:
+def migration_transitions_rst(spec_dir: Path) -> str:
     """The migration state machine's table and the rules that tie it to the slots."""
     docs = member_docs(MigEvent)
     event_rows = [[f"``{event.name}``", _escape(docs.get(event.name, ""))] for event in MigEvent]
@@ -251,10 +254,46 @@ def migration_transitions_rst() -> str:
     )
 
 
-GENERATORS: Mapping[str, Callable[[], str]] = {
+QEMU_BRIDGE_DUMP = Path("data") / "qemu-7.2-pci-bridge.lspci"
+"""Config space of QEMU 7.2's pci-bridge (1b36:0001) read from a running QEMU, relative to ``spec/``."""
+
+QEMU_BRIDGE_CAP_OFFSET = 0x64
+"""Where the migration capability goes in that bridge: after MSI at 0x4c, which is 24 bytes long (spec §3.1.1)."""
+
+
+def qemu_bridge_with_capability(spec_dir: Path) -> tuple[bytes, str]:
+    """QEMU's pci-bridge config space with the migration capability linked first at 0x64.
+
+    The capability is the reset value with 8 slots; the function in slot
+    entry 0 is present (``UNBOUND``).  Returns the 256 bytes and the dump's
+    title line.
+    """
+    text = (spec_dir / QEMU_BRIDGE_DUMP).read_text(encoding="utf-8")
+    config = bytearray(parse_lspci_dump(text).ljust(PCI_CONFIG_SIZE, b"\0"))
+    first_capability = config[PCI_CAPABILITY_LIST]
+    capability = reset_value(CapabilityParams(num_slots=8, next_pointer=first_capability))
+    capability = with_field(capability, "device[0].dev_state", DevState.UNBOUND)
+    end = QEMU_BRIDGE_CAP_OFFSET + len(capability)
+    if any(config[QEMU_BRIDGE_CAP_OFFSET:end]):
+        raise ValueError(f"bytes 0x{QEMU_BRIDGE_CAP_OFFSET:02x}..0x{end - 1:02x} of the QEMU dump are not free")
+    config[QEMU_BRIDGE_CAP_OFFSET:end] = capability
+    config[PCI_CAPABILITY_LIST] = QEMU_BRIDGE_CAP_OFFSET
+    title = text.splitlines()[0].split(" (")[0] + " with the vfmig migration capability"
+    return bytes(config), title
+
+
+def qemu_bridge_example_rst(spec_dir: Path) -> str:
+    """The example dump of spec §3.1.1, in the format of ``lspci -xxx``."""
+    config, title = qemu_bridge_with_capability(spec_dir)
+    dump = format_lspci_dump(config, title)
+    return _BANNER + ".. code-block:: text\n\n" + "".join(f"   {line}\n" for line in dump.splitlines())
+
+
+GENERATORS: Mapping[str, Callable[[Path], str]] = {
     "registers.rst": registers_rst,
     "device-transitions.rst": device_transitions_rst,
     "migration-transitions.rst": migration_transitions_rst,
+    "qemu-bridge-example.rst": qemu_bridge_example_rst,
 }
 """Each generated file of ``spec/generated/`` and the function that writes it."""
 
@@ -266,7 +305,7 @@ def write_generated(spec_dir: Path) -> list[Path]:
     written = []
     for name, generate in GENERATORS.items():
         path = target / name
-        path.write_text(generate(), encoding="utf-8")
+        path.write_text(generate(spec_dir), encoding="utf-8")
         written.append(path)
     return written
 
@@ -276,6 +315,6 @@ def stale_generated(spec_dir: Path) -> list[Path]:
     stale = []
     for name, generate in GENERATORS.items():
         path = spec_dir / GENERATED_DIR / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != generate():
+        if not path.is_file() or path.read_text(encoding="utf-8") != generate(spec_dir):
             stale.append(path)
     return stale

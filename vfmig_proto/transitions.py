@@ -47,7 +47,7 @@ class Action(Enum):
     ACCEPT = "accept"
     """Take the transition to the row's next state."""
     IGNORE = "ignore"
-    """A stale or repeated guest report: no change, no error (spec §4.5)."""
+    """A stale or repeated guest report: no change, no error (spec §4.5). Only guest events are ignored."""
 
 
 class Outcome(NamedTuple):
@@ -63,17 +63,20 @@ _IGNORE = Action.IGNORE
 _S = DevState
 _E = DevEvent
 
-# Rows every present function shares: it can vanish, fail, or be reset with its group.
-_PRESENT_COMMON: dict[DevEvent, Outcome] = {
+# Rows every function with a bound driver shares: it can vanish or fail at any time, and its
+# driver may unbind at any time, after quiescing it (spec §7.4, §7.9).  A group reset reaches
+# only the states a slot can be in once a migration has been cancelled (spec §4.3.8).
+_BOUND_COMMON: dict[DevEvent, Outcome] = {
     _E.SURPRISE_REMOVAL: Outcome(_ACCEPT, _S.EMPTY),
     _E.DEVICE_ERROR: Outcome(_ACCEPT, _S.ERROR),
-    _E.GROUP_RESET: Outcome(_ACCEPT, _S.REINIT_REQ),
-}
-# A bound driver may unbind in any state; it quiesces the function first (spec §7.4).
-_BOUND_COMMON: dict[DevEvent, Outcome] = {
-    **_PRESENT_COMMON,
     _E.DRIVER_DETACHED: Outcome(_ACCEPT, _S.UNBOUND),
 }
+_RESETTABLE = {_E.GROUP_RESET: Outcome(_ACCEPT, _S.REINIT_REQ)}
+
+
+def _late_answers(state: DevState, *events: DevEvent) -> dict[DevEvent, Outcome]:
+    """Answers to a request that a host event overtook: the driver could not have seen it in time."""
+    return {event: Outcome(_IGNORE, state) for event in events}
 
 
 def _rows(state: DevState, rows: Mapping[DevEvent, Outcome]) -> dict[tuple[DevState, DevEvent], Outcome]:
@@ -87,12 +90,16 @@ DEVICE_TRANSITIONS: Mapping[tuple[DevState, DevEvent], Outcome] = {
             _E.HOT_ADD: Outcome(_ACCEPT, _S.UNBOUND),
             _E.GROUP_RESET: Outcome(_ACCEPT, _S.EMPTY),
             _E.ARRIVE: Outcome(_ACCEPT, _S.EMPTY),
+            # A driver unbinding from a function that was just surprise-removed.
+            _E.DRIVER_DETACHED: Outcome(_IGNORE, _S.EMPTY),
         },
     ),
     **_rows(
         _S.UNBOUND,
         {
-            **_PRESENT_COMMON,
+            _E.SURPRISE_REMOVAL: Outcome(_ACCEPT, _S.EMPTY),
+            # No driver to recover it: the hypervisor resets the function on its own (spec §7.9).
+            _E.DEVICE_ERROR: Outcome(_ACCEPT, _S.UNBOUND),
             _E.GROUP_RESET: Outcome(_ACCEPT, _S.UNBOUND),
             _E.ARRIVE: Outcome(_ACCEPT, _S.UNBOUND),
             _E.DRIVER_READY: Outcome(_ACCEPT, _S.READY),
@@ -103,10 +110,11 @@ DEVICE_TRANSITIONS: Mapping[tuple[DevState, DevEvent], Outcome] = {
         _S.READY,
         {
             **_BOUND_COMMON,
+            **_RESETTABLE,
             _E.REQUEST_DIRTYING: Outcome(_ACCEPT, _S.DIRTY_REQ),
             _E.DRIVER_READY: Outcome(_IGNORE, _S.READY),
             # A dirtying acknowledgement that crossed a cancellation in flight.
-            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.READY),
+            **_late_answers(_S.READY, _E.DRIVER_DIRTYING),
         },
     ),
     **_rows(
@@ -134,7 +142,7 @@ DEVICE_TRANSITIONS: Mapping[tuple[DevState, DevEvent], Outcome] = {
             **_BOUND_COMMON,
             _E.DRIVER_PAUSED: Outcome(_ACCEPT, _S.PAUSED),
             _E.CANCEL: Outcome(_ACCEPT, _S.RESUME_REQ),
-            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.PAUSE_REQ),
+            **_late_answers(_S.PAUSE_REQ, _E.DRIVER_DIRTYING),
         },
     ),
     **_rows(
@@ -150,17 +158,20 @@ DEVICE_TRANSITIONS: Mapping[tuple[DevState, DevEvent], Outcome] = {
         _S.RESUME_REQ,
         {
             **_BOUND_COMMON,
+            **_RESETTABLE,
             _E.DRIVER_READY: Outcome(_ACCEPT, _S.READY),
             # Acknowledgements of the withdrawn requests, still in flight.
-            _E.DRIVER_PAUSED: Outcome(_IGNORE, _S.RESUME_REQ),
-            _E.DRIVER_DIRTYING: Outcome(_IGNORE, _S.RESUME_REQ),
+            **_late_answers(_S.RESUME_REQ, _E.DRIVER_PAUSED, _E.DRIVER_DIRTYING),
         },
     ),
     **_rows(
         _S.REINIT_REQ,
         {
             **_BOUND_COMMON,
+            **_RESETTABLE,
             _E.DRIVER_READY: Outcome(_ACCEPT, _S.READY),
+            # Answers to requests that the reset overtook.
+            **_late_answers(_S.REINIT_REQ, _E.DRIVER_PAUSED, _E.DRIVER_DIRTYING),
         },
     ),
     **_rows(
@@ -168,8 +179,11 @@ DEVICE_TRANSITIONS: Mapping[tuple[DevState, DevEvent], Outcome] = {
         {
             _E.SURPRISE_REMOVAL: Outcome(_ACCEPT, _S.EMPTY),
             _E.GROUP_RESET: Outcome(_ACCEPT, _S.REINIT_REQ),
-            _E.DEVICE_ERROR: Outcome(_IGNORE, _S.ERROR),
-            _E.DRIVER_DETACHED: Outcome(_ACCEPT, _S.ERROR),
+            _E.DEVICE_ERROR: Outcome(_ACCEPT, _S.ERROR),
+            # The driver gives the failed function up; the hypervisor resets it on its own.
+            _E.DRIVER_DETACHED: Outcome(_ACCEPT, _S.UNBOUND),
+            # Answers that crossed the error report.
+            **_late_answers(_S.ERROR, _E.DRIVER_READY, _E.DRIVER_DIRTYING, _E.DRIVER_PAUSED),
         },
     ),
 }

@@ -1,0 +1,90 @@
+"""Finding the capability in a whole config space, lspci's dump format, and real lspci as a peer."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import vfmig_proto as vfm
+from vfmig_proto.config_space import (
+    capabilities,
+    find_migration_capability,
+    format_lspci_dump,
+    migration_capability,
+    parse_lspci_dump,
+)
+from vfmig_proto.spec_generation import QEMU_BRIDGE_DUMP, qemu_bridge_with_capability
+
+SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
+LSPCI = shutil.which("lspci")
+
+
+@pytest.fixture
+def qemu_bridge() -> bytes:
+    return parse_lspci_dump((SPEC_DIR / QEMU_BRIDGE_DUMP).read_text())
+
+
+@pytest.fixture
+def migration_bridge() -> bytes:
+    return qemu_bridge_with_capability(SPEC_DIR)[0]
+
+
+def test_the_qemu_dump_is_qemus_pci_bridge(qemu_bridge: bytes) -> None:
+    assert len(qemu_bridge) == 256
+    assert qemu_bridge[:4] == bytes([0x36, 0x1B, 0x01, 0x00])  # 1b36:0001
+    assert list(capabilities(qemu_bridge)) == [(0x4C, 0x05), (0x48, 0x04), (0x40, 0x0C)]
+    assert find_migration_capability(qemu_bridge) is None
+
+
+def test_the_migration_bridge_links_the_capability_first(migration_bridge: bytes) -> None:
+    assert list(capabilities(migration_bridge)) == [(0x64, 0x09), (0x4C, 0x05), (0x48, 0x04), (0x40, 0x0C)]
+    offset, view = migration_capability(migration_bridge)
+    assert offset == 0x64
+    assert view.cap_next == 0x4C
+    assert view.devices[0].dev_state is vfm.DevState.UNBOUND
+    assert offset + view.cap_len <= 0x100
+
+
+def test_another_vendors_capability_is_not_taken_for_ours(migration_bridge: bytes) -> None:
+    config = bytearray(migration_bridge)
+    config[0x64 + 4] ^= 0xFF  # signature
+    assert find_migration_capability(bytes(config)) is None
+    with pytest.raises(vfm.DecodeError, match="no vfmig migration capability"):
+        migration_capability(bytes(config))
+
+
+def test_a_looping_list_is_an_error(migration_bridge: bytes) -> None:
+    config = bytearray(migration_bridge)
+    config[0x40 + 1] = 0x64  # SHPC's next pointer back to the head
+    with pytest.raises(vfm.DecodeError, match="loops"):
+        list(capabilities(bytes(config)))
+
+
+def test_dump_format_round_trips(migration_bridge: bytes) -> None:
+    text = format_lspci_dump(migration_bridge, "00:03.0 PCI bridge: test")
+    assert parse_lspci_dump(text) == migration_bridge
+    assert parse_lspci_dump(format_lspci_dump(migration_bridge[:64], "x")) == migration_bridge[:64]
+
+
+@pytest.mark.parametrize("text", ["", "title only\n", "00: 00 01\n20: 00\n"])
+def test_malformed_dumps_are_refused(text: str) -> None:
+    with pytest.raises(vfm.DecodeError):
+        parse_lspci_dump(text)
+
+
+@pytest.mark.skipif(LSPCI is None, reason="lspci (Debian package pciutils) is not installed")
+def test_real_lspci_decodes_the_migration_bridge(tmp_path: Path, migration_bridge: bytes) -> None:
+    assert LSPCI is not None
+    dump = tmp_path / "bridge.lspci"
+    dump.write_text(format_lspci_dump(migration_bridge, "00:03.0 PCI bridge: Red Hat, Inc. QEMU PCI-PCI bridge"))
+    result = subprocess.run([LSPCI, "-F", str(dump), "-vvv"], capture_output=True, text=True, check=True)
+    lines = [line.strip() for line in result.stdout.splitlines() if "Capabilities:" in line]
+    assert lines == [
+        "Capabilities: [64] Vendor Specific Information: Len=40 <?>",
+        "Capabilities: [4c] MSI: Enable- Count=1/1 Maskable+ 64bit+",
+        "Capabilities: [48] Slot ID: 0 slots, First+, chassis 01",
+        "Capabilities: [40] Hot-plug capable",
+    ]
