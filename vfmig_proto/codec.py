@@ -91,7 +91,7 @@ class DevStatus:
 
 @dataclass(frozen=True)
 class SlotEntry:
-    """One slot entry: the state of device number N behind the bridge."""
+    """One slot entry: the state of the function that ``dev_devfn`` names, behind the bridge."""
 
     dev_state: DevState
     dev_ctrl: DevCtrl

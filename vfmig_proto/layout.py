@@ -265,8 +265,8 @@ HEADER_REGISTERS: tuple[Register, ...] = (
         0x0A,
         1,
         Access.RO,
-        "Number of slot entries that follow the header (1 to 31); entry N describes device number N "
-        "on the bridge's secondary bus.",
+        "Number of slot entries that follow the header (1 to 31); each entry's DEV_DEVFN names the "
+        "function it describes on the bridge's secondary bus.",
         reset=Param.NUM_SLOTS,
     ),
     _whole(

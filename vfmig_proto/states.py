@@ -85,7 +85,7 @@ class DevState(IntEnum):
     REINIT_REQ = 8
     """The function was reset (destination or group reset); the driver must reinitialise it (§4.2.9)."""
     ERROR = 9
-    """The function failed; only a group reset leaves this state (§4.2.10, §7.9)."""
+    """The function failed; a group reset, its removal or its driver's unbinding leaves this state (§4.2.10, §7.9)."""
 
 
 @unique
