@@ -118,6 +118,12 @@ class TestStrictDecoding:
         assert field in str(caught.value)
         assert f"0x{offset:02x}" in str(caught.value)
 
+    def test_the_first_bad_field_is_the_one_named(self) -> None:
+        cap = _set(_set(_set(vfm.reset_value(), "mig_state", 99), "version_major", 7), "cap_id", 0x05)
+        with pytest.raises(vfm.DecodeError) as caught:
+            vfm.decode_capability(cap)
+        assert caught.value.field == "cap_id"
+
     @pytest.mark.parametrize(
         ("params", "problem"),
         [

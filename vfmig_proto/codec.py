@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -239,44 +239,54 @@ def check_frame(data: bytes) -> int:
     return num_slots
 
 
-_RANGES: Mapping[str, tuple[int, int, str]] = {
-    "page_shift": (VFM_MIN_PAGE_SHIFT, VFM_MAX_PAGE_SHIFT, "page shift"),
-    "ack_timeout_ms": (1, 0xFFFF, "acknowledgement deadline"),
+def _in_range(low: int, high: int, what: str) -> Callable[[int], str | None]:
+    def check(value: int) -> str | None:
+        return None if low <= value <= high else f"{what} {value} is outside {low}..{high}"
+
+    return check
+
+
+def _known_major(value: int) -> str | None:
+    return (
+        None if value == VFM_VERSION_MAJOR else f"unknown major version {value}; this decoder knows {VFM_VERSION_MAJOR}"
+    )
+
+
+_VALUE_CHECKS: Mapping[str, Callable[[int], str | None]] = {
+    "version_major": _known_major,
+    "page_shift": _in_range(VFM_MIN_PAGE_SHIFT, VFM_MAX_PAGE_SHIFT, "page shift"),
+    "ack_timeout_ms": _in_range(1, 0xFFFF, "acknowledgement deadline"),
 }
+"""Rules on single header fields that the access type and value enum do not express."""
 
 
-def _check_semantics(values: Mapping[str, int], num_slots: int) -> None:
-    major = values["version_major"]
-    if major != VFM_VERSION_MAJOR:
-        raise DecodeError(
-            "version_major", 0x08, f"unknown major version {major}; this decoder knows {VFM_VERSION_MAJOR}"
-        )
-    for name, (low, high, what) in _RANGES.items():
-        if not low <= values[name] <= high:
-            offset = next(r.offset for r in HEADER_REGISTERS if r.name == name)
-            raise DecodeError(name, offset, f"{what} {values[name]} is outside {low}..{high}")
+_DEVFN_OFFSET = next(register.offset for register in DEVICE_REGISTERS if register.name == "dev_devfn")
+
+
+def _check_unique_devfns(data: bytes, num_slots: int) -> None:
     described: dict[int, int] = {}
     for slot in range(num_slots):
-        devfn = values[f"device[{slot}].dev_devfn"]
-        first = described.setdefault(devfn, slot)
+        offset = slot_offset(slot) + _DEVFN_OFFSET
+        first = described.setdefault(data[offset], slot)
         if first != slot:
             raise DecodeError(
-                f"device[{slot}].dev_devfn", slot_offset(slot) + 3, f"devfn 0x{devfn:02x} is already entry {first}'s"
+                f"device[{slot}].dev_devfn", offset, f"devfn 0x{data[offset]:02x} is already entry {first}'s"
             )
 
 
-def _raw_fields(data: bytes, num_slots: int) -> dict[str, int]:
-    """Every field's raw value, keyed by its path, read straight from ``data``."""
-    return {placed.path: _read(data, placed) for placed in _placed(num_slots)}
-
-
 def validate(data: bytes) -> None:
-    """Raise :class:`DecodeError` unless ``data`` is a valid capability."""
+    """Raise :class:`DecodeError` unless ``data`` is a valid capability.
+
+    Fields are checked in offset order, so the error names the first bad field.
+    """
     num_slots = check_frame(data)
-    values = _raw_fields(data, num_slots)
-    _check_semantics(values, num_slots)
     for placed in _placed(num_slots):
-        _check_field(placed, values[placed.path])
+        value = _read(data, placed)
+        _check_field(placed, value)
+        value_check = _VALUE_CHECKS.get(placed.path)
+        if value_check is not None and (problem := value_check(value)) is not None:
+            raise DecodeError(placed.path, placed.offset, problem)
+    _check_unique_devfns(data, num_slots)
 
 
 # ---------------------------------------------------------------------------
