@@ -36,7 +36,7 @@ class TestResetValue:
     def test_default_is_64_bytes_with_the_v1_identity(self) -> None:
         cap = vfm.reset_value()
         assert len(cap) == 64
-        assert cap[:4] == bytes([0x09, 0x00, 0x40, 0x01])
+        assert cap[:4] == bytes([0x09, 0x00, 0x40, 0x56])
         assert cap[4:8] == b"VFMG"
         view = vfm.decode_capability(cap)
         assert (view.version_major, view.version_minor, view.num_slots, view.page_shift) == (1, 0, 8, 12)

@@ -56,6 +56,15 @@ def test_another_vendors_capability_is_not_taken_for_ours(migration_bridge: byte
         migration_capability(bytes(config))
 
 
+def test_qemus_resource_reserve_capability_is_not_taken_for_ours(migration_bridge: bytes) -> None:
+    # QEMU's bridges carry a vendor capability with type byte 1 for firmware (hw/pci/pci_bridge.c).
+    config = bytearray(migration_bridge)
+    config[0x64 + 3] = 0x01
+    assert find_migration_capability(bytes(config)) is None
+    with pytest.raises(vfm.DecodeError, match="cfg_type"):
+        vfm.decode_capability(bytes(config[0x64 : 0x64 + 0x40]))
+
+
 def test_a_looping_list_is_an_error(migration_bridge: bytes) -> None:
     config = bytearray(migration_bridge)
     config[0x40 + 1] = 0x64  # SHPC's next pointer back to the head

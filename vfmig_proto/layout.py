@@ -22,8 +22,13 @@ from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
 PCI_CAP_ID_VNDR = 0x09
 """PCI capability ID of a vendor-specific capability (PCI Local Bus 3.0, Appendix H)."""
 
-VFM_CFG_TYPE_MIGRATION = 0x01
-"""Value of the capability's type byte (offset 3) that identifies this protocol."""
+VFM_CFG_TYPE_MIGRATION = 0x56
+"""Value of the capability's type byte (offset 3) that identifies this protocol (``"V"``).
+
+Not 0x01: QEMU's bridges (vendor 1b36) already use a vendor-specific
+capability with type byte 0x01 for firmware resource reservation, and
+SeaBIOS and OVMF recognise that one by ID, type byte and length alone.
+"""
 
 VFM_SIGNATURE = 0x474D4656
 """``"VFMG"`` read as a little-endian 32-bit value at offset 4."""
@@ -231,7 +236,7 @@ HEADER_REGISTERS: tuple[Register, ...] = (
         0x03,
         1,
         Access.RO,
-        "Vendor-specific capability type: 0x01 identifies the vfmig migration capability.",
+        "Vendor-specific capability type: 0x56 identifies the vfmig migration capability.",
         reset=VFM_CFG_TYPE_MIGRATION,
         const=True,
     ),
@@ -303,7 +308,8 @@ HEADER_REGISTERS: tuple[Register, ...] = (
                 1,
                 Access.RW,
                 "The guest's migration core takes part in the protocol. While 0, the hypervisor does not "
-                "start a migration that needs the guest's help and the bridge signals no migration event.",
+                "start a migration that needs the guest's help and the bridge raises no event interrupt "
+                "(STATUS.EVENT is still set).",
             ),
             Field(
                 "event_ie",

@@ -16,6 +16,7 @@ from enum import Enum, IntEnum
 from functools import cache
 from pathlib import Path
 
+from vfmig_proto.access import write_masks
 from vfmig_proto.codec import reset_value, with_field
 from vfmig_proto.config_space import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE, format_lspci_dump, parse_lspci_dump
 from vfmig_proto.layout import (
@@ -30,10 +31,12 @@ from vfmig_proto.layout import (
 )
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
+    ACKNOWLEDGED_BY,
     CATCH_UP,
     DEVICE_TRANSITIONS,
     FANOUT,
     MIGRATION_TRANSITIONS,
+    REPORT_EVENTS,
     SETTLED_STATES,
     Action,
 )
@@ -139,6 +142,28 @@ def _enum_table(enum_class: type[IntEnum]) -> str:
     return anchor + _list_table(f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
 
 
+def _mask_rows(num_slots: int) -> list[list[str]]:
+    masks = write_masks(num_slots)
+    rows = []
+    for offset in range(VFM_HEADER_SIZE + VFM_SLOT_ENTRY_SIZE):
+        wmask, w1cmask = masks.wmask[offset], masks.w1cmask[offset]
+        if not wmask and not w1cmask:
+            continue
+        where = f"0x{offset:02x}" if offset < VFM_HEADER_SIZE else f"entry + {offset - VFM_HEADER_SIZE}"
+        rows.append([where, f"0x{wmask:02x}", f"0x{w1cmask:02x}"])
+    return rows
+
+
+def write_masks_rst() -> str:
+    """The per-byte write masks derived from the access types (every byte not listed has both masks 0)."""
+    return "\n.. _spec-write-masks:\n\n" + _list_table(
+        "Write masks: bytes a guest write can change (every other byte of the capability has both masks 0)",
+        ("Byte", "wmask (RW)", "w1cmask (RW1C)"),
+        _mask_rows(1),
+        (30, 35, 35),
+    )
+
+
 def registers_rst(spec_dir: Path) -> str:
     """The register tables of the capability header, the slot entry and the value enums."""
     parts = [
@@ -158,6 +183,7 @@ def registers_rst(spec_dir: Path) -> str:
             _REGISTER_WIDTHS,
         ),
     ]
+    parts.append(write_masks_rst())
     for enum_class in (MigState, MigReason, DevState, DriverReport):
         parts += ["\n", _enum_table(enum_class)]
     return "".join(parts)
@@ -175,10 +201,22 @@ def device_transitions_rst(spec_dir: Path) -> str:
                 continue
             after = f"``{outcome.next_state.name}``" if outcome.action is Action.ACCEPT else "(ignored, no change)"
             rows.append([f"``{state.name}``", f"``{event.name}``", event.origin.value, after])
+    answer_rows = [
+        [f"``{state.name}``", f"``{ACKNOWLEDGED_BY[state].name}``", f"``{REPORT_EVENTS[ACKNOWLEDGED_BY[state]].name}``"]
+        for state in DevState
+        if state in ACKNOWLEDGED_BY
+    ]
     return "".join(
         [
             _BANNER,
-            ".. _spec-device-events:\n\n",
+            ".. _spec-device-answers:\n\n",
+            _list_table(
+                "Requests and their answers: the DRV_STATE report that moves each request state on",
+                ("Request state", "Answer (DRV_STATE)", "Event"),
+                answer_rows,
+                (30, 35, 35),
+            ),
+            "\n.. _spec-device-events:\n\n",
             _list_table("Device events", ("Event", "Origin", "Meaning"), event_rows, (22, 8, 70)),
             "\n.. _spec-device-transitions:\n\n",
             _list_table(
