@@ -129,13 +129,6 @@ class Register:
         """``pci_regs.h``-style name of the register's offset."""
         return f"VFM_{self.name.upper()}"
 
-    def field_named(self, name: str) -> Field:
-        """The field called ``name``; :class:`KeyError` naming the register if none."""
-        for candidate in self.fields:
-            if candidate.name == name:
-                return candidate
-        raise KeyError(f"register {self.name} has no field {name!r}")
-
 
 def _whole(
     name: str,
@@ -505,11 +498,6 @@ class PlacedField:
     field: Field
     offset: int
     slot: int | None
-
-    @property
-    def register_path(self) -> str:
-        """The dotted name of the register this field belongs to."""
-        return self.path.rsplit(".", 1)[0] if len(self.register.fields) > 1 else self.path
 
 
 def _field_path(prefix: str, register: Register, fld: Field) -> str:
