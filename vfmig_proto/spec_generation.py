@@ -39,6 +39,7 @@ from vfmig_proto.transitions import (
     REPORT_EVENTS,
     SETTLED_STATES,
     Action,
+    fanout_targets,
 )
 
 GENERATED_DIR = "generated"
@@ -87,6 +88,13 @@ def _list_table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]
         lines.append(f"   * - {first or ' '}")
         lines.extend(f"     - {cell or ' '}" for cell in rest)
     return "\n".join(lines) + "\n"
+
+
+def _labelled_table(
+    label: str, title: str, header: Sequence[str], rows: Iterable[Sequence[str]], widths: Sequence[int]
+) -> str:
+    """A list-table preceded by a reference label, so chapters can link to it."""
+    return f"\n.. _{label}:\n\n" + _list_table(title, header, rows, widths)
 
 
 def _bits(fld: Field) -> str:
@@ -138,8 +146,8 @@ _REGISTER_WIDTHS = (7, 5, 6, 22, 7, 14, 45)
 def _enum_table(enum_class: type[IntEnum]) -> str:
     docs = member_docs(enum_class)
     rows = [[str(member.value), f"``{member.name}``", _escape(docs.get(member.name, ""))] for member in enum_class]
-    anchor = f".. _spec-enum-{enum_class.__name__.lower()}:\n\n"
-    return anchor + _list_table(f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
+    label = f"spec-enum-{enum_class.__name__.lower()}"
+    return _labelled_table(label, f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
 
 
 def _mask_rows(num_slots: int) -> list[list[str]]:
@@ -156,7 +164,8 @@ def _mask_rows(num_slots: int) -> list[list[str]]:
 
 def write_masks_rst() -> str:
     """The per-byte write masks derived from the access types (every byte not listed has both masks 0)."""
-    return "\n.. _spec-write-masks:\n\n" + _list_table(
+    return _labelled_table(
+        "spec-write-masks",
         "Write masks: bytes a guest write can change (every other byte of the capability has both masks 0)",
         ("Byte", "wmask (RW)", "w1cmask (RW1C)"),
         _mask_rows(1),
@@ -209,17 +218,18 @@ def device_transitions_rst(spec_dir: Path) -> str:
     return "".join(
         [
             _BANNER,
-            ".. _spec-device-answers:\n\n",
-            _list_table(
+            _labelled_table(
+                "spec-device-answers",
                 "Requests and their answers: the DRV_STATE report that moves each request state on",
                 ("Request state", "Answer (DRV_STATE)", "Event"),
                 answer_rows,
                 (30, 35, 35),
             ),
-            "\n.. _spec-device-events:\n\n",
-            _list_table("Device events", ("Event", "Origin", "Meaning"), event_rows, (22, 8, 70)),
-            "\n.. _spec-device-transitions:\n\n",
-            _list_table(
+            _labelled_table(
+                "spec-device-events", "Device events", ("Event", "Origin", "Meaning"), event_rows, (22, 8, 70)
+            ),
+            _labelled_table(
+                "spec-device-transitions",
                 "Device state machine: every allowed (state, event) pair; any other pair is rejected",
                 ("State", "Event", "Origin", "Next state"),
                 rows,
@@ -227,6 +237,9 @@ def device_transitions_rst(spec_dir: Path) -> str:
             ),
         ]
     )
+
+
+_ALL_SLOT_STATES = list(DevState)
 
 
 def migration_transitions_rst(spec_dir: Path) -> str:
@@ -243,7 +256,7 @@ def migration_transitions_rst(spec_dir: Path) -> str:
         [
             f"``{mig_event.name}``",
             f"``{dev_event.name}``",
-            ", ".join(f"``{s.name}``" for s in DevState if (s, dev_event) in DEVICE_TRANSITIONS),
+            ", ".join(f"``{_ALL_SLOT_STATES[i].name}``" for i in fanout_targets(mig_event, _ALL_SLOT_STATES)),
         ]
         for mig_event, dev_event in FANOUT.items()
     ]
@@ -258,31 +271,30 @@ def migration_transitions_rst(spec_dir: Path) -> str:
     return "".join(
         [
             _BANNER,
-            ".. _spec-migration-events:\n\n",
-            _list_table("Migration events", ("Event", "Meaning"), event_rows, (25, 75)),
-            "\n.. _spec-migration-transitions:\n\n",
-            _list_table(
+            _labelled_table("spec-migration-events", "Migration events", ("Event", "Meaning"), event_rows, (25, 75)),
+            _labelled_table(
+                "spec-migration-transitions",
                 "Migration state machine: every allowed (state, event) pair; any other pair is forbidden",
                 ("State", "Event", "Next state"),
                 rows,
                 (30, 40, 30),
             ),
-            "\n.. _spec-fanout:\n\n",
-            _list_table(
+            _labelled_table(
+                "spec-fanout",
                 "Fan-out: the device event each migration event delivers, and the slot states it reaches",
                 ("Migration event", "Device event", "Delivered to slots in"),
                 fanout_rows,
                 (25, 25, 50),
             ),
-            "\n.. _spec-settled:\n\n",
-            _list_table(
+            _labelled_table(
+                "spec-settled",
                 "Settled events: raised by the bridge when every slot is in one of the states",
                 ("Event", "Every slot in"),
                 settled_rows,
                 (30, 70),
             ),
-            "\n.. _spec-catch-up:\n\n",
-            _list_table(
+            _labelled_table(
+                "spec-catch-up",
                 "Catch-up: requests issued, in order, to a slot that enters READY while a migration is in progress",
                 ("MIG_STATE", "Requests"),
                 catch_up_rows,
