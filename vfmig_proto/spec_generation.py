@@ -2,7 +2,8 @@
 
 ``spec/generated/*.rst`` are never edited by hand: :func:`write_generated`
 writes them from :mod:`vfmig_proto.layout`, :mod:`vfmig_proto.states` and
-:mod:`vfmig_proto.transitions`, and :func:`stale_generated` tells which of them
+:mod:`vfmig_proto.transitions` (the state diagrams through
+:mod:`vfmig_proto.diagrams`), and :func:`stale_generated` tells which of them
 no longer match (a test and ``vfmig spec-generate --check`` use it).
 """
 
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from vfmig_proto.access import write_masks
 from vfmig_proto.codec import reset_value, with_field
-from vfmig_proto.config_space import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE, format_lspci_dump, parse_lspci_dump
+from vfmig_proto.config_space import format_lspci_dump, parse_lspci_dump
+from vfmig_proto.diagrams import EdgeKind, common_device_events, device_state_diagram, migration_state_diagram
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
     HEADER_REGISTERS,
@@ -29,6 +31,7 @@ from vfmig_proto.layout import (
     Param,
     Register,
 )
+from vfmig_proto.pci import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
     ACKNOWLEDGED_BY,
@@ -339,11 +342,70 @@ def qemu_bridge_example_rst(spec_dir: Path) -> str:
     return _BANNER + ".. code-block:: text\n\n" + "".join(f"   {line}\n" for line in dump.splitlines())
 
 
+def _graphviz_rst(dot: str, name: str, alt: str, caption: str) -> str:
+    """A ``graphviz`` directive with the DOT source inline, rendered by Sphinx at build time."""
+    lines = [
+        ".. graphviz::",
+        f"   :name: {name}",
+        f"   :alt: {alt}",
+        "   :align: center",
+        f"   :caption: {caption}",
+        "",
+    ]
+    lines.extend(f"   {line}" if line else "" for line in dot.splitlines())
+    return _BANNER + "\n".join(lines) + "\n"
+
+
+def _names(names: Sequence[str]) -> str:
+    """``A``, ``A and B`` or ``A, B and C``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def device_state_diagram_rst(spec_dir: Path) -> str:
+    """The device state machine as a diagram, drawn from ``DEVICE_TRANSITIONS`` (spec §4.2)."""
+    ignored = sum(outcome.action is Action.IGNORE for outcome in DEVICE_TRANSITIONS.values())
+    common = [
+        f"{event} to {target}{' (a report)' if kind is EdgeKind.COMMON_GUEST else ''}"
+        for event, target, kind in common_device_events()
+    ]
+    caption = (
+        "The device state machine (informative; the table that follows is normative). "
+        "Solid edges are host events, dashed edges reports of the driver. "
+        f"The thin grey edges carry no label, to keep the picture readable: they are {_names(common)}. "
+        "The bridge waits for the driver in the yellow request states. "
+        f"The {ignored} reports that the table ignores change nothing and are not drawn."
+    )
+    return _graphviz_rst(
+        device_state_diagram(),
+        "spec-device-diagram",
+        "State diagram of the device state machine",
+        caption,
+    )
+
+
+def migration_state_diagram_rst(spec_dir: Path) -> str:
+    """The migration state machine as a diagram, drawn from ``MIGRATION_TRANSITIONS`` (spec §4.3)."""
+    caption = (
+        "The migration state machine (informative; the table that follows is normative). "
+        "Solid edges are events of the hypervisor and group resets, dashed edges the settled events "
+        "that the bridge raises by itself. "
+        "In the yellow states the bridge waits for every slot to settle."
+    )
+    return _graphviz_rst(
+        migration_state_diagram(),
+        "spec-migration-diagram",
+        "State diagram of the migration state machine",
+        caption,
+    )
+
+
 GENERATORS: Mapping[str, Callable[[Path], str]] = {
     "registers.rst": registers_rst,
     "device-transitions.rst": device_transitions_rst,
     "migration-transitions.rst": migration_transitions_rst,
     "qemu-bridge-example.rst": qemu_bridge_example_rst,
+    "device-state-diagram.rst": device_state_diagram_rst,
+    "migration-state-diagram.rst": migration_state_diagram_rst,
 }
 """Each generated file of ``spec/generated/`` and the function that writes it."""
 
