@@ -200,12 +200,39 @@ def _read(data: bytes, placed: PlacedField) -> int:
     return (word & placed.field.mask) >> placed.field.lsb
 
 
-def _lookup(data: bytes, path: str) -> PlacedField:
-    num_slots = check_frame(data)
+def find_field(num_slots: int, path: str) -> PlacedField:
+    """Where the field at ``path`` (``"mig_state"``, ``"device[1].dev_ctrl.drv_state"``) lives.
+
+    For code that reads and writes single fields in place, as a bridge or a
+    guest driver does, without decoding the whole capability.
+    """
     try:
         return _placed_by_path(num_slots)[path]
     except KeyError:
         raise KeyError(f"no field {path!r} in a capability with {num_slots} slots") from None
+
+
+def read_field(data: bytes | bytearray, placed: PlacedField, base: int = 0) -> int:
+    """The value of ``placed`` in ``data``, whose capability starts at ``base``."""
+    start = base + placed.offset
+    word = int.from_bytes(data[start : start + placed.register.size], "little")
+    return (word & placed.field.mask) >> placed.field.lsb
+
+
+def store_field(data: bytearray, placed: PlacedField, value: int, base: int = 0) -> None:
+    """Set ``placed`` to ``value`` in ``data``, whose capability starts at ``base`` (no access rules)."""
+    fld = placed.field
+    if not 0 <= value <= fld.mask >> fld.lsb:
+        raise ValueError(f"{placed.path}: value {value} does not fit in {fld.width} bits")
+    start = base + placed.offset
+    size = placed.register.size
+    word = int.from_bytes(data[start : start + size], "little")
+    word = (word & ~fld.mask) | (value << fld.lsb)
+    data[start : start + size] = word.to_bytes(size, "little")
+
+
+def _lookup(data: bytes, path: str) -> PlacedField:
+    return find_field(check_frame(data), path)
 
 
 def _check_field(placed: PlacedField, value: int) -> None:

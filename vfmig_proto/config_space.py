@@ -13,13 +13,9 @@ from collections.abc import Iterator
 
 from vfmig_proto.codec import Capability, decode_capability
 from vfmig_proto.errors import DecodeError
-from vfmig_proto.layout import PCI_CAP_ID_VNDR, VFM_CFG_TYPE_MIGRATION, VFM_SIGNATURE
+from vfmig_proto.layout import VFM_CFG_TYPE_MIGRATION, VFM_SIGNATURE
+from vfmig_proto.pci import PCI_CAP_ID_VNDR, PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE, PCI_STATUS, PCI_STATUS_CAP_LIST
 
-PCI_STATUS = 0x06
-PCI_STATUS_CAP_LIST = 0x10
-PCI_CAPABILITY_LIST = 0x34
-PCI_CONFIG_SIZE = 0x100
-"""Conventional configuration space: capabilities live in the first 256 bytes."""
 _MAX_CAPABILITIES = 48
 """(256 - 64) / 4: a longer walk is a loop in the list."""
 
@@ -49,7 +45,7 @@ def find_migration_capability(config: bytes) -> int | None:
     """Offset of the migration capability in ``config``, or None if the list has none.
 
     A candidate is a vendor-specific capability (ID 0x09) with ``CFG_TYPE``
-    0x01 and the ``VFMG`` signature (spec §2.2).
+    0x56 and the ``VFMG`` signature (spec §2.2).
     """
     for offset, cap_id in capabilities(config):
         if cap_id != PCI_CAP_ID_VNDR or offset + 8 > len(config):
