@@ -8,14 +8,25 @@ outcomes to exit codes: 0 success, 1 a check failed, 2 usage or internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 import vfmig_proto
+from conformance.progress import SimulationProgress
+from reference_impl.clock import SimClock
+from reference_impl.events import EventBus
+from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
+from reference_impl.report import simulation_json, simulation_summary
+from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
+from reference_impl.units import parse_duration, parse_rate, parse_size
 from vfmig_proto import layout
 from vfmig_proto.c_header import c_header
+from vfmig_proto.config_space import format_lspci_dump
 from vfmig_proto.errors import VfmigError
 from vfmig_proto.requirements import Requirement, count_by_role_and_keyword, load_requirements, spec_directory
 from vfmig_proto.spec_generation import stale_generated, write_generated
@@ -101,6 +112,138 @@ def _cmd_c_header(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
+    migration = MigrationConfig(
+        bandwidth=parse_rate(args.bandwidth),
+        downtime_limit_ns=parse_duration(args.downtime_limit),
+        link_latency_ns=parse_duration(args.link_latency),
+        precopy_limit_ns=parse_duration(args.precopy_limit),
+        max_precopy_rounds=args.max_rounds,
+        on_precopy_limit=PrecopyLimitAction(args.on_precopy_limit),
+    )
+    return SimulationConfig(
+        memory_bytes=parse_size(args.memory),
+        vfs=args.vfs,
+        dma_rate=parse_rate(args.dma_rate),
+        dma_read_rate=parse_rate(args.dma_read_rate),
+        cpu_dirty_rate=parse_rate(args.cpu_dirty_rate),
+        cpu_working_set=args.cpu_working_set,
+        migration=migration,
+        migrations=args.migrations,
+        seed=args.seed,
+        fault=Fault(args.fault) if args.fault else None,
+        ack_timeout_ms=args.ack_timeout_ms,
+        buffers=args.buffers,
+    )
+
+
+def _write_line(stream: TextIO, line: str) -> None:
+    stream.write(line + "\n")
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    try:
+        config = _simulation_config(args)
+    except ValueError as exc:
+        print(f"vfmig simulate: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    clock = SimClock()
+    bus = EventBus(clock)
+    with contextlib.ExitStack() as stack:
+        if args.trace:
+            trace = stack.enter_context(Path(args.trace).open("w", encoding="utf-8"))
+            bus.subscribe(lambda event: _write_line(trace, json.dumps(event.as_json())))
+        show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+        progress = stack.enter_context(SimulationProgress(bus, config.migrations, enabled=show_progress))
+        simulation = Simulation(config, bus)
+        result = simulation.run(progress=progress.migration_done)
+    if args.json:
+        print(json.dumps(simulation_json(result), indent=2))
+    else:
+        print(simulation_summary(result))
+    return EXIT_CHECK_FAILED if result.violations else EXIT_OK
+
+
+def _cmd_config_dump(args: argparse.Namespace) -> int:
+    try:
+        config = bridge_config_at(args.at, vfs=args.vfs, num_slots=args.slots, seed=args.seed)
+    except (SnapshotError, ValueError) as exc:
+        print(f"vfmig config-dump: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    size = 64 if args.short else len(config)
+    text = format_lspci_dump(config[:size], BRIDGE_TITLE)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    simulate = commands.add_parser(
+        "simulate",
+        help="simulate migrations with the reference implementation and report them",
+        description="Simulate live migrations of a guest with VFs behind a migration bridge (simulated clock). "
+        "Sizes take KiB/MiB/GiB, rates bytes or bits per second (10Gb/s = bits, 128MiB/s = bytes), "
+        "durations ms/s/us. Exit 0 when the run kept every invariant, 1 when it broke one "
+        "(lost pages, a noisy paused device, ...), 2 on bad arguments.",
+    )
+    simulate.add_argument("--memory", default="4GiB", metavar="SIZE", help="guest RAM (default 4GiB)")
+    simulate.add_argument("--vfs", type=int, default=2, metavar="N", help="functions behind the bridge (default 2)")
+    simulate.add_argument("--dma-rate", default="1Gb/s", metavar="RATE", help="receive DMA per function (1Gb/s)")
+    simulate.add_argument("--dma-read-rate", default="0", metavar="RATE", help="transmit DMA per function (0)")
+    simulate.add_argument("--cpu-dirty-rate", default="64MiB/s", metavar="RATE", help="CPU writes (64MiB/s)")
+    simulate.add_argument(
+        "--cpu-working-set", type=float, default=1.0, metavar="FRACTION", help="share of RAM the CPU writes hit (1.0)"
+    )
+    simulate.add_argument("--bandwidth", default="128MiB/s", metavar="RATE", help="migration stream (128MiB/s)")
+    simulate.add_argument("--downtime-limit", default="300ms", metavar="TIME", help="switch-over target (300ms)")
+    simulate.add_argument("--link-latency", default="0.1ms", metavar="TIME", help="one-way latency (0.1ms)")
+    simulate.add_argument("--precopy-limit", default="600s", metavar="TIME", help="longest pre-copy, P (600s)")
+    simulate.add_argument("--max-rounds", type=int, default=0, metavar="N", help="pre-copy round limit (0: none)")
+    simulate.add_argument(
+        "--on-precopy-limit",
+        choices=[action.value for action in PrecopyLimitAction],
+        default=PrecopyLimitAction.SWITCH_OVER.value,
+        help="what to do when P passes before convergence",
+    )
+    simulate.add_argument("--ack-timeout-ms", type=int, default=500, metavar="MS", help="ACK_TIMEOUT_MS (500)")
+    simulate.add_argument("--buffers", type=int, default=1024, metavar="N", help="receive buffers per function")
+    simulate.add_argument("--migrations", type=int, default=1, metavar="N", help="back-and-forth migrations (1)")
+    simulate.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the workload (0)")
+    simulate.add_argument(
+        "--fault",
+        choices=[fault.value for fault in Fault],
+        metavar="NAME",
+        help="inject one failure into the first migration: " + ", ".join(fault.value for fault in Fault),
+    )
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    simulate.add_argument("--trace", metavar="FILE", help="write every event as a JSON line to FILE")
+    simulate.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live progress on standard error (default: when it is a terminal)",
+    )
+    simulate.set_defaults(handler=_cmd_simulate)
+
+
+def _add_config_dump(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dump = commands.add_parser(
+        "config-dump",
+        help="print the bridge's config space in lspci -xxx format (decode it with lspci -F FILE -vvv)",
+    )
+    dump.add_argument(
+        "--at", choices=POINTS, default=RESET, help="after reset (default), after boot, or on entering a MIG_STATE"
+    )
+    dump.add_argument("--vfs", type=int, default=2, metavar="N", help="functions behind the bridge (2)")
+    dump.add_argument("--slots", type=int, default=8, metavar="N", help="NUM_SLOTS of the capability (8)")
+    dump.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the simulated workload")
+    dump.add_argument("--short", action="store_true", help="only the standard header (64 bytes, like lspci -x)")
+    dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    dump.set_defaults(handler=_cmd_config_dump)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfmig`` and its subcommands."""
     parser = argparse.ArgumentParser(
@@ -125,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     header = commands.add_parser("c-header", help="print a C header of the capability's registers (pci_regs.h style)")
     header.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     header.set_defaults(handler=_cmd_c_header)
+
+    _add_simulate(commands)
+    _add_config_dump(commands)
     return parser
 
 

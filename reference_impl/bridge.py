@@ -1,0 +1,642 @@
+"""The migration bridge: QEMU's PCI-to-PCI bridge plus the vfmig migration capability.
+
+Theory of operation
+-------------------
+
+The bridge is what the guest sees: a type-1 configuration space (the header,
+then a capability list that runs migration capability -> MSI -> Slot ID ->
+SHPC, spec §3.1) and, behind it, up to ``NUM_SLOTS`` functions.  Two parties
+act on it:
+
+* the **guest**, through :meth:`MigrationBridge.config_read` and
+  :meth:`MigrationBridge.config_write`.  Every write goes through the per-byte
+  masks (:mod:`vfmig_proto.access` for the capability, :mod:`vfmig_proto.pci`
+  for the rest), then the bridge works out what the write meant: a driver
+  report for each slot whose ``DEV_CTRL`` byte it covered (spec §4.2,
+  VFM-DEV-001), a Secondary Bus Reset edge (the group reset, VFM-ERR-004);
+* the **hypervisor**, through the host-event methods (:meth:`start`,
+  :meth:`request_pause`, :meth:`cancel`, :meth:`arrive`, :meth:`group_reset`,
+  :meth:`hot_add`, :meth:`surprise_removal`, :meth:`device_error`).
+
+Each call is one *step* (spec VFM-ACC-007, VFM-MIG-006): the state changes,
+the fan-out, the catch-up for a late binder, the settled ``ALL_*`` event and
+the setting of ``STATUS.EVENT`` all happen before the call returns, and then
+the interrupt is signalled at most once (VFM-NOTIF-002).  Every rule comes
+from :mod:`vfmig_proto.transitions`; this module keeps no copy of a rule.
+
+The bridge tells its :class:`BridgeObserver` (the hypervisor) about every step
+and every rejected report before the guest's write completes, so that the
+hypervisor can cancel "at the latest before it completes the guest write that
+brought it about" (VFM-MIG-011).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Protocol
+
+from reference_impl.events import EventBus, EventKind
+from vfmig_proto.access import apply_write_byte, write_masks
+from vfmig_proto.codec import Capability, decode_capability, find_field, read_field, reset_value, store_field
+from vfmig_proto.errors import DecodeError, ProtocolError
+from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, slot_offset
+from vfmig_proto.pci import (
+    MSI_64_MASKABLE_MASKS,
+    PCI_BASE_ADDRESS_0,
+    PCI_BRIDGE_CONTROL,
+    PCI_BRIDGE_CTL_BUS_RESET,
+    PCI_CAP_ID_MSI,
+    PCI_CAP_ID_SHPC,
+    PCI_CAP_ID_SLOTID,
+    PCI_CAPABILITY_LIST,
+    PCI_CLASS_BRIDGE_PCI,
+    PCI_CLASS_DEVICE,
+    PCI_COMMAND,
+    PCI_COMMAND_INTX_DISABLE,
+    PCI_CONFIG_SIZE,
+    PCI_DEVICE_ID,
+    PCI_HEADER_TYPE,
+    PCI_HEADER_TYPE_BRIDGE,
+    PCI_INTERRUPT_PIN,
+    PCI_MSI_FLAGS,
+    PCI_MSI_FLAGS_64BIT,
+    PCI_MSI_FLAGS_ENABLE,
+    PCI_MSI_FLAGS_MASKBIT,
+    PCI_MSI_MASK_64,
+    PCI_PREF_MEMORY_BASE,
+    PCI_PREF_MEMORY_LIMIT,
+    PCI_SEC_STATUS,
+    PCI_SID_CHASSIS_NR,
+    PCI_SID_ESR,
+    PCI_STATUS,
+    PCI_VENDOR_ID,
+    SHPC_MASKS,
+    SLOTID_MASKS,
+    TYPE1_HEADER_MASKS,
+    place_masks,
+)
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
+from vfmig_proto.transitions import (
+    CATCH_UP,
+    DEVICE_TRANSITIONS,
+    FANOUT,
+    MIGRATION_TRANSITIONS,
+    REPORT_EVENTS,
+    SETTLED_STATES,
+    Action,
+    device_transition,
+    migration_transition,
+)
+
+# QEMU 7.2's pci-bridge (hw/pci-bridge/pci_bridge_dev.c), as spec §3.1 and the brief describe it.
+QEMU_BRIDGE_VENDOR_ID = 0x1B36
+QEMU_BRIDGE_DEVICE_ID = 0x0001
+SHPC_OFFSET = 0x40
+SLOTID_OFFSET = 0x48
+MSI_OFFSET = 0x4C
+MIGRATION_CAP_OFFSET = 0x64
+"""Spec VFM-CAP-003: the first free DWORD after QEMU's 24-byte MSI capability at 0x4C."""
+_STATUS_RESET = 0x00B0
+"""Capabilities List, 66 MHz capable, fast back-to-back capable (as QEMU presents it)."""
+_SEC_STATUS_RESET = 0x00A0
+_BAR0_RESET = 0x00000004
+"""64-bit memory BAR (the SHPC's registers)."""
+_PREF_64BIT = 0x0001
+_SLOTID_ESR_FIRST_IN_CHASSIS = 0x20
+_MSI_FLAGS_RESET = PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT
+
+
+class SlotFunction(Protocol):
+    """What the bridge needs from a function behind it."""
+
+    name: str
+
+    @property
+    def bus_master(self) -> bool:
+        """Whether the function's Command register has Bus Master Enable set."""
+
+    def function_level_reset(self, how: str) -> None:
+        """Reset the function (``how`` says why: ``"flr"`` or ``"group"``)."""
+
+
+class BridgeObserver(Protocol):
+    """The hypervisor's view of the bridge: told of every step before the access that caused it completes."""
+
+    def bridge_stepped(self, bridge: MigrationBridge, cause: str) -> None:
+        """A step changed the bridge (``cause`` names the host event or ``"guest"``)."""
+
+    def report_rejected(self, bridge: MigrationBridge, slot: int, report: int, why: str) -> None:
+        """The bridge rejected a driver report (spec VFM-DEV-010)."""
+
+    def secondary_bus_reset_requested(self, bridge: MigrationBridge) -> None:
+        """The guest set Secondary Bus Reset; called before the group reset takes effect (VFM-MIG-011)."""
+
+
+class BridgeError(ValueError):
+    """A host-side misuse of the bridge: a slot out of range, a restore that fails a check."""
+
+
+@dataclass
+class _Step:
+    """What one step changed, to decide STATUS.EVENT and the interrupt (spec VFM-NOTIF-001)."""
+
+    mig_state_changed: bool = False
+    host_changed_dev_state: bool = False
+    flag_set: bool = False
+    guest_changed: bool = False
+    causes: list[str] = field(default_factory=list)
+
+    @property
+    def sets_event(self) -> bool:
+        return self.mig_state_changed or self.host_changed_dev_state or self.flag_set
+
+
+@cache
+def _bridge_masks(num_slots: int) -> tuple[bytes, bytes]:
+    """Per-byte write and write-1-to-clear masks of the whole 256-byte config space."""
+    wmask = bytearray(PCI_CONFIG_SIZE)
+    w1cmask = bytearray(PCI_CONFIG_SIZE)
+    place_masks(wmask, w1cmask, 0, TYPE1_HEADER_MASKS)
+    place_masks(wmask, w1cmask, SHPC_OFFSET, SHPC_MASKS)
+    place_masks(wmask, w1cmask, SLOTID_OFFSET, SLOTID_MASKS)
+    place_masks(wmask, w1cmask, MSI_OFFSET, MSI_64_MASKABLE_MASKS)
+    capability = write_masks(num_slots)
+    end = MIGRATION_CAP_OFFSET + capability_length(num_slots)
+    wmask[MIGRATION_CAP_OFFSET:end] = capability.wmask
+    w1cmask[MIGRATION_CAP_OFFSET:end] = capability.w1cmask
+    return bytes(wmask), bytes(w1cmask)
+
+
+def _put(config: bytearray, offset: int, size: int, value: int) -> None:
+    config[offset : offset + size] = value.to_bytes(size, "little")
+
+
+def bridge_reset_config(params: CapabilityParams) -> bytearray:
+    """The bridge's 256 configuration bytes after a conventional reset (functions not yet added)."""
+    if MIGRATION_CAP_OFFSET + params.length > PCI_CONFIG_SIZE:
+        raise BridgeError(f"a {params.num_slots}-slot capability does not fit at 0x{MIGRATION_CAP_OFFSET:02x}")
+    config = bytearray(PCI_CONFIG_SIZE)
+    _put(config, PCI_VENDOR_ID, 2, QEMU_BRIDGE_VENDOR_ID)
+    _put(config, PCI_DEVICE_ID, 2, QEMU_BRIDGE_DEVICE_ID)
+    _put(config, PCI_STATUS, 2, _STATUS_RESET)
+    _put(config, PCI_CLASS_DEVICE, 2, PCI_CLASS_BRIDGE_PCI)
+    config[PCI_HEADER_TYPE] = PCI_HEADER_TYPE_BRIDGE
+    _put(config, PCI_BASE_ADDRESS_0, 4, _BAR0_RESET)
+    _put(config, PCI_SEC_STATUS, 2, _SEC_STATUS_RESET)
+    _put(config, PCI_PREF_MEMORY_BASE, 2, _PREF_64BIT)
+    _put(config, PCI_PREF_MEMORY_LIMIT, 2, _PREF_64BIT)
+    config[PCI_INTERRUPT_PIN] = 0x01
+    config[PCI_CAPABILITY_LIST] = MIGRATION_CAP_OFFSET
+    # SHPC (last in the list), Slot ID, MSI, each pointing to the one before it in memory.
+    config[SHPC_OFFSET : SHPC_OFFSET + 2] = bytes((PCI_CAP_ID_SHPC, 0x00))
+    config[SLOTID_OFFSET : SLOTID_OFFSET + 2] = bytes((PCI_CAP_ID_SLOTID, SHPC_OFFSET))
+    config[SLOTID_OFFSET + PCI_SID_ESR] = _SLOTID_ESR_FIRST_IN_CHASSIS
+    config[SLOTID_OFFSET + PCI_SID_CHASSIS_NR] = 0x01
+    config[MSI_OFFSET : MSI_OFFSET + 2] = bytes((PCI_CAP_ID_MSI, SLOTID_OFFSET))
+    _put(config, MSI_OFFSET + PCI_MSI_FLAGS, 2, _MSI_FLAGS_RESET)
+    capability = reset_value(CapabilityParams(**{**params.__dict__, "next_pointer": MSI_OFFSET}))
+    config[MIGRATION_CAP_OFFSET : MIGRATION_CAP_OFFSET + len(capability)] = capability
+    return config
+
+
+class MigrationBridge:
+    """The emulated migration bridge of one guest on one host."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        params: CapabilityParams | None = None,
+        *,
+        name: str = "bridge",
+    ) -> None:
+        self.bus = bus
+        self.name = name
+        self.params = params or CapabilityParams()
+        self.num_slots = self.params.num_slots
+        self.cap = MIGRATION_CAP_OFFSET
+        self.config = bridge_reset_config(self.params)
+        self._wmask, self._w1cmask = _bridge_masks(self.num_slots)
+        self.functions: list[SlotFunction | None] = [None] * self.num_slots
+        self.observers: list[BridgeObserver] = []
+        self.interrupt_sink: Callable[[], None] | None = None
+        """Called once per interrupt the bridge signals (MSI message, or INTx rising edge)."""
+        self._intx_asserted = False
+        self._f = _FieldIndex(self.num_slots)
+
+    # ------------------------------------------------------------------ field access (host side)
+
+    def field(self, path: str) -> int:
+        """The current value of a capability field, e.g. ``"mig_state"`` or ``"device[0].dev_state"``."""
+        return read_field(self.config, self._f.get(path), self.cap)
+
+    def _set(self, placed: PlacedField, value: int) -> None:
+        store_field(self.config, placed, value, self.cap)
+
+    @property
+    def mig_state(self) -> MigState:
+        """``MIG_STATE``."""
+        return MigState(read_field(self.config, self._f.mig_state, self.cap))
+
+    @property
+    def mig_reason(self) -> MigReason:
+        """``MIG_REASON``."""
+        return MigReason(read_field(self.config, self._f.mig_reason, self.cap))
+
+    @property
+    def generation(self) -> int:
+        """``GENERATION``."""
+        return read_field(self.config, self._f.generation, self.cap)
+
+    def dev_state(self, slot: int) -> DevState:
+        """The ``DEV_STATE`` of ``slot``."""
+        return DevState(read_field(self.config, self._f.dev_state[self._slot(slot)], self.cap))
+
+    def dev_states(self) -> list[DevState]:
+        """Every slot's ``DEV_STATE``, in slot order."""
+        return [DevState(read_field(self.config, placed, self.cap)) for placed in self._f.dev_state]
+
+    def dev_status(self, slot: int) -> tuple[bool, bool, bool]:
+        """``(MIGRATED, RESET, PROTOCOL_ERROR)`` of ``slot``."""
+        index = self._slot(slot)
+        return (
+            bool(read_field(self.config, self._f.migrated[index], self.cap)),
+            bool(read_field(self.config, self._f.reset[index], self.cap)),
+            bool(read_field(self.config, self._f.protocol_error[index], self.cap)),
+        )
+
+    def devfn(self, slot: int) -> int:
+        """The device/function number of ``slot``'s function on the secondary bus (``DEV_DEVFN``)."""
+        return read_field(self.config, self._f.devfn[self._slot(slot)], self.cap)
+
+    def slot_of_devfn(self, devfn: int) -> int | None:
+        """The slot whose ``DEV_DEVFN`` is ``devfn``, or None."""
+        for slot in range(self.num_slots):
+            if self.devfn(slot) == devfn:
+                return slot
+        return None
+
+    @property
+    def secondary_bus_reset(self) -> bool:
+        """Whether Bridge Control's Secondary Bus Reset bit is set."""
+        return bool(self.config[PCI_BRIDGE_CONTROL] & PCI_BRIDGE_CTL_BUS_RESET)
+
+    def capability_bytes(self) -> bytes:
+        """The capability's bytes, as the migration stream carries them (spec VFM-REP-001)."""
+        return bytes(self.config[self.cap : self.cap + capability_length(self.num_slots)])
+
+    def capability(self) -> Capability:
+        """The capability, decoded (for reports and tests; slower than :meth:`field`)."""
+        return decode_capability(self.capability_bytes())
+
+    def _slot(self, slot: int) -> int:
+        if not 0 <= slot < self.num_slots:
+            raise BridgeError(f"slot {slot} is outside 0..{self.num_slots - 1}")
+        return slot
+
+    # ------------------------------------------------------------------ guest side
+
+    def config_read(self, offset: int, width: int) -> int:
+        """A guest configuration read of ``width`` bytes at ``offset`` (no side effects, VFM-ACC-006)."""
+        _check_access(offset, width)
+        value = int.from_bytes(self.config[offset : offset + width], "little")
+        self.bus.publish(EventKind.CONFIG_READ, self.name, target="bridge", offset=offset, width=width, value=value)
+        return value
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        """A guest configuration write; completes normally whatever it covers (VFM-ACC-005)."""
+        _check_access(offset, width)
+        self.bus.publish(EventKind.CONFIG_WRITE, self.name, target="bridge", offset=offset, width=width, value=value)
+        if width not in (1, 2, 4) or offset % width:
+            return  # No PCI transaction looks like this: it changes nothing (VFM-ACC-003).
+        before = bytes(self.config[offset : offset + width])
+        data = value.to_bytes(width, "little")
+        for index in range(width):
+            position = offset + index
+            self.config[position] = apply_write_byte(
+                self.config[position], data[index], self._wmask[position], self._w1cmask[position]
+            )
+        step = _Step(causes=["guest"])
+        self._after_guest_write(offset, width, before, step)
+        self._finish(step)
+
+    def _after_guest_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
+        if before != bytes(self.config[offset : offset + width]):
+            step.guest_changed = True
+        for slot in range(self.num_slots):
+            ctrl = self.cap + slot_offset(slot) + 1
+            if offset <= ctrl < offset + width:
+                old = read_field(before, self._f.drv_state[slot], self.cap - offset)
+                self._driver_report(slot, old, step)
+                step.guest_changed = True
+        if offset <= PCI_BRIDGE_CONTROL < offset + width:
+            was_set = bool(before[PCI_BRIDGE_CONTROL - offset] & PCI_BRIDGE_CTL_BUS_RESET)
+            if self.secondary_bus_reset and not was_set:
+                for observer in tuple(self.observers):
+                    observer.secondary_bus_reset_requested(self)
+                self._group_reset(step)
+        if offset <= PCI_COMMAND + 1 < offset + width or offset <= self.cap + self._f.status_offset < offset + width:
+            self._update_intx()
+
+    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
+        """Judge the report a write of ``DEV_CTRL.DRV_STATE`` carries (spec §4.2, VFM-DEV-001..011)."""
+        written = read_field(self.config, self._f.drv_state[slot], self.cap)
+        state = self.dev_state(slot)
+        try:
+            report = DriverReport(written)
+        except ValueError:
+            self._reject(slot, old_report, written, state, "undefined DRV_STATE value")
+            return
+        function = self.functions[slot]
+        bme = function is not None and function.bus_master
+        if bme and report is DriverReport.PAUSED:
+            self._reject(slot, old_report, written, state, "PAUSED reported while Bus Master Enable is set")
+            return
+        if bme and report is DriverReport.NONE and self.mig_state is not MigState.IDLE:
+            self._reject(slot, old_report, written, state, "NONE reported with Bus Master Enable set mid-migration")
+            return
+        event = REPORT_EVENTS[report]
+        outcome = DEVICE_TRANSITIONS.get((state, event))
+        if outcome is None:
+            self._reject(slot, old_report, written, state, f"no row for {event.name} in {state.name}")
+            return
+        if outcome.action is Action.IGNORE:
+            self._set(self._f.drv_state[slot], old_report)
+            self._publish_dev(slot, event, state, state, Action.IGNORE)
+            return
+        self._set_dev_state(slot, outcome.next_state, event, state)
+        if outcome.next_state is DevState.READY:
+            for catch_up in CATCH_UP.get(self.mig_state, ()):
+                self._host_device_event(slot, catch_up, step)
+
+    def _reject(self, slot: int, old_report: int, written: int, state: DevState, why: str) -> None:
+        self._set(self._f.drv_state[slot], old_report)
+        self._set(self._f.protocol_error[slot], 1)
+        self.bus.publish(EventKind.REPORT_REJECTED, self.name, slot=slot, report=written, state=state, why=why)
+        for observer in tuple(self.observers):
+            observer.report_rejected(self, slot, written, why)
+
+    # ------------------------------------------------------------------ host side: migration events
+
+    def start(self) -> None:
+        """START (spec VFM-MIG-002): GENERATION + 1, MIG_REASON NONE, MIG_STATE PREPARE, fan-out."""
+        step = _Step(causes=["start"])
+        self._migration_event(MigEvent.START, step)
+        self._set(self._f.generation, (self.generation + 1) & 0xFFFFFFFF)
+        self._set(self._f.mig_reason, MigReason.NONE)
+        self._finish(step)
+
+    def request_pause(self) -> None:
+        """REQUEST_PAUSE: the hypervisor switches over; devices are asked to pause."""
+        step = _Step(causes=["request_pause"])
+        self._migration_event(MigEvent.REQUEST_PAUSE, step)
+        self._finish(step)
+
+    def cancel(self, reason: MigReason) -> None:
+        """CANCEL with ``reason`` (spec VFM-MIG-009, VFM-MIG-010)."""
+        if reason in (MigReason.NONE, MigReason.COMPLETED):
+            raise ProtocolError("migration", self.mig_state, MigEvent.CANCEL)
+        step = _Step(causes=[f"cancel:{reason.name}"])
+        self._migration_event(MigEvent.CANCEL, step)
+        self._set(self._f.mig_reason, reason)
+        self._finish(step)
+
+    def arrive(self) -> None:
+        """ARRIVE on the destination: MIG_REASON COMPLETED, MIGRATED set in every present slot (VFM-FLAG-001)."""
+        step = _Step(causes=["arrive"])
+        self._migration_event(MigEvent.ARRIVE, step)
+        self._set(self._f.mig_reason, MigReason.COMPLETED)
+        for slot, state in enumerate(self.dev_states()):
+            if state is not DevState.EMPTY:
+                self._set(self._f.migrated[slot], 1)
+                step.flag_set = True
+        self._finish(step)
+
+    def group_reset(self) -> None:
+        """A group reset the hypervisor performs (spec §7.9): as if the guest had toggled Secondary Bus Reset."""
+        step = _Step(causes=["group_reset"])
+        self._group_reset(step)
+        self._finish(step)
+
+    def _group_reset(self, step: _Step) -> None:
+        self._migration_event(MigEvent.GROUP_RESET, step)
+        for slot, function in enumerate(self.functions):
+            if function is not None:
+                function.function_level_reset("group")
+            if self.dev_state(slot) is not DevState.EMPTY:
+                self._set(self._f.reset[slot], 1)
+                step.flag_set = True
+
+    # ------------------------------------------------------------------ host side: slot events
+
+    def hot_add(self, slot: int, function: SlotFunction) -> None:
+        """HOT_ADD: ``function`` appears in ``slot`` (spec VFM-DEV-013)."""
+        if self.functions[self._slot(slot)] is not None:
+            raise BridgeError(f"slot {slot} already holds {self.functions[slot].name!r}")  # type: ignore[union-attr]
+        step = _Step(causes=["hot_add"])
+        self.functions[slot] = function
+        self._host_device_event(slot, DevEvent.HOT_ADD, step)
+        self._clear_slot_registers(slot)
+        self.bus.publish(EventKind.HOT_PLUG, self.name, slot=slot, action="add", function=function.name)
+        self._finish(step)
+
+    def surprise_removal(self, slot: int) -> None:
+        """SURPRISE_REMOVAL: the function in ``slot`` is gone (spec §7.9)."""
+        step = _Step(causes=["surprise_removal"])
+        self._host_device_event(self._slot(slot), DevEvent.SURPRISE_REMOVAL, step)
+        self._clear_slot_registers(slot)
+        function = self.functions[slot]
+        self.functions[slot] = None
+        self.bus.publish(
+            EventKind.HOT_PLUG, self.name, slot=slot, action="remove", function=function.name if function else None
+        )
+        self._finish(step)
+
+    def device_error(self, slot: int) -> None:
+        """DEVICE_ERROR: the function in ``slot`` reported an uncorrectable error."""
+        step = _Step(causes=["device_error"])
+        self._host_device_event(self._slot(slot), DevEvent.DEVICE_ERROR, step)
+        self._finish(step)
+
+    def _clear_slot_registers(self, slot: int) -> None:
+        for placed in (
+            self._f.drv_state[slot],
+            self._f.migrated[slot],
+            self._f.reset[slot],
+            self._f.protocol_error[slot],
+        ):
+            self._set(placed, 0)
+
+    # ------------------------------------------------------------------ destination restore, reset
+
+    def restore_capability(self, data: bytes, *, dirty_page_shift: int) -> None:
+        """Load the capability from the migration stream (spec VFM-REP-001), after the checks of §10.6.
+
+        Raises :class:`BridgeError` naming the failed check; the bridge is
+        then unchanged (VFM-SEC-008: the destination does not take over).
+        """
+        problem = restore_problem(self.capability_bytes(), data, dirty_page_shift)
+        if problem is not None:
+            raise BridgeError(f"restored capability refused: {problem}")
+        self.config[self.cap : self.cap + len(data)] = data
+        self.bus.publish(EventKind.MIG_TRANSITION, self.name, event="restore", old=None, new=self.mig_state)
+
+    def conventional_reset(self) -> None:
+        """A conventional reset of the bridge (spec VFM-CAP-006): reset values; present functions UNBOUND."""
+        self.config = bridge_reset_config(self.params)
+        for slot, function in enumerate(self.functions):
+            if function is not None:
+                self._set(self._f.dev_state[slot], DevState.UNBOUND)
+        self._update_intx()
+
+    # ------------------------------------------------------------------ the machinery of a step
+
+    def _migration_event(self, event: MigEvent, step: _Step) -> None:
+        old = self.mig_state
+        new = migration_transition(old, event)
+        self._set(self._f.mig_state, new)
+        step.mig_state_changed = step.mig_state_changed or new is not old
+        self.bus.publish(EventKind.MIG_TRANSITION, self.name, event=event, old=old, new=new, generation=self.generation)
+        device_event = FANOUT.get(event)
+        if device_event is not None:
+            for slot, state in enumerate(self.dev_states()):
+                if (state, device_event) in DEVICE_TRANSITIONS:
+                    self._host_device_event(slot, device_event, step)
+
+    def _host_device_event(self, slot: int, event: DevEvent, step: _Step) -> None:
+        old = self.dev_state(slot)
+        outcome = device_transition(old, event)  # ProtocolError if the host causes an event without a row
+        self._set_dev_state(slot, outcome.next_state, event, old)
+        if outcome.next_state is not old:
+            step.host_changed_dev_state = True
+
+    def _set_dev_state(self, slot: int, new: DevState, event: DevEvent, old: DevState) -> None:
+        self._set(self._f.dev_state[slot], new)
+        self._publish_dev(slot, event, old, new, Action.ACCEPT)
+
+    def _publish_dev(self, slot: int, event: DevEvent, old: DevState, new: DevState, action: Action) -> None:
+        self.bus.publish(EventKind.DEV_TRANSITION, self.name, slot=slot, event=event, old=old, new=new, action=action)
+
+    def _settle(self, step: _Step) -> None:
+        """Raise the settled event the current MIG_STATE waits for, if every slot has settled (VFM-MIG-007)."""
+        while True:
+            state = self.mig_state
+            pending = [
+                event
+                for event, allowed in SETTLED_STATES.items()
+                if (state, event) in MIGRATION_TRANSITIONS and all(s in allowed for s in self.dev_states())
+            ]
+            if not pending:
+                return
+            self._migration_event(pending[0], step)
+
+    def _finish(self, step: _Step) -> None:
+        self._settle(step)
+        if step.sets_event:
+            self._set(self._f.event, 1)
+            self._signal()
+        self._update_intx()
+        for observer in tuple(self.observers):
+            observer.bridge_stepped(self, ",".join(step.causes))
+
+    # ------------------------------------------------------------------ interrupts (spec §6.2)
+
+    @property
+    def _enabled_for_events(self) -> bool:
+        return bool(self.field("control.enable")) and bool(self.field("control.event_ie"))
+
+    @property
+    def msi_enabled(self) -> bool:
+        """Whether the guest enabled MSI in the bridge's MSI capability."""
+        return bool(self.config[MSI_OFFSET + PCI_MSI_FLAGS] & PCI_MSI_FLAGS_ENABLE)
+
+    def _signal(self) -> None:
+        """One MSI message for a step that set STATUS.EVENT (VFM-NOTIF-002)."""
+        if not self._enabled_for_events or not self.msi_enabled:
+            return
+        if self.config[MSI_OFFSET + PCI_MSI_MASK_64] & 0x01:
+            return
+        self.bus.publish(EventKind.BRIDGE_INTERRUPT, self.name, mode="msi")
+        if self.interrupt_sink is not None:
+            self.interrupt_sink()
+
+    def _update_intx(self) -> None:
+        """INTx follows STATUS.EVENT & ENABLE & EVENT_IE while MSI is off (VFM-NOTIF-003)."""
+        command = int.from_bytes(self.config[PCI_COMMAND : PCI_COMMAND + 2], "little")
+        asserted = (
+            not self.msi_enabled
+            and self._enabled_for_events
+            and bool(self.field("status.event"))
+            and not command & PCI_COMMAND_INTX_DISABLE
+        )
+        rising = asserted and not self._intx_asserted
+        self._intx_asserted = asserted
+        if rising:
+            self.bus.publish(EventKind.BRIDGE_INTERRUPT, self.name, mode="intx")
+            if self.interrupt_sink is not None:
+                self.interrupt_sink()
+
+    @property
+    def intx_asserted(self) -> bool:
+        """Whether the bridge currently asserts its INTx pin for migration events."""
+        return self._intx_asserted
+
+
+class _FieldIndex:
+    """The placed fields the bridge touches, looked up once per slot count."""
+
+    def __init__(self, num_slots: int) -> None:
+        self._num_slots = num_slots
+        self.mig_state = find_field(num_slots, "mig_state")
+        self.mig_reason = find_field(num_slots, "mig_reason")
+        self.generation = find_field(num_slots, "generation")
+        self.event = find_field(num_slots, "status.event")
+        self.status_offset = self.event.offset
+        self.dev_state = self._per_slot("dev_state")
+        self.drv_state = self._per_slot("dev_ctrl.drv_state")
+        self.migrated = self._per_slot("dev_status.migrated")
+        self.reset = self._per_slot("dev_status.reset")
+        self.protocol_error = self._per_slot("dev_status.protocol_error")
+        self.devfn = self._per_slot("dev_devfn")
+
+    def _per_slot(self, name: str) -> Sequence[PlacedField]:
+        return tuple(find_field(self._num_slots, f"device[{slot}].{name}") for slot in range(self._num_slots))
+
+    def get(self, path: str) -> PlacedField:
+        return find_field(self._num_slots, path)
+
+
+class ConfigAccessError(ValueError):
+    """A config access outside the 256-byte configuration space."""
+
+
+def _check_access(offset: int, width: int) -> None:
+    if width < 1 or offset < 0 or offset + width > PCI_CONFIG_SIZE:
+        raise ConfigAccessError(f"a {width}-byte access at 0x{offset:x} is outside the bridge's config space")
+
+
+def restore_problem(own: bytes, data: bytes, dirty_page_shift: int) -> str | None:
+    """Why the destination refuses a restored capability (spec §10.6), or None if it passes."""
+    try:
+        received = decode_capability(data)
+    except DecodeError as error:
+        return str(error)
+    mine = decode_capability(own)
+    problems = [
+        f"{name.upper()} {getattr(received, name)!r} differs from this bridge's {getattr(mine, name)!r}"
+        for name in ("num_slots", "page_shift", "ack_timeout_ms", "host_features", "version_major", "version_minor")
+        if getattr(received, name) != getattr(mine, name)
+    ]
+    if [entry.dev_devfn for entry in received.devices] != [entry.dev_devfn for entry in mine.devices]:
+        problems.append("DEV_DEVFN of the slot entries differs from this bridge's")
+    if received.page_shift < dirty_page_shift:
+        problems.append(f"PAGE_SHIFT {received.page_shift} is finer than this host's dirty tracking")
+    if received.mig_state is not MigState.STOPPED:
+        problems.append(f"MIG_STATE is {received.mig_state.name}, not STOPPED")
+    problems.extend(
+        f"slot {slot} DEV_STATE is {entry.dev_state.name}: not EMPTY, UNBOUND or PAUSED"
+        for slot, entry in enumerate(received.devices)
+        if entry.dev_state not in (DevState.EMPTY, DevState.UNBOUND, DevState.PAUSED)
+    )
+    return "; ".join(problems) or None

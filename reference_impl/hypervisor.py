@@ -1,0 +1,912 @@
+"""The hypervisor on the source and on the destination: orchestration of one migration.
+
+Theory of operation
+-------------------
+
+A :class:`Hypervisor` is one host.  It runs at most one guest, owns that
+guest's copy of RAM (with the CPU dirty log), the guest's migration bridge and
+the functions assigned to the guest, and it is the bridge's observer: every
+step of the bridge reaches :meth:`Hypervisor.bridge_stepped` before the guest
+access that caused it completes.
+
+A migration is a :class:`SourceMigration` on the source and a
+:class:`DestinationMigration` on the destination.  The source drives the
+bridge's migration machine (spec §4.3) through its phases:
+
+``PREPARE``
+    START issued; the drivers turn dirtying on.  Deadline ``A`` (VFM-TMO-001).
+``PRECOPY``
+    Round 1 sends every page (never before PRECOPY, VFM-DIRTY-006); each later
+    round reads-and-clears the dirty log and sends what it held.  After each
+    round the switch-over rule (VFM-TIME-002) or the pre-copy limit P
+    (VFM-TIME-001) decides.  A late binder's ``DIRTY_REQ`` has its own
+    deadline (VFM-TMO-002).
+``PAUSING``
+    REQUEST_PAUSE issued; sending goes on (VFM-TIME-003).  Deadline ``A``.
+``STOPPED``
+    The vCPUs stop in the same step (VFM-MIG-003).  The source checks every
+    function's BME (VFM-MIG-012), reads the dirty log a last time, sends the
+    rest and the bridge's config space, and waits for the destination's
+    confirmation: that is the handover point.  Limit S (VFM-DEST-005).
+``RESUMING``
+    After a cancellation from PAUSING or STOPPED: drivers resume their
+    functions; deadline ``A`` from the phase start, then a group reset
+    (VFM-TMO-005).
+
+Whatever happens, the migration ends: every phase has a timer, and every timer
+cancels or resets.  The :class:`MigrationRecord` says how it ended.
+
+Message passing between the hosts goes over a :class:`Link` with a latency;
+page data takes ``bytes / bandwidth`` on top.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
+
+from reference_impl.bridge import MigrationBridge, restore_problem
+from reference_impl.clock import NS_PER_MS, NS_PER_S, SimClock, Timer, ms, seconds
+from reference_impl.device import FunctionIdentity, VirtualFunction
+from reference_impl.events import EventBus, EventKind
+from reference_impl.guest import Guest
+from reference_impl.memory import GuestMemory, Pages
+from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.pci import PCI_CONFIG_SIZE
+from vfmig_proto.states import DevState, MigReason, MigState
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+class PrecopyLimitAction(Enum):
+    """What the hypervisor does when the pre-copy limit P passes before convergence (spec §8.2)."""
+
+    SWITCH_OVER = "switch-over"
+    """Request the pause anyway, accepting a downtime above the limit."""
+    CANCEL = "cancel"
+    """Cancel the migration with MIG_REASON = CANCELLED."""
+
+
+@dataclass(frozen=True)
+class MigrationConfig:
+    """The management layer's settings for migrations (spec §8.1 names in brackets)."""
+
+    bandwidth: float = 128 * MiB
+    """Bytes per second the migration stream may use [R]; QEMU's default maximum is 128 MiB/s."""
+    downtime_limit_ns: int = ms(300)
+    """The downtime the switch-over rule aims at [L]; QEMU's default is 300 ms."""
+    link_latency_ns: int = ms(0.1)
+    """One-way latency of the link between the hosts."""
+    precopy_limit_ns: int = seconds(600)
+    """The longest time in PRECOPY [P]."""
+    max_precopy_rounds: int = 0
+    """A limit on pre-copy rounds (0: none); P still bounds the time."""
+    on_precopy_limit: PrecopyLimitAction = PrecopyLimitAction.SWITCH_OVER
+    stop_copy_limit_ns: int = seconds(120)
+    """The longest time from STOPPED to the handover point [S]."""
+    reaction_ns: int = ms(10)
+    """The hypervisor's reaction time [e]: it acts on deadlines at once, so this only enters the bound."""
+    group_reset_ns: int = ms(100)
+    """The longest group reset [G]: one function-level reset (VFM-FN-007)."""
+    quantum_ns: int = ms(5)
+    """How often the sender puts a batch of pages on the wire."""
+
+    def __post_init__(self) -> None:
+        if self.bandwidth <= 0:
+            raise ValueError(f"bandwidth must be positive, not {self.bandwidth}")
+        for name in ("downtime_limit_ns", "precopy_limit_ns", "stop_copy_limit_ns", "quantum_ns"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+
+    def bound_ns(self, ack_timeout_ms: int) -> int:
+        """T_max = 3A + P + S + G + 5e (VFM-TIME-004)."""
+        return (
+            3 * ack_timeout_ms * NS_PER_MS
+            + self.precopy_limit_ns
+            + self.stop_copy_limit_ns
+            + self.group_reset_ns
+            + 5 * self.reaction_ns
+        )
+
+
+class Outcome(Enum):
+    """How a migration ended."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    """The management layer cancelled it."""
+    FAILED = "failed"
+    """It ended early for any other reason (MIG_REASON says which)."""
+
+
+@dataclass
+class RoundRecord:
+    """One pre-copy round."""
+
+    number: int
+    start_ns: int
+    pages: int
+    """Pages the round set out to send (every page in round 1, the dirty log's content after)."""
+    end_ns: int | None = None
+    dirty_at_end: int | None = None
+    """Pages in the dirty log when the round ended: the next round's size."""
+
+
+@dataclass
+class DeviceRecord:
+    """How one slot ended a migration."""
+
+    slot: int
+    function: str | None
+    state: DevState
+    reset_on_destination: bool | None
+    """For a completed migration: whether the function was in its reset state when the guest arrived."""
+    migrated_flag: bool
+    driver: str
+
+
+@dataclass
+class MigrationRecord:
+    """Everything a tool author asks of one migration."""
+
+    number: int
+    source: str
+    destination: str
+    generation: int
+    start_ns: int
+    outcome: Outcome | None = None
+    reason: MigReason = MigReason.NONE
+    end_ns: int | None = None
+    """The handover point (completed) or the return of MIG_STATE to IDLE (otherwise)."""
+    stopped_ns: int | None = None
+    resumed_ns: int | None = None
+    """When the guest's vCPUs ran again (on the destination, or on the source after a cancel from STOPPED)."""
+    lost_pages: int = 0
+    pages_sent: int = 0
+    bytes_sent: int = 0
+    rounds: list[RoundRecord] = field(default_factory=list)
+    devices: list[DeviceRecord] = field(default_factory=list)
+    bound_ns: int = 0
+    group_resets: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the migration has ended."""
+        return self.outcome is not None
+
+    @property
+    def downtime_ns(self) -> int:
+        """From the vCPUs' stop to their next instruction (0 if they never stopped)."""
+        if self.stopped_ns is None or self.resumed_ns is None:
+            return 0
+        return self.resumed_ns - self.stopped_ns
+
+    @property
+    def total_ns(self) -> int:
+        """From START to the end."""
+        return (self.end_ns or self.start_ns) - self.start_ns
+
+    @property
+    def precopy_rounds(self) -> int:
+        """Pre-copy rounds begun."""
+        return len(self.rounds)
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot start: the message names the start condition that fails (VFM-MIG-001)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class Hypervisor:
+    """One host: runs a guest, its bridge and its functions, and migrates it."""
+
+    def __init__(self, name: str, clock: SimClock, bus: EventBus, config: MigrationConfig | None = None) -> None:
+        self.name = name
+        self.clock = clock
+        self.bus = bus
+        self.config = config or MigrationConfig()
+        self.dirty_page_shift = 12
+        """The granularity of this host's dirty tracking (VFM-DIRTY-007)."""
+        self._memory: GuestMemory | None = None
+        self._bridge: MigrationBridge | None = None
+        self.guest: Guest | None = None
+        self.slot_functions: dict[int, VirtualFunction] = {}
+        self._pool_count = 0
+        self.identities: dict[int, FunctionIdentity] = {}
+        self.outgoing: SourceMigration | None = None
+        self.incoming: DestinationMigration | None = None
+        self.group_resets = 0
+        self.freed_functions: list[VirtualFunction] = []
+        self.last_placed: dict[int, bool] | None = None
+        """Per slot of the last guest received: whether its fresh function was in its reset state."""
+
+    # ------------------------------------------------------------------ the platform the guest sees here
+
+    @property
+    def memory(self) -> GuestMemory:
+        """This host's copy of the guest's RAM."""
+        if self._memory is None:
+            raise RuntimeError(f"{self.name} holds no guest memory")
+        return self._memory
+
+    @property
+    def bridge(self) -> MigrationBridge:
+        """The guest's migration bridge on this host."""
+        if self._bridge is None:
+            raise RuntimeError(f"{self.name} has no migration bridge")
+        return self._bridge
+
+    def function_at(self, devfn: int) -> VirtualFunction | None:
+        """The function at ``devfn`` behind this host's bridge."""
+        if self._bridge is None:
+            return None
+        slot = self._bridge.slot_of_devfn(devfn)
+        return None if slot is None else self.slot_functions.get(slot)
+
+    # ------------------------------------------------------------------ creating a guest
+
+    def new_function(self, identity: FunctionIdentity | None = None) -> VirtualFunction:
+        """A function from this host's pool, fresh from a function-level reset."""
+        function = VirtualFunction(f"{self.name}.vf{self._pool_count}", self.clock, self.bus, identity)
+        self._pool_count += 1
+        function.bme_listener = self._function_bme_changed
+        return function
+
+    def create_bridge(self, params: CapabilityParams) -> MigrationBridge:
+        """The emulated migration bridge for a guest on this host."""
+        bridge = MigrationBridge(self.bus, params, name=f"{self.name}.bridge")
+        bridge.observers.append(self)
+        self._bridge = bridge
+        return bridge
+
+    def host_guest(self, guest: Guest, memory: GuestMemory) -> None:
+        """This host now runs ``guest`` with ``memory``."""
+        self.guest = guest
+        self._memory = memory
+        self.dirty_page_shift = memory.page_shift
+        self.bridge.interrupt_sink = guest.inject_bridge_interrupt
+        for function in self.slot_functions.values():
+            self._connect(function)
+
+    def _connect(self, function: VirtualFunction) -> None:
+        function.memory = self._memory
+        if self.guest is not None:
+            function.interrupt_sink = self.guest.inject_device_interrupt
+
+    def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> VirtualFunction:
+        """Assign a fresh function to ``slot`` of the bridge (HOT_ADD; at start-up or by hot-plug)."""
+        function = self.new_function(identity)
+        self.slot_functions[slot] = function
+        self.identities[slot] = function.identity
+        self._connect(function)
+        self.bridge.hot_add(slot, function)
+        return function
+
+    # ------------------------------------------------------------------ faults the host sees
+
+    def surprise_remove(self, slot: int) -> None:
+        """The function in ``slot`` disappears (spec §7.9)."""
+        bound = self.bridge.dev_state(slot) not in (DevState.EMPTY, DevState.UNBOUND)
+        function = self.slot_functions.pop(slot, None)
+        if function is not None:
+            function.memory = None
+            function.interrupt_sink = None
+        self.bridge.surprise_removal(slot)
+        if bound and self.outgoing is not None:
+            self.outgoing.cancel(MigReason.SURPRISE_REMOVAL)  # VFM-ERR-003
+
+    def function_failed(self, slot: int) -> None:
+        """The function in ``slot`` reported an uncorrectable error (AER)."""
+        function = self.slot_functions.get(slot)
+        if function is not None:
+            function.fail()
+        self.bridge.device_error(slot)
+        if self.outgoing is not None:
+            self.outgoing.device_error()  # VFM-ERR-001, then the group reset of VFM-ERR-002
+        else:
+            self.group_reset()
+
+    def group_reset(self) -> None:
+        """Reset every function behind the bridge as one group (spec §7.9)."""
+        self.group_resets += 1
+        if self.outgoing is not None:
+            self.outgoing.record.group_resets += 1
+        self.bridge.group_reset()
+
+    # ------------------------------------------------------------------ BridgeObserver
+
+    def bridge_stepped(self, bridge: MigrationBridge, cause: str) -> None:
+        """React to a step of the bridge (before the access that caused it completes)."""
+        if self.outgoing is not None:
+            self.outgoing.bridge_stepped(cause)
+
+    def report_rejected(self, bridge: MigrationBridge, slot: int, report: int, why: str) -> None:
+        """A rejected report during a migration cancels it (VFM-MIG-011)."""
+        if self.outgoing is not None:
+            self.outgoing.protocol_error(f"slot {slot}: report {report} rejected: {why}")
+
+    def secondary_bus_reset_requested(self, bridge: MigrationBridge) -> None:
+        """The guest requests a group reset: cancel first, if a migration needs the guest (VFM-MIG-011)."""
+        if self.outgoing is not None:
+            self.outgoing.protocol_error("the guest set Secondary Bus Reset")
+        self.group_resets += 1
+
+    def _function_bme_changed(self, function: VirtualFunction) -> None:
+        """VFIO traps the guest's Command writes: BME set on an UNBOUND or PAUSED slot (VFM-MIG-011)."""
+        if self.outgoing is None or not function.bus_master or self._bridge is None:
+            return
+        for slot, candidate in self.slot_functions.items():
+            if candidate is function and self._bridge.dev_state(slot) in (DevState.UNBOUND, DevState.PAUSED):
+                self.outgoing.protocol_error(f"slot {slot}: BME set while {self._bridge.dev_state(slot).name}")
+
+    # ------------------------------------------------------------------ migrating
+
+    def migrate_to(self, destination: Hypervisor, number: int = 1) -> SourceMigration:
+        """Start migrating this host's guest to ``destination`` (START)."""
+        if self.outgoing is not None:
+            raise MigrationError(f"{self.name} is already migrating its guest")
+        migration = SourceMigration(self, destination, number)
+        self.outgoing = migration
+        try:
+            migration.start()
+        except MigrationError:
+            self.outgoing = None
+            raise
+        return migration
+
+    def prepare_incoming(self, source: SourceMigration) -> DestinationMigration:
+        """Get ready to receive a guest (VFM-VER-007: this host can present an equal bridge)."""
+        if self.guest is not None or self.incoming is not None:
+            raise MigrationError(f"destination {self.name} is busy")
+        if source.bridge.params.page_shift < self.dirty_page_shift:
+            raise MigrationError(f"destination {self.name} tracks dirty memory coarser than PAGE_SHIFT allows")
+        incoming = DestinationMigration(self, source)
+        self.incoming = incoming
+        return incoming
+
+    def release_guest(self) -> None:
+        """After the handover point: reset every function (VFM-SEC-006), then free the guest's memory."""
+        for function in self.slot_functions.values():
+            function.function_level_reset("flr")
+            function.memory = None
+            function.interrupt_sink = None
+            self.freed_functions.append(function)
+        self.slot_functions = {}
+        self._memory = None
+        self._bridge = None
+        self.guest = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Sender:
+    """The migration stream: pages queued for sending, sent at the link's rate, one quantum at a time."""
+
+    def __init__(self, source: GuestMemory, target: GuestMemory, bandwidth: float) -> None:
+        self.source = source
+        self.target = target
+        self.bandwidth = bandwidth
+        self.queue: deque[Pages | tuple[int, int]] = deque()
+        self.queued = 0
+        self.sent = 0
+        self._carry = 0.0
+
+    def enqueue_all(self) -> None:
+        self.queue.append((0, self.source.num_pages))
+        self.queued += self.source.num_pages
+
+    def enqueue(self, pages: Pages) -> None:
+        if pages.size:
+            self.queue.append(pages)
+            self.queued += int(pages.size)
+
+    def send_for(self, duration_ns: int) -> int:
+        """Send what ``duration_ns`` of bandwidth carries; returns the pages sent."""
+        budget_f = self.bandwidth * duration_ns / NS_PER_S / self.source.page_size + self._carry
+        budget = int(budget_f)
+        self._carry = budget_f - budget
+        return self.send_pages(budget)
+
+    def send_pages(self, budget: int) -> int:
+        sent = 0
+        while budget > 0 and self.queue:
+            head = self.queue[0]
+            if isinstance(head, tuple):
+                start, stop = head
+                take = min(budget, stop - start)
+                self.target.receive_range_from(self.source, start, start + take)
+                if start + take == stop:
+                    self.queue.popleft()
+                else:
+                    self.queue[0] = (start + take, stop)
+            else:
+                take = min(budget, int(head.size))
+                self.target.receive_from(self.source, head[:take])
+                if take == head.size:
+                    self.queue.popleft()
+                else:
+                    self.queue[0] = head[take:]
+            sent += take
+            budget -= take
+        self.queued -= sent
+        self.sent += sent
+        return sent
+
+    def drain_time_ns(self) -> int:
+        """How long the queue takes to send."""
+        return math.ceil(self.queued * self.source.page_size / self.bandwidth * NS_PER_S)
+
+
+class SourceMigration:
+    """The source's side of one migration."""
+
+    def __init__(self, host: Hypervisor, destination: Hypervisor, number: int) -> None:
+        self.host = host
+        self.destination = destination
+        self.clock = host.clock
+        self.config = host.config
+        self.bridge = host.bridge
+        self.record = MigrationRecord(
+            number=number,
+            source=host.name,
+            destination=destination.name,
+            generation=0,
+            start_ns=self.clock.now,
+            bound_ns=self.config.bound_ns(self.bridge.params.ack_timeout_ms),
+        )
+        self.ack_timeout_ns = self.bridge.field("ack_timeout_ms") * NS_PER_MS
+        self._state = MigState.IDLE
+        self._phase_timer: Timer | None = None
+        self._precopy_timer: Timer | None = None
+        self._dirty_req_timers: dict[int, Timer] = {}
+        self._tick_timer: Timer | None = None
+        self._handover_timer: Timer | None = None
+        self._round: RoundRecord | None = None
+        self._precopy_started = 0
+        self._pending_reason: MigReason | None = None
+        self._group_reset_due = False
+        self._finishing = False
+        self.incoming: DestinationMigration | None = None
+        self.sender: _Sender | None = None
+        self.on_end: list[Callable[[MigrationRecord], None]] = []
+
+    # ------------------------------------------------------------------ start (VFM-MIG-001)
+
+    def _check_start(self) -> None:
+        bridge = self.bridge
+        if bridge.mig_state is not MigState.IDLE:
+            raise MigrationError(f"MIG_STATE is {bridge.mig_state.name}, not IDLE")
+        if bridge.secondary_bus_reset:
+            raise MigrationError("the bridge's Secondary Bus Reset bit is set")
+        enabled = bridge.field("control.enable") and bridge.field("guest_features.dma_dirty")
+        enabled = enabled and bridge.field("guest_features.pause_resume")
+        for slot, state in enumerate(bridge.dev_states()):
+            if state not in (DevState.EMPTY, DevState.UNBOUND, DevState.READY):
+                raise MigrationError(f"slot {slot} is {state.name}, not EMPTY, UNBOUND or READY")
+            function = self.host.slot_functions.get(slot)
+            if state is DevState.UNBOUND and function is not None and function.bus_master:
+                raise MigrationError(f"slot {slot} is UNBOUND and its function has Bus Master Enable set")
+            if state is DevState.READY and not enabled:
+                raise MigrationError(f"slot {slot} is READY but the guest has not enabled the protocol")
+
+    def start(self) -> None:
+        """Check the start conditions, prepare the destination, enable the dirty log, then START."""
+        self._check_start()
+        self.incoming = self.destination.prepare_incoming(self)
+        memory = self.host.memory
+        memory.log.enable()  # VFM-DIRTY-005: before START
+        self.sender = _Sender(memory, self.incoming.memory, self.config.bandwidth)
+        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="start", destination=self.destination.name)
+        self.bridge.start()  # may settle to PRECOPY at once if no slot is bound
+        self.record.generation = self.bridge.generation
+
+    # ------------------------------------------------------------------ the bridge's steps drive the phases
+
+    def bridge_stepped(self, cause: str) -> None:
+        if self.record.ended:
+            return
+        new = self.bridge.mig_state
+        if new is not self._state:
+            old, self._state = self._state, new
+            self._enter(old, new)
+        if self._over():
+            return
+        self._check_guest_conditions()
+        self._watch_late_binders()
+
+    def _over(self) -> bool:
+        """Whether the migration has ended (a call: the step just taken may have ended it)."""
+        return self.record.ended
+
+    def _phase(self) -> MigState:
+        """The MIG_STATE this migration last saw (a call, so that a check after a step reads it afresh)."""
+        return self._state
+
+    def _enter(self, old: MigState, new: MigState) -> None:
+        self.clock.cancel(self._phase_timer)
+        self._phase_timer = None
+        if new is MigState.PREPARE:
+            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._prepare_deadline, "PREPARE deadline")
+        elif new is MigState.PRECOPY:
+            self._begin_precopy()
+        elif new is MigState.PAUSING:
+            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._pausing_deadline, "PAUSING deadline")
+        elif new is MigState.STOPPED:
+            self._stopped()
+        elif new is MigState.RESUMING:
+            self._resuming(from_stopped=old is MigState.STOPPED)
+        elif new is MigState.IDLE:
+            self._idle_again()
+
+    def _check_guest_conditions(self) -> None:
+        """VFM-MIG-011: the guest withdrew its consent."""
+        if self._state not in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING):
+            return
+        bridge = self.bridge
+        for path in ("control.enable", "guest_features.dma_dirty", "guest_features.pause_resume"):
+            if not bridge.field(path):
+                self.protocol_error(f"{path.upper()} cleared during the migration")
+                return
+
+    def _watch_late_binders(self) -> None:
+        """VFM-TMO-002: a DIRTY_REQ in PRECOPY has A from the slot's entry into DIRTY_REQ."""
+        if self._state is not MigState.PRECOPY:
+            return
+        for slot, state in enumerate(self.bridge.dev_states()):
+            timer = self._dirty_req_timers.get(slot)
+            if state is DevState.DIRTY_REQ and timer is None:
+                self._dirty_req_timers[slot] = self.clock.schedule(
+                    self.ack_timeout_ns, partial(self._dirty_req_deadline, slot), f"slot {slot} DIRTY_REQ"
+                )
+            elif state is not DevState.DIRTY_REQ and timer is not None:
+                self.clock.cancel(timer)
+                del self._dirty_req_timers[slot]
+
+    # ------------------------------------------------------------------ deadlines (spec §7.6)
+
+    def _prepare_deadline(self) -> None:
+        if self._state is MigState.PREPARE:
+            self.cancel(MigReason.ACK_TIMEOUT)
+
+    def _pausing_deadline(self) -> None:
+        if self._state is MigState.PAUSING:
+            self.cancel(MigReason.ACK_TIMEOUT)
+
+    def _dirty_req_deadline(self, slot: int) -> None:
+        self._dirty_req_timers.pop(slot, None)
+        if self._state is MigState.PRECOPY and self.bridge.dev_state(slot) is DevState.DIRTY_REQ:
+            self.cancel(MigReason.ACK_TIMEOUT)
+
+    def _resuming_deadline(self) -> None:
+        if self._state is MigState.RESUMING:
+            self.record.notes.append("RESUMING deadline passed: group reset")
+            self.host.group_reset()
+
+    # ------------------------------------------------------------------ pre-copy
+
+    def _begin_precopy(self) -> None:
+        self._precopy_started = self.clock.now
+        self._precopy_timer = self.clock.schedule(self.config.precopy_limit_ns, self._precopy_limit, "P")
+        sender = self._sender()
+        self.host.memory.log.harvest()  # round 1 sends every page; the log starts afresh
+        sender.enqueue_all()
+        self._new_round(sender.queued)
+        self._schedule_tick()
+
+    def _sender(self) -> _Sender:
+        if self.sender is None:
+            raise RuntimeError("the migration has no stream")
+        return self.sender
+
+    def _new_round(self, pages: int) -> None:
+        self._round = RoundRecord(len(self.record.rounds) + 1, self.clock.now, pages)
+        self.record.rounds.append(self._round)
+        self.host.bus.publish(EventKind.PRECOPY_ROUND, self.host.name, round=self._round.number, pages=pages)
+
+    def _schedule_tick(self) -> None:
+        self._tick_timer = self.clock.schedule(self.config.quantum_ns, self._tick, "send")
+
+    def _tick(self) -> None:
+        self._tick_timer = None
+        if self.record.ended or self._state not in (MigState.PRECOPY, MigState.PAUSING):
+            return
+        sender = self._sender()
+        sent = sender.send_for(self.config.quantum_ns)
+        if sent:
+            self.host.bus.publish(
+                EventKind.PAGE_SEND,
+                self.host.name,
+                pages=sent,
+                bytes=sent * sender.source.page_size,
+                phase=self._state.name,
+            )
+        if sender.queued == 0:
+            self._round_done()
+        if not self.record.ended and self._state in (MigState.PRECOPY, MigState.PAUSING):
+            self._schedule_tick()
+
+    def _round_done(self) -> None:
+        log = self.host.memory.log
+        if self._round is not None and self._round.end_ns is None:
+            self._round.end_ns = self.clock.now
+            self._round.dirty_at_end = log.count
+        if self._state is MigState.PRECOPY and self._converged():
+            self.request_pause()
+            return
+        limit = self.config.max_precopy_rounds
+        if self._state is MigState.PRECOPY and limit and len(self.record.rounds) >= limit:
+            self._precopy_limit()
+            if self._phase() is not MigState.PRECOPY:
+                return
+        pages = log.harvest()
+        self._sender().enqueue(pages)
+        if self._phase() is MigState.PRECOPY:
+            self._new_round(int(pages.size))
+
+    def _converged(self) -> bool:
+        """VFM-TIME-002: what is left fits in bandwidth x downtime limit."""
+        left = self.host.memory.log.count * self.host.memory.page_size
+        return left <= self.config.bandwidth * self.config.downtime_limit_ns / NS_PER_S
+
+    def _precopy_limit(self) -> None:
+        """VFM-TIME-001: P passed (or the round limit): switch over or cancel."""
+        if self._state is not MigState.PRECOPY:
+            return
+        self.record.notes.append("pre-copy limit reached")
+        if self.config.on_precopy_limit is PrecopyLimitAction.CANCEL:
+            self.cancel(MigReason.CANCELLED)
+        else:
+            self.request_pause()
+
+    def request_pause(self) -> None:
+        """Switch over: REQUEST_PAUSE (the vCPUs keep running until STOPPED)."""
+        self.clock.cancel(self._precopy_timer)
+        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="switchover", left=self.host.memory.log.count)
+        self.bridge.request_pause()
+
+    # ------------------------------------------------------------------ stop-and-copy and handover
+
+    def _stopped(self) -> None:
+        guest = self.host.guest
+        if guest is not None:
+            guest.stop(self.host.name)  # VFM-MIG-003: in the step that entered STOPPED
+        self.record.stopped_ns = self.clock.now
+        self.clock.cancel(self._tick_timer)
+        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="stopped")
+        # The rest happens just after this step, once the bridge's step is complete.
+        self.clock.schedule(0, self._stop_and_copy, "stop-and-copy")
+
+    def _stop_and_copy(self) -> None:
+        if self.record.ended or self._state is not MigState.STOPPED:
+            return
+        for slot, function in self.host.slot_functions.items():
+            if function.bus_master:  # VFM-MIG-012
+                self.cancel(MigReason.PROTOCOL_ERROR, note=f"slot {slot}'s function still has BME set in STOPPED")
+                return
+        sender = self._sender()
+        sender.enqueue(self.host.memory.log.harvest())  # VFM-FLOW-001
+        pages = sender.queued
+        transfer = sender.drain_time_ns()
+        sender.send_pages(pages)
+        if pages:
+            self.host.bus.publish(
+                EventKind.PAGE_SEND, self.host.name, pages=pages, bytes=pages * sender.source.page_size, phase="STOPPED"
+            )
+        self._handover_timer = self.clock.schedule(
+            self.config.stop_copy_limit_ns, self._stop_copy_limit, "S"
+        )  # VFM-DEST-005
+        incoming = self.incoming
+        assert incoming is not None
+        config = bytes(self.bridge.config)
+        self.clock.schedule(
+            transfer + self.config.link_latency_ns, lambda: incoming.receive_state(config), "device state arrives"
+        )
+
+    def _stop_copy_limit(self) -> None:
+        if not self.record.ended and self._state is MigState.STOPPED:
+            self.cancel(MigReason.DESTINATION_FAILURE, note="stop-and-copy limit passed")
+
+    def destination_confirmed(self) -> None:
+        """The destination's confirmation arrived: the handover point (spec §7.8)."""
+        if self.record.ended or self._state is not MigState.STOPPED:
+            return
+        self.clock.cancel(self._handover_timer)
+        incoming = self.incoming
+        assert incoming is not None
+        self.record.lost_pages = incoming.memory.differing_pages(self.host.memory)
+        self.record.pages_sent = self._sender().sent
+        self.record.bytes_sent = self.record.pages_sent * self.host.memory.page_size
+        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="handover", lost_pages=self.record.lost_pages)
+        self._end(Outcome.COMPLETED, MigReason.COMPLETED)
+        guest = self.host.guest
+        source_memory = self.host.memory
+        self.host.release_guest()
+        self.host.outgoing = None
+        self.clock.schedule(self.config.link_latency_ns, lambda: incoming.go(guest, source_memory), "handover message")
+
+    def destination_failed(self, why: str) -> None:
+        """The destination reports that it cannot take the guest over (VFM-DEST-001)."""
+        if not self.record.ended and self._state in (
+            MigState.PREPARE,
+            MigState.PRECOPY,
+            MigState.PAUSING,
+            MigState.STOPPED,
+        ):
+            self.cancel(MigReason.DESTINATION_FAILURE, note=why)
+
+    # ------------------------------------------------------------------ the bad path
+
+    def cancel(self, reason: MigReason, note: str | None = None) -> None:
+        """CANCEL with ``reason`` (VFM-CANCEL-001), if the migration can still be cancelled."""
+        if self.record.ended or self._state not in (
+            MigState.PREPARE,
+            MigState.PRECOPY,
+            MigState.PAUSING,
+            MigState.STOPPED,
+        ):
+            return
+        if note:
+            self.record.notes.append(note)
+        self._pending_reason = reason
+        self.clock.cancel(self._tick_timer)
+        self.clock.cancel(self._precopy_timer)
+        self.clock.cancel(self._handover_timer)
+        for timer in self._dirty_req_timers.values():
+            self.clock.cancel(timer)
+        self._dirty_req_timers.clear()
+        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="cancel", reason=reason)
+        if self.incoming is not None:
+            self.incoming.abandon()
+        self.bridge.cancel(reason)
+
+    def protocol_error(self, why: str) -> None:
+        """VFM-MIG-011: cancel with PROTOCOL_ERROR while the guest's help is needed."""
+        if self._state in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING):
+            self.cancel(MigReason.PROTOCOL_ERROR, note=why)
+
+    def device_error(self) -> None:
+        """VFM-ERR-001/002: cancel, then a group reset once MIG_STATE is IDLE or RESUMING."""
+        self._group_reset_due = True
+        if self._state in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING, MigState.STOPPED):
+            self.cancel(MigReason.DEVICE_ERROR)
+        self._group_reset_if_due()
+
+    def _group_reset_if_due(self) -> None:
+        if not self._group_reset_due or self.bridge.mig_state not in (MigState.IDLE, MigState.RESUMING):
+            return
+        if MigState.RESUMING is self.bridge.mig_state and self.host.guest is not None and not self.host.guest.running:
+            return  # the vCPUs run again first; the reset follows at once
+        self._group_reset_due = False
+        if DevState.ERROR in self.bridge.dev_states():
+            self.host.group_reset()
+
+    def _resuming(self, *, from_stopped: bool) -> None:
+        guest = self.host.guest
+        if from_stopped and guest is not None:
+            # The vCPUs run again within e; RESUMING's deadline counts from then (VFM-TMO-005).
+            def restart() -> None:
+                guest.run(self.host.name)
+                self.record.resumed_ns = self.clock.now
+                self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._resuming_deadline, "RESUMING")
+                self._group_reset_if_due()
+
+            self.clock.schedule(0, restart, "vCPUs run again")
+            return
+        self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._resuming_deadline, "RESUMING deadline")
+        self.clock.schedule(0, self._group_reset_if_due, "group reset after cancel")
+
+    def _idle_again(self) -> None:
+        reason = self._pending_reason or self.bridge.mig_reason
+        self._group_reset_if_due()
+        outcome = Outcome.CANCELLED if reason is MigReason.CANCELLED else Outcome.FAILED
+        self.record.pages_sent = self._sender().sent if self.sender is not None else 0
+        self.record.bytes_sent = self.record.pages_sent * self.host.memory.page_size
+        # Bad path is safe: the guest still runs on this host's memory, which never stopped being its own.
+        guest = self.host.guest
+        self.record.lost_pages = 0 if guest is None else guest.memory.differing_pages(self.host.memory)
+        self._end(outcome, reason)
+        self.host.memory.log.disable()
+        self.host.outgoing = None
+
+    def _end(self, outcome: Outcome, reason: MigReason) -> None:
+        self.record.outcome = outcome
+        self.record.reason = reason
+        self.record.end_ns = self.clock.now
+        self.clock.cancel(self._phase_timer)
+        self.host.bus.publish(
+            EventKind.MIGRATION,
+            self.host.name,
+            what="end",
+            outcome=outcome.value,
+            reason=reason,
+            number=self.record.number,
+        )
+        for callback in tuple(self.on_end):
+            callback(self.record)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class DestinationMigration:
+    """The destination's side: receive pages and state, check, place fresh functions, confirm, ARRIVE."""
+
+    def __init__(self, host: Hypervisor, source: SourceMigration) -> None:
+        self.host = host
+        self.source = source
+        self.clock = host.clock
+        source_bridge = source.bridge
+        self.params = source_bridge.params
+        self.memory = GuestMemory(source.host.memory.size_bytes, source.host.memory.page_shift, boot=False)
+        self.bridge: MigrationBridge | None = None
+        self.abandoned = False
+        self.fail_on_state: str | None = None
+        """Set by fault injection: the destination reports this failure when the device state arrives."""
+        self.placed_in_reset: dict[int, bool] = {}
+
+    def receive_state(self, config: bytes) -> None:
+        """The last pages and the bridge's config space arrived: check, place functions, confirm."""
+        if self.abandoned:
+            return
+        if self.fail_on_state is not None:
+            self._report_failure(self.fail_on_state)
+            return
+        host = self.host
+        bridge = host.create_bridge(self.params)
+        capability = config[bridge.cap : bridge.cap + len(bridge.capability_bytes())]
+        problem = restore_problem(bridge.capability_bytes(), capability, host.dirty_page_shift)
+        if problem is not None:  # VFM-SEC-008
+            self._report_failure(f"restored capability refused: {problem}")
+            return
+        bridge.config[:PCI_CONFIG_SIZE] = config
+        self.bridge = bridge
+        host.slot_functions = {}
+        for slot, state in enumerate(bridge.dev_states()):
+            if state is DevState.EMPTY:
+                continue
+            identity = self.source.host.identities.get(slot)
+            function = host.new_function(identity)  # VFM-MIG-004: equivalent, after FLR, BME clear
+            function.function_level_reset("flr")
+            host.slot_functions[slot] = function
+            host.identities[slot] = function.identity
+            bridge.functions[slot] = function
+            self.placed_in_reset[slot] = function.in_reset_state
+        host.last_placed = self.placed_in_reset
+        self.clock.schedule(self.host.config.link_latency_ns, self.source.destination_confirmed, "confirmation")
+
+    def _report_failure(self, why: str) -> None:
+        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="destination_failure", why=why)
+        self.clock.schedule(self.host.config.link_latency_ns, lambda: self.source.destination_failed(why), "failure")
+        self.abandon()
+
+    def go(self, guest: Guest | None, source_memory: GuestMemory) -> None:
+        """The source reached the handover point: ARRIVE, then run the vCPUs here (VFM-FLOW-003)."""
+        host = self.host
+        host.incoming = None
+        if guest is None or self.bridge is None:
+            return
+        self.memory.continue_stamps_from(source_memory)
+        guest.move_to(host)
+        host.host_guest(guest, self.memory)
+        self.bridge.arrive()
+        host.bus.publish(EventKind.MIGRATION, host.name, what="arrived")
+        guest.run(host.name)
+        self.source.record.resumed_ns = self.clock.now
+
+    def abandon(self) -> None:
+        """The migration was cancelled or failed: forget everything received."""
+        self.abandoned = True
+        if self.host.incoming is self:
+            self.host.incoming = None
+        if self.bridge is not None and self.host.guest is None:
+            self.host._bridge = None
+            self.host.slot_functions = {}

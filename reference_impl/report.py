@@ -1,0 +1,167 @@
+"""A simulation's results as JSON and as a readable summary (what ``vfmig simulate`` prints).
+
+JSON structure (``SIMULATE_JSON_VERSION`` 1), one object:
+
+``outcome``, ``reason``
+    ``completed`` / ``cancelled`` / ``failed`` and the ``MIG_REASON`` name in
+    lowercase.  With several migrations: ``completed`` if all completed,
+    otherwise the first that did not, with its reason.
+``lost_pages``, ``downtime_ms``, ``total_time_ms``, ``precopy_rounds``, ``pages_sent``, ``bytes_sent``
+    for one migration its figures; for several the sum (``downtime_ms``: the
+    longest).
+``devices``
+    per slot after the last migration: ``slot``, ``function``, ``state``,
+    ``reset_on_destination`` (null unless that migration completed),
+    ``migrated_flag``, ``driver``.
+``rounds``
+    per pre-copy round of the last migration: ``round``, ``start_ms``,
+    ``end_ms``, ``pages``, ``dirty_at_end``.
+``migrations``
+    (only with ``--migrations`` > 1) one object per migration with every
+    field above.
+``invariant_violations``
+    a list of strings; empty when the run kept the brief's invariants.
+``simulated_ms``, ``config``, ``version``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from reference_impl.clock import to_ms
+from reference_impl.hypervisor import MigrationRecord, Outcome
+from reference_impl.scenario import SimulationResult
+from reference_impl.units import format_size
+from vfmig_proto.states import MigReason
+
+SIMULATE_JSON_VERSION = 1
+
+
+def _round(value: float) -> float:
+    return round(value, 3)
+
+
+def migration_json(record: MigrationRecord) -> dict[str, Any]:
+    """One migration as a JSON-ready dict."""
+    return {
+        "number": record.number,
+        "source": record.source,
+        "destination": record.destination,
+        "generation": record.generation,
+        "outcome": record.outcome.value if record.outcome else None,
+        "reason": record.reason.name.lower(),
+        "lost_pages": record.lost_pages,
+        "downtime_ms": _round(to_ms(record.downtime_ns)),
+        "total_time_ms": _round(to_ms(record.total_ns)),
+        "bound_ms": _round(to_ms(record.bound_ns)),
+        "precopy_rounds": record.precopy_rounds,
+        "pages_sent": record.pages_sent,
+        "bytes_sent": record.bytes_sent,
+        "group_resets": record.group_resets,
+        "devices": [
+            {
+                "slot": device.slot,
+                "function": device.function,
+                "state": device.state.name if device.state is not None else None,
+                "reset_on_destination": device.reset_on_destination,
+                "migrated_flag": device.migrated_flag,
+                "driver": device.driver,
+            }
+            for device in record.devices
+        ],
+        "rounds": [
+            {
+                "round": item.number,
+                "start_ms": _round(to_ms(item.start_ns - record.start_ns)),
+                "end_ms": None if item.end_ns is None else _round(to_ms(item.end_ns - record.start_ns)),
+                "pages": item.pages,
+                "dirty_at_end": item.dirty_at_end,
+            }
+            for item in record.rounds
+        ],
+        "notes": list(record.notes),
+    }
+
+
+def _overall(records: list[MigrationRecord]) -> tuple[str, str]:
+    for record in records:
+        if record.outcome is not Outcome.COMPLETED:
+            outcome = record.outcome.value if record.outcome else "unfinished"
+            return outcome, record.reason.name.lower()
+    return Outcome.COMPLETED.value, MigReason.COMPLETED.name.lower()
+
+
+def simulation_json(result: SimulationResult) -> dict[str, Any]:
+    """The whole run as the JSON object ``vfmig simulate --json`` prints."""
+    records = result.migrations
+    per_migration = [migration_json(record) for record in records]
+    last = per_migration[-1]
+    outcome, reason = _overall(records)
+    config = asdict(result.config)
+    config["fault"] = result.config.fault.value if result.config.fault else None
+    config["migration"]["on_precopy_limit"] = result.config.migration.on_precopy_limit.value
+    document: dict[str, Any] = {
+        "version": SIMULATE_JSON_VERSION,
+        "outcome": outcome,
+        "reason": reason,
+        "lost_pages": sum(item["lost_pages"] for item in per_migration),
+        "downtime_ms": max(item["downtime_ms"] for item in per_migration),
+        "total_time_ms": _round(sum(item["total_time_ms"] for item in per_migration)),
+        "precopy_rounds": sum(item["precopy_rounds"] for item in per_migration),
+        "pages_sent": sum(item["pages_sent"] for item in per_migration),
+        "bytes_sent": sum(item["bytes_sent"] for item in per_migration),
+        "devices": last["devices"],
+        "rounds": last["rounds"],
+        "invariant_violations": [str(violation) for violation in result.violations],
+        "simulated_ms": _round(to_ms(result.simulated_ns)),
+        "config": config,
+    }
+    if len(records) > 1:
+        document["migrations"] = per_migration
+    return document
+
+
+def migration_summary(record: MigrationRecord) -> list[str]:
+    """A few readable lines about one migration."""
+    outcome = record.outcome.value if record.outcome else "unfinished"
+    lines = [
+        f"migration {record.number}: {record.source} -> {record.destination}: {outcome} "
+        f"({record.reason.name.lower()}), generation {record.generation}",
+        f"  total {to_ms(record.total_ns):.1f} ms (bound {to_ms(record.bound_ns):.0f} ms), "
+        f"downtime {to_ms(record.downtime_ns):.1f} ms, {record.precopy_rounds} pre-copy rounds, "
+        f"{record.pages_sent} pages sent ({format_size(record.bytes_sent)}), lost pages: {record.lost_pages}",
+    ]
+    for item in record.rounds:
+        end = "-" if item.end_ns is None else f"{to_ms(item.end_ns - record.start_ns):.1f}"
+        dirty = "-" if item.dirty_at_end is None else str(item.dirty_at_end)
+        lines.append(
+            f"    round {item.number}: {to_ms(item.start_ns - record.start_ns):.1f}..{end} ms, "
+            f"{item.pages} pages, {dirty} dirty at its end"
+        )
+    for device in record.devices:
+        state = device.state.name if device.state is not None else "-"
+        reset = "" if device.reset_on_destination is None else f", in reset on arrival: {device.reset_on_destination}"
+        lines.append(
+            f"  slot {device.slot}: {device.function or '(none)'} {state}, driver {device.driver}, "
+            f"MIGRATED {int(device.migrated_flag)}{reset}"
+        )
+    lines.extend(f"  note: {note}" for note in record.notes)
+    return lines
+
+
+def simulation_summary(result: SimulationResult) -> str:
+    """The readable report of a whole run."""
+    lines: list[str] = []
+    for record in result.migrations:
+        lines.extend(migration_summary(record))
+    outcome, reason = _overall(result.migrations)
+    lines.append(f"overall: {outcome} ({reason}), simulated {to_ms(result.simulated_ns) / 1000:.2f} s")
+    if result.violations:
+        lines.append(f"INVARIANT VIOLATIONS ({len(result.violations)}):")
+        lines.extend(f"  {violation}" for violation in result.violations)
+    else:
+        lines.append(
+            "invariants: no lost write, quiet when stopped, reset on arrival, bad path safe, always ends: kept"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,364 @@
+"""Wiring: two hosts, one guest with its functions, a workload, faults; run migrations and report them.
+
+A :class:`Simulation` builds the whole world from a :class:`SimulationConfig`:
+a source and a destination :class:`~reference_impl.hypervisor.Hypervisor`,
+the guest with its migration core and one VF driver per function, the
+guest's CPU workload and the network traffic that the functions receive and
+send.  :meth:`Simulation.run` performs ``migrations`` migrations back and
+forth and returns one :class:`~reference_impl.hypervisor.MigrationRecord`
+each.  A :class:`Fault` injects one failure into the first migration.
+
+Everything is driven by the simulated clock; the same code runs a 64-page
+toy guest for the conformance suite and a 64 GiB guest for a benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+import numpy as np
+
+from reference_impl.clock import NS_PER_S, SimClock, ms
+from reference_impl.device import DeviceTiming
+from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
+from reference_impl.events import EventBus, EventKind
+from reference_impl.guest import DmaRegionAllocator, Guest, firmware_setup
+from reference_impl.hypervisor import (
+    DeviceRecord,
+    GiB,
+    Hypervisor,
+    MiB,
+    MigrationConfig,
+    MigrationRecord,
+    Outcome,
+)
+from reference_impl.invariants import InvariantMonitor, Violation
+from reference_impl.memory import GuestMemory
+from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.states import MigReason, MigState
+
+
+class Fault(Enum):
+    """One failure to inject into the first migration (``vfmig simulate --fault NAME``)."""
+
+    CANCEL_PRECOPY = "cancel-precopy"
+    """The management layer cancels during pre-copy (spec §7.7)."""
+    CANCEL_AFTER_PAUSE = "cancel-after-pause"
+    """The management layer cancels once every function is paused and the vCPUs are stopped (§7.7)."""
+    ACK_TIMEOUT = "ack-timeout"
+    """Slot 0's function takes twice ACK_TIMEOUT_MS to drain its DMA, so its pause is late (§7.6)."""
+    DESTINATION_FAILURE = "destination-failure"
+    """The destination cannot take the guest over when the final state arrives (§7.8)."""
+    SURPRISE_REMOVAL = "surprise-removal"
+    """Slot 0's function disappears during pre-copy (§7.9)."""
+    DEVICE_ERROR = "device-error"
+    """Slot 0's function fails during pre-copy: cancel, then a group reset (§7.9)."""
+    DRIVER_UNLOADED = "driver-unloaded"
+    """Slot 0's driver is unloaded during pre-copy; the function migrates unbound (§7.4)."""
+    INTERFACE_DOWN = "interface-down"
+    """Slot 0's interface is down during the migration and opened on the destination (§7.3, §7.5)."""
+    NO_DIRTYING = "no-dirtying"
+    """A broken driver that never dirties what its function writes: the run must report lost pages."""
+
+    @property
+    def expected(self) -> tuple[Outcome, MigReason]:
+        """How the spec says a migration with this fault ends."""
+        return _EXPECTED[self]
+
+
+_EXPECTED: dict[Fault, tuple[Outcome, MigReason]] = {
+    Fault.CANCEL_PRECOPY: (Outcome.CANCELLED, MigReason.CANCELLED),
+    Fault.CANCEL_AFTER_PAUSE: (Outcome.CANCELLED, MigReason.CANCELLED),
+    Fault.ACK_TIMEOUT: (Outcome.FAILED, MigReason.ACK_TIMEOUT),
+    Fault.DESTINATION_FAILURE: (Outcome.FAILED, MigReason.DESTINATION_FAILURE),
+    Fault.SURPRISE_REMOVAL: (Outcome.FAILED, MigReason.SURPRISE_REMOVAL),
+    Fault.DEVICE_ERROR: (Outcome.FAILED, MigReason.DEVICE_ERROR),
+    Fault.DRIVER_UNLOADED: (Outcome.COMPLETED, MigReason.COMPLETED),
+    Fault.INTERFACE_DOWN: (Outcome.COMPLETED, MigReason.COMPLETED),
+    Fault.NO_DIRTYING: (Outcome.COMPLETED, MigReason.COMPLETED),
+}
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Everything ``vfmig simulate`` lets a user choose."""
+
+    memory_bytes: int = 4 * GiB
+    vfs: int = 2
+    dma_rate: float = 125_000_000.0
+    """Bytes per second each function receives (and writes by DMA): 1 Gb/s."""
+    dma_read_rate: float = 0.0
+    """Bytes per second each function transmits (reads by DMA)."""
+    cpu_dirty_rate: float = 64 * MiB
+    """Bytes per second the guest's CPUs write, spread over ``cpu_working_set`` of its memory."""
+    cpu_working_set: float = 1.0
+    """Fraction of guest memory (from page 0) the CPU writes land in."""
+    migration: MigrationConfig = field(default_factory=MigrationConfig)
+    migrations: int = 1
+    seed: int = 0
+    fault: Fault | None = None
+    page_shift: int = 12
+    ack_timeout_ms: int = 500
+    buffers: int = 1024
+    """Receive buffers (pages) per function."""
+    settle_ns: int = ms(50)
+    """How long to keep running after a migration ends, so drivers finish reinitialising."""
+    gap_ns: int = ms(100)
+    """Time between the end of one migration and the start of the next."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.vfs <= 31:
+            raise ValueError(f"--vfs must be 1..31, not {self.vfs}")
+        if self.migrations < 1:
+            raise ValueError(f"--migrations must be at least 1, not {self.migrations}")
+        if not 0 < self.cpu_working_set <= 1:
+            raise ValueError(f"the CPU working set must be in (0, 1], not {self.cpu_working_set}")
+        for name in ("dma_rate", "dma_read_rate", "cpu_dirty_rate"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+
+
+@dataclass
+class SimulationResult:
+    """What :meth:`Simulation.run` returns."""
+
+    config: SimulationConfig
+    migrations: list[MigrationRecord]
+    simulated_ns: int
+    violations: list[Violation] = field(default_factory=list)
+    """Invariants the run broke (see :mod:`reference_impl.invariants`); empty for the reference."""
+
+    @property
+    def last(self) -> MigrationRecord:
+        """The last migration."""
+        return self.migrations[-1]
+
+
+class Simulation:
+    """The world of one ``vfmig simulate`` run."""
+
+    def __init__(self, config: SimulationConfig, bus: EventBus | None = None, *, monitor: bool = True) -> None:
+        self.config = config
+        self.clock = SimClock() if bus is None else bus.clock
+        self.bus = bus or EventBus(self.clock)
+        self.rng = np.random.default_rng(config.seed)
+        migration = config.migration
+        self.hosts = (
+            Hypervisor("hostA", self.clock, self.bus, migration),
+            Hypervisor("hostB", self.clock, self.bus, migration),
+        )
+        self.monitor = InvariantMonitor(self.bus, self.hosts) if monitor else None
+        source = self.hosts[0]
+        params = CapabilityParams(
+            num_slots=max(8, config.vfs), page_shift=config.page_shift, ack_timeout_ms=config.ack_timeout_ms
+        )
+        source.create_bridge(params)
+        memory = GuestMemory(config.memory_bytes, config.page_shift)
+        self.guest = Guest("guest", self.clock, self.bus, source)
+        source.host_guest(self.guest, memory)
+        self.core = MigrationCore(self.guest)
+        allocator = DmaRegionAllocator(memory.num_pages)
+        driver_config = DriverConfig(buffers=config.buffers)
+        if config.fault is Fault.NO_DIRTYING:
+            driver_config = replace(driver_config, dirty_completions=False, dirty_on_pause=False)
+        self.drivers: list[VfDriver] = []
+        for slot in range(config.vfs):
+            timing = None
+            if config.fault is Fault.ACK_TIMEOUT and slot == 0:
+                timing = DeviceTiming(drain_ns=2 * config.ack_timeout_ms * 1_000_000)
+            function = source.assign_function(slot)
+            if timing is not None:
+                function.timing = timing
+            self.drivers.append(
+                VfDriver(self.guest, self.core, slot, source.bridge.devfn(slot), allocator, config=driver_config)
+            )
+        self._timing_fault_pending = config.fault is Fault.ACK_TIMEOUT
+        self._carry_cpu = 0.0
+        self._carry_rx = [0.0] * config.vfs
+        self._carry_tx = [0.0] * config.vfs
+        self._working_pages = max(1, int(memory.num_pages * config.cpu_working_set))
+        self._world_timer_running = False
+        self.records: list[MigrationRecord] = []
+        self.boot()
+
+    # ------------------------------------------------------------------ the guest boots
+
+    def boot(self) -> None:
+        """The firmware sets the bridge up; the OS finds the capability, loads its drivers, opens interfaces."""
+        firmware_setup(self.guest.platform.bridge)
+        if not self.core.probe():
+            raise RuntimeError("the guest did not find a usable migration capability")
+        for driver in self.drivers:
+            driver.load(up=True)
+        if self.config.fault is Fault.INTERFACE_DOWN:
+            self.drivers[0].close()
+        self._start_world()
+
+    # ------------------------------------------------------------------ the workload and the traffic
+
+    def _start_world(self) -> None:
+        if not self._world_timer_running:
+            self._world_timer_running = True
+            self.clock.schedule(self.config.migration.quantum_ns, self._world_tick, "world")
+
+    def _world_tick(self) -> None:
+        quantum = self.config.migration.quantum_ns
+        self._cpu_writes(quantum)
+        self._traffic(quantum)
+        self.clock.schedule(quantum, self._world_tick, "world")
+
+    def _cpu_writes(self, quantum: int) -> None:
+        guest = self.guest
+        if not guest.running or self.config.cpu_dirty_rate == 0:
+            return
+        wanted = self.config.cpu_dirty_rate * quantum / NS_PER_S / guest.memory.page_size + self._carry_cpu
+        count = int(wanted)
+        self._carry_cpu = wanted - count
+        if count:
+            guest.cpu_write(self.rng.integers(0, self._working_pages, size=count, dtype=np.int64))
+
+    def _traffic(self, quantum: int) -> None:
+        for index, driver in enumerate(self.drivers):
+            function = driver.function
+            if function is None:
+                continue
+            if self.config.dma_rate:
+                wanted = self.config.dma_rate * quantum / NS_PER_S + self._carry_rx[index]
+                nbytes = int(wanted)
+                self._carry_rx[index] = wanted - nbytes
+                if nbytes:
+                    function.receive(nbytes)
+            if self.config.dma_read_rate and self.guest.running:
+                wanted = self.config.dma_read_rate * quantum / NS_PER_S / self.guest.memory.page_size
+                wanted += self._carry_tx[index]
+                pages = int(wanted)
+                self._carry_tx[index] = wanted - pages
+                driver.transmit(pages)
+
+    # ------------------------------------------------------------------ migrations
+
+    def run(self, progress: Callable[[MigrationRecord], None] | None = None) -> SimulationResult:
+        """Run every migration to its end; return their records."""
+        for number in range(1, self.config.migrations + 1):
+            source, destination = self._hosts_for(number)
+            self.clock.advance(self.config.gap_ns)
+            record = self._migrate(number, source, destination)
+            self.records.append(record)
+            if self.monitor is not None:
+                self.monitor.check_record(record)
+            if progress is not None:
+                progress(record)
+            if record.outcome is not Outcome.COMPLETED and number < self.config.migrations:
+                self._wait_for_idle(source)
+        violations = list(self.monitor.violations) if self.monitor is not None else []
+        return SimulationResult(self.config, self.records, self.clock.now, violations)
+
+    def _hosts_for(self, number: int) -> tuple[Hypervisor, Hypervisor]:
+        where = next(host for host in self.hosts if host.guest is self.guest)
+        other = self.hosts[1] if where is self.hosts[0] else self.hosts[0]
+        return where, other
+
+    def _migrate(self, number: int, source: Hypervisor, destination: Hypervisor) -> MigrationRecord:
+        self._wait_for_idle(source)
+        fault = self.config.fault if number == 1 else None
+        migration = source.migrate_to(destination, number)
+        record = migration.record
+        if fault is not None:
+            self._arm(fault, source, destination)
+        limit = record.start_ns + record.bound_ns + ms(1)
+        self.clock.run_while(lambda: not record.ended, limit)
+        if not record.ended:
+            raise RuntimeError(f"migration {number} did not end within its bound of {record.bound_ns} ns")
+        host = destination if record.outcome is Outcome.COMPLETED else source
+        self.clock.run_while(lambda: host.guest is None, self.clock.now + ms(10))
+        self._after_end(fault, host)
+        self.clock.advance(self.config.settle_ns)
+        self.clock.run_while(lambda: not self._settled(host), self.clock.now + 10 * NS_PER_S)
+        record.devices = self._device_records(host, destination if record.outcome is Outcome.COMPLETED else None)
+        return record
+
+    def _wait_for_idle(self, host: Hypervisor) -> None:
+        self.clock.run_while(lambda: not self._settled(host), self.clock.now + 10 * NS_PER_S)
+
+    def _settled(self, host: Hypervisor) -> bool:
+        bridge = host._bridge
+        return bridge is not None and bridge.mig_state is MigState.IDLE and not any(d.busy for d in self.drivers)
+
+    # ------------------------------------------------------------------ faults
+
+    def _arm(self, fault: Fault, source: Hypervisor, destination: Hypervisor) -> None:
+        """Make ``fault`` happen at its moment in the migration that just started."""
+
+        def on_transition(event: object) -> None:
+            new = getattr(event, "data", {}).get("new")
+            if new is MigState.PRECOPY and fault in _PRECOPY_FAULTS:
+                unsubscribe()
+                self.clock.schedule(ms(20), lambda: self._precopy_fault(fault, source), fault.value)
+            elif new is MigState.STOPPED and fault is Fault.CANCEL_AFTER_PAUSE:
+                unsubscribe()
+                outgoing = source.outgoing
+                if outgoing is not None:
+                    self.clock.schedule(0, lambda: outgoing.cancel(MigReason.CANCELLED), fault.value)
+
+        unsubscribe = self.bus.subscribe(on_transition, [EventKind.MIG_TRANSITION])
+        if fault is Fault.DESTINATION_FAILURE and destination.incoming is not None:
+            destination.incoming.fail_on_state = "the destination could not restore the guest (injected)"
+        self.bus.publish(EventKind.FAULT, "simulation", fault=fault.value)
+
+    def _precopy_fault(self, fault: Fault, source: Hypervisor) -> None:
+        outgoing = source.outgoing
+        if outgoing is None:
+            return
+        if fault is Fault.CANCEL_PRECOPY:
+            outgoing.cancel(MigReason.CANCELLED)
+        elif fault is Fault.SURPRISE_REMOVAL:
+            source.surprise_remove(0)
+        elif fault is Fault.DEVICE_ERROR:
+            source.function_failed(0)
+        elif fault is Fault.DRIVER_UNLOADED:
+            self.guest.after(0, self.drivers[0].unload, "unload driver")
+
+    def _after_end(self, fault: Fault | None, host: Hypervisor) -> None:
+        if fault is Fault.ACK_TIMEOUT:
+            for function in host.slot_functions.values():
+                function.timing = DeviceTiming()  # the slow drain was this migration's fault only
+        if fault is Fault.INTERFACE_DOWN and host.guest is self.guest:
+            self.guest.after(ms(1), self.drivers[0].open, "open interface")
+
+    # ------------------------------------------------------------------ reporting
+
+    def _device_records(self, host: Hypervisor, destination: Hypervisor | None) -> list[DeviceRecord]:
+        bridge = host._bridge
+        records = []
+        for driver in self.drivers:
+            slot = driver.slot
+            function = host.slot_functions.get(slot)
+            placed = None
+            if destination is not None and destination.last_placed is not None:
+                placed = destination.last_placed.get(slot)
+            state = bridge.dev_state(slot) if bridge is not None else None
+            migrated = bridge.dev_status(slot)[0] if bridge is not None else False
+            records.append(
+                DeviceRecord(
+                    slot=slot,
+                    function=function.name if function is not None else None,
+                    state=state,  # type: ignore[arg-type]
+                    reset_on_destination=placed,
+                    migrated_flag=migrated,
+                    driver=_driver_state(driver),
+                )
+            )
+        return records
+
+
+_PRECOPY_FAULTS = frozenset({Fault.CANCEL_PRECOPY, Fault.SURPRISE_REMOVAL, Fault.DEVICE_ERROR, Fault.DRIVER_UNLOADED})
+
+
+def _driver_state(driver: VfDriver) -> str:
+    if not driver.loaded:
+        return "unloaded"
+    if not driver.up:
+        return "down"
+    return "running" if driver.configured and not driver.paused else "up, not running"
