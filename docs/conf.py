@@ -42,6 +42,8 @@ nitpick_ignore_regex = [
     # have no page to link to.  They are genuinely external; everything of vfmig must resolve.
     ("py:class", r"(collections\.abc|typing|enum|pathlib|dataclasses|functools|re)\.\w+"),
     ("py:class", r"construct\.[\w.]+|cs\.[\w.]+"),
+    ("py:class", r"numpy\.[\w.]+|np\.[\w.]+|npt\.[\w.]+"),
+    ("py:class", r"rich\.[\w.]+"),
 ]
 
 # -- graphviz: SVG rendered at build time by the local `dot` ---------------------------------------

@@ -8,22 +8,18 @@ copy of a transition rule: every state change is a lookup in
 
 One module per role, and the pieces they share:
 
-=========================  ===================================================
-:mod:`~reference_impl.bridge`       the migration bridge (type-1 config space,
-                                    the capability, both state machines)
-:mod:`~reference_impl.device`       a virtual function: BME, FLR, DMA engine
-:mod:`~reference_impl.driver`       the guest's migration core and VF driver
-:mod:`~reference_impl.hypervisor`   source and destination orchestration
-:mod:`~reference_impl.guest`        the guest: vCPUs, tasks, its PCI view
-:mod:`~reference_impl.memory`       guest RAM as page versions, the dirty log
-:mod:`~reference_impl.clock`        the simulated clock
-:mod:`~reference_impl.events`       the event bus every role publishes on
-:mod:`~reference_impl.scenario`     wiring, workload, fault injection
-:mod:`~reference_impl.invariants`   the brief's invariants, checked live
-:mod:`~reference_impl.report`       results as JSON and text
-:mod:`~reference_impl.snapshots`    the bridge's config space at chosen points
-:mod:`~reference_impl.units`        ``4GiB``, ``10Gb/s``, ``300ms``
-=========================  ===================================================
+* :mod:`~reference_impl.bridge`: the migration bridge (type-1 config space, the capability, both state
+  machines);
+* :mod:`~reference_impl.device`: a virtual function (BME, FLR, its DMA engine);
+* :mod:`~reference_impl.driver`: the guest's migration core and VF driver;
+* :mod:`~reference_impl.hypervisor`: source and destination orchestration;
+* :mod:`~reference_impl.guest`: the guest (vCPUs, tasks, its PCI view);
+* :mod:`~reference_impl.memory`: guest RAM as page versions, the dirty log;
+* :mod:`~reference_impl.clock` and :mod:`~reference_impl.events`: the simulated clock, the event bus;
+* :mod:`~reference_impl.scenario`: wiring, workload, fault injection;
+* :mod:`~reference_impl.invariants`: the brief's invariants, checked live;
+* :mod:`~reference_impl.report`, :mod:`~reference_impl.snapshots`, :mod:`~reference_impl.units`: results
+  as JSON and text, the bridge's config space at chosen points, ``4GiB`` / ``10Gb/s`` / ``300ms``.
 
 A tool author's entry point::
 

@@ -14,9 +14,11 @@ act on it:
   for the rest), then the bridge works out what the write meant: a driver
   report for each slot whose ``DEV_CTRL`` byte it covered (spec §4.2,
   VFM-DEV-001), a Secondary Bus Reset edge (the group reset, VFM-ERR-004);
-* the **hypervisor**, through the host-event methods (:meth:`start`,
-  :meth:`request_pause`, :meth:`cancel`, :meth:`arrive`, :meth:`group_reset`,
-  :meth:`hot_add`, :meth:`surprise_removal`, :meth:`device_error`).
+* the **hypervisor**, through the host-event methods
+  (:meth:`~MigrationBridge.start`, :meth:`~MigrationBridge.request_pause`,
+  :meth:`~MigrationBridge.cancel`, :meth:`~MigrationBridge.arrive`,
+  :meth:`~MigrationBridge.group_reset`, :meth:`~MigrationBridge.hot_add`,
+  :meth:`~MigrationBridge.surprise_removal`, :meth:`~MigrationBridge.device_error`).
 
 Each call is one *step* (spec VFM-ACC-007, VFM-MIG-006): the state changes,
 the fan-out, the catch-up for a late binder, the settled ``ALL_*`` event and
@@ -65,6 +67,7 @@ from vfmig_proto.pci import (
     PCI_MSI_FLAGS_ENABLE,
     PCI_MSI_FLAGS_MASKBIT,
     PCI_MSI_MASK_64,
+    PCI_MSI_PENDING_64,
     PCI_PREF_MEMORY_BASE,
     PCI_PREF_MEMORY_LIMIT,
     PCI_SEC_STATUS,
@@ -336,6 +339,9 @@ class MigrationBridge:
                 for observer in tuple(self.observers):
                     observer.secondary_bus_reset_requested(self)
                 self._group_reset(step)
+        mask = MSI_OFFSET + PCI_MSI_MASK_64
+        if offset < mask + 4 and mask < offset + width:
+            self._msi_mask_written()
         if offset <= PCI_COMMAND + 1 < offset + width or offset <= self.cap + self._f.status_offset < offset + width:
             self._update_intx()
 
@@ -556,10 +562,22 @@ class MigrationBridge:
         if not self._enabled_for_events or not self.msi_enabled:
             return
         if self.config[MSI_OFFSET + PCI_MSI_MASK_64] & 0x01:
+            self.config[MSI_OFFSET + PCI_MSI_PENDING_64] |= 0x01  # held pending until unmasked (spec §6.2)
             return
+        self._send_msi()
+
+    def _send_msi(self) -> None:
         self.bus.publish(EventKind.BRIDGE_INTERRUPT, self.name, mode="msi")
         if self.interrupt_sink is not None:
             self.interrupt_sink()
+
+    def _msi_mask_written(self) -> None:
+        """Unmasking a vector with its pending bit set sends the held message."""
+        pending = self.config[MSI_OFFSET + PCI_MSI_PENDING_64] & 0x01
+        if pending and not self.config[MSI_OFFSET + PCI_MSI_MASK_64] & 0x01:
+            self.config[MSI_OFFSET + PCI_MSI_PENDING_64] &= 0xFE
+            if self.msi_enabled:
+                self._send_msi()
 
     def _update_intx(self) -> None:
         """INTx follows STATUS.EVENT & ENABLE & EVENT_IE while MSI is off (VFM-NOTIF-003)."""
@@ -630,8 +648,10 @@ def restore_problem(own: bytes, data: bytes, dirty_page_shift: int) -> str | Non
     ]
     if [entry.dev_devfn for entry in received.devices] != [entry.dev_devfn for entry in mine.devices]:
         problems.append("DEV_DEVFN of the slot entries differs from this bridge's")
-    if received.page_shift < dirty_page_shift:
-        problems.append(f"PAGE_SHIFT {received.page_shift} is finer than this host's dirty tracking")
+    if received.page_shift > dirty_page_shift:  # VFM-DIRTY-007: tracking at 2^PAGE_SHIFT or coarser
+        problems.append(
+            f"PAGE_SHIFT {received.page_shift} is coarser than this host's dirty tracking (2^{dirty_page_shift} bytes)"
+        )
     if received.mig_state is not MigState.STOPPED:
         problems.append(f"MIG_STATE is {received.mig_state.name}, not STOPPED")
     problems.extend(

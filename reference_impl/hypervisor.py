@@ -36,8 +36,8 @@ bridge's migration machine (spec §4.3) through its phases:
 Whatever happens, the migration ends: every phase has a timer, and every timer
 cancels or resets.  The :class:`MigrationRecord` says how it ended.
 
-Message passing between the hosts goes over a :class:`Link` with a latency;
-page data takes ``bytes / bandwidth`` on top.
+Messages between the hosts take the link's latency; page data takes
+``bytes / bandwidth`` on top.
 """
 
 from __future__ import annotations
@@ -214,7 +214,7 @@ class Hypervisor:
         self.bus = bus
         self.config = config or MigrationConfig()
         self.dirty_page_shift = 12
-        """The granularity of this host's dirty tracking (VFM-DIRTY-007)."""
+        """log2 of the granularity in bytes of this host's dirty tracking: 2^PAGE_SHIFT or coarser (VFM-DIRTY-007)."""
         self._memory: GuestMemory | None = None
         self._bridge: MigrationBridge | None = None
         self.guest: Guest | None = None
@@ -242,6 +242,11 @@ class Hypervisor:
         """The guest's migration bridge on this host."""
         if self._bridge is None:
             raise RuntimeError(f"{self.name} has no migration bridge")
+        return self._bridge
+
+    @property
+    def bridge_or_none(self) -> MigrationBridge | None:
+        """The bridge, or None while this host holds no guest (and receives none)."""
         return self._bridge
 
     def function_at(self, devfn: int) -> VirtualFunction | None:
@@ -366,8 +371,8 @@ class Hypervisor:
         """Get ready to receive a guest (VFM-VER-007: this host can present an equal bridge)."""
         if self.guest is not None or self.incoming is not None:
             raise MigrationError(f"destination {self.name} is busy")
-        if source.bridge.params.page_shift < self.dirty_page_shift:
-            raise MigrationError(f"destination {self.name} tracks dirty memory coarser than PAGE_SHIFT allows")
+        if source.bridge.params.page_shift > self.dirty_page_shift:  # VFM-DIRTY-007
+            raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^PAGE_SHIFT bytes")
         incoming = DestinationMigration(self, source)
         self.incoming = incoming
         return incoming
@@ -534,6 +539,8 @@ class SourceMigration:
     def _enter(self, old: MigState, new: MigState) -> None:
         self.clock.cancel(self._phase_timer)
         self._phase_timer = None
+        if old is MigState.STOPPED and new is not MigState.ARRIVED:
+            self._restart_vcpus()  # CANCEL from STOPPED, even when every slot settles in the same step
         if new is MigState.PREPARE:
             self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._prepare_deadline, "PREPARE deadline")
         elif new is MigState.PRECOPY:
@@ -783,26 +790,23 @@ class SourceMigration:
     def _group_reset_if_due(self) -> None:
         if not self._group_reset_due or self.bridge.mig_state not in (MigState.IDLE, MigState.RESUMING):
             return
-        if MigState.RESUMING is self.bridge.mig_state and self.host.guest is not None and not self.host.guest.running:
-            return  # the vCPUs run again first; the reset follows at once
         self._group_reset_due = False
         if DevState.ERROR in self.bridge.dev_states():
             self.host.group_reset()
 
     def _resuming(self, *, from_stopped: bool) -> None:
-        guest = self.host.guest
-        if from_stopped and guest is not None:
-            # The vCPUs run again within e; RESUMING's deadline counts from then (VFM-TMO-005).
-            def restart() -> None:
-                guest.run(self.host.name)
-                self.record.resumed_ns = self.clock.now
-                self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._resuming_deadline, "RESUMING")
-                self._group_reset_if_due()
-
-            self.clock.schedule(0, restart, "vCPUs run again")
-            return
+        """RESUMING's deadline runs from the bridge's entry, or from the vCPUs' restart (VFM-TMO-005)."""
         self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._resuming_deadline, "RESUMING deadline")
-        self.clock.schedule(0, self._group_reset_if_due, "group reset after cancel")
+        if not from_stopped:
+            self.clock.schedule(0, self._group_reset_if_due, "group reset after cancel")
+
+    def _restart_vcpus(self) -> None:
+        """A cancellation from STOPPED: the guest's vCPUs run again here, at once (well within e)."""
+        guest = self.host.guest
+        if guest is not None and not guest.running:
+            guest.run(self.host.name)
+            self.record.resumed_ns = self.clock.now
+            self.clock.schedule(0, self._group_reset_if_due, "group reset after cancel")
 
     def _idle_again(self) -> None:
         reason = self._pending_reason or self.bridge.mig_reason

@@ -61,6 +61,7 @@ class InvariantMonitor:
             bus.subscribe(self._quiet, _QUIET_KINDS),
             bus.subscribe(self._bus_master, [EventKind.BUS_MASTER]),
             bus.subscribe(self._driver, [EventKind.DRIVER]),
+            bus.subscribe(self._reset, [EventKind.FUNCTION_RESET]),
             bus.subscribe(self._migration, [EventKind.MIGRATION]),
         ]
 
@@ -105,6 +106,19 @@ class InvariantMonitor:
         what = event.data.get("what")
         if what == "arrived":
             self._arrived(event.source)
+        elif what == "end" and event.data.get("outcome") != Outcome.COMPLETED.value:
+            self._bad_path_ended(event.source, event.data.get("number"))
+
+    def _bad_path_ended(self, host_name: str, number: object) -> None:
+        """When a cancelled or failed migration ends, the guest runs on the source (VFM-CANCEL-005)."""
+        source = next((host for host in self.hosts if host.name == host_name), None)
+        guest = None if source is None else source.guest
+        if guest is None or not guest.running or guest.platform is not source:
+            self._violate(
+                "bad path is safe",
+                ("VFM-CANCEL-005", "VFM-DEST-002"),
+                f"migration {number} ended early, yet the guest does not run on the source {host_name}",
+            )
 
     def _arrived(self, host_name: str) -> None:
         host = next((candidate for candidate in self.hosts if candidate.name == host_name), None)
@@ -117,6 +131,10 @@ class InvariantMonitor:
             if not in_reset:
                 self._violate("reset on arrival", ("VFM-MIG-004",), f"{function.name} was not in reset when placed")
             self._awaiting_reinit.add(function.name)
+
+    def _reset(self, event: Event) -> None:
+        """After any reset a function stays quiet until its driver programs it again (VFM-ERR-006)."""
+        self._awaiting_reinit.add(str(event.data["function"]))
 
     def _bus_master(self, event: Event) -> None:
         name = str(event.data["function"])
@@ -136,7 +154,7 @@ class InvariantMonitor:
     # ------------------------------------------------------------------ per migration
 
     def check_record(self, record: MigrationRecord) -> None:
-        """The invariants that a migration's record shows: no lost write, bad path safe, always ends."""
+        """The invariants that a migration's record shows: no lost write, always ends."""
         if record.lost_pages:
             self._violate(
                 "no lost write",
@@ -151,11 +169,3 @@ class InvariantMonitor:
                 ("VFM-TIME-004",),
                 f"migration {record.number} took {record.total_ns} ns, more than T_max = {record.bound_ns} ns",
             )
-        if record.outcome in (Outcome.CANCELLED, Outcome.FAILED):
-            source = next((host for host in self.hosts if host.name == record.source), None)
-            if source is None or source.guest is None or not source.guest.running:
-                self._violate(
-                    "bad path is safe",
-                    ("VFM-CANCEL-005", "VFM-DEST-002"),
-                    f"migration {record.number} ended {record.outcome.value}, yet the guest does not run on the source",
-                )

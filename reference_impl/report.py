@@ -21,7 +21,8 @@ JSON structure (``SIMULATE_JSON_VERSION`` 1), one object:
     field above.
 ``invariant_violations``
     a list of strings; empty when the run kept the brief's invariants.
-``simulated_ms``, ``config``, ``version``.
+``simulated_ms``, ``config``, ``version``
+    simulated time of the whole run, the settings used, and this structure's version.
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ class Simulation:
         self.clock.run_while(lambda: not self._settled(host), self.clock.now + 10 * NS_PER_S)
 
     def _settled(self, host: Hypervisor) -> bool:
-        bridge = host._bridge
+        bridge = host.bridge_or_none
         return bridge is not None and bridge.mig_state is MigState.IDLE and not any(d.busy for d in self.drivers)
 
     # ------------------------------------------------------------------ faults
@@ -330,7 +330,7 @@ class Simulation:
     # ------------------------------------------------------------------ reporting
 
     def _device_records(self, host: Hypervisor, destination: Hypervisor | None) -> list[DeviceRecord]:
-        bridge = host._bridge
+        bridge = host.bridge_or_none
         records = []
         for driver in self.drivers:
             slot = driver.slot

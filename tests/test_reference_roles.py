@@ -1,0 +1,226 @@
+"""The reference roles one property at a time: clock, memory, deadlines, convergence, events, faults."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from reference_impl.clock import ClockError, SimClock, ms
+from reference_impl.driver import _HANDLERS, VfDriver
+from reference_impl.events import EventKind, EventLog
+from reference_impl.hypervisor import MiB, MigrationConfig, Outcome, PrecopyLimitAction
+from reference_impl.memory import BOOT_VERSION, GuestMemory
+from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from vfmig_proto.states import DevState, MigEvent, MigReason, MigState
+
+SMALL = SimulationConfig(
+    memory_bytes=16 * MiB,
+    dma_rate=20 * MiB,
+    cpu_dirty_rate=32 * MiB,
+    buffers=64,
+    migration=MigrationConfig(downtime_limit_ns=ms(20)),
+)
+"""A 16 MiB guest that needs a few pre-copy rounds (the 20 ms limit is below one round's dirtying)."""
+
+
+# ---------------------------------------------------------------------------------------------- clock
+
+
+def test_clock_runs_timers_in_time_then_scheduling_order() -> None:
+    clock = SimClock()
+    seen: list[str] = []
+    clock.schedule(ms(2), lambda: seen.append("b"))
+    clock.schedule(ms(1), lambda: seen.append("a"))
+    clock.schedule(ms(2), lambda: seen.append("c"))
+    cancelled = clock.schedule(ms(1), lambda: seen.append("never"))
+    clock.cancel(cancelled)
+    clock.advance(ms(5))
+    assert seen == ["a", "b", "c"]
+    assert clock.now == ms(5)
+
+
+def test_clock_refuses_the_past_and_stops_at_a_limit() -> None:
+    clock = SimClock()
+    clock.advance(ms(1))
+    with pytest.raises(ClockError, match="cannot schedule"):
+        clock.schedule_at(0, lambda: None)
+    ticks: list[int] = []
+
+    def tick() -> None:
+        ticks.append(clock.now)
+        clock.schedule(ms(1), tick)
+
+    clock.schedule(0, tick)
+    assert not clock.run_while(lambda: True, ms(10))
+    assert clock.now == ms(10)
+    assert ticks[-1] <= ms(10)
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+def test_dirty_log_records_cpu_writes_and_dirtying_but_not_dma() -> None:
+    memory = GuestMemory(64 * 4096, 12)
+    memory.log.enable()
+    memory.cpu_write(np.array([3, 3, 5], dtype=np.int64))
+    memory.dma_write(np.array([7], dtype=np.int64))
+    memory.dirty_range(10, 12)
+    memory.dirty(np.array([5, 20], dtype=np.int64))
+    assert memory.log.count == 5
+    assert sorted(memory.log.harvest().tolist()) == [3, 5, 10, 11, 20]
+    assert memory.log.count == 0
+    assert memory.log.harvest().size == 0
+    assert memory.versions[7] != BOOT_VERSION
+    assert memory.versions[10] == BOOT_VERSION, "dirtying must leave the contents as they are (VFM-DIRTY-002)"
+
+
+def test_a_lost_dirty_log_makes_every_page_dirty() -> None:
+    memory = GuestMemory(32 * 4096, 12)
+    memory.log.enable()
+    memory.log.lose_entries()
+    assert memory.log.count == 32
+    assert memory.log.harvest().size == 32
+
+
+def test_differing_pages_counts_what_a_destination_missed() -> None:
+    source = GuestMemory(16 * 4096, 12)
+    destination = GuestMemory(16 * 4096, 12, boot=False)
+    destination.receive_range_from(source, 0, 16)
+    assert destination.differing_pages(source) == 0
+    source.dma_write_range(2, 5)
+    assert destination.differing_pages(source) == 3
+
+
+# ---------------------------------------------------------------------------------------------- driver
+
+
+def test_the_driver_has_an_action_for_every_device_state() -> None:
+    assert set(_HANDLERS) == set(DevState)
+    assert all(callable(handler) for handler in _HANDLERS.values())
+
+
+# ---------------------------------------------------------------------------------------------- migrations
+
+
+def _transitions(log: EventLog, state: MigState) -> list[int]:
+    return [event.time for event in log.of(EventKind.MIG_TRANSITION) if event.data["new"] is state]
+
+
+def test_a_default_migration_completes_with_nothing_lost_and_every_kind_of_event() -> None:
+    simulation = Simulation(SMALL)
+    log = EventLog(simulation.bus)
+    result = simulation.run()
+    record = result.last
+    assert record.outcome is Outcome.COMPLETED
+    assert record.lost_pages == 0
+    assert result.violations == []
+    assert all(device.reset_on_destination for device in record.devices)
+    assert all(device.state is DevState.READY for device in record.devices)
+    kinds = {event.kind for event in log.events}
+    assert kinds >= set(EventKind) - {
+        EventKind.FAULT,
+        EventKind.HOT_PLUG,
+        EventKind.REPORT_REJECTED,
+        EventKind.DMA_READ,
+    }
+    times = [event.time for event in log.events]
+    assert times == sorted(times)
+
+
+def test_switch_over_happens_at_the_first_round_that_fits_the_downtime_limit() -> None:
+    result = Simulation(SMALL).run()
+    record = result.last
+    limit = SMALL.migration.bandwidth * SMALL.migration.downtime_limit_ns / 1e9 / 4096
+    ended = [item for item in record.rounds if item.dirty_at_end is not None]
+    assert ended, "at least one round ended"
+    assert all(item.dirty_at_end is not None and item.dirty_at_end > limit for item in ended[:-1])
+    last = ended[-1].dirty_at_end
+    assert last is not None
+    assert last <= limit
+    assert record.rounds[0].pages == SMALL.memory_bytes // 4096, "round 1 sends every page"
+
+
+def test_a_round_limit_with_the_cancel_policy_cancels() -> None:
+    migration = replace(SMALL.migration, max_precopy_rounds=1, on_precopy_limit=PrecopyLimitAction.CANCEL)
+    config = replace(SMALL, migration=migration, cpu_dirty_rate=64 * MiB)
+    record = Simulation(config).run().last
+    assert (record.outcome, record.reason) == (Outcome.CANCELLED, MigReason.CANCELLED)
+    assert record.notes == ["pre-copy limit reached"]
+
+
+def test_pausing_deadline_cancels_exactly_ack_timeout_after_pausing_began() -> None:
+    simulation = Simulation(replace(SMALL, fault=Fault.ACK_TIMEOUT))
+    log = EventLog(simulation.bus, [EventKind.MIG_TRANSITION])
+    record = simulation.run().last
+    assert (record.outcome, record.reason) == (Outcome.FAILED, MigReason.ACK_TIMEOUT)
+    pausing = _transitions(log, MigState.PAUSING)[0]
+    cancel = next(event.time for event in log.events if event.data["event"] is MigEvent.CANCEL)
+    assert cancel - pausing == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-003/004: at the deadline, not before"
+    # The slow function's driver answers RESUME_REQ only after its drain: RESUMING's deadline resets the group.
+    resuming = _transitions(log, MigState.RESUMING)[0]
+    reset = next(event.time for event in log.events if event.data["event"] is MigEvent.GROUP_RESET)
+    assert reset - resuming == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-005"
+
+
+def test_prepare_deadline_cancels_a_migration_whose_driver_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    simulation = Simulation(SMALL)
+    silent: VfDriver = simulation.drivers[0]
+    answer = _HANDLERS[DevState.DIRTY_REQ]
+    # A driver that ignores DIRTY_REQ; the other one answers as usual.
+    monkeypatch.setitem(_HANDLERS, DevState.DIRTY_REQ, lambda driver: None if driver is silent else answer(driver))
+    log = EventLog(simulation.bus, [EventKind.MIG_TRANSITION])
+    record = simulation.run().last
+    assert (record.outcome, record.reason) == (Outcome.FAILED, MigReason.ACK_TIMEOUT)
+    prepare = _transitions(log, MigState.PREPARE)[0]
+    cancel = next(event.time for event in log.events if event.data["event"] is MigEvent.CANCEL)
+    assert cancel - prepare == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-001"
+
+
+@pytest.mark.parametrize("fault", list(Fault))
+def test_every_fault_ends_as_the_spec_says_within_its_bound(fault: Fault) -> None:
+    result = Simulation(replace(SMALL, fault=fault)).run()
+    record = result.last
+    assert (record.outcome, record.reason) == fault.expected
+    assert record.total_ns <= record.bound_ns
+    if fault is Fault.NO_DIRTYING:
+        assert record.lost_pages > 0, "a driver that skips DMA dirtying must lose pages: the check can fail"
+        assert [violation.invariant for violation in result.violations] == ["no lost write"]
+    else:
+        assert record.lost_pages == 0
+        assert result.violations == []
+    if record.outcome is not Outcome.COMPLETED:
+        # Bad path is safe: every remaining function works again on the source.
+        assert all(device.state in (DevState.READY, DevState.EMPTY) for device in record.devices)
+        assert all(device.function is None or device.function.startswith("hostA") for device in record.devices)
+
+
+def test_interface_down_and_unloaded_driver_leave_the_migrated_flag_for_later() -> None:
+    record = Simulation(replace(SMALL, fault=Fault.DRIVER_UNLOADED)).run().last
+    unbound = record.devices[0]
+    assert (unbound.state, unbound.migrated_flag, unbound.driver) == (DevState.UNBOUND, True, "unloaded")
+    record = Simulation(replace(SMALL, fault=Fault.INTERFACE_DOWN)).run().last
+    reopened = record.devices[0]
+    assert (reopened.state, reopened.migrated_flag, reopened.driver) == (DevState.READY, False, "running")
+
+
+def test_back_and_forth_migrations_count_generations_and_swap_hosts() -> None:
+    result = Simulation(replace(SMALL, migrations=3)).run()
+    assert [record.generation for record in result.migrations] == [1, 2, 3]
+    assert [(record.source, record.destination) for record in result.migrations] == [
+        ("hostA", "hostB"),
+        ("hostB", "hostA"),
+        ("hostA", "hostB"),
+    ]
+    assert all(record.outcome is Outcome.COMPLETED and record.lost_pages == 0 for record in result.migrations)
+
+
+def test_the_source_resets_its_functions_after_the_handover() -> None:
+    simulation = Simulation(SMALL)
+    resets = EventLog(simulation.bus, [EventKind.FUNCTION_RESET])
+    simulation.run()
+    source_functions = {f"hostA.vf{index}" for index in range(SMALL.vfs)}
+    reset_after = {event.data["function"] for event in resets.events if event.data["how"] == "flr"}
+    assert source_functions <= reset_after, "VFM-SEC-006: reset before reuse"
+    assert all(not function.bus_master for function in simulation.hosts[0].freed_functions)
