@@ -134,6 +134,7 @@ def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
         fault=Fault(args.fault) if args.fault else None,
         ack_timeout_ms=args.ack_timeout_ms,
         buffers=args.buffers,
+        num_slots=args.slots,
     )
 
 
@@ -208,6 +209,7 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         help="what to do when P passes before convergence",
     )
     simulate.add_argument("--ack-timeout-ms", type=int, default=500, metavar="MS", help="ACK_TIMEOUT_MS (500)")
+    simulate.add_argument("--slots", type=int, metavar="N", help="NUM_SLOTS of the bridge (default max(8, --vfs))")
     simulate.add_argument("--buffers", type=int, default=1024, metavar="N", help="receive buffers per function")
     simulate.add_argument("--migrations", type=int, default=1, metavar="N", help="back-and-forth migrations (1)")
     simulate.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the workload (0)")

@@ -440,12 +440,21 @@ class VfDriver:
         handler(self)
 
     def _on_empty(self) -> None:
+        """The function was surprise-removed: the OS removes the device and unbinds the driver (no report)."""
+        self._lose_binding("function removed")
+
+    def _on_unbound(self) -> None:
+        """The slot holds no binding of ours (the function was replaced under us): let it go."""
+        self._lose_binding("slot unbound")
+
+    def _lose_binding(self, why: str) -> None:
         self.configured = False
         self.paused = False
         self._set_dirtying(False)
-
-    def _on_unbound(self) -> None:
-        return
+        self.loaded = False
+        self.up = False
+        self.core.unregister(self.slot)
+        self._event("unbind", why=why)
 
     def _on_ready(self) -> None:
         self._set_dirtying(False)  # VFM-CANCEL-004: a cancellation before pause needs no answer

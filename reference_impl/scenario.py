@@ -100,6 +100,8 @@ class SimulationConfig:
     seed: int = 0
     fault: Fault | None = None
     page_shift: int = 12
+    num_slots: int | None = None
+    """NUM_SLOTS of the bridge's capability (at least ``vfs``; None: ``max(8, vfs)``)."""
     ack_timeout_ms: int = 500
     buffers: int = 1024
     """Receive buffers (pages) per function."""
@@ -111,6 +113,8 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.vfs <= 31:
             raise ValueError(f"--vfs must be 1..31, not {self.vfs}")
+        if not self.vfs <= self.slots <= 31:
+            raise ValueError(f"NUM_SLOTS must be {self.vfs}..31 to hold {self.vfs} functions, not {self.slots}")
         if self.migrations < 1:
             raise ValueError(f"--migrations must be at least 1, not {self.migrations}")
         if not 0 < self.cpu_working_set <= 1:
@@ -118,6 +122,11 @@ class SimulationConfig:
         for name in ("dma_rate", "dma_read_rate", "cpu_dirty_rate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
+
+    @property
+    def slots(self) -> int:
+        """The NUM_SLOTS this configuration gives the bridge."""
+        return self.num_slots if self.num_slots is not None else max(8, self.vfs)
 
 
 @dataclass
@@ -152,7 +161,7 @@ class Simulation:
         self.monitor = InvariantMonitor(self.bus, self.hosts) if monitor else None
         source = self.hosts[0]
         params = CapabilityParams(
-            num_slots=max(8, config.vfs), page_shift=config.page_shift, ack_timeout_ms=config.ack_timeout_ms
+            num_slots=config.slots, page_shift=config.page_shift, ack_timeout_ms=config.ack_timeout_ms
         )
         source.create_bridge(params)
         memory = GuestMemory(config.memory_bytes, config.page_shift)

@@ -55,7 +55,13 @@ def bridge_config_at(point: str, *, vfs: int = 2, num_slots: int = 8, seed: int 
     if point == RESET:
         return _after_reset(vfs, num_slots)
     config = SimulationConfig(
-        memory_bytes=64 * MiB, vfs=vfs, seed=seed, buffers=64, cpu_dirty_rate=8 * MiB, dma_rate=16 * MiB
+        memory_bytes=64 * MiB,
+        vfs=vfs,
+        num_slots=num_slots,
+        seed=seed,
+        buffers=64,
+        cpu_dirty_rate=8 * MiB,
+        dma_rate=16 * MiB,
     )
     if point == "RESUMING":
         config = replace(config, fault=Fault.CANCEL_AFTER_PAUSE)
@@ -84,7 +90,9 @@ def _after_reset(vfs: int, num_slots: int) -> bytes:
     clock = SimClock()
     bus = EventBus(clock)
     host = Hypervisor("host", clock, bus)
-    bridge = host.create_bridge(CapabilityParams(num_slots=max(num_slots, vfs)))
+    if not 1 <= vfs <= num_slots:
+        raise SnapshotError(f"{vfs} functions do not fit in {num_slots} slots")
+    bridge = host.create_bridge(CapabilityParams(num_slots=num_slots))
     for slot in range(vfs):
         bridge.functions[slot] = host.new_function()
     bridge.conventional_reset()

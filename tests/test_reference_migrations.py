@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from reference_impl.clock import ms
-from reference_impl.device import DeviceTiming
 from reference_impl.hypervisor import (
     Hypervisor,
     MigrationConfig,
@@ -203,8 +202,12 @@ class ReferenceMigrations(RuleBasedStateMachine):
         if host.bridge.mig_state is not MigState.IDLE:
             return
         host.assign_function(slot)
-        function = host.slot_functions[slot]
-        function.timing = DeviceTiming()
+        driver = self.world.drivers[slot]
+
+        def probe() -> None:
+            driver.load(up=True)
+
+        self.world.guest.after(ms(1), probe, "the OS probes the new function")
 
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def device_error(self, slot: int, dice: int) -> None:
@@ -281,10 +284,29 @@ class ReferenceMigrations(RuleBasedStateMachine):
         for record in self.records:
             monitor.check_record(record)
         assert not monitor.violations, "\n".join(str(violation) for violation in monitor.violations)
+        self.functions_work_again()
+
+    def functions_work_again(self) -> None:
+        """Whatever happened, once the dust settles every function with a driver that is up works."""
+        world = self.world
+        world.clock.advance(ms(5))  # the handover message of a completed migration is on its way
+        host = self.where()
+        assert host is not None, "the guest runs on one of the hosts"
+        world.clock.run_while(lambda: host.bridge.mig_state is not MigState.IDLE, world.clock.now + ms(500))
+        world.clock.advance(ms(100))  # drivers finish pauses, drains and reinitialisations
+        for driver in world.drivers:
+            function = driver.function
+            state = host.bridge.dev_state(driver.slot)
+            if not (driver.loaded and driver.up and function is not None) or state is DevState.ERROR:
+                continue
+            assert state is DevState.READY, f"slot {driver.slot} is {state.name}, not READY, with its driver up"
+            assert driver.configured, f"slot {driver.slot}'s driver did not restart its function"
+            assert not driver.paused, f"slot {driver.slot}'s function is still paused"
+            assert function.receive(PAGE) == 1, f"slot {driver.slot}'s function does not receive (bad path safe)"
 
 
 ReferenceMigrations.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=100,
     stateful_step_count=40,
     suppress_health_check=[HealthCheck.too_slow],
     deadline=None,
