@@ -495,6 +495,8 @@ class MigrationBridge:
             if function is not None:
                 self._set(self._f.dev_state[slot], DevState.UNBOUND)
         self._update_intx()
+        for observer in tuple(self.observers):
+            observer.bridge_stepped(self, "conventional_reset")
 
     # ------------------------------------------------------------------ the machinery of a step
 

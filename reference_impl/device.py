@@ -27,6 +27,7 @@ from reference_impl.clock import NS_PER_US, SimClock
 from reference_impl.events import EventBus, EventKind
 from reference_impl.memory import GuestMemory
 from vfmig_proto.pci import (
+    PCI_BASE_ADDRESS_0,
     PCI_CAP_ID_EXP,
     PCI_COMMAND,
     PCI_COMMAND_INTX_DISABLE,
@@ -92,6 +93,11 @@ class RxQueue:
     """Buffer-index ranges ``[start, stop)`` filled and not yet taken by the driver."""
 
 
+BAR0_SIZE = 64 * 1024
+"""The function's register BAR: 64-bit memory, 64 KiB."""
+_BAR0_FLAGS = 0x4
+"""Memory BAR, 64-bit, not prefetchable."""
+
 _VF_MASKS = (
     MaskedRegister(
         "command",
@@ -99,6 +105,8 @@ _VF_MASKS = (
         2,
         wmask=PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE,
     ),
+    MaskedRegister("base_address_0", PCI_BASE_ADDRESS_0, 4, wmask=~(BAR0_SIZE - 1) & 0xFFFFFFF0),
+    MaskedRegister("base_address_1", PCI_BASE_ADDRESS_0 + 4, 4, wmask=0xFFFFFFFF),
 )
 _PCIE_MASKS = (MaskedRegister("devctl", PCI_EXP_DEVCTL, 2, wmask=0x7FFF),)
 _MSIX_MASKS = (MaskedRegister("msix_flags", PCI_MSIX_FLAGS, 2, wmask=PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL),)
@@ -125,6 +133,7 @@ def _reset_config(identity: FunctionIdentity) -> bytearray:
     config[0x0A:0x0C] = PCI_CLASS_NETWORK_ETHERNET.to_bytes(2, "little")
     config[0x2C:0x2E] = identity.subsystem_vendor_id.to_bytes(2, "little")
     config[0x2E:0x30] = identity.subsystem_id.to_bytes(2, "little")
+    config[PCI_BASE_ADDRESS_0] = _BAR0_FLAGS
     config[0x34] = PCIE_CAP_OFFSET
     config[PCIE_CAP_OFFSET : PCIE_CAP_OFFSET + 2] = bytes((PCI_CAP_ID_EXP, MSIX_CAP_OFFSET))
     config[MSIX_CAP_OFFSET : MSIX_CAP_OFFSET + 2] = bytes((PCI_CAP_ID_MSIX, 0x00))
@@ -218,6 +227,13 @@ class VirtualFunction:
     def set_msix(self, enabled: bool) -> None:
         """Enable or disable MSI-X (and clear the function mask)."""
         self.config_write(MSIX_CAP_OFFSET + PCI_MSIX_FLAGS, 2, PCI_MSIX_FLAGS_ENABLE if enabled else 0)
+
+    def mask_msix(self, masked: bool) -> None:
+        """Set or clear the MSI-X Function Mask, keeping MSI-X Enable as it is."""
+        offset = MSIX_CAP_OFFSET + PCI_MSIX_FLAGS
+        flags = self.config_read(offset, 2)
+        flags = flags | PCI_MSIX_FLAGS_MASKALL if masked else flags & ~PCI_MSIX_FLAGS_MASKALL
+        self.config_write(offset, 2, flags)
 
     def set_intx_disable(self) -> None:
         """Set Interrupt Disable in the Command register."""

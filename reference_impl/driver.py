@@ -31,6 +31,7 @@ then report ``PAUSED`` (VFM-DIRTY-003, VFM-DIRTY-004).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from reference_impl.clock import NS_PER_US
@@ -52,6 +53,8 @@ from vfmig_proto.layout import (
     slot_offset,
 )
 from vfmig_proto.pci import (
+    PCI_BRIDGE_CONTROL,
+    PCI_BRIDGE_CTL_BUS_RESET,
     PCI_CAP_ID_MSI,
     PCI_CAPABILITY_LIST,
     PCI_CONFIG_SIZE,
@@ -223,8 +226,15 @@ class MigrationCore:
         if self.cap is None:
             return
         self._write(self._register_offset("status.event"), 2, 0x0001)
+        self._look_at_all()
+
+    def _look_at_all(self) -> None:
         self.last_mig_state = MigState(self.field("mig_state"))
         for slot in sorted(self.drivers):
+            if not self.guest.running:
+                # A report just stopped the vCPUs (the last PAUSED): the rest runs when they run again.
+                self.guest.after(0, self._look_at_all, "migration core resumes")
+                return
             self.look_at(slot)
 
     def look_at(self, slot: int) -> None:
@@ -236,6 +246,9 @@ class MigrationCore:
             driver.look_again = True
             return
         for _ in range(_MAX_SEQUENCES_PER_LOOK):
+            if not self.guest.running:
+                self.guest.after(0, partial(self.look_at, slot), "migration core resumes")
+                return
             self._again[slot] = False
             driver.act_on(self.dev_state(slot))
             if driver.busy or not self._again.get(slot) or self.drivers.get(slot) is not driver:
@@ -248,6 +261,12 @@ class MigrationCore:
         reserved = self._read(offset, 1) & ~0x7
         self._write(offset, 1, reserved | int(report))
         self._again[slot] = True
+
+    def request_group_reset(self) -> None:
+        """Ask for a group reset, as PCI error recovery does: toggle Secondary Bus Reset (spec §7.9)."""
+        control = self._read(PCI_BRIDGE_CONTROL, 2)
+        self._write(PCI_BRIDGE_CONTROL, 2, control | PCI_BRIDGE_CTL_BUS_RESET)
+        self._write(PCI_BRIDGE_CONTROL, 2, control & ~PCI_BRIDGE_CTL_BUS_RESET)
 
     def sequence_done(self, slot: int) -> None:
         """A driver's waiting sequence ended: look at the slot again."""
@@ -494,11 +513,14 @@ class VfDriver:
         self._after_migration_reinit()
 
     def _on_error(self) -> None:
+        """The function failed: stop using it and recover the way PCI error recovery does, by a group reset."""
         function = self.function
         if function is not None and function.bus_master:
             function.set_bus_master(False)
         self.configured = False
         self.paused = False
+        self._event("error_recovery")
+        self.core.request_group_reset()
 
     # ------------------------------------------------------------------ the callbacks of the brief
 
@@ -512,7 +534,8 @@ class VfDriver:
         if function is None:
             return
         self._event("pause")
-        function.set_bus_master(False)  # stops DMA and MSI-X at the function
+        function.mask_msix(True)  # spec §5.4 step 1: interrupts masked ...
+        function.set_bus_master(False)  # ... and DMA (and MSI-X) stopped at the function
         function.mmio_read_status()  # its completion orders every earlier DMA write (VFM-DIRTY-003)
 
         def drained() -> None:
@@ -529,6 +552,7 @@ class VfDriver:
         if self.configured and self.paused and function is not None:
             self._event("resume")
             function.set_bus_master(True)
+            function.mask_msix(False)
             function.mmio_enable_queues(True)
             self.paused = False
         elif self.up and not self.configured:

@@ -95,6 +95,10 @@ class MigrationConfig:
     """The longest group reset [G]: one function-level reset (VFM-FN-007)."""
     quantum_ns: int = ms(5)
     """How often the sender puts a batch of pages on the wire."""
+    dirty_tracking_shift: int | None = None
+    """log2 of the granularity in bytes of the host's dirty tracking; None: it tracks at any guest's PAGE_SHIFT.
+
+    A host whose tracking is finer than a guest's 2^PAGE_SHIFT cannot take that guest (VFM-DIRTY-007)."""
 
     def __post_init__(self) -> None:
         if self.bandwidth <= 0:
@@ -205,16 +209,41 @@ class MigrationError(RuntimeError):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class Hypervisor:
-    """One host: runs a guest, its bridge and its functions, and migrates it."""
+FunctionFactory = Callable[[str, SimClock, EventBus, FunctionIdentity | None], VirtualFunction]
+"""Makes a host's functions: ``(name, clock, bus, identity) -> function`` (a device model under test, say)."""
+BridgeFactory = Callable[[EventBus, CapabilityParams, str], MigrationBridge]
+"""Makes a guest's migration bridge: ``(bus, params, name) -> bridge``."""
 
-    def __init__(self, name: str, clock: SimClock, bus: EventBus, config: MigrationConfig | None = None) -> None:
+
+def _reference_bridge(bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
+    return MigrationBridge(bus, params, name=name)
+
+
+class Hypervisor:
+    """One host: runs a guest, its bridge and its functions, and migrates it.
+
+    ``functions`` and ``bridges`` make the peers the hypervisor drives; they
+    default to the reference :class:`VirtualFunction` and
+    :class:`MigrationBridge`, and the conformance suite passes the
+    implementation under test instead.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        clock: SimClock,
+        bus: EventBus,
+        config: MigrationConfig | None = None,
+        *,
+        functions: FunctionFactory | None = None,
+        bridges: BridgeFactory | None = None,
+    ) -> None:
         self.name = name
+        self._make_function: FunctionFactory = functions or VirtualFunction
+        self._make_bridge: BridgeFactory = bridges or _reference_bridge
         self.clock = clock
         self.bus = bus
         self.config = config or MigrationConfig()
-        self.dirty_page_shift = 12
-        """log2 of the granularity in bytes of this host's dirty tracking: 2^PAGE_SHIFT or coarser (VFM-DIRTY-007)."""
         self._memory: GuestMemory | None = None
         self._bridge: MigrationBridge | None = None
         self.guest: Guest | None = None
@@ -225,6 +254,7 @@ class Hypervisor:
         self.incoming: DestinationMigration | None = None
         self.group_resets = 0
         self.freed_functions: list[VirtualFunction] = []
+        self._last_states: list[DevState] = []
         self.last_placed: dict[int, bool] | None = None
         """Per slot of the last guest received: whether its fresh function was in its reset state."""
 
@@ -256,18 +286,23 @@ class Hypervisor:
         slot = self._bridge.slot_of_devfn(devfn)
         return None if slot is None else self.slot_functions.get(slot)
 
+    def tracking_shift(self, page_shift: int) -> int:
+        """log2 of the granularity at which this host tracks the dirty memory of a guest with ``page_shift``."""
+        configured = self.config.dirty_tracking_shift
+        return page_shift if configured is None else configured
+
     # ------------------------------------------------------------------ creating a guest
 
     def new_function(self, identity: FunctionIdentity | None = None) -> VirtualFunction:
         """A function from this host's pool, fresh from a function-level reset."""
-        function = VirtualFunction(f"{self.name}.vf{self._pool_count}", self.clock, self.bus, identity)
+        function = self._make_function(f"{self.name}.vf{self._pool_count}", self.clock, self.bus, identity)
         self._pool_count += 1
         function.bme_listener = self._function_bme_changed
         return function
 
     def create_bridge(self, params: CapabilityParams) -> MigrationBridge:
         """The emulated migration bridge for a guest on this host."""
-        bridge = MigrationBridge(self.bus, params, name=f"{self.name}.bridge")
+        bridge = self._make_bridge(self.bus, params, f"{self.name}.bridge")
         bridge.observers.append(self)
         self._bridge = bridge
         return bridge
@@ -276,7 +311,6 @@ class Hypervisor:
         """This host now runs ``guest`` with ``memory``."""
         self.guest = guest
         self._memory = memory
-        self.dirty_page_shift = memory.page_shift
         self.bridge.interrupt_sink = guest.inject_bridge_interrupt
         for function in self.slot_functions.values():
             self._connect(function)
@@ -288,6 +322,8 @@ class Hypervisor:
 
     def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> VirtualFunction:
         """Assign a fresh function to ``slot`` of the bridge (HOT_ADD; at start-up or by hot-plug)."""
+        if self.outgoing is not None:
+            raise MigrationError(f"no hot-plug behind the bridge during a migration (VFM-CANCEL-002), slot {slot}")
         function = self.new_function(identity)
         self.slot_functions[slot] = function
         self.identities[slot] = function.identity
@@ -309,15 +345,34 @@ class Hypervisor:
             self.outgoing.cancel(MigReason.SURPRISE_REMOVAL)  # VFM-ERR-003
 
     def function_failed(self, slot: int) -> None:
-        """The function in ``slot`` reported an uncorrectable error (AER)."""
+        """The function in ``slot`` reported an uncorrectable error (AER).
+
+        A function without a driver is reset here and now, and is no reason to
+        cancel (spec §4.2.2, VFM-ABS-004).  A bound one enters ERROR: during a
+        migration that cancels it and a group reset follows (VFM-ERR-001/002);
+        outside one, recovery is the guest's (spec §7.9).
+        """
         function = self.slot_functions.get(slot)
+        state = self.bridge.dev_state(slot)
         if function is not None:
             function.fail()
+        if state is DevState.EMPTY:
+            return
         self.bridge.device_error(slot)
+        if state is DevState.UNBOUND:
+            if function is not None:
+                function.function_level_reset("flr")
+            return
+        if self.outgoing is not None and self.bridge.dev_state(slot) is DevState.ERROR:
+            self.outgoing.device_error()
+
+    def reset_bridge(self) -> None:
+        """A conventional reset of the bridge (a platform reset): a migration is cancelled first (VFM-CAP-008)."""
         if self.outgoing is not None:
-            self.outgoing.device_error()  # VFM-ERR-001, then the group reset of VFM-ERR-002
-        else:
-            self.group_reset()
+            self.outgoing.cancel(MigReason.CANCELLED, note="conventional reset of the bridge")
+        for function in self.slot_functions.values():
+            function.function_level_reset("flr")
+        self.bridge.conventional_reset()
 
     def group_reset(self) -> None:
         """Reset every function behind the bridge as one group (spec §7.9)."""
@@ -330,6 +385,11 @@ class Hypervisor:
 
     def bridge_stepped(self, bridge: MigrationBridge, cause: str) -> None:
         """React to a step of the bridge (before the access that caused it completes)."""
+        states = bridge.dev_states()
+        for slot, (before, now) in enumerate(zip(self._last_states, states, strict=False)):
+            if before is DevState.ERROR and now is DevState.UNBOUND and slot in self.slot_functions:
+                self.slot_functions[slot].function_level_reset("flr")  # VFM-ABS-004: the driver gave it up
+        self._last_states = states
         if self.outgoing is not None:
             self.outgoing.bridge_stepped(cause)
 
@@ -371,8 +431,9 @@ class Hypervisor:
         """Get ready to receive a guest (VFM-VER-007: this host can present an equal bridge)."""
         if self.guest is not None or self.incoming is not None:
             raise MigrationError(f"destination {self.name} is busy")
-        if source.bridge.params.page_shift > self.dirty_page_shift:  # VFM-DIRTY-007
-            raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^PAGE_SHIFT bytes")
+        page_shift = source.bridge.params.page_shift
+        if page_shift > self.tracking_shift(page_shift):  # VFM-DIRTY-007, VFM-VER-007
+            raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^{page_shift} bytes")
         incoming = DestinationMigration(self, source)
         self.incoming = incoming
         return incoming
@@ -451,6 +512,10 @@ class _Sender:
         return math.ceil(self.queued * self.source.page_size / self.bandwidth * NS_PER_S)
 
 
+_CONSENT_FIELDS = ("control.enable", "guest_features.dma_dirty", "guest_features.pause_resume")
+"""What a guest sets to take part; clearing one it had set at START withdraws its consent (VFM-MIG-011)."""
+
+
 class SourceMigration:
     """The source's side of one migration."""
 
@@ -479,7 +544,7 @@ class SourceMigration:
         self._precopy_started = 0
         self._pending_reason: MigReason | None = None
         self._group_reset_due = False
-        self._finishing = False
+        self._consent: tuple[str, ...] = ()
         self.incoming: DestinationMigration | None = None
         self.sender: _Sender | None = None
         self.on_end: list[Callable[[MigrationRecord], None]] = []
@@ -511,6 +576,10 @@ class SourceMigration:
         memory.log.enable()  # VFM-DIRTY-005: before START
         self.sender = _Sender(memory, self.incoming.memory, self.config.bandwidth)
         self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="start", destination=self.destination.name)
+        bridge = self.bridge
+        self._consent = tuple(
+            path for path in _CONSENT_FIELDS if bridge.field(path)
+        )  # what the guest had set at START (VFM-MIG-011)
         self.bridge.start()  # may settle to PRECOPY at once if no slot is bound
         self.record.generation = self.bridge.generation
 
@@ -559,7 +628,7 @@ class SourceMigration:
         if self._state not in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING):
             return
         bridge = self.bridge
-        for path in ("control.enable", "guest_features.dma_dirty", "guest_features.pause_resume"):
+        for path in self._consent:
             if not bridge.field(path):
                 self.protocol_error(f"{path.upper()} cleared during the migration")
                 return
@@ -714,8 +783,9 @@ class SourceMigration:
         incoming = self.incoming
         assert incoming is not None
         config = bytes(self.bridge.config)
+        bars = {slot: _read_bars(function) for slot, function in self.host.slot_functions.items()}
         self.clock.schedule(
-            transfer + self.config.link_latency_ns, lambda: incoming.receive_state(config), "device state arrives"
+            transfer + self.config.link_latency_ns, lambda: incoming.receive_state(config, bars), "device state arrives"
         )
 
     def _stop_copy_limit(self) -> None:
@@ -841,6 +911,19 @@ class SourceMigration:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+_BAR_OFFSETS = tuple(range(0x10, 0x28, 4))
+
+
+def _read_bars(function: VirtualFunction) -> tuple[int, ...]:
+    """The six BAR registers of a function, as the guest programmed them."""
+    return tuple(function.config_read(offset, 4) for offset in _BAR_OFFSETS)
+
+
+def _write_bars(function: VirtualFunction, bars: tuple[int, ...]) -> None:
+    for offset, value in zip(_BAR_OFFSETS, bars, strict=False):
+        function.config_write(offset, 4, value)
+
+
 class DestinationMigration:
     """The destination's side: receive pages and state, check, place fresh functions, confirm, ARRIVE."""
 
@@ -857,8 +940,8 @@ class DestinationMigration:
         """Set by fault injection: the destination reports this failure when the device state arrives."""
         self.placed_in_reset: dict[int, bool] = {}
 
-    def receive_state(self, config: bytes) -> None:
-        """The last pages and the bridge's config space arrived: check, place functions, confirm."""
+    def receive_state(self, config: bytes, bars: dict[int, tuple[int, ...]] | None = None) -> None:
+        """The last pages, the bridge's config space and the functions' BARs arrived: check, place, confirm."""
         if self.abandoned:
             return
         if self.fail_on_state is not None:
@@ -867,7 +950,7 @@ class DestinationMigration:
         host = self.host
         bridge = host.create_bridge(self.params)
         capability = config[bridge.cap : bridge.cap + len(bridge.capability_bytes())]
-        problem = restore_problem(bridge.capability_bytes(), capability, host.dirty_page_shift)
+        problem = restore_problem(bridge.capability_bytes(), capability, host.tracking_shift(self.params.page_shift))
         if problem is not None:  # VFM-SEC-008
             self._report_failure(f"restored capability refused: {problem}")
             return
@@ -880,6 +963,7 @@ class DestinationMigration:
             identity = self.source.host.identities.get(slot)
             function = host.new_function(identity)  # VFM-MIG-004: equivalent, after FLR, BME clear
             function.function_level_reset("flr")
+            _write_bars(function, (bars or {}).get(slot, ()))  # VFM-FLOW-002: same BAR addresses, BME clear
             host.slot_functions[slot] = function
             host.identities[slot] = function.identity
             bridge.functions[slot] = function

@@ -62,6 +62,7 @@ class InvariantMonitor:
             bus.subscribe(self._bus_master, [EventKind.BUS_MASTER]),
             bus.subscribe(self._driver, [EventKind.DRIVER]),
             bus.subscribe(self._reset, [EventKind.FUNCTION_RESET]),
+            bus.subscribe(self._guest_access, [EventKind.CONFIG_READ, EventKind.CONFIG_WRITE]),
             bus.subscribe(self._migration, [EventKind.MIGRATION]),
         ]
 
@@ -100,6 +101,19 @@ class InvariantMonitor:
                 "quiet when stopped", ("VFM-ERR-006", "VFM-MIG-005"), f"{name} did {event.kind.value} before reinit"
             )
 
+    def _guest_access(self, event: Event) -> None:
+        """No guest configuration access reaches a bridge while the guest's vCPUs are stopped (VFM-MIG-003)."""
+        for host in self.hosts:
+            bridge = host.bridge_or_none
+            if bridge is not None and bridge.name == event.source and host.guest is not None:
+                if not host.guest.running:
+                    self._violate(
+                        "quiet when stopped",
+                        ("VFM-MIG-003",),
+                        f"guest {event.kind.value} at 0x{event.data['offset']:02x} while its vCPUs are stopped",
+                    )
+                return
+
     # ------------------------------------------------------------------ reset on arrival
 
     def _migration(self, event: Event) -> None:
@@ -130,6 +144,10 @@ class InvariantMonitor:
                 continue
             if not in_reset:
                 self._violate("reset on arrival", ("VFM-MIG-004",), f"{function.name} was not in reset when placed")
+            if function.bus_master or function.msix_enabled:
+                self._violate(
+                    "reset on arrival", ("VFM-FLOW-002",), f"{function.name} has BME or MSI-X on when the guest arrives"
+                )
             self._awaiting_reinit.add(function.name)
 
     def _reset(self, event: Event) -> None:

@@ -17,16 +17,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from typing import Protocol
 
 import numpy as np
 
 from reference_impl.clock import NS_PER_S, SimClock, ms
-from reference_impl.device import DeviceTiming
+from reference_impl.device import BAR0_SIZE, DeviceTiming, FunctionIdentity, VirtualFunction
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import EventBus, EventKind
+from reference_impl.factories import ReferenceDevice, ReferenceHypervisor
 from reference_impl.guest import DmaRegionAllocator, Guest, firmware_setup
 from reference_impl.hypervisor import (
+    BridgeFactory,
     DeviceRecord,
+    FunctionFactory,
     GiB,
     Hypervisor,
     MiB,
@@ -38,6 +42,9 @@ from reference_impl.invariants import InvariantMonitor, Violation
 from reference_impl.memory import GuestMemory
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason, MigState
+
+FUNCTION_BAR_BASE = 0xFE600000
+"""Start of the bridge's memory window (as QEMU's firmware sets it): the functions' BARs go here."""
 
 
 class Fault(Enum):
@@ -145,18 +152,67 @@ class SimulationResult:
         return self.migrations[-1]
 
 
-class Simulation:
-    """The world of one ``vfmig simulate`` run."""
+class DeviceModel(Protocol):
+    """What a simulation needs of a device model: its functions and their drivers."""
 
-    def __init__(self, config: SimulationConfig, bus: EventBus | None = None, *, monitor: bool = True) -> None:
+    def create_function(
+        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
+    ) -> VirtualFunction:
+        """A fresh function."""
+
+    def create_driver(
+        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
+    ) -> VfDriver:
+        """The driver of the function in ``slot``."""
+
+
+class HypervisorModel(Protocol):
+    """What a simulation needs of a hypervisor implementation: its hosts."""
+
+    def create_hypervisor(
+        self,
+        name: str,
+        clock: SimClock,
+        bus: EventBus,
+        config: MigrationConfig,
+        *,
+        functions: FunctionFactory,
+        bridges: BridgeFactory | None,
+    ) -> Hypervisor:
+        """A host (``bridges`` None: the reference bridge)."""
+
+
+class Simulation:
+    """The world of one ``vfmig simulate`` run.
+
+    ``devices``, ``bridges`` and ``hypervisors`` choose the implementation of
+    each role; the reference implementation by default.  The conformance suite
+    puts the implementation under test in one of them.
+    """
+
+    def __init__(
+        self,
+        config: SimulationConfig,
+        bus: EventBus | None = None,
+        *,
+        monitor: bool = True,
+        devices: DeviceModel | None = None,
+        bridges: BridgeFactory | None = None,
+        hypervisors: HypervisorModel | None = None,
+    ) -> None:
         self.config = config
         self.clock = SimClock() if bus is None else bus.clock
         self.bus = bus or EventBus(self.clock)
         self.rng = np.random.default_rng(config.seed)
-        migration = config.migration
-        self.hosts = (
-            Hypervisor("hostA", self.clock, self.bus, migration),
-            Hypervisor("hostB", self.clock, self.bus, migration),
+        self.devices = devices or _reference_devices(config)
+        if devices is not None and config.fault in (Fault.NO_DIRTYING, Fault.ACK_TIMEOUT):
+            raise ValueError(f"fault {config.fault.value} bends the reference device; it needs devices=None")
+        host_model = hypervisors or ReferenceHypervisor()
+        self.hosts = tuple(
+            host_model.create_hypervisor(
+                name, self.clock, self.bus, config.migration, functions=self.devices.create_function, bridges=bridges
+            )
+            for name in ("hostA", "hostB")
         )
         self.monitor = InvariantMonitor(self.bus, self.hosts) if monitor else None
         source = self.hosts[0]
@@ -169,20 +225,13 @@ class Simulation:
         source.host_guest(self.guest, memory)
         self.core = MigrationCore(self.guest)
         allocator = DmaRegionAllocator(memory.num_pages)
-        driver_config = DriverConfig(buffers=config.buffers)
-        if config.fault is Fault.NO_DIRTYING:
-            driver_config = replace(driver_config, dirty_completions=False, dirty_on_pause=False)
         self.drivers: list[VfDriver] = []
         for slot in range(config.vfs):
-            timing = None
-            if config.fault is Fault.ACK_TIMEOUT and slot == 0:
-                timing = DeviceTiming(drain_ns=2 * config.ack_timeout_ms * 1_000_000)
             function = source.assign_function(slot)
-            if timing is not None:
-                function.timing = timing
-            self.drivers.append(
-                VfDriver(self.guest, self.core, slot, source.bridge.devfn(slot), allocator, config=driver_config)
-            )
+            if config.fault is Fault.ACK_TIMEOUT and slot == 0:
+                function.timing = DeviceTiming(drain_ns=2 * config.ack_timeout_ms * 1_000_000)
+            devfn = source.bridge.devfn(slot)
+            self.drivers.append(self.devices.create_driver(self.guest, self.core, slot, devfn, allocator))
         self._timing_fault_pending = config.fault is Fault.ACK_TIMEOUT
         self._carry_cpu = 0.0
         self._carry_rx = [0.0] * config.vfs
@@ -197,6 +246,11 @@ class Simulation:
     def boot(self) -> None:
         """The firmware sets the bridge up; the OS finds the capability, loads its drivers, opens interfaces."""
         firmware_setup(self.guest.platform.bridge)
+        for index, driver in enumerate(self.drivers):
+            function = driver.function
+            if function is not None:  # the firmware places each function's BAR in the bridge's memory window
+                function.config_write(0x10, 4, FUNCTION_BAR_BASE + index * BAR0_SIZE)
+                function.config_write(0x14, 4, 0)
         if not self.core.probe():
             raise RuntimeError("the guest did not find a usable migration capability")
         for driver in self.drivers:
@@ -360,6 +414,13 @@ class Simulation:
                 )
             )
         return records
+
+
+def _reference_devices(config: SimulationConfig) -> DeviceModel:
+    driver_config = DriverConfig(buffers=config.buffers)
+    if config.fault is Fault.NO_DIRTYING:
+        driver_config = replace(driver_config, dirty_completions=False, dirty_on_pause=False)
+    return ReferenceDevice(driver_config=driver_config)
 
 
 _PRECOPY_FAULTS = frozenset({Fault.CANCEL_PRECOPY, Fault.SURPRISE_REMOVAL, Fault.DEVICE_ERROR, Fault.DRIVER_UNLOADED})

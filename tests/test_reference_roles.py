@@ -10,7 +10,7 @@ import pytest
 from reference_impl.clock import ClockError, SimClock, ms
 from reference_impl.driver import _HANDLERS, VfDriver
 from reference_impl.events import EventKind, EventLog
-from reference_impl.hypervisor import MiB, MigrationConfig, Outcome, PrecopyLimitAction
+from reference_impl.hypervisor import MiB, MigrationConfig, MigrationError, Outcome, PrecopyLimitAction
 from reference_impl.memory import BOOT_VERSION, GuestMemory
 from reference_impl.scenario import Fault, Simulation, SimulationConfig
 from vfmig_proto.states import DevState, MigEvent, MigReason, MigState
@@ -224,3 +224,94 @@ def test_the_source_resets_its_functions_after_the_handover() -> None:
     reset_after = {event.data["function"] for event in resets.events if event.data["how"] == "flr"}
     assert source_functions <= reset_after, "VFM-SEC-006: reset before reuse"
     assert all(not function.bus_master for function in simulation.hosts[0].freed_functions)
+
+
+# ---------------------------------------------------------------------------------------------- review findings
+
+
+def _quiet(config: SimulationConfig = SMALL) -> SimulationConfig:
+    return replace(config, dma_rate=0, cpu_dirty_rate=0)
+
+
+def test_a_guest_that_never_enabled_the_protocol_migrates_without_a_handshake() -> None:
+    """VFM-MIG-001 and spec §2.6: no slot READY and CONTROL.ENABLE clear is a legal start."""
+    simulation = Simulation(_quiet())
+    for driver in simulation.drivers:
+        driver.unload()
+    simulation.clock.advance(ms(5))
+    bridge = simulation.hosts[0].bridge
+    bridge.config_write(bridge.cap + 0x14, 2, 0)  # the guest turns the protocol off
+    record = simulation.run().last
+    assert (record.outcome, record.reason) == (Outcome.COMPLETED, MigReason.COMPLETED)
+
+
+def test_clearing_enable_during_a_migration_withdraws_consent() -> None:
+    """VFM-MIG-011: a guest write that clears CONTROL.ENABLE set at START cancels with PROTOCOL_ERROR."""
+    simulation = Simulation(_quiet())
+    source, destination = simulation.hosts
+    migration = source.migrate_to(destination)
+    simulation.clock.advance(ms(1))
+    bridge = source.bridge
+    bridge.config_write(bridge.cap + 0x14, 2, 0)
+    assert (migration.record.outcome, migration.record.reason) == (Outcome.FAILED, MigReason.PROTOCOL_ERROR)
+
+
+def test_an_unbound_function_that_fails_is_reset_and_does_not_cancel() -> None:
+    """Spec §4.2.2 and VFM-ABS-004: no driver, no ERROR, no cancellation; the hypervisor resets it."""
+    simulation = Simulation(_quiet())
+    simulation.drivers[1].unload()
+    simulation.clock.advance(ms(5))
+    source, destination = simulation.hosts
+    migration = source.migrate_to(destination)
+    simulation.clock.advance(ms(1))
+    function = source.slot_functions[1]
+    resets = function.resets
+    source.function_failed(1)
+    assert function.resets == resets + 1
+    assert not function.failed
+    assert migration.record.outcome is None, "the migration goes on"
+    simulation.clock.run_while(lambda: not migration.record.ended, ms(60_000))
+    assert migration.record.outcome is Outcome.COMPLETED
+
+
+def test_outside_a_migration_the_guest_recovers_a_failed_function_by_a_group_reset() -> None:
+    """Spec §7.9: the hypervisor leaves ERROR to the guest; its driver asks for the group reset."""
+    simulation = Simulation(_quiet())
+    log = EventLog(simulation.bus, [EventKind.DRIVER, EventKind.MIG_TRANSITION])
+    source = simulation.hosts[0]
+    source.function_failed(0)
+    simulation.clock.advance(ms(5))
+    assert [event.data["action"] for event in log.of(EventKind.DRIVER) if event.data["action"] == "error_recovery"]
+    assert source.group_resets == 1, "the guest's Secondary Bus Reset, counted by the hypervisor"
+    assert source.bridge.dev_states()[: SMALL.vfs] == [DevState.READY] * SMALL.vfs
+
+
+def test_a_guest_with_larger_pages_migrates_and_a_finer_tracking_host_refuses_it() -> None:
+    """VFM-DIRTY-007 / VFM-VER-007: tracking at 2^PAGE_SHIFT or coarser."""
+    record = Simulation(replace(_quiet(), page_shift=13)).run().last
+    assert record.outcome is Outcome.COMPLETED
+    fine = replace(SMALL.migration, dirty_tracking_shift=12)
+    simulation = Simulation(replace(_quiet(), page_shift=13, migration=fine))
+    source, destination = simulation.hosts
+    with pytest.raises(MigrationError, match="finer than"):
+        source.migrate_to(destination)
+
+
+def test_no_hot_plug_behind_the_bridge_during_a_migration() -> None:
+    """VFM-CANCEL-002."""
+    simulation = Simulation(_quiet())
+    source, destination = simulation.hosts
+    source.migrate_to(destination)
+    with pytest.raises(MigrationError, match="VFM-CANCEL-002"):
+        source.assign_function(5)
+
+
+def test_a_conventional_reset_of_the_bridge_cancels_the_migration_first() -> None:
+    """VFM-CAP-008."""
+    simulation = Simulation(_quiet())
+    source, destination = simulation.hosts
+    migration = source.migrate_to(destination)
+    simulation.clock.advance(ms(1))
+    source.reset_bridge()
+    assert (migration.record.outcome, migration.record.reason) == (Outcome.CANCELLED, MigReason.CANCELLED)
+    assert source.bridge.mig_state is MigState.IDLE
