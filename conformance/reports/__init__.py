@@ -1,0 +1,38 @@
+"""Reports of a conformance run: JSON for machines, JUnit XML for CI, Markdown for people.
+
+Each writer takes a :class:`~conformance.verdicts.RunReport` and needs only the
+standard library.  The schemas the JSON and JUnit reports follow ship in
+``conformance/schemas/`` (``report-v1.schema.json``, ``junit.xsd``);
+:func:`validate_report_json` and :func:`validate_junit` check a document
+against them and need ``jsonschema`` / ``xmlschema`` (the ``test`` extra).
+"""
+
+from __future__ import annotations
+
+from conformance.reports.json_report import (
+    SCHEMA_ID,
+    SCHEMA_VERSION,
+    ReportValidationError,
+    report_json,
+    report_schema,
+    validate_report_json,
+    write_json,
+)
+from conformance.reports.junit import junit_xsd, report_junit, validate_junit, write_junit
+from conformance.reports.markdown import report_markdown, write_markdown
+
+__all__ = [
+    "SCHEMA_ID",
+    "SCHEMA_VERSION",
+    "ReportValidationError",
+    "junit_xsd",
+    "report_json",
+    "report_junit",
+    "report_markdown",
+    "report_schema",
+    "validate_junit",
+    "validate_report_json",
+    "write_json",
+    "write_junit",
+    "write_markdown",
+]

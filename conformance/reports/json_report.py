@@ -1,0 +1,197 @@
+"""The JSON report of a conformance run (``--json PATH``): a documented, versioned structure.
+
+Structure version 1 is described, field by field, by the JSON Schema
+``conformance/schemas/report-v1.schema.json`` (draft 2020-12), which ships with
+the package (:func:`report_schema`).  A document is one object::
+
+    {
+      "$schema": "urn:vfmig:conformance-report:v1",   # the schema's $id
+      "schema_version": 1,
+      "tool": "vfmig",
+      "protocol_version": "1.0",                      # vfmig_proto.PROTOCOL_VERSION
+      "target": "device",                             # device | bridge | hypervisor
+      "implementation": "vendor.model:make_vf",       # MODULE:FACTORY
+      "profile": "ci",
+      "seed": 1234,                                   # or null
+      "started": "2024-05-01T12:00:00Z",              # or null when the writer was not told
+      "duration_seconds": 12.5,
+      "steps": 4000,
+      "conformant": false,                            # no fail, timeout or error
+      "summary": {"total": 60, "pass": 50, "fail": 1, "warn": 2,
+                  "timeout": 0, "error": 0, "not-covered": 7},
+      "suite_errors": [],                             # problems of the run itself
+      "results": [                                    # one per requirement, in run order
+        {
+          "id": "VFM-DIRTY-003", "keyword": "MUST", "roles": ["device", "driver"],
+          "text": "The driver MUST ...",
+          "verdict": "fail",                          # pass | fail | warn | timeout | error | not-covered
+          "checks": 812,
+          "detail": "page 0x3f000 differs on the destination",
+          "seconds_to_detect": 3.2,                   # or null
+          "counterexample": {"steps": 5, "seed": 1234, "message": "...",
+                             "reproduction": "from ... import ...\\n..."},   # or null
+          "spec": {"path": "05-dirty.rst", "line": 88, "section": "5.2 ..."}
+        }
+      ]
+    }
+
+Compatibility: consumers should check ``schema_version``; version 1 only ever
+gains documentation, never a changed or removed field.  A change of structure is
+a new version with a new schema file and identifier.  Seeds are JSON integers of
+any size (Hypothesis seeds may exceed 2**53: read them with an arbitrary-precision
+parser if that matters).
+
+:func:`validate_report_json` checks a document against the schema.  It needs
+the ``jsonschema`` package, which is a test dependency (``pip install
+'vfmig[test]'``), not a run-time one: writing a report never validates it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import vfmig_proto
+from conformance.verdicts import Counterexample, RequirementResult, RunReport, Verdict
+from vfmig_proto.errors import VfmigError
+
+SCHEMA_VERSION = 1
+"""The structure version this module writes."""
+
+SCHEMA_ID = "urn:vfmig:conformance-report:v1"
+"""The identifier of structure version 1: the schema's ``$id`` and every document's ``$schema``."""
+
+SCHEMA_RESOURCE = "report-v1.schema.json"
+"""The schema's file name in ``conformance/schemas/``."""
+
+TOOL = "vfmig"
+
+
+class ReportValidationError(VfmigError, ValueError):
+    """A report document that does not match its schema.
+
+    ``kind`` is ``"JSON"`` or ``"JUnit XML"``; ``problems`` lists every
+    violation found, each naming where it is.
+    """
+
+    def __init__(self, kind: str, problems: list[str]) -> None:
+        self.kind = kind
+        self.problems = problems
+        listed = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid {kind} report ({len(problems)} problem(s)):\n{listed}")
+
+
+def _timestamp(started: datetime) -> str:
+    if started.tzinfo is None or started.utcoffset() is None:
+        raise ValueError("started must be a timezone-aware datetime")
+    return started.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _counterexample_json(counterexample: Counterexample | None) -> dict[str, Any] | None:
+    if counterexample is None:
+        return None
+    return {
+        "steps": counterexample.steps,
+        "seed": counterexample.seed,
+        "message": counterexample.message,
+        "reproduction": counterexample.reproduction,
+    }
+
+
+def _result_json(result: RequirementResult) -> dict[str, Any]:
+    requirement = result.requirement
+    return {
+        "id": requirement.id,
+        "keyword": requirement.keyword.value,
+        "roles": sorted(role.value for role in requirement.roles),
+        "text": requirement.text,
+        "verdict": result.verdict.value,
+        "checks": result.checks,
+        "detail": result.detail,
+        "seconds_to_detect": result.seconds_to_detect,
+        "counterexample": _counterexample_json(result.counterexample),
+        "spec": {"path": requirement.path, "line": requirement.line, "section": requirement.section},
+    }
+
+
+def report_json(report: RunReport, *, started: datetime | None = None) -> dict[str, Any]:
+    """``report`` as a structure-version-1 document (plain dicts, lists, strings, numbers).
+
+    :class:`~conformance.verdicts.RunReport` records no start time: pass
+    ``started`` (timezone-aware) to fill ``"started"``, which is ``null`` otherwise.
+    """
+    summary: dict[str, int] = {"total": len(report.results)}
+    summary.update({verdict.value: report.count(verdict) for verdict in Verdict})
+    return {
+        "$schema": SCHEMA_ID,
+        "schema_version": SCHEMA_VERSION,
+        "tool": TOOL,
+        "protocol_version": vfmig_proto.PROTOCOL_VERSION,
+        "target": report.target.value,
+        "implementation": report.implementation,
+        "profile": report.profile,
+        "seed": report.seed,
+        "started": None if started is None else _timestamp(started),
+        "duration_seconds": report.seconds,
+        "steps": report.steps,
+        "conformant": report.conformant,
+        "summary": summary,
+        "suite_errors": list(report.suite_errors),
+        "results": [_result_json(result) for result in report.results],
+    }
+
+
+def dumps_json(document: dict[str, Any]) -> str:
+    """A report document as JSON text: indented, non-ASCII kept, NaN and infinities refused."""
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_json(report: RunReport, path: str | os.PathLike[str], *, started: datetime | None = None) -> None:
+    """Write :func:`report_json` of ``report`` to ``path`` (UTF-8)."""
+    text = dumps_json(report_json(report, started=started))
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate in a message: fall back to \\u escapes
+        data = json.dumps(report_json(report, started=started), indent=2, allow_nan=False).encode("ascii") + b"\n"
+    Path(path).write_bytes(data)
+
+
+@cache
+def _schema_text(name: str) -> str:
+    return (resources.files("conformance") / "schemas" / name).read_text(encoding="utf-8")
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of structure version 1 (a fresh copy on every call)."""
+    schema: dict[str, Any] = json.loads(_schema_text(SCHEMA_RESOURCE))
+    return schema
+
+
+def _json_pointer(path: list[str | int]) -> str:
+    if not path:
+        return "(document)"
+    return "/" + "/".join(str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def validate_report_json(document: object) -> None:
+    """Check ``document`` (parsed JSON) against :func:`report_schema`.
+
+    Raises :class:`ReportValidationError` listing every violation with its
+    JSON pointer, and :class:`ImportError` saying what to install when
+    ``jsonschema`` is missing.
+    """
+    try:
+        import jsonschema  # noqa: PLC0415 - a test dependency, imported only when validating
+    except ImportError as exc:  # pragma: no cover - the test extra installs it
+        raise ImportError("validating a JSON report needs jsonschema: pip install 'vfmig[test]'") from exc
+    validator = jsonschema.Draft202012Validator(report_schema())
+    errors = sorted(validator.iter_errors(document), key=lambda error: [str(part) for part in error.absolute_path])
+    if errors:
+        raise ReportValidationError(
+            "JSON", [f"{_json_pointer(list(error.absolute_path))}: {error.message}" for error in errors]
+        )
