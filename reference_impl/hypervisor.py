@@ -213,6 +213,12 @@ FunctionFactory = Callable[[str, SimClock, EventBus, FunctionIdentity | None], V
 """Makes a host's functions: ``(name, clock, bus, identity) -> function`` (a device model under test, say)."""
 BridgeFactory = Callable[[EventBus, CapabilityParams, str], MigrationBridge]
 """Makes a guest's migration bridge: ``(bus, params, name) -> bridge``."""
+MemoryFactory = Callable[[int, int, bool], GuestMemory]
+"""Makes a host's copy of a guest's RAM: ``(size_bytes, page_shift, boot) -> memory``."""
+
+
+def _reference_memory(size_bytes: int, page_shift: int, boot: bool) -> GuestMemory:
+    return GuestMemory(size_bytes, page_shift, boot=boot)
 
 
 def _reference_bridge(bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
@@ -237,8 +243,10 @@ class Hypervisor:
         *,
         functions: FunctionFactory | None = None,
         bridges: BridgeFactory | None = None,
+        memories: MemoryFactory | None = None,
     ) -> None:
         self.name = name
+        self.make_memory: MemoryFactory = memories or _reference_memory
         self._make_function: FunctionFactory = functions or VirtualFunction
         self._make_bridge: BridgeFactory = bridges or _reference_bridge
         self.clock = clock
@@ -933,7 +941,7 @@ class DestinationMigration:
         self.clock = host.clock
         source_bridge = source.bridge
         self.params = source_bridge.params
-        self.memory = GuestMemory(source.host.memory.size_bytes, source.host.memory.page_shift, boot=False)
+        self.memory = host.make_memory(source.host.memory.size_bytes, source.host.memory.page_shift, False)
         self.bridge: MigrationBridge | None = None
         self.abandoned = False
         self.fail_on_state: str | None = None

@@ -33,13 +33,13 @@ from reference_impl.hypervisor import (
     FunctionFactory,
     GiB,
     Hypervisor,
+    MemoryFactory,
     MiB,
     MigrationConfig,
     MigrationRecord,
     Outcome,
 )
 from reference_impl.invariants import InvariantMonitor, Violation
-from reference_impl.memory import GuestMemory
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason, MigState
 
@@ -199,6 +199,7 @@ class Simulation:
         devices: DeviceModel | None = None,
         bridges: BridgeFactory | None = None,
         hypervisors: HypervisorModel | None = None,
+        memories: MemoryFactory | None = None,
     ) -> None:
         self.config = config
         self.clock = SimClock() if bus is None else bus.clock
@@ -214,13 +215,16 @@ class Simulation:
             )
             for name in ("hostA", "hostB")
         )
+        if memories is not None:
+            for host in self.hosts:
+                host.make_memory = memories
         self.monitor = InvariantMonitor(self.bus, self.hosts) if monitor else None
         source = self.hosts[0]
         params = CapabilityParams(
             num_slots=config.slots, page_shift=config.page_shift, ack_timeout_ms=config.ack_timeout_ms
         )
         source.create_bridge(params)
-        memory = GuestMemory(config.memory_bytes, config.page_shift)
+        memory = source.make_memory(config.memory_bytes, config.page_shift, True)
         self.guest = Guest("guest", self.clock, self.bus, source)
         source.host_guest(self.guest, memory)
         self.core = MigrationCore(self.guest)
