@@ -20,6 +20,7 @@ the function's BAR registers.  Host-side traffic arrives through
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -75,6 +76,10 @@ class DeviceTiming:
 
     drain_ns: int = 50 * NS_PER_US
     """From clearing BME to Transactions Pending clear: in-flight reads complete (VFM-FN-003: at most 50 ms)."""
+    posted_write_ns: int = 2 * NS_PER_US
+    """From issuing a DMA write to its landing in guest memory.  A write issued before BME was cleared may
+    still land after; a read of one of the function's registers makes every earlier write land first
+    (PCI ordering), which is why the driver reads one before it dirties (spec VFM-DIRTY-003)."""
 
 
 @dataclass
@@ -167,6 +172,7 @@ class VirtualFunction:
         self.queues_enabled = False
         self.failed = False
         self._bme_cleared_at = -(1 << 62)
+        self._in_flight: deque[Callable[[], None]] = deque()
         self.resets = 0
 
     # ------------------------------------------------------------------ configuration space
@@ -253,6 +259,7 @@ class VirtualFunction:
         self.rx = None
         self.queues_enabled = False
         self.failed = False
+        self._in_flight.clear()
         self.resets += 1
         self._bme_cleared_at = -(1 << 62)  # nothing is in flight after a reset
         if was_master:
@@ -282,6 +289,7 @@ class VirtualFunction:
 
     def mmio_read_status(self) -> int:
         """A read of a status register: its completion orders every earlier DMA write before it."""
+        self._flush_posted_writes()
         return 0xFFFFFFFF if self.failed else int(self.queues_enabled)
 
     def mmio_take_completions(self) -> list[tuple[int, int]]:
@@ -305,12 +313,35 @@ class VirtualFunction:
         page_size = self.memory.page_size if self.memory is not None else 4096
         count = min(rx.posted, max(1, -(-nbytes // page_size)))
         start = rx.head
-        self._write_buffers(rx, start, count)
         rx.head = (start + count) % rx.buffer_count
         rx.posted -= count
+        self._issue(lambda: self._land(rx, start, count))
+        return count
+
+    def _issue(self, write: Callable[[], None]) -> None:
+        """Issue posted writes: they land ``posted_write_ns`` later, in order, unless a read flushes them."""
+        latency = self.timing.posted_write_ns
+        if latency <= 0:
+            write()
+            return
+        self._in_flight.append(write)
+        self.clock.schedule(latency, self._land_oldest, f"{self.name} posted write")
+
+    def _land_oldest(self) -> None:
+        if self._in_flight:
+            self._in_flight.popleft()()
+
+    def _flush_posted_writes(self) -> None:
+        while self._in_flight:
+            self._in_flight.popleft()()
+
+    def _land(self, rx: RxQueue, start: int, count: int) -> None:
+        """The data, then the completion entries, then the MSI-X message (a posted write behind them)."""
+        if self.rx is not rx or self.memory is None:
+            return  # the function was reset or unassigned meanwhile: nothing of it remains
+        self._write_buffers(rx, start, count)
         rx.completed.append((start, start + count))
         self._interrupt(0)
-        return count
 
     def _write_buffers(self, rx: RxQueue, start: int, count: int) -> None:
         memory = self.memory

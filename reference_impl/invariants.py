@@ -46,6 +46,9 @@ class Violation:
         return f"[{self.time_ns} ns] {self.invariant} ({', '.join(self.requirements)}): {self.message}"
 
 
+POSTED_WRITE_LIMIT_NS = 50_000_000
+"""A DMA write issued before BME was cleared may land after it, within the drain time (VFM-FN-003: 50 ms)."""
+
 _QUIET_KINDS = (EventKind.DMA_WRITE, EventKind.DMA_READ, EventKind.DEVICE_INTERRUPT)
 
 
@@ -57,6 +60,7 @@ class InvariantMonitor:
         self.hosts = hosts
         self.violations: list[Violation] = []
         self._awaiting_reinit: set[str] = set()
+        self._bme_cleared: dict[str, int] = {}
         self._unsubscribe: list[Callable[[], None]] = [
             bus.subscribe(self._quiet, _QUIET_KINDS),
             bus.subscribe(self._bus_master, [EventKind.BUS_MASTER]),
@@ -91,7 +95,9 @@ class InvariantMonitor:
             return
         host, slot = place
         function = host.slot_functions[slot]
-        if not function.bus_master:
+        cleared = self._bme_cleared.get(name)
+        in_flight = cleared is not None and self.bus.clock.now - cleared <= POSTED_WRITE_LIMIT_NS
+        if not function.bus_master and not (in_flight and event.kind is EventKind.DMA_WRITE):
             self._violate("quiet when stopped", ("VFM-FN-001",), f"{name} did {event.kind.value} with BME clear")
         state = host.bridge.dev_state(slot)
         if state is DevState.PAUSED:
@@ -156,6 +162,8 @@ class InvariantMonitor:
 
     def _bus_master(self, event: Event) -> None:
         name = str(event.data["function"])
+        if not event.data.get("enabled"):
+            self._bme_cleared[name] = self.bus.clock.now
         if event.data.get("enabled") and name in self._awaiting_reinit:
             # Only the driver may set BME, when it programs the function (it announces that first, see _driver).
             self._violate("reset on arrival", ("VFM-MIG-005",), f"BME of {name} set before its driver reinitialised")

@@ -200,6 +200,7 @@ class Simulation:
         bridges: BridgeFactory | None = None,
         hypervisors: HypervisorModel | None = None,
         memories: MemoryFactory | None = None,
+        allocator: Callable[[int], DmaRegionAllocator] | None = None,
     ) -> None:
         self.config = config
         self.clock = SimClock() if bus is None else bus.clock
@@ -228,14 +229,14 @@ class Simulation:
         self.guest = Guest("guest", self.clock, self.bus, source)
         source.host_guest(self.guest, memory)
         self.core = MigrationCore(self.guest)
-        allocator = DmaRegionAllocator(memory.num_pages)
+        allocator_for = DmaRegionAllocator(memory.num_pages) if allocator is None else allocator(memory.num_pages)
         self.drivers: list[VfDriver] = []
         for slot in range(config.vfs):
             function = source.assign_function(slot)
             if config.fault is Fault.ACK_TIMEOUT and slot == 0:
                 function.timing = DeviceTiming(drain_ns=2 * config.ack_timeout_ms * 1_000_000)
             devfn = source.bridge.devfn(slot)
-            self.drivers.append(self.devices.create_driver(self.guest, self.core, slot, devfn, allocator))
+            self.drivers.append(self.devices.create_driver(self.guest, self.core, slot, devfn, allocator_for))
         self._timing_fault_pending = config.fault is Fault.ACK_TIMEOUT
         self._carry_cpu = 0.0
         self._carry_rx = [0.0] * config.vfs

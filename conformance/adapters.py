@@ -1,0 +1,266 @@
+"""The adapter interfaces: what an implementation under test provides, per conformance target.
+
+An implementation is named ``MODULE:FACTORY``: a callable with no arguments
+that returns a fresh *implementation object*.  The suite asks that object for
+the role instances it wires into a simulated world, next to reference peers
+for the other roles:
+
+=============  ==============================  ==========================================
+target         the factory returns             the suite asks it for
+=============  ==============================  ==========================================
+``device``     a :class:`DeviceImplementation`  functions (:class:`FunctionUnderTest`) and
+                                               their drivers (:class:`DriverUnderTest`)
+``bridge``     a :class:`BridgeImplementation`  bridges (:class:`BridgeUnderTest`)
+``hypervisor`` a :class:`HypervisorImplementation`  hosts (:class:`HypervisorUnderTest`)
+=============  ==============================  ==========================================
+
+Every interface here is a :class:`typing.Protocol`: an implementation
+satisfies it by its shape, without importing this module.  The reference
+implementation (:mod:`reference_impl.factories`) does exactly that.
+
+The objects the suite hands *to* an implementation (the simulated clock, the
+event bus, the guest, the migration core, the DMA region allocator) are the
+reference implementation's own; their documentation is in
+:mod:`reference_impl`.  Everything an implementation does is observed through
+them and through the interfaces below: its config-space behaviour, its DMA
+into guest memory, its interrupts, its reports to the bridge.  Publishing
+events on the bus is welcome but never required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from reference_impl.clock import SimClock
+from reference_impl.device import FunctionIdentity
+from reference_impl.driver import MigrationCore
+from reference_impl.events import EventBus
+from reference_impl.guest import DmaRegionAllocator, Guest
+from reference_impl.hypervisor import MigrationConfig
+from reference_impl.memory import GuestMemory
+from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.states import DevState, MigReason, MigState
+
+# ------------------------------------------------------------------------------------------ device target
+
+
+@runtime_checkable
+class FunctionUnderTest(Protocol):
+    """A virtual function (the ``device`` role): config space, resets and a DMA engine."""
+
+    name: str
+    memory: GuestMemory | None
+    """Set by the hypervisor: the guest memory the function's DMA reaches (None: unassigned)."""
+    interrupt_sink: Callable[[str], None] | None
+    """Set by the hypervisor: call it with :attr:`name` for each MSI-X message the function sends."""
+    bme_listener: Callable[[FunctionUnderTest], None] | None
+    """Set by the hypervisor: call it after each change of Bus Master Enable (VFIO traps Command writes)."""
+
+    @property
+    def identity(self) -> FunctionIdentity:
+        """Vendor, device, revision and subsystem IDs (the destination places an equal function)."""
+
+    @property
+    def bus_master(self) -> bool:
+        """Whether Bus Master Enable is set in the Command register."""
+
+    @property
+    def in_reset_state(self) -> bool:
+        """Whether the function holds nothing a driver programmed (as after a function-level reset)."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        """A configuration read of 1, 2 or 4 bytes."""
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        """A configuration write of 1, 2 or 4 bytes."""
+
+    def function_level_reset(self, how: str) -> None:
+        """Reset the function (``how``: ``"flr"`` or ``"group"``)."""
+
+    def receive(self, nbytes: int) -> int:
+        """Frames of ``nbytes`` arrive from the network; DMA them into posted buffers. Returns buffers filled."""
+
+    def fail(self) -> None:
+        """The function hits an uncorrectable error (the suite injects device errors through this)."""
+
+
+@runtime_checkable
+class DriverUnderTest(Protocol):
+    """The guest driver of one function (the ``driver`` role, with the reference migration core).
+
+    The migration core calls :meth:`act_on` with the slot's ``DEV_STATE`` in
+    each of the slot's sequences (spec VFM-NOTIF-010) unless :attr:`busy` is
+    set, in which case it sets :attr:`look_again` and waits for the driver to
+    call ``core.sequence_done(slot)``.  The driver reports through
+    ``core.report(slot, DriverReport)``, reads and clears the slot's flags
+    through ``core.dev_status(slot)`` / ``core.clear_dev_status(...)``, and
+    reaches its function as ``guest.platform.function_at(devfn)``.
+    """
+
+    slot: int
+    busy: bool
+    look_again: bool
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the driver is bound to its function."""
+
+    @property
+    def up(self) -> bool:
+        """Whether the interface is administratively up."""
+
+    def act_on(self, state: DevState | int) -> None:
+        """One sequence: act on the slot's ``DEV_STATE`` (an int if the value is unknown to this version)."""
+
+    def load(self, *, up: bool = True) -> bool:
+        """Bind to the function (probe); returns whether it bound."""
+
+    def unload(self) -> None:
+        """Unbind from the function."""
+
+    def open(self) -> None:
+        """Bring the interface up."""
+
+    def close(self) -> None:
+        """Bring the interface down."""
+
+    def transmit(self, pages: int) -> int:
+        """Send ``pages`` of data; returns the pages the function read."""
+
+
+class DeviceImplementation(Protocol):
+    """What ``MODULE:FACTORY()`` returns for the ``device`` target."""
+
+    def create_function(
+        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
+    ) -> FunctionUnderTest:
+        """A fresh function named ``name`` (``identity`` None: the implementation's own IDs)."""
+
+    def create_driver(
+        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
+    ) -> DriverUnderTest:
+        """The driver for the function at ``devfn`` in ``slot``, not yet loaded.
+
+        ``allocator`` hands out guest pages for rings and buffers.
+        """
+
+
+# ------------------------------------------------------------------------------------------ bridge target
+
+
+@runtime_checkable
+class BridgeUnderTest(Protocol):
+    """The emulated migration bridge (the ``bridge`` role).
+
+    The guest reaches it through :meth:`config_read` / :meth:`config_write`;
+    the hypervisor through the host-event methods.  Each call is one step
+    (VFM-ACC-007).  Functions placed in slots are objects with ``name``, a
+    ``bus_master`` property and ``function_level_reset(how)``.
+    """
+
+    name: str
+    num_slots: int
+    cap: int
+    """Offset of the migration capability in the config space."""
+    observers: list[object]
+    """Objects with ``bridge_stepped(bridge, cause)``, ``report_rejected(bridge, slot, report, why)`` and
+    ``secondary_bus_reset_requested(bridge)``; the bridge calls them before the access that caused it completes."""
+    interrupt_sink: Callable[[], None] | None
+    """Called once per interrupt the bridge signals."""
+    functions: list[object | None]
+    """The function in each slot (None: empty)."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        """A guest configuration read."""
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        """A guest configuration write."""
+
+    def start(self) -> None:
+        """START."""
+
+    def request_pause(self) -> None:
+        """REQUEST_PAUSE."""
+
+    def cancel(self, reason: MigReason) -> None:
+        """CANCEL with ``reason``."""
+
+    def arrive(self) -> None:
+        """ARRIVE (destination)."""
+
+    def group_reset(self) -> None:
+        """A group reset by the hypervisor."""
+
+    def hot_add(self, slot: int, function: object) -> None:
+        """HOT_ADD of ``function`` into ``slot``."""
+
+    def surprise_removal(self, slot: int) -> None:
+        """SURPRISE_REMOVAL of the function in ``slot``."""
+
+    def device_error(self, slot: int) -> None:
+        """DEVICE_ERROR of the function in ``slot``."""
+
+    def capability_bytes(self) -> bytes:
+        """The capability's current bytes (what the migration stream carries)."""
+
+    @property
+    def mig_state(self) -> MigState:
+        """``MIG_STATE`` as the host reads it."""
+
+
+class BridgeImplementation(Protocol):
+    """What ``MODULE:FACTORY()`` returns for the ``bridge`` target."""
+
+    def create_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> BridgeUnderTest:
+        """A bridge after a conventional reset, instantiated with ``params``, with every slot empty."""
+
+
+# ------------------------------------------------------------------------------------------ hypervisor target
+
+
+@runtime_checkable
+class HypervisorUnderTest(Protocol):
+    """One host of the migration orchestration (the ``hypervisor`` role).
+
+    The suite builds the guest, gives a host a bridge and functions, and asks
+    it to migrate; everything else (deadlines, cancellations, the handover)
+    is the hypervisor's own doing, observed on the bridge, the functions, the
+    guest's vCPUs and the guest's memory.
+    """
+
+    name: str
+
+    def create_bridge(self, params: CapabilityParams) -> object:
+        """Create the guest's bridge on this host (with the bridge factory it was given)."""
+
+    def host_guest(self, guest: Guest, memory: GuestMemory) -> None:
+        """Run ``guest`` here with ``memory``."""
+
+    def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> object:
+        """Assign a fresh function to ``slot`` (HOT_ADD)."""
+
+    def migrate_to(self, destination: HypervisorUnderTest, number: int = 1) -> object:
+        """Start migrating this host's guest to ``destination``; returns a handle with a ``record``."""
+
+    def surprise_remove(self, slot: int) -> None:
+        """The function in ``slot`` disappeared."""
+
+    def function_failed(self, slot: int) -> None:
+        """The function in ``slot`` reported an uncorrectable error."""
+
+
+class HypervisorImplementation(Protocol):
+    """What ``MODULE:FACTORY()`` returns for the ``hypervisor`` target."""
+
+    def create_hypervisor(
+        self,
+        name: str,
+        clock: SimClock,
+        bus: EventBus,
+        config: MigrationConfig,
+        *,
+        functions: Callable[[str, SimClock, EventBus, FunctionIdentity | None], object],
+        bridges: Callable[[EventBus, CapabilityParams, str], object] | None,
+    ) -> HypervisorUnderTest:
+        """A host that makes its functions and bridges with the given factories (None: its own bridge)."""

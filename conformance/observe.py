@@ -1,0 +1,229 @@
+"""Watching an implementation from the outside: its DMA, dirtying, Bus Master Enable and interrupts.
+
+The suites see an implementation only through the platform they give it:
+
+* :class:`ObservedMemory` is the guest RAM the suite hands to the world; it
+  tells the :class:`Ledger` of every DMA write, CPU write and dirtying;
+* :class:`FunctionProxy` stands between the world and a function under test;
+  it forwards everything and reports Bus Master Enable changes and
+  interrupts;
+* :class:`RecordingAllocator` remembers which guest pages each driver took
+  for its rings and buffers, so that a DMA write can be attributed to the
+  function whose driver owns the page (and a DMA write to a page nobody gave
+  the function is a finding of its own, VFM-FN-004).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from reference_impl.clock import SimClock
+from reference_impl.device import FunctionIdentity
+from reference_impl.guest import DmaRegionAllocator
+from reference_impl.memory import GuestMemory, Pages
+
+
+@dataclass
+class Ledger:
+    """What happened to guest pages, in order (a sequence number per write)."""
+
+    sequence: int = 0
+    dma: list[tuple[int, Pages]] = field(default_factory=list)
+    """``(sequence, pages)`` of DMA writes since the last :meth:`take_dma`."""
+    dirty_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
+    dma_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
+
+    def record_dma(self, pages: Pages) -> None:
+        self.sequence += 1
+        for listener in tuple(self.dma_listeners):
+            listener(pages)
+
+    def record_dirty(self, pages: Pages) -> None:
+        self.sequence += 1
+        for listener in tuple(self.dirty_listeners):
+            listener(pages)
+
+
+class ObservedMemory(GuestMemory):
+    """Guest RAM that reports DMA writes and dirtying to a :class:`Ledger`."""
+
+    def __init__(self, size_bytes: int, page_shift: int, *, boot: bool, ledger: Ledger) -> None:
+        super().__init__(size_bytes, page_shift, boot=boot)
+        self.ledger = ledger
+
+    def dma_write(self, pages: Pages) -> None:
+        super().dma_write(pages)
+        self.ledger.record_dma(np.asarray(pages, dtype=np.int64).reshape(-1))
+
+    def dma_write_range(self, start: int, stop: int) -> None:
+        super().dma_write_range(start, stop)
+        self.ledger.record_dma(np.arange(start, stop, dtype=np.int64))
+
+    def dirty(self, pages: Pages) -> None:
+        super().dirty(pages)
+        self.ledger.record_dirty(np.asarray(pages, dtype=np.int64).reshape(-1))
+
+    def dirty_range(self, start: int, stop: int) -> None:
+        super().dirty_range(start, stop)
+        self.ledger.record_dirty(np.arange(start, stop, dtype=np.int64))
+
+    def cpu_write(self, pages: Pages) -> None:
+        super().cpu_write(pages)
+        self.ledger.record_dirty(np.asarray(pages, dtype=np.int64).reshape(-1))  # a CPU write dirties too
+
+    def cpu_write_range(self, start: int, stop: int) -> None:
+        super().cpu_write_range(start, stop)
+        self.ledger.record_dirty(np.arange(start, stop, dtype=np.int64))
+
+
+def memory_factory(ledger: Ledger) -> Callable[[int, int, bool], GuestMemory]:
+    """A hypervisor memory factory that makes :class:`ObservedMemory` reporting to ``ledger``."""
+
+    def make(size_bytes: int, page_shift: int, boot: bool) -> GuestMemory:
+        return ObservedMemory(size_bytes, page_shift, boot=boot, ledger=ledger)
+
+    return make
+
+
+class RecordingAllocator(DmaRegionAllocator):
+    """A DMA region allocator that remembers which slot got which pages."""
+
+    def __init__(self, num_pages: int) -> None:
+        super().__init__(num_pages)
+        self.owner = np.full(num_pages, -1, dtype=np.int64)
+        self.slot = -1
+
+    def for_slot(self, slot: int) -> RecordingAllocator:
+        """Allocations from now on belong to ``slot``."""
+        self.slot = slot
+        return self
+
+    def allocate(self, pages: int) -> int:
+        first = super().allocate(pages)
+        self.owner[first : first + pages] = self.slot
+        return first
+
+
+class FunctionProxy:
+    """A function under test, seen through a window: every call forwarded, BME changes and interrupts reported.
+
+    Attributes the proxy does not know (a driver's private registers) go
+    straight to the function.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        on_bus_master: Callable[[FunctionProxy, bool], None],
+        on_interrupt: Callable[[FunctionProxy], None],
+    ) -> None:
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_on_bus_master", on_bus_master)
+        object.__setattr__(self, "_on_interrupt", on_interrupt)
+        object.__setattr__(self, "_listener", None)
+        object.__setattr__(self, "_sink", None)
+        object.__setattr__(self, "_last_bme", bool(inner.bus_master))
+        inner.bme_listener = self._bme_changed
+        inner.interrupt_sink = self._interrupt
+
+    @property
+    def inner(self) -> Any:
+        """The function under test itself."""
+        return self._inner
+
+    # --- the adapter interface, forwarded -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return str(self._inner.name)
+
+    @property
+    def identity(self) -> FunctionIdentity:
+        identity: FunctionIdentity = self._inner.identity
+        return identity
+
+    @property
+    def bus_master(self) -> bool:
+        return bool(self._inner.bus_master)
+
+    @property
+    def in_reset_state(self) -> bool:
+        return bool(self._inner.in_reset_state)
+
+    def config_read(self, offset: int, width: int) -> int:
+        return int(self._inner.config_read(offset, width))
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        self._inner.config_write(offset, width, value)
+        self._poll_bme()
+
+    def function_level_reset(self, how: str) -> None:
+        self._inner.function_level_reset(how)
+        self._poll_bme()
+
+    def receive(self, nbytes: int) -> int:
+        return int(self._inner.receive(nbytes))
+
+    def fail(self) -> None:
+        self._inner.fail()
+
+    # --- attributes the hypervisor sets ---------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "bme_listener":
+            object.__setattr__(self, "_listener", value)
+        elif name == "interrupt_sink":
+            object.__setattr__(self, "_sink", value)
+        else:
+            setattr(self._inner, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "bme_listener":
+            return self._listener
+        if name == "interrupt_sink":
+            return self._sink
+        return getattr(self._inner, name)
+
+    # --- what the proxy reports -----------------------------------------------------------------
+
+    def _poll_bme(self) -> None:
+        now = bool(self._inner.bus_master)
+        if now != self._last_bme:
+            self._bme_changed(self._inner)
+
+    def _bme_changed(self, function: object) -> None:
+        now = bool(self._inner.bus_master)
+        if now == self._last_bme:
+            return
+        object.__setattr__(self, "_last_bme", now)
+        self._on_bus_master(self, now)
+        if self._listener is not None:
+            self._listener(self)
+
+    def _interrupt(self, name: str) -> None:
+        self._on_interrupt(self)
+        if self._sink is not None:
+            self._sink(name)
+
+
+def find_capability(config_read: Callable[[int, int], int], cap_id: int) -> int | None:
+    """Offset of the first capability with ``cap_id`` in a function's list, read by config reads."""
+    if not config_read(0x06, 2) & 0x10:
+        return None
+    pointer = config_read(0x34, 1) & 0xFC
+    for _ in range(48):
+        if pointer < 0x40:
+            return None
+        if config_read(pointer, 1) == cap_id:
+            return pointer
+        pointer = config_read(pointer + 1, 1) & 0xFC
+    return None
+
+
+def now_ms(clock: SimClock) -> float:
+    """The clock's time in milliseconds, for messages."""
+    return clock.now / 1_000_000
