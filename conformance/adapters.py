@@ -5,18 +5,14 @@ that returns a fresh *implementation object*.  The suite asks that object for
 the role instances it wires into a simulated world, next to reference peers
 for the other roles:
 
-=============  ==============================  ==========================================
-target         the factory returns             the suite asks it for
-=============  ==============================  ==========================================
-``device``     a :class:`DeviceImplementation`  functions (:class:`FunctionUnderTest`) and
-                                               their drivers (:class:`DriverUnderTest`)
-``bridge``     a :class:`BridgeImplementation`  bridges (:class:`BridgeUnderTest`)
-``hypervisor`` a :class:`HypervisorImplementation`  hosts (:class:`HypervisorUnderTest`)
-=============  ==============================  ==========================================
+* ``device``: the factory returns a :class:`DeviceImplementation`, which the suite asks for functions
+  (:class:`FunctionUnderTest`) and their drivers (:class:`DriverUnderTest`);
+* ``bridge``: a :class:`BridgeImplementation`, asked for bridges (:class:`BridgeUnderTest`);
+* ``hypervisor``: a :class:`HypervisorImplementation`, asked for hosts (:class:`HypervisorUnderTest`).
 
 Every interface here is a :class:`typing.Protocol`: an implementation
 satisfies it by its shape, without importing this module.  The reference
-implementation (:mod:`reference_impl.factories`) does exactly that.
+implementation (``reference_impl.factories``) does exactly that.
 
 The objects the suite hands *to* an implementation (the simulated clock, the
 event bus, the guest, the migration core, the DMA region allocator) are the
@@ -90,8 +86,8 @@ class DriverUnderTest(Protocol):
     """The guest driver of one function (the ``driver`` role, with the reference migration core).
 
     The migration core calls :meth:`act_on` with the slot's ``DEV_STATE`` in
-    each of the slot's sequences (spec VFM-NOTIF-010) unless :attr:`busy` is
-    set, in which case it sets :attr:`look_again` and waits for the driver to
+    each of the slot's sequences (spec VFM-NOTIF-010) unless ``busy`` is
+    set, in which case it sets ``look_again`` and waits for the driver to
     call ``core.sequence_done(slot)``.  The driver reports through
     ``core.report(slot, DriverReport)``, reads and clears the slot's flags
     through ``core.dev_status(slot)`` / ``core.clear_dev_status(...)``, and

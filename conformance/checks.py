@@ -1,6 +1,6 @@
 """The machinery every suite shares: requirement checks, guarded steps, the step timeout.
 
-A suite is a Hypothesis :class:`~hypothesis.stateful.RuleBasedStateMachine`
+A suite is a Hypothesis ``RuleBasedStateMachine``
 derived from :class:`ConformanceMachine`.  Its rules and invariants are
 decorated with :func:`step`, which names the requirements the step exercises
 and runs the step under the step timeout; inside, the suite states what the

@@ -1,8 +1,9 @@
 """The ``vfmig`` command: a thin front door over the packages.
 
-Parses arguments, calls into :mod:`vfmig_proto` (and, as they land, the
-reference implementation and the conformance suite), prints, and maps
-outcomes to exit codes: 0 success, 1 a check failed, 2 usage or internal error.
+Parses arguments, calls into :mod:`vfmig_proto`, the reference implementation
+and the conformance suite, prints, and maps outcomes to exit codes: 0 success
+(``conformance``: conformant), 1 a check failed (not conformant), 2 usage or
+internal error.
 """
 
 from __future__ import annotations
@@ -10,13 +11,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import vfmig_proto
+from conformance.live import ConformanceProgress
+from conformance.parallel import available_cpus, run_parallel
 from conformance.progress import SimulationProgress
+from conformance.reports import write_reports
+from conformance.runner import PROFILES, UsageError, run
+from conformance.summary import summary_text
+from conformance.verdicts import RunReport, Target
 from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
@@ -230,6 +239,131 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     simulate.set_defaults(handler=_cmd_simulate)
 
 
+PARALLEL_PROFILE = "thorough"
+"""The profile that runs in parallel on every core (conformance.parallel); the others run in-process."""
+
+
+def _check(args: argparse.Namespace, progress: ConformanceProgress) -> RunReport:
+    target = Target(args.target)
+    database = Path(args.database) if args.database else Path.cwd() / ".hypothesis" / "vfmig"
+    if args.profile == PARALLEL_PROFILE:
+        return run_parallel(
+            target,
+            args.impl,
+            profile=args.profile,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            requirements=args.requirement,
+            database_dir=database,
+            on_shard=progress.shard_done,
+        )
+    return run(
+        target,
+        args.impl,
+        profile=args.profile,
+        seed=args.seed,
+        timeout_s=args.timeout,
+        requirements=args.requirement,
+        database_dir=database,
+        on_verdict=progress.verdict,
+    )
+
+
+def _conformance_argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments that argparse cannot see, found before a long run starts."""
+    if args.timeout < 0:
+        return f"--timeout must not be negative, not {args.timeout:g}"
+    for path in (args.json, args.junit, args.markdown):
+        if path is not None and not Path(path).resolve().parent.is_dir():
+            return f"cannot write a report to {path}: no such directory"
+    return None
+
+
+def _conformance_exit_code(report: RunReport) -> int:
+    if not report.conformant:
+        return EXIT_CHECK_FAILED
+    if report.suite_errors:
+        print("vfmig conformance: the run itself failed, so the verdicts are incomplete", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _cmd_conformance(args: argparse.Namespace) -> int:
+    problem = _conformance_argument_problem(args)
+    if problem is not None:
+        print(f"vfmig conformance: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    if os.getcwd() not in sys.path:  # MODULE:FACTORY may name a module in the current directory
+        sys.path.insert(0, os.getcwd())
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    shards = available_cpus() if args.profile == PARALLEL_PROFILE else None
+    started = datetime.now(UTC)
+    title = f"vfmig conformance: {args.target}"
+    try:
+        with ConformanceProgress(title, enabled=show_progress, shards=shards) as progress:
+            report = _check(args, progress)
+    except UsageError as exc:
+        print(f"vfmig conformance: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        print(f"vfmig conformance: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(summary_text(report))
+    try:
+        write_reports(report, json=args.json, junit=args.junit, markdown=args.markdown, started=started)
+    except OSError as exc:
+        print(f"vfmig conformance: cannot write a report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return _conformance_exit_code(report)
+
+
+def _add_conformance(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    conformance = commands.add_parser(
+        "conformance",
+        help="check an implementation of a target against the spec (Hypothesis state machines)",
+        description="Check an implementation of one target (device: a VF model and its driver; bridge; "
+        "hypervisor) against every requirement that binds it, and print a verdict per requirement with a "
+        "seed and a runnable reproduction of each failure. Exit 0 when it is conformant (warnings allowed), "
+        "1 when it is not, 2 on bad arguments or an internal error.",
+    )
+    conformance.add_argument("--target", required=True, choices=[target.value for target in Target])
+    conformance.add_argument(
+        "--impl",
+        metavar="MODULE:FACTORY",
+        help="a zero-argument callable returning the implementation (default: the reference implementation)",
+    )
+    conformance.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default="default",
+        help="quick (seconds), default, or thorough (many more examples and steps, in parallel on every core)",
+    )
+    conformance.add_argument("--seed", type=int, metavar="N", help="seed of the run, to replay one (default: random)")
+    conformance.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="longest time one step of the implementation may take (default 5; 0: no limit)",
+    )
+    conformance.add_argument(
+        "--requirement",
+        action="append",
+        metavar="ID",
+        help="check only this requirement (repeatable; default: every requirement of the target)",
+    )
+    conformance.add_argument("--json", metavar="PATH", help="write the JSON report to PATH")
+    conformance.add_argument("--junit", metavar="PATH", help="write the JUnit XML report to PATH")
+    conformance.add_argument("--markdown", metavar="PATH", help="write the Markdown report to PATH")
+    conformance.add_argument(
+        "--database",
+        metavar="DIR",
+        help="where Hypothesis keeps examples, one subdirectory per implementation (default .hypothesis/vfmig)",
+    )
+    conformance.add_argument("--no-progress", action="store_true", help="no live progress on standard error")
+    conformance.set_defaults(handler=_cmd_conformance)
+
+
 def _add_config_dump(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dump = commands.add_parser(
         "config-dump",
@@ -273,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_simulate(commands)
     _add_config_dump(commands)
+    _add_conformance(commands)
     return parser
 
 

@@ -32,8 +32,6 @@ class Ledger:
     """What happened to guest pages, in order (a sequence number per write)."""
 
     sequence: int = 0
-    dma: list[tuple[int, Pages]] = field(default_factory=list)
-    """``(sequence, pages)`` of DMA writes since the last :meth:`take_dma`."""
     dirty_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
     dma_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
 

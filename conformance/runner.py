@@ -16,7 +16,8 @@ import importlib
 import inspect
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import HypothesisException
+from hypothesis.internal.conjecture import engine as hypothesis_engine
+from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
 from conformance.checks import Checks, ConformanceMachine, ImplementationError, RequirementViolation, StepTimeout
@@ -63,13 +66,29 @@ class Profile:
     max_examples: int
     steps: int
     """Rule calls per example (Hypothesis's stateful_step_count)."""
+    shrink_seconds: float
+    """How long Hypothesis may shrink one counterexample: a few steps more is cheaper than a minute's wait."""
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", max_examples=12, steps=25),
-    "default": Profile("default", max_examples=40, steps=40),
-    "thorough": Profile("thorough", max_examples=400, steps=80),
+    "quick": Profile("quick", max_examples=12, steps=25, shrink_seconds=2.0),
+    "default": Profile("default", max_examples=40, steps=40, shrink_seconds=5.0),
+    "thorough": Profile("thorough", max_examples=400, steps=80, shrink_seconds=60.0),
 }
+
+
+@contextmanager
+def _shrink_budget(seconds: float) -> Iterator[None]:
+    """Bound Hypothesis's shrinking time (its engine reads this module constant; 300 s by default)."""
+    previous = getattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", None)
+    if previous is None:
+        yield
+        return
+    hypothesis_engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        hypothesis_engine.MAX_SHRINKING_SECONDS = previous
 
 
 def load_object(spec: str) -> Any:
@@ -143,15 +162,20 @@ class _Group:
         self.settings = settings_
         self.seed = seed
         self.lines: list[str] = []
+        self.notes: list[str] = []
 
     def run(self) -> None:
         seeded = hypothesis_seed(self.seed)(self.machine)
         try:
-            run_state_machine_as_test(seeded, settings=self.settings)
+            with with_reporter(self._report):  # Hypothesis's own notes (a shrink cut short, ...) stay quiet
+                run_state_machine_as_test(seeded, settings=self.settings)
         except Exception as error:
             # Hypothesis attaches the shrunk sequence to the exception as notes.
             self.lines = [str(note) for note in getattr(error, "__notes__", [])]
             raise
+
+    def _report(self, text: object) -> None:
+        self.notes.append(str(text))
 
     def reproduction(self, target: Target, implementation: str, requirement: str, message: str) -> tuple[str, int]:
         """The shrunk sequence as a Python program, and its number of rule calls."""
@@ -213,11 +237,14 @@ def run(
     for group in range(_MAX_GROUPS):
         attempt = _Group(machine, _settings(PROFILES[profile], database), run_seed + group)
         try:
-            attempt.run()
+            with _shrink_budget(PROFILES[profile].shrink_seconds):
+                attempt.run()
             break
         except RequirementViolation as violation:
             result = _violation_result(by_id, violation, attempt, target, spec, run_seed + group, checks)
             _record(found, result, checks, [violation.requirement], on_verdict)
+            if set(by_id) <= set(found):
+                break  # every requirement asked about has its verdict
         except (StepTimeout, ImplementationError) as error:
             _step_failure(found, by_id, error, checks, on_verdict)
             if error.step_name in machine.initializers():

@@ -44,6 +44,8 @@ nitpick_ignore_regex = [
     ("py:class", r"construct\.[\w.]+|cs\.[\w.]+"),
     ("py:class", r"numpy\.[\w.]+|np\.[\w.]+|npt\.[\w.]+"),
     ("py:class", r"rich\.[\w.]+"),
+    ("py:class", r"hypothesis\.[\w.]+|(datetime|os|xml\.etree\.ElementTree)\.\w+"),
+    ("py:class", r"_P|_R|conformance\.checks\._R|_pytest\.[\w.]+"),
 ]
 
 # -- graphviz: SVG rendered at build time by the local `dot` ---------------------------------------

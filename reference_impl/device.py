@@ -173,6 +173,7 @@ class VirtualFunction:
         self.failed = False
         self._bme_cleared_at = -(1 << 62)
         self._in_flight: deque[Callable[[], None]] = deque()
+        self._msix_pending = False
         self.resets = 0
 
     # ------------------------------------------------------------------ configuration space
@@ -223,6 +224,8 @@ class VirtualFunction:
             return
         if was_master != self.bus_master:
             self._bus_master_changed()
+        if offset <= MSIX_CAP_OFFSET + PCI_MSIX_FLAGS + 1 and offset + width > MSIX_CAP_OFFSET + PCI_MSIX_FLAGS:
+            self._msix_control_written()
 
     def set_bus_master(self, enabled: bool) -> None:
         """Set or clear BME with a read-modify-write of the Command register, as a driver does."""
@@ -260,6 +263,7 @@ class VirtualFunction:
         self.queues_enabled = False
         self.failed = False
         self._in_flight.clear()
+        self._msix_pending = False
         self.resets += 1
         self._bme_cleared_at = -(1 << 62)  # nothing is in flight after a reset
         if was_master:
@@ -369,11 +373,23 @@ class VirtualFunction:
         return pages
 
     def _interrupt(self, vector: int) -> None:
-        if not (self.bus_master and self.msix_enabled):
+        flags = int.from_bytes(self.config[MSIX_CAP_OFFSET + 2 : MSIX_CAP_OFFSET + 4], "little")
+        if not (self.bus_master and flags & PCI_MSIX_FLAGS_ENABLE):
             return
+        if flags & PCI_MSIX_FLAGS_MASKALL:
+            self._msix_pending = True  # held, and sent when the function is unmasked (PCIe, MSI-X)
+            return
+        self._send_msix(vector)
+
+    def _send_msix(self, vector: int) -> None:
         self.bus.publish(EventKind.DEVICE_INTERRUPT, self.name, function=self.name, vector=vector)
         if self.interrupt_sink is not None:
             self.interrupt_sink(self.name)
+
+    def _msix_control_written(self) -> None:
+        if self._msix_pending and self.msix_enabled and self.bus_master:
+            self._msix_pending = False
+            self._send_msix(0)
 
     def fail(self) -> None:
         """The function hits an uncorrectable error: it stops working until it is reset."""

@@ -455,8 +455,7 @@ class VfDriver:
         """Close the gap between what ``state`` asks for and what the driver has done (one sequence)."""
         if not isinstance(state, DevState):
             return  # a state this driver does not know: write nothing but NONE (VFM-VER-005)
-        handler = _HANDLERS[state]
-        handler(self)
+        getattr(self, _HANDLERS[state])()
 
     def _on_empty(self) -> None:
         """The function was surprise-removed: the OS removes the device and unbinds the driver (no report)."""
@@ -619,16 +618,17 @@ class VfDriver:
         return function.transmit(pages)
 
 
-_HANDLERS = {
-    DevState.EMPTY: VfDriver._on_empty,
-    DevState.UNBOUND: VfDriver._on_unbound,
-    DevState.READY: VfDriver._on_ready,
-    DevState.DIRTY_REQ: VfDriver._on_dirty_req,
-    DevState.DIRTYING: VfDriver._on_dirtying,
-    DevState.PAUSE_REQ: VfDriver._on_pause_req,
-    DevState.PAUSED: VfDriver._on_paused,
-    DevState.RESUME_REQ: VfDriver._on_resume_req,
-    DevState.REINIT_REQ: VfDriver._on_reinit_req,
-    DevState.ERROR: VfDriver._on_error,
+_HANDLERS: dict[DevState, str] = {
+    DevState.EMPTY: "_on_empty",
+    DevState.UNBOUND: "_on_unbound",
+    DevState.READY: "_on_ready",
+    DevState.DIRTY_REQ: "_on_dirty_req",
+    DevState.DIRTYING: "_on_dirtying",
+    DevState.PAUSE_REQ: "_on_pause_req",
+    DevState.PAUSED: "_on_paused",
+    DevState.RESUME_REQ: "_on_resume_req",
+    DevState.REINIT_REQ: "_on_reinit_req",
+    DevState.ERROR: "_on_error",
 }
-"""The driver's action for each ``DEV_STATE`` (every state has one; a test checks it)."""
+"""The method that acts on each ``DEV_STATE`` (every state has one; a test checks it).  Looked up by
+name, so that a driver derived from this one overrides a state's action by overriding the method."""

@@ -41,6 +41,10 @@ a new version with a new schema file and identifier.  Seeds are JSON integers of
 any size (Hypothesis seeds may exceed 2**53: read them with an arbitrary-precision
 parser if that matters).
 
+:func:`report_from_json` (and :func:`read_json`) turn a document back into a
+:class:`~conformance.verdicts.RunReport`, e.g. to merge the reports of parallel
+shards (``conformance.parallel``).
+
 :func:`validate_report_json` checks a document against the schema.  It needs
 the ``jsonschema`` package, which is a test dependency (``pip install
 'vfmig[test]'``), not a run-time one: writing a report never validates it.
@@ -57,8 +61,10 @@ from pathlib import Path
 from typing import Any
 
 import vfmig_proto
-from conformance.verdicts import Counterexample, RequirementResult, RunReport, Verdict
+from conformance.verdicts import Counterexample, RequirementResult, RunReport, Target, Verdict
 from vfmig_proto.errors import VfmigError
+from vfmig_proto.requirements import Requirement
+from vfmig_proto.states import Keyword, Role
 
 SCHEMA_VERSION = 1
 """The structure version this module writes."""
@@ -159,6 +165,61 @@ def write_json(report: RunReport, path: str | os.PathLike[str], *, started: date
     except UnicodeEncodeError:  # a lone surrogate in a message: fall back to \\u escapes
         data = json.dumps(report_json(report, started=started), indent=2, allow_nan=False).encode("ascii") + b"\n"
     Path(path).write_bytes(data)
+
+
+def _counterexample_from_json(document: dict[str, Any] | None) -> Counterexample | None:
+    if document is None:
+        return None
+    return Counterexample(document["steps"], document["reproduction"], document["seed"], document["message"])
+
+
+def _result_from_json(document: dict[str, Any]) -> RequirementResult:
+    spec = document["spec"]
+    requirement = Requirement(
+        id=document["id"],
+        keyword=Keyword(document["keyword"]),
+        roles=frozenset(Role(role) for role in document["roles"]),
+        text=document["text"],
+        path=spec["path"],
+        line=spec["line"],
+        section=spec["section"],
+    )
+    return RequirementResult(
+        requirement=requirement,
+        verdict=Verdict(document["verdict"]),
+        checks=document["checks"],
+        detail=document["detail"],
+        counterexample=_counterexample_from_json(document["counterexample"]),
+        seconds_to_detect=document["seconds_to_detect"],
+    )
+
+
+def report_from_json(document: dict[str, Any]) -> RunReport:
+    """The :class:`~conformance.verdicts.RunReport` a structure-version-1 document describes.
+
+    The inverse of :func:`report_json` (the start time is not part of a
+    ``RunReport`` and is dropped).  The requirements are rebuilt from the
+    document itself, not looked up in the spec.  Raises :class:`ValueError` for
+    another structure version and :class:`KeyError` for a missing field.
+    """
+    if document.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"not a version {SCHEMA_VERSION} report: schema_version {document.get('schema_version')!r}")
+    return RunReport(
+        target=Target(document["target"]),
+        implementation=document["implementation"],
+        profile=document["profile"],
+        seed=document["seed"],
+        results=[_result_from_json(result) for result in document["results"]],
+        seconds=document["duration_seconds"],
+        steps=document["steps"],
+        suite_errors=list(document["suite_errors"]),
+    )
+
+
+def read_json(path: str | os.PathLike[str]) -> RunReport:
+    """The report :func:`write_json` wrote to ``path``."""
+    document: dict[str, Any] = json.loads(Path(path).read_text(encoding="utf-8"))
+    return report_from_json(document)
 
 
 @cache

@@ -117,7 +117,7 @@ def _seconds(value: float) -> str:
 
 
 def testcase_name(result: RequirementResult) -> str:
-    """``VFM-AREA-NNN: `` and the requirement text, cut at a word near :data:`NAME_TEXT_CHARS`."""
+    """The requirement ID, a colon and the requirement text, cut at a word near :data:`NAME_TEXT_CHARS`."""
     requirement = result.requirement
     text = " ".join(requirement.text.split())
     if len(text) > NAME_TEXT_CHARS:

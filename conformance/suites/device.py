@@ -42,10 +42,13 @@ PCI_EXP_DEVSTA = 0x0A
 PCI_EXP_DEVSTA_TRPND = 0x20
 BACKGROUND_DMA = 2 * PAGE * 1000
 """Bytes per second each function receives all the time: two pages a millisecond, so every pause races DMA."""
+SCENARIOS = ("down-through-migration", "unbind-mid-migration", "close-mid-migration")
 BURST_FRAMES = 12
 BURST_SPACING_NS = 1_000
 """When a running function is asked to pause, a frame arrives every microsecond for a while."""
 DRAIN_LIMIT_NS = ms(50)
+POSTED_WRITE_GRACE_NS = ms(1)
+"""A DMA write issued just before BME was cleared may land just after; a millisecond later it is a new one."""
 """VFM-FN-003: Transactions Pending clear within 50 ms of clearing BME."""
 
 
@@ -201,7 +204,7 @@ class DeviceSuite(ConformanceMachine):
         function = host.slot_functions.get(slot)
         bme = function is not None and function.bus_master
         cleared = self.watch[slot].bme_cleared_ns
-        in_flight = cleared is not None and self.world.clock.now - cleared <= DRAIN_LIMIT_NS
+        in_flight = cleared is not None and self.world.clock.now - cleared <= POSTED_WRITE_GRACE_NS
         self.checks.record(
             "VFM-FN-001", bme or in_flight, f"slot {slot}'s function wrote guest memory with BME clear (not in flight)"
         )
@@ -346,6 +349,12 @@ class DeviceSuite(ConformanceMachine):
         if new is DevState.REINIT_REQ:
             watch.status_read = False
 
+    def _in_flight(self, slot: int) -> None:
+        """A frame arrives just as the guest acts: its DMA is in flight when the driver stops the function."""
+        function = self._function(slot)
+        if function is not None:
+            function.receive(PAGE)
+
     def _burst(self, function: FunctionProxy) -> None:
         """Frames keep arriving while the driver pauses: whatever it does out of order, DMA lands in the gap."""
         clock = self.world.clock
@@ -420,16 +429,65 @@ class DeviceSuite(ConformanceMachine):
     def time_passes(self, duration_us: int) -> None:
         self.world.clock.advance(duration_us * 1000)
 
-    @rule(state=st.sampled_from([MigState.PAUSING, MigState.STOPPED, MigState.ARRIVED, MigState.IDLE]))
+    @rule(
+        state=st.sampled_from([MigState.PRECOPY, MigState.PAUSING, MigState.STOPPED, MigState.ARRIVED, MigState.IDLE])
+    )
     @step("VFM-TMO-006", "VFM-DIRTY-003", "VFM-DIRTY-004", "VFM-DEV-009", "VFM-FLAG-005")
     def run_until(self, state: MigState) -> None:
         """Let time pass until a bridge reaches ``state`` (or half a second has passed)."""
+        self._run_until(state)
+
+    def _run_until(self, state: MigState) -> None:
         world = self.world
 
         def reached() -> bool:
             return any(host.bridge_or_none is not None and host.bridge.mig_state is state for host in world.hosts)
 
         world.clock.run_while(lambda: not reached(), world.clock.now + ms(500))
+
+    @rule(kind=st.sampled_from(SCENARIOS), slot=st.integers(0, 2))
+    @step("VFM-ABS-001", "VFM-ABS-002", "VFM-ABS-003", "VFM-DOWN-003", "VFM-FLAG-003", "VFM-FLAG-005", "VFM-DEV-009")
+    def scenario(self, kind: str, slot: int) -> None:
+        """A known-tricky sequence in one step, so that random runs meet it often (the other rules still interleave)."""
+        world = self.world
+        driver = world.drivers[slot % len(world.drivers)]
+        if not world.guest.running:
+            return
+        if kind == "down-through-migration":
+            self._in_flight(driver.slot)
+            world.guest.after(0, driver.close, "interface down")
+            world.clock.advance(ms(1))
+            self._start_migration()
+            self._run_until(MigState.ARRIVED)
+        elif kind == "unbind-mid-migration":
+            self._start_migration()
+            self._run_until(MigState.PRECOPY)
+            self._in_flight(driver.slot)
+            world.guest.after(0, driver.unload, "driver unload")
+        elif kind == "close-mid-migration":
+            self._start_migration()
+            self._run_until(MigState.PRECOPY)
+            self._in_flight(driver.slot)
+            world.guest.after(0, driver.close, "interface down")
+        world.clock.advance(ms(2))
+
+    @rule(slot=st.integers(0, 2))
+    @step("VFM-FN-005")
+    def guest_masks_interrupts(self, slot: int) -> None:
+        """The guest's interrupt code masks the function's MSI-X for a moment while a frame arrives."""
+        function = self._function(slot % len(self.world.drivers))
+        if function is None or not self.world.guest.running:
+            return
+        capability = find_capability(function.config_read, PCI_CAP_ID_MSIX)
+        if capability is None:
+            return
+        flags = function.config_read(capability + 2, 2)
+        if not flags & 0x8000:
+            return
+        function.config_write(capability + 2, 2, flags | 0x4000)
+        function.receive(PAGE)
+        self.world.clock.advance(ms(0.05))
+        function.config_write(capability + 2, 2, flags)
 
     @rule(slot=st.integers(0, 2), up=st.booleans())
     @step("VFM-DOWN-003", "VFM-FLAG-003", "VFM-FLAG-005")
@@ -447,6 +505,8 @@ class DeviceSuite(ConformanceMachine):
             else:
                 driver.close()
 
+        if not up:
+            self._in_flight(driver.slot)
         self.world.guest.after(0, change, "interface")
 
     @rule(slot=st.integers(0, 2), load=st.booleans())
@@ -465,6 +525,7 @@ class DeviceSuite(ConformanceMachine):
 
             self.world.guest.after(0, probe, "driver load")
         else:
+            self._in_flight(driver.slot)
             self.world.guest.after(0, driver.unload, "driver unload")
 
     @rule(dice=st.integers(0, 4))
@@ -494,6 +555,9 @@ class DeviceSuite(ConformanceMachine):
     @rule()
     @step("VFM-DIRTY-001", "VFM-DIRTY-004", "VFM-TMO-006")
     def start_migration(self) -> None:
+        self._start_migration()
+
+    def _start_migration(self) -> None:
         host = self.where()
         if host is None or self.migrating():
             return

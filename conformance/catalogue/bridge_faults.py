@@ -1,0 +1,549 @@
+"""Deliberately faulty migration bridges: each a small variation of the reference that breaks one rule.
+
+The ``bridge`` suite (:mod:`conformance.suites.bridge`) must find every one of
+them and name the requirement it breaks (``tests/test_conformance_bridge.py``,
+``python -m conformance.detection --target bridge``).  Each fault is a
+subclass of the reference :class:`~reference_impl.bridge.MigrationBridge`
+that changes one method or one mask; :class:`FaultyBridge` makes it a
+``bridge`` implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from conformance.catalogue import Fault
+from conformance.verdicts import Target
+from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, MigrationBridge, _Step
+from reference_impl.events import EventBus
+from vfmig_proto.codec import read_field
+from vfmig_proto.layout import CapabilityParams, capability_length
+from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_CAPABILITY_LIST, PCI_SHPC_DWORD_DATA
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
+from vfmig_proto.transitions import DEVICE_TRANSITIONS, FANOUT, REPORT_EVENTS, Action
+
+_MODULE = "conformance.catalogue.bridge_faults"
+
+# Capability offsets of the registers the faults bend (spec §3.2).
+_CONTROL = 0x14
+_STATUS = 0x16
+_MIG_STATE = 0x18
+_ACK_TIMEOUT_MS = 0x1A
+
+
+@dataclass(frozen=True)
+class FaultyBridge:
+    """A ``bridge`` implementation that makes bridges of a (faulty) :class:`MigrationBridge` subclass."""
+
+    bridge_class: type[MigrationBridge] = MigrationBridge
+
+    def create_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
+        return self.bridge_class(bus, params, name=name)
+
+
+class _MaskedBridge(MigrationBridge):
+    """A bridge whose per-byte write masks differ from the layout's at some capability offsets."""
+
+    wmask_changes: tuple[tuple[int, int], ...] = ()
+    """``(capability offset, bits)`` to add to the write mask."""
+    w1cmask_changes: tuple[tuple[int, int], ...] = ()
+    """``(capability offset, bits)`` to take out of the write-1-to-clear mask."""
+
+    def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
+        super().__init__(bus, params, name=name)
+        wmask, w1cmask = bytearray(self._wmask), bytearray(self._w1cmask)
+        for offset, bits in self.wmask_changes:
+            wmask[self.cap + offset] |= bits
+        for offset, bits in self.w1cmask_changes:
+            w1cmask[self.cap + offset] &= ~bits & 0xFF
+        self._wmask, self._w1cmask = bytes(wmask), bytes(w1cmask)
+
+
+# ---------------------------------------------------------------------------------------------- access rules
+
+
+class MigStateWritable(_MaskedBridge):
+    """MIG_STATE takes whatever the guest writes to it."""
+
+    wmask_changes = ((_MIG_STATE, 0xFF),)
+
+
+class EventWrittenNotCleared(_MaskedBridge):
+    """STATUS.EVENT is read-write: a written 1 sets it and a written 0 clears it."""
+
+    wmask_changes = ((_STATUS, 0x01),)
+    w1cmask_changes = ((_STATUS, 0x01),)
+
+
+class ReservedBitsStored(_MaskedBridge):
+    """The RsvdP bits of CONTROL store what the guest writes instead of keeping their value."""
+
+    wmask_changes = (
+        (_CONTROL, 0xFC),
+        (_CONTROL + 1, 0xFF),
+    )
+
+
+class AckTimeoutWritable(_MaskedBridge):
+    """ACK_TIMEOUT_MS takes whatever the guest writes to it."""
+
+    wmask_changes = (
+        (_ACK_TIMEOUT_MS, 0xFF),
+        (_ACK_TIMEOUT_MS + 1, 0xFF),
+    )
+
+
+class AppliesIllegalWrites(MigrationBridge):
+    """An unaligned or odd-sized write is carried out byte by byte instead of being dropped."""
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        if width in (1, 2, 4) and offset % width == 0:
+            super().config_write(offset, width, value)
+            return
+        for index, byte in enumerate(value.to_bytes(width, "little")):
+            super().config_write(offset + index, 1, byte)
+
+
+class ReadClearsEvent(MigrationBridge):
+    """A read that covers STATUS clears STATUS.EVENT, as if reading acknowledged the event."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        value = super().config_read(offset, width)
+        status = self.cap + _STATUS
+        if offset <= status < offset + width:
+            self.config[status] &= 0xFE
+            self._update_intx()
+        return value
+
+
+class BigEndianReads(MigrationBridge):
+    """Multi-byte reads of the capability return its bytes in big-endian order."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        value = super().config_read(offset, width)
+        if width > 1 and self.cap <= offset < self.cap + capability_length(self.num_slots):
+            return int.from_bytes(value.to_bytes(width, "little"), "big")
+        return value
+
+
+class CapabilityNotLinked(MigrationBridge):
+    """The Capabilities Pointer skips the migration capability: a guest walking the list never finds it."""
+
+    def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
+        super().__init__(bus, params, name=name)
+        self.config[PCI_CAPABILITY_LIST] = MSI_OFFSET
+
+
+class IgnoresAckTimeoutParameter(MigrationBridge):
+    """ACK_TIMEOUT_MS always reads 500, whatever the hypervisor configured."""
+
+    def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
+        super().__init__(bus, replace(params or CapabilityParams(), ack_timeout_ms=500), name=name)
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+
+class RejectsIgnoredReports(MigrationBridge):
+    """A report the device table ignores (a stale answer) is rejected and sets PROTOCOL_ERROR."""
+
+    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
+        written = read_field(self.config, self._f.drv_state[slot], self.cap)
+        state = self.dev_state(slot)
+        if written in DriverReport._value2member_map_:
+            outcome = DEVICE_TRANSITIONS.get((state, REPORT_EVENTS[DriverReport(written)]))
+            if outcome is not None and outcome.action is Action.IGNORE:
+                self._reject(slot, old_report, written, state, "a stale report taken for an error")
+                return
+        super()._driver_report(slot, old_report, step)
+
+
+class RejectionKeepsDrvState(MigrationBridge):
+    """A rejected report sets PROTOCOL_ERROR but leaves the rejected value in DRV_STATE."""
+
+    def _reject(self, slot: int, old_report: int, written: int, state: DevState, why: str) -> None:
+        super()._reject(slot, old_report, written, state, why)
+        self._set(self._f.drv_state[slot], written)
+
+
+class RejectionRaisesEvent(MigrationBridge):
+    """A rejected report sets STATUS.EVENT and signals the event interrupt."""
+
+    def _reject(self, slot: int, old_report: int, written: int, state: DevState, why: str) -> None:
+        super()._reject(slot, old_report, written, state, why)
+        self._set(self._f.event, 1)
+        self._signal()
+
+
+class PausedAcceptedWithBusMaster(MigrationBridge):
+    """A PAUSED report is judged by the table alone, even while the function's BME is set."""
+
+    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
+        written = read_field(self.config, self._f.drv_state[slot], self.cap)
+        function = self.functions[slot]
+        if written != DriverReport.PAUSED or function is None:
+            super()._driver_report(slot, old_report, step)
+            return
+        self.functions[slot] = None  # out of sight: its BME is not looked at
+        try:
+            super()._driver_report(slot, old_report, step)
+        finally:
+            self.functions[slot] = function
+
+
+class RepeatedReportIgnored(MigrationBridge):
+    """A write that repeats the value DRV_STATE already holds is not taken for a report."""
+
+    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
+        if read_field(self.config, self._f.drv_state[slot], self.cap) == old_report:
+            return
+        super()._driver_report(slot, old_report, step)
+
+
+class NoCatchUp(MigrationBridge):
+    """A driver that binds during a migration stays READY: no catch-up requests."""
+
+    _reporting = False
+
+    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
+        self._reporting = True
+        try:
+            super()._driver_report(slot, old_report, step)
+        finally:
+            self._reporting = False
+
+    def _host_device_event(self, slot: int, event: DevEvent, step: _Step) -> None:
+        if self._reporting and event in (DevEvent.REQUEST_DIRTYING, DevEvent.REQUEST_PAUSE):
+            return
+        super()._host_device_event(slot, event, step)
+
+
+class ReadyClearsMigrated(MigrationBridge):
+    """An accepted READY report clears DEV_STATUS.MIGRATED, as if the driver had acknowledged it."""
+
+    def _set_dev_state(self, slot: int, new: DevState, event: DevEvent, old: DevState) -> None:
+        super()._set_dev_state(slot, new, event, old)
+        if event is DevEvent.DRIVER_READY:
+            self._set(self._f.migrated[slot], 0)
+
+
+# ---------------------------------------------------------------------------------------------- migration events
+
+
+class NoAllPaused(MigrationBridge):
+    """The bridge never raises ALL_PAUSED: PAUSING never becomes STOPPED."""
+
+    def _settle(self, step: _Step) -> None:
+        if self.mig_state is MigState.PAUSING:
+            return
+        super()._settle(step)
+
+
+class GenerationFrozen(MigrationBridge):
+    """START leaves GENERATION as it was."""
+
+    def start(self) -> None:
+        generation = self.generation
+        super().start()
+        self._set(self._f.generation, generation)
+
+
+class CancelKeepsReason(MigrationBridge):
+    """CANCEL leaves MIG_REASON as it was instead of setting the hypervisor's reason."""
+
+    def cancel(self, reason: MigReason) -> None:
+        kept = self.mig_reason
+        super().cancel(reason)
+        self._set(self._f.mig_reason, kept)
+
+
+class UnboundNotFlaggedOnArrive(MigrationBridge):
+    """ARRIVE sets DEV_STATUS.MIGRATED only in slots that have a driver, not in UNBOUND ones."""
+
+    def arrive(self) -> None:
+        step = _Step(causes=["arrive"])
+        self._migration_event(MigEvent.ARRIVE, step)
+        self._set(self._f.mig_reason, MigReason.COMPLETED)
+        for slot, state in enumerate(self.dev_states()):
+            if state not in (DevState.EMPTY, DevState.UNBOUND):
+                self._set(self._f.migrated[slot], 1)
+                step.flag_set = True
+        self._finish(step)
+
+
+class FanOutSkipsOddSlots(MigrationBridge):
+    """The fan-out of a migration event reaches only the even-numbered slots."""
+
+    _fanning = False
+
+    def _migration_event(self, event: MigEvent, step: _Step) -> None:
+        self._fanning = True
+        try:
+            super()._migration_event(event, step)
+        finally:
+            self._fanning = False
+
+    def _host_device_event(self, slot: int, event: DevEvent, step: _Step) -> None:
+        if self._fanning and slot % 2 == 1 and event in FANOUT.values():
+            return
+        super()._host_device_event(slot, event, step)
+
+
+class HotAddKeepsStatus(MigrationBridge):
+    """HOT_ADD and SURPRISE_REMOVAL reset DRV_STATE but leave the slot's DEV_STATUS flags set."""
+
+    def _clear_slot_registers(self, slot: int) -> None:
+        self._set(self._f.drv_state[slot], 0)
+
+
+# ---------------------------------------------------------------------------------------------- group reset
+
+
+class ResetOnFallingEdge(MigrationBridge):
+    """The group reset happens when the guest clears Secondary Bus Reset (1 -> 0), not when it sets it."""
+
+    def _after_guest_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
+        if not offset <= PCI_BRIDGE_CONTROL < offset + width:
+            super()._after_guest_write(offset, width, before, step)
+            return
+        # The reference resets on a 0 -> 1 edge; show it the bit inverted on both sides of the write.
+        flipped = bytearray(before)
+        flipped[PCI_BRIDGE_CONTROL - offset] ^= PCI_BRIDGE_CTL_BUS_RESET
+        self.config[PCI_BRIDGE_CONTROL] ^= PCI_BRIDGE_CTL_BUS_RESET
+        try:
+            super()._after_guest_write(offset, width, bytes(flipped), step)
+        finally:
+            self.config[PCI_BRIDGE_CONTROL] ^= PCI_BRIDGE_CTL_BUS_RESET
+
+
+class NoResetFlag(MigrationBridge):
+    """A group reset resets the functions and moves the states, but never sets DEV_STATUS.RESET."""
+
+    def _group_reset(self, step: _Step) -> None:
+        self._migration_event(MigEvent.GROUP_RESET, step)
+        for function in self.functions:
+            if function is not None:
+                function.function_level_reset("group")
+
+
+# ---------------------------------------------------------------------------------------------- notification
+
+
+class NoEventOnArrive(MigrationBridge):
+    """The ARRIVE step forgets to set STATUS.EVENT (and so to interrupt)."""
+
+    _arriving = False
+
+    def arrive(self) -> None:
+        self._arriving = True
+        try:
+            super().arrive()
+        finally:
+            self._arriving = False
+
+    def _finish(self, step: _Step) -> None:
+        super()._finish(_Step(causes=step.causes) if self._arriving else step)
+
+
+class InterruptsWithoutEventIe(MigrationBridge):
+    """The event interrupt is gated by CONTROL.ENABLE alone: EVENT_IE is not looked at."""
+
+    @property
+    def _enabled_for_events(self) -> bool:
+        return bool(self.field("control.enable"))
+
+
+class TwoMessagesPerStep(MigrationBridge):
+    """Every MSI message is sent twice."""
+
+    def _send_msi(self) -> None:
+        super()._send_msi()
+        super()._send_msi()
+
+
+class IntxPulsesPerStep(MigrationBridge):
+    """INTx is treated as an edge per step: every step that sets STATUS.EVENT asserts the pin anew."""
+
+    def _finish(self, step: _Step) -> None:
+        if step.sets_event:
+            self._intx_asserted = False
+        super()._finish(step)
+
+
+class ShpcShowsMigrationEvents(MigrationBridge):
+    """Every step that sets STATUS.EVENT also advances a count in the SHPC's DWORD Data window."""
+
+    def _finish(self, step: _Step) -> None:
+        super()._finish(step)
+        if step.sets_event:
+            data = SHPC_OFFSET + PCI_SHPC_DWORD_DATA
+            self.config[data] = (self.config[data] + 1) & 0xFF
+
+
+# ---------------------------------------------------------------------------------------------- factories
+
+
+def mig_state_writable() -> FaultyBridge:
+    return FaultyBridge(MigStateWritable)
+
+
+def event_written_not_cleared() -> FaultyBridge:
+    return FaultyBridge(EventWrittenNotCleared)
+
+
+def reserved_bits_stored() -> FaultyBridge:
+    return FaultyBridge(ReservedBitsStored)
+
+
+def ack_timeout_writable() -> FaultyBridge:
+    return FaultyBridge(AckTimeoutWritable)
+
+
+def applies_illegal_writes() -> FaultyBridge:
+    return FaultyBridge(AppliesIllegalWrites)
+
+
+def read_clears_event() -> FaultyBridge:
+    return FaultyBridge(ReadClearsEvent)
+
+
+def big_endian_reads() -> FaultyBridge:
+    return FaultyBridge(BigEndianReads)
+
+
+def capability_not_linked() -> FaultyBridge:
+    return FaultyBridge(CapabilityNotLinked)
+
+
+def ignores_ack_timeout_parameter() -> FaultyBridge:
+    return FaultyBridge(IgnoresAckTimeoutParameter)
+
+
+def rejects_ignored_reports() -> FaultyBridge:
+    return FaultyBridge(RejectsIgnoredReports)
+
+
+def rejection_keeps_drv_state() -> FaultyBridge:
+    return FaultyBridge(RejectionKeepsDrvState)
+
+
+def rejection_raises_event() -> FaultyBridge:
+    return FaultyBridge(RejectionRaisesEvent)
+
+
+def paused_accepted_with_bus_master() -> FaultyBridge:
+    return FaultyBridge(PausedAcceptedWithBusMaster)
+
+
+def repeated_report_ignored() -> FaultyBridge:
+    return FaultyBridge(RepeatedReportIgnored)
+
+
+def no_catch_up() -> FaultyBridge:
+    return FaultyBridge(NoCatchUp)
+
+
+def ready_clears_migrated() -> FaultyBridge:
+    return FaultyBridge(ReadyClearsMigrated)
+
+
+def no_all_paused() -> FaultyBridge:
+    return FaultyBridge(NoAllPaused)
+
+
+def generation_frozen() -> FaultyBridge:
+    return FaultyBridge(GenerationFrozen)
+
+
+def cancel_keeps_reason() -> FaultyBridge:
+    return FaultyBridge(CancelKeepsReason)
+
+
+def unbound_not_flagged_on_arrive() -> FaultyBridge:
+    return FaultyBridge(UnboundNotFlaggedOnArrive)
+
+
+def fan_out_skips_odd_slots() -> FaultyBridge:
+    return FaultyBridge(FanOutSkipsOddSlots)
+
+
+def hot_add_keeps_status() -> FaultyBridge:
+    return FaultyBridge(HotAddKeepsStatus)
+
+
+def reset_on_falling_edge() -> FaultyBridge:
+    return FaultyBridge(ResetOnFallingEdge)
+
+
+def no_reset_flag() -> FaultyBridge:
+    return FaultyBridge(NoResetFlag)
+
+
+def no_event_on_arrive() -> FaultyBridge:
+    return FaultyBridge(NoEventOnArrive)
+
+
+def interrupts_without_event_ie() -> FaultyBridge:
+    return FaultyBridge(InterruptsWithoutEventIe)
+
+
+def two_messages_per_step() -> FaultyBridge:
+    return FaultyBridge(TwoMessagesPerStep)
+
+
+def intx_pulses_per_step() -> FaultyBridge:
+    return FaultyBridge(IntxPulsesPerStep)
+
+
+def shpc_shows_migration_events() -> FaultyBridge:
+    return FaultyBridge(ShpcShowsMigrationEvents)
+
+
+def _entry(name: str, breaks: str, description: str) -> Fault:
+    return Fault(
+        name=name,
+        target=Target.BRIDGE,
+        factory=f"{_MODULE}:{name.replace('-', '_')}",
+        breaks=breaks,
+        description=description,
+    )
+
+
+CATALOGUE: list[Fault] = [
+    _entry("mig-state-writable", "VFM-SEC-001", "MIG_STATE takes the value a guest writes to it."),
+    _entry("event-written-not-cleared", "VFM-ACC-001", "STATUS.EVENT is RW instead of RW1C."),
+    _entry("reserved-bits-stored", "VFM-ACC-001", "The RsvdP bits of CONTROL store the written value."),
+    _entry("ack-timeout-writable", "VFM-CAP-007", "ACK_TIMEOUT_MS takes the value a guest writes to it."),
+    _entry("applies-illegal-writes", "VFM-ACC-003", "Unaligned and odd-sized writes are applied byte by byte."),
+    _entry("read-clears-event", "VFM-ACC-006", "Reading STATUS clears STATUS.EVENT."),
+    _entry("big-endian-reads", "VFM-GEN-001", "Multi-byte reads of the capability are big-endian."),
+    _entry("capability-not-linked", "VFM-CAP-001", "The capability list from 0x34 skips the migration capability."),
+    _entry(
+        "ignores-ack-timeout-parameter", "VFM-CAP-006", "ACK_TIMEOUT_MS reads 500 whatever the hypervisor configured."
+    ),
+    _entry("rejects-ignored-reports", "VFM-DEV-003", "A report the table ignores is rejected with PROTOCOL_ERROR."),
+    _entry("rejection-keeps-drv-state", "VFM-DEV-010", "A rejected report's value stays in DRV_STATE."),
+    _entry("rejection-raises-event", "VFM-SEC-003", "A rejected report sets STATUS.EVENT and interrupts."),
+    _entry("paused-accepted-with-bus-master", "VFM-DEV-011", "PAUSED is accepted while the function's BME is set."),
+    _entry("repeated-report-ignored", "VFM-DEV-001", "A write that repeats DRV_STATE is not taken for a report."),
+    _entry("no-catch-up", "VFM-MIG-008", "A driver that binds during a migration gets no catch-up requests."),
+    _entry("ready-clears-migrated", "VFM-FLAG-002", "An accepted READY report clears DEV_STATUS.MIGRATED."),
+    _entry("no-all-paused", "VFM-MIG-007", "ALL_PAUSED is never raised: PAUSING never becomes STOPPED."),
+    _entry("generation-frozen", "VFM-MIG-002", "START does not increment GENERATION."),
+    _entry("cancel-keeps-reason", "VFM-MIG-009", "CANCEL does not set MIG_REASON to the hypervisor's reason."),
+    _entry(
+        "unbound-not-flagged-on-arrive", "VFM-FLAG-001", "ARRIVE leaves DEV_STATUS.MIGRATED clear in UNBOUND slots."
+    ),
+    _entry("fan-out-skips-odd-slots", "VFM-MIG-006", "Migration events reach only the even-numbered slots."),
+    _entry("hot-add-keeps-status", "VFM-DEV-013", "HOT_ADD and SURPRISE_REMOVAL leave DEV_STATUS flags set."),
+    _entry(
+        "reset-on-falling-edge", "VFM-ERR-004", "The group reset happens on the 1 -> 0 edge of Secondary Bus Reset."
+    ),
+    _entry("no-reset-flag", "VFM-ERR-005", "A group reset never sets DEV_STATUS.RESET."),
+    _entry("no-event-on-arrive", "VFM-NOTIF-001", "The ARRIVE step does not set STATUS.EVENT."),
+    _entry("interrupts-without-event-ie", "VFM-NOTIF-002", "The event interrupt ignores CONTROL.EVENT_IE."),
+    _entry("two-messages-per-step", "VFM-NOTIF-002", "Every MSI message is sent twice."),
+    _entry("intx-pulses-per-step", "VFM-NOTIF-003", "INTx is re-asserted by every step that sets STATUS.EVENT."),
+    _entry("shpc-shows-migration-events", "VFM-NOTIF-004", "Migration events change the SHPC's DWORD Data window."),
+]
+"""The faulty bridges the ``bridge`` suite must catch, with the requirement each breaks."""

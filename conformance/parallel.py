@@ -1,0 +1,299 @@
+"""A conformance run on every core: independent shards under pytest-xdist, merged into one report.
+
+The ``thorough`` profile of ``vfmig conformance`` runs here.  :func:`run_parallel`
+starts ``python -m pytest`` in a subprocess with the pytest plugin
+(:mod:`conformance.pytest_plugin`) and pytest-xdist: one xdist worker per CPU
+this process may use and as many *shards*, each a complete run of the profile
+with its own seed (:func:`shard_seed`).  Every shard writes its JSON report
+into a directory the parent watches (so a live display can count finished
+shards), and :func:`merge_reports` folds them into one
+:class:`~conformance.verdicts.RunReport`:
+
+- a requirement's verdict is the worst over the shards, in the order
+  ``not-covered < pass < warn < timeout < error < fail``, with the detail and
+  counterexample of the first shard (lowest index) that has that verdict;
+  so a requirement is ``not-covered`` only if no shard covered it;
+- its check count, and the run's steps, are summed over the shards;
+- the problems of the run itself are collected, each prefixed with its shard.
+
+The subprocess is hermetic: plugin autoloading is off (``-p xdist.plugin -p
+conformance.pytest_plugin`` load what it needs), it runs in a temporary
+directory with an empty ``pytest.ini`` (so the caller's own tests and pytest
+configuration stay out of it), and it sees this process's ``sys.path`` (so an
+implementation importable here is importable there).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from conformance.reports.json_report import read_json, write_json
+from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, load_factory, target_requirements
+from conformance.verdicts import RequirementResult, RunReport, Target, Verdict
+
+SHARD_SEED_STRIDE = 1000
+"""Shard ``i`` runs with seed ``seed + SHARD_SEED_STRIDE * i``.
+
+A run uses ``seed + g`` for its requirement group ``g`` (at most 64 groups),
+so shards ``seed + i`` would replay each other's later groups; a stride keeps
+every shard's seeds apart.  Shard 0 runs with the run's own seed, so a one-shard
+run is the same run as ``vfmig conformance --seed`` in-process.
+"""
+
+SHARD_PATTERN = "shard-*.json"
+_POLL_S = 0.2
+_LOG_TAIL_CHARS = 4000
+
+SEVERITY: dict[Verdict, int] = {
+    Verdict.NOT_COVERED: 0,
+    Verdict.PASS: 1,
+    Verdict.WARN: 2,
+    Verdict.TIMEOUT: 3,
+    Verdict.ERROR: 4,
+    Verdict.FAIL: 5,
+}
+"""How bad a verdict is when shards disagree: the merged verdict is the highest."""
+
+
+def shard_seed(seed: int, index: int) -> int:
+    """The seed of shard ``index`` of a run with seed ``seed``."""
+    return seed + SHARD_SEED_STRIDE * index
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)  # pragma: no cover - macOS and Windows
+
+
+def shard_path(directory: Path, index: int) -> Path:
+    """Where shard ``index`` writes its JSON report."""
+    return directory / f"shard-{index}.json"
+
+
+def write_shard(report: RunReport, directory: Path, index: int) -> Path:
+    """Write ``report`` as shard ``index`` atomically (a watcher never sees half a file)."""
+    path = shard_path(directory, index)
+    partial = directory / f".{path.name}.{os.getpid()}.tmp"
+    write_json(report, partial)
+    os.replace(partial, path)
+    return path
+
+
+def shard_indices(directory: Path) -> set[int]:
+    """The indices of the shards that wrote their report into ``directory``."""
+    names = (path.stem.removeprefix("shard-") for path in directory.glob(SHARD_PATTERN))
+    return {int(name) for name in names if name.isdigit()}
+
+
+def read_shards(directory: Path) -> dict[int, RunReport]:
+    """The shard reports in ``directory``, by shard index."""
+    return {index: read_json(shard_path(directory, index)) for index in sorted(shard_indices(directory))}
+
+
+def _merge_results(results: list[RequirementResult]) -> RequirementResult:
+    worst = max(results, key=lambda result: SEVERITY[result.verdict])  # max keeps the first of equals
+    return RequirementResult(
+        requirement=worst.requirement,
+        verdict=worst.verdict,
+        checks=sum(result.checks for result in results),
+        detail=worst.detail,
+        counterexample=worst.counterexample,
+        seconds_to_detect=worst.seconds_to_detect,
+    )
+
+
+def merge_reports(
+    shards: Mapping[int, RunReport], *, seed: int | None = None, seconds: float | None = None
+) -> RunReport:
+    """One report from the reports of independent shards of a run (see the module docstring).
+
+    ``seed`` is the run's seed (default: shard 0's, or the first shard's);
+    ``seconds`` its wall time (default: the longest shard's).
+    """
+    if not shards:
+        raise ValueError("no shard reports to merge")
+    ordered = [shards[index] for index in sorted(shards)]
+    first = ordered[0]
+    for report in ordered[1:]:
+        if (report.target, report.implementation) != (first.target, first.implementation):
+            raise ValueError(
+                f"shards of different runs: {first.target.value} of {first.implementation} and "
+                f"{report.target.value} of {report.implementation}"
+            )
+    by_id: dict[str, list[RequirementResult]] = {}
+    for report in ordered:
+        for result in report.results:
+            by_id.setdefault(result.requirement.id, []).append(result)
+    return RunReport(
+        target=first.target,
+        implementation=first.implementation,
+        profile=first.profile,
+        seed=first.seed if seed is None else seed,
+        results=[_merge_results(results) for results in by_id.values()],
+        seconds=max(report.seconds for report in ordered) if seconds is None else seconds,
+        steps=sum(report.steps for report in ordered),
+        suite_errors=[
+            f"shard {index}: {problem}" for index in sorted(shards) for problem in shards[index].suite_errors
+        ],
+    )
+
+
+def pytest_command(
+    target: Target,
+    implementation: str,
+    *,
+    profile: str,
+    seed: int,
+    timeout_s: float,
+    requirements: Iterable[str] | None,
+    database_dir: Path,
+    shards: int,
+    shard_dir: Path,
+    ini_file: Path,
+) -> list[str]:
+    """The ``python -m pytest`` command line of a parallel run."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "xdist.plugin",
+        "-p",
+        "conformance.pytest_plugin",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(ini_file),
+        "--rootdir",
+        str(ini_file.parent),
+        "-q",
+        "--no-header",
+        "-n",
+        str(shards),
+        "--vfmig-target",
+        target.value,
+        "--vfmig-impl",
+        implementation,
+        "--vfmig-profile",
+        profile,
+        "--vfmig-seed",
+        str(seed),
+        "--vfmig-timeout",
+        repr(timeout_s),
+        "--vfmig-shards",
+        str(shards),
+        "--vfmig-shard-dir",
+        str(shard_dir),
+        "--vfmig-database",
+        str(database_dir),
+    ]
+    for requirement in requirements or ():
+        command += ["--vfmig-requirement", requirement]
+    return command
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    env.pop("PYTEST_ADDOPTS", None)
+    env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
+    return env
+
+
+def _check_tools() -> None:
+    missing = [name for name in ("pytest", "xdist") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            "the thorough profile runs in parallel with pytest-xdist, and "
+            f"{' and '.join(missing)} is not installed: pip install pytest pytest-xdist"
+        )
+
+
+def run_parallel(
+    target: Target,
+    implementation: str | None = None,
+    *,
+    profile: str = "thorough",
+    seed: int | None = None,
+    timeout_s: float = 5.0,
+    requirements: Iterable[str] | None = None,
+    database_dir: Path | None = None,
+    shards: int | None = None,
+    on_shard: Callable[[int, RunReport], None] | None = None,
+) -> RunReport:
+    """Check ``implementation`` like :func:`conformance.runner.run`, in ``shards`` processes at once.
+
+    ``shards`` defaults to :func:`available_cpus`; ``on_shard`` is called with
+    each shard's index and report as it finishes.  Raises
+    :class:`~conformance.runner.UsageError` for bad arguments (checked here,
+    before anything starts) and :class:`RuntimeError` when the pytest run
+    ends without every shard's report.
+    """
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    spec = implementation or DEFAULT_IMPLEMENTATIONS[target]
+    load_factory(spec)
+    wanted = list(requirements) if requirements is not None else None
+    target_requirements(target, wanted)
+    _check_tools()
+    count = shards if shards is not None else available_cpus()
+    if count < 1:
+        raise UsageError(f"shards must be at least 1, not {count}")
+    run_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="vfmig-parallel-") as work:
+        root = Path(work)
+        shard_dir = root / "shards"
+        shard_dir.mkdir()
+        ini_file = root / "pytest.ini"
+        ini_file.write_text("[pytest]\n", encoding="utf-8")
+        command = pytest_command(
+            target,
+            spec,
+            profile=profile,
+            seed=run_seed,
+            timeout_s=timeout_s,
+            requirements=wanted,
+            database_dir=(database_dir or root / "database").resolve(),
+            shards=count,
+            shard_dir=shard_dir,
+            ini_file=ini_file,
+        )
+        log_path = root / "pytest.log"
+        seen: set[int] = set()
+
+        def collect() -> None:
+            for index in sorted(shard_indices(shard_dir) - seen):
+                seen.add(index)
+                if on_shard is not None:
+                    on_shard(index, read_json(shard_path(shard_dir, index)))
+
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, cwd=root, env=_environment(), stdout=log, stderr=subprocess.STDOUT)
+            try:
+                while process.poll() is None:
+                    time.sleep(_POLL_S)
+                    collect()
+            finally:
+                if process.poll() is None:
+                    process.terminate()
+                    process.wait()
+        collect()
+        reports = read_shards(shard_dir)
+        if len(reports) != count:
+            output = log_path.read_text(encoding="utf-8", errors="replace")[-_LOG_TAIL_CHARS:]
+            raise RuntimeError(
+                f"the parallel run (pytest exit code {process.returncode}) wrote {len(reports)} of {count} "
+                f"shard reports; its output ends:\n{output}"
+            )
+    return merge_reports(reports, seed=run_seed, seconds=time.perf_counter() - started)

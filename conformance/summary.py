@@ -1,0 +1,123 @@
+"""The plain-text summary of a conformance run, as ``vfmig conformance`` and the pytest plugin print it.
+
+:func:`summary_text` is the whole summary: a header (implementation, target,
+profile, seed), the verdict and the count of each verdict, the steps and their
+rate, then one entry per requirement that did not pass — its verdict, keyword
+and message and, for a ``fail`` or ``warn``, the seed and the shrunk
+reproduction::
+
+    vfmig conformance of mypkg.model:make (target device, profile quick, seed 1)
+    NOT CONFORMANT: 54 requirements: 19 pass, 2 fail, 0 warn, 0 timeout, 0 error, 33 not-covered
+    6943 steps in 10.3 s (676 steps/s)
+
+      VFM-DIRTY-004  fail  MUST  slot 0: PAUSED with pages written by DMA and not dirtied: [240, ...]
+        seed 1 (replay: --seed 1), shrunk to 7 steps:
+          # vfmig conformance counterexample: target device, implementation mypkg.model:make
+          ...
+
+:func:`failure_text` is the same without the ``not-covered`` entries: what a
+failing pytest item shows.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from conformance.verdicts import RequirementResult, RunReport, Verdict
+
+ORDER = (Verdict.FAIL, Verdict.TIMEOUT, Verdict.ERROR, Verdict.WARN, Verdict.NOT_COVERED)
+"""The order in which non-passing requirements are listed."""
+
+MESSAGE_CHARS = 160
+"""The longest message printed on a requirement's line."""
+
+
+def short_message(result: RequirementResult) -> str:
+    """One line that says why: the check's message, or the exception (last line of a traceback)."""
+    if result.counterexample is not None and result.counterexample.message.strip():
+        text = result.counterexample.message
+    else:
+        lines = [line for line in result.detail.splitlines() if line.strip()]
+        if not lines:
+            return result.verdict.value
+        text = lines[-1] if result.verdict is Verdict.ERROR else lines[0]
+    line = " ".join(text.split())
+    return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1].rstrip() + "…"
+
+
+def verdict_line(result: RequirementResult) -> str:
+    """``VFM-AREA-NNN  verdict  KEYWORD  message``."""
+    requirement = result.requirement
+    return f"{requirement.id:<15} {result.verdict.value:<12} {requirement.keyword.value:<10} {short_message(result)}"
+
+
+def counts_line(report: RunReport) -> str:
+    """The verdict and how many requirements got each verdict."""
+    verdict = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    counts = ", ".join(f"{report.count(v)} {v.value}" for v in Verdict)
+    total = len(report.results)
+    return f"{verdict}: {total} requirement{'' if total == 1 else 's'}: {counts}"
+
+
+def rate_line(report: RunReport) -> str:
+    """Steps, wall time and steps per second."""
+    rate = report.steps / report.seconds if report.seconds > 0 else 0.0
+    return f"{report.steps} steps in {report.seconds:.1f} s ({rate:.0f} steps/s)"
+
+
+def _entry(result: RequirementResult, *, reproductions: bool) -> list[str]:
+    lines = [f"  {verdict_line(result)}"]
+    counterexample = result.counterexample
+    if reproductions and counterexample is not None and result.verdict in (Verdict.FAIL, Verdict.WARN):
+        seed = "no seed recorded" if counterexample.seed is None else f"seed {counterexample.seed}"
+        replay = "" if counterexample.seed is None else f" (replay: --seed {counterexample.seed})"
+        lines.append(f"    {seed}{replay}, shrunk to {counterexample.steps} steps:")
+        lines.append(textwrap.indent(counterexample.reproduction.rstrip("\n"), "      "))
+    return lines
+
+
+def header_line(report: RunReport) -> str:
+    """What was checked, and how."""
+    seed = "no seed" if report.seed is None else f"seed {report.seed}"
+    return (
+        f"vfmig conformance of {report.implementation} (target {report.target.value}, profile {report.profile}, {seed})"
+    )
+
+
+def summary_text(report: RunReport, *, not_covered: bool = True, reproductions: bool = True) -> str:
+    """The summary (see the module docstring); optionally without ``not-covered`` entries or reproductions."""
+    lines = [header_line(report), counts_line(report), rate_line(report)]
+    listing: list[str] = []
+    for verdict in ORDER:
+        if verdict is Verdict.NOT_COVERED and not not_covered:
+            continue
+        for result in report.results:
+            if result.verdict is verdict:
+                listing += _entry(result, reproductions=reproductions)
+    if report.suite_errors:
+        listing += ["", "problems of the run itself:"]
+        listing += [textwrap.indent(problem, "  ") for problem in report.suite_errors]
+    if listing:
+        lines += ["", *listing]
+    return "\n".join(lines) + "\n"
+
+
+FIRST_LINE_IDS = 4
+"""How many breaking requirements :func:`failure_line` names."""
+
+
+def failure_line(report: RunReport) -> str:
+    """One line that says what broke (what pytest shows in its short test summary)."""
+    broken = [result for result in report.results if result.verdict.breaks_conformance]
+    if not broken:
+        if report.suite_errors:
+            return f"the conformance run itself failed: {report.suite_errors[0].splitlines()[0]}"
+        return "conformant"
+    named = ", ".join(f"{result.requirement.id} {result.verdict.value}" for result in broken[:FIRST_LINE_IDS])
+    more = f" and {len(broken) - FIRST_LINE_IDS} more" if len(broken) > FIRST_LINE_IDS else ""
+    return f"not conformant: {named}{more}"
+
+
+def failure_text(report: RunReport) -> str:
+    """:func:`failure_line`, then the summary without ``not-covered`` entries (what a failing pytest item shows)."""
+    return failure_line(report) + "\n" + summary_text(report, not_covered=False)

@@ -1,0 +1,119 @@
+"""The ``bridge`` conformance target: the reference bridge passes, and every catalogued faulty bridge is caught.
+
+The reference must come out conformant with every requirement the suite checks
+judged ``pass`` (a check that never runs would be silent coverage).  Each entry
+of :data:`conformance.catalogue.bridge_faults.CATALOGUE` must be caught under
+the requirement it breaks.  To keep the file fast, a detection run stops at the
+verdict on that requirement (the runner's ``on_verdict`` hook) and tries the
+``quick`` profile before the ``default`` one, with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+import pytest
+
+import conformance.suites.bridge as bridge_suite
+from conformance.catalogue import Fault, all_faults
+from conformance.catalogue.bridge_faults import CATALOGUE
+from conformance.runner import load_factory, run, suite_class, target_requirements
+from conformance.verdicts import RequirementResult, Target, Verdict
+
+REFERENCE_SEED = 1
+DETECTION_SEED = 1
+DETECTION_PROFILES = ("quick", "default")
+
+
+def _named_in_suite() -> set[str]:
+    """Every requirement ID the bridge suite's source checks or names in a step."""
+    return set(re.findall(r'"(VFM-[A-Z]+-\d{3})"', inspect.getsource(bridge_suite)))
+
+
+def _named_by_steps() -> set[str]:
+    machine = suite_class(Target.BRIDGE)
+    named: set[str] = set()
+    for name in machine.rule_names():
+        named.update(getattr(getattr(machine, name), "requirements", ()))
+    return named
+
+
+class _Judged(Exception):  # noqa: N818 - not an error: the run is stopped once the verdict is in
+    def __init__(self, result: RequirementResult) -> None:
+        super().__init__(result.requirement.id)
+        self.result = result
+
+
+def _detect(fault: Fault) -> tuple[RequirementResult | None, list[str]]:
+    """The verdict on ``fault.breaks``, from the first profile that judges it, and every verdict seen on the way."""
+    seen: list[str] = []
+    for profile in DETECTION_PROFILES:
+
+        def stop(result: RequirementResult, profile: str = profile) -> None:
+            seen.append(f"{profile}: {result.requirement.id} {result.verdict.value}: {result.detail.splitlines()[0]}")
+            if result.requirement.id == fault.breaks:
+                raise _Judged(result)
+
+        try:
+            report = run(fault.target, fault.factory, profile=profile, seed=DETECTION_SEED, on_verdict=stop)
+        except _Judged as judged:
+            return judged.result, seen
+        seen.extend(f"{profile}: suite error: {error}" for error in report.suite_errors)
+    return None, seen
+
+
+# ---------------------------------------------------------------------------------------------- the reference
+
+
+def test_the_reference_bridge_is_conformant_and_every_check_runs() -> None:
+    report = run(Target.BRIDGE, profile="quick", seed=REFERENCE_SEED)
+    assert report.suite_errors == []
+    problems = [
+        f"{result.requirement.id} {result.verdict.value}: {result.detail}"
+        for result in report.results
+        if result.verdict.breaks_conformance or result.verdict is Verdict.WARN
+    ]
+    assert problems == [], "the reference bridge breaks the spec, or the suite's model is wrong"
+    verdicts = {result.requirement.id: result.verdict for result in report.results}
+    named = _named_in_suite()
+    assert named <= set(verdicts), f"the suite checks requirements that do not bind the bridge: {named - set(verdicts)}"
+    unexercised = sorted(requirement for requirement in named if verdicts[requirement] is not Verdict.PASS)
+    assert unexercised == [], "checks of these requirements never ran under the quick profile"
+
+
+def test_every_requirement_a_step_names_is_one_the_suite_checks() -> None:
+    named = _named_by_steps()
+    assert named, "the suite's steps name the requirements they exercise"
+    assert named <= _named_in_suite()
+    assert named <= {requirement.id for requirement in target_requirements(Target.BRIDGE)}
+
+
+# ---------------------------------------------------------------------------------------------- the catalogue
+
+
+def test_the_catalogue_is_well_formed() -> None:
+    bridge_ids = {requirement.id for requirement in target_requirements(Target.BRIDGE)}
+    names = [fault.name for fault in CATALOGUE]
+    assert len(CATALOGUE) >= 14
+    assert len(set(names)) == len(names), "fault names are unique"
+    for fault in CATALOGUE:
+        assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", fault.name), fault.name
+        assert fault.target is Target.BRIDGE
+        assert fault.breaks in bridge_ids, f"{fault.name} breaks {fault.breaks}, not a bridge requirement"
+        assert fault.verdict is Verdict.FAIL
+        assert fault.description.endswith("."), fault.description
+        assert ". " not in fault.description, f"one sentence: {fault.description}"
+        assert fault.factory.startswith("conformance.catalogue.bridge_faults:")
+        assert callable(getattr(load_factory(fault.factory)(), "create_bridge", None)), fault.factory
+    assert {fault.name for fault in all_faults()} >= set(names), "all_faults() gathers the bridge catalogue"
+
+
+@pytest.mark.parametrize("fault", CATALOGUE, ids=lambda fault: fault.name)
+def test_the_suite_catches_the_fault_under_the_requirement_it_breaks(fault: Fault) -> None:
+    result, seen = _detect(fault)
+    assert result is not None, f"{fault.name} ({fault.description}) went undetected; verdicts: {seen}"
+    assert result.verdict is fault.verdict, f"{fault.breaks}: {result.verdict.value}, expected {fault.verdict.value}"
+    assert result.counterexample is not None
+    assert result.counterexample.steps >= 1
+    assert result.counterexample.reproduction.startswith("# vfmig conformance counterexample: target bridge")
