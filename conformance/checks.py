@@ -47,8 +47,12 @@ class RequirementViolation(AssertionError):  # noqa: N818 - a violation is what 
         self.message = message
 
 
-class StepTimeout(Exception):  # noqa: N818 - the name says what happened, like TimeoutError
-    """A step of the implementation did not return within the step timeout."""
+class StepTimeout(BaseException):
+    """A step of the implementation did not return within the step timeout.
+
+    A :class:`BaseException`, so that Hypothesis does not try to shrink it:
+    every shrinking attempt of a hang would cost another full timeout.
+    """
 
     def __init__(self, step_name: str, requirements: tuple[str, ...], seconds: float) -> None:
         super().__init__(f"step {step_name} did not return within {seconds:g} s")

@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for fault in all_faults()
         if (args.target is None or fault.target.value == args.target) and (not args.fault or fault.name in args.fault)
     ]
-    print(f"{'target':<11}{'fault':<34}{'breaks':<15}{'verdict':<9}{'found':<7}{'seconds':>8}{'steps':>6}")
+    print(f"{'target':<11}{'fault':<40}{'breaks':<15}{'verdict':<9}{'found':<7}{'seconds':>8}{'steps':>6}")
     detections = []
     for fault in faults:
         detection = detect(fault, profile=args.profile, seed=args.seed, only_breaks=not args.all_requirements)
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds = "-" if detection.seconds is None else f"{detection.seconds:.2f}"
         steps = "-" if detection.steps is None else str(detection.steps)
         print(
-            f"{fault.target.value:<11}{fault.name:<34}{fault.breaks:<15}{fault.verdict.value:<9}"
+            f"{fault.target.value:<11}{fault.name:<40}{fault.breaks:<15}{fault.verdict.value:<9}"
             f"{'yes' if detection.detected else 'NO':<7}{seconds:>8}{steps:>6}",
             flush=True,
         )

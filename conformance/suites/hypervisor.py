@@ -57,6 +57,19 @@ from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS, Action
 
+CHECKED = frozenset(
+    {
+        *("VFM-MIG-001", "VFM-MIG-003", "VFM-MIG-004", "VFM-MIG-005", "VFM-MIG-010", "VFM-MIG-011", "VFM-MIG-012"),
+        *("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-004", "VFM-TMO-005"),
+        *("VFM-TIME-001", "VFM-TIME-002", "VFM-TIME-004", "VFM-TIME-005"),
+        *("VFM-DIRTY-005", "VFM-DIRTY-006", "VFM-FLOW-001", "VFM-FLOW-002", "VFM-FLOW-003"),
+        *("VFM-DEST-001", "VFM-DEST-002", "VFM-DEST-003", "VFM-DEST-004", "VFM-DEST-005"),
+        *("VFM-ERR-001", "VFM-ERR-002", "VFM-ERR-003", "VFM-CANCEL-001", "VFM-CANCEL-002", "VFM-CANCEL-005"),
+        *("VFM-SEC-006", "VFM-SEC-008", "VFM-REP-001", "VFM-VER-007", "VFM-ABS-004", "VFM-GEN-003", "VFM-DEV-012"),
+    }
+)
+"""The requirements this suite checks; every other requirement of the hypervisor role stays not-covered."""
+
 PAGE = 4096
 PAGE_SHIFT = 12
 MEMORY_PAGES = 256
@@ -102,6 +115,22 @@ GUEST_AT = ("now", "PREPARE", "PRECOPY", "PAUSING", "RESUMING")
 """When a guest action happens: now, or as the migration enters that MIG_STATE (the vCPUs run in each)."""
 HOST_AT = (*GUEST_AT, "STOPPED")
 """When a host event happens: now, or as the migration enters that MIG_STATE."""
+DRIVER_SCENARIOS = (
+    "driver-hangs-at-pause",
+    "silent-driver",
+    "silent-late-binder",
+    "bus-master-as-vcpus-stop",
+    "bus-master-on-unbound",
+)
+FUNCTION_SCENARIOS = ("device-error-driver-hangs", "device-error-then-start", "surprise-removal", "hot-add")
+GUEST_SCENARIOS = ("consent-withdrawn", "guest-group-reset", "rejected-report")
+MANAGEMENT_SCENARIOS = ("cancel", "destination-refuses", "destination-crashes", "far-destination", "cpu-storm")
+"""Known-tricky sequences, each a whole migration in one step, so that random runs meet them often."""
+GUEST_TWISTS = frozenset(GUEST_SCENARIOS)
+SCENARIO_KINDS = (*DRIVER_SCENARIOS, *FUNCTION_SCENARIOS, *GUEST_SCENARIOS, *MANAGEMENT_SCENARIOS)
+FINALES = ("", "migrate", *SCENARIO_KINDS)
+"""What happens after the last step: nothing, one more migration, or one of the scenarios."""
+TWIST_PHASES = ("PREPARE", "PRECOPY", "PAUSING", "STOPPED")
 DURATIONS_US = (50, 500, 2_000, 5_000, 10_000, 21_000, 45_000)
 """How long time passes in one step: around the deadlines (A = 20 ms, e = 1 ms) and the limits."""
 
@@ -407,19 +436,27 @@ class HypervisorSuite(ConformanceMachine):
         self.saved_consent: dict[str, int] = {}
         self.armed = Armed()
         self.triggers: list[tuple[MigState, str, Callable[[], None]]] = []
-        self.finale = False
+        self.finale = ""
+        self.finale_phase = "PRECOPY"
         self.dead = False
         """A bridge refused a host event: the world is broken and the finding already reported."""
 
     # ------------------------------------------------------------------ the world
 
-    @initialize(vfs=st.integers(1, 3), storm=st.booleans(), start=st.booleans(), finale=st.booleans())
+    @initialize(
+        vfs=st.integers(1, 3),
+        storm=st.booleans(),
+        start=st.booleans(),
+        finale=st.sampled_from(FINALES),
+        phase=st.sampled_from(TWIST_PHASES),
+    )
     @step("VFM-GEN-003")
-    def build(self, vfs: int, storm: bool, start: bool, finale: bool) -> None:
+    def build(self, vfs: int, storm: bool, start: bool, finale: str, phase: str) -> None:
         """The world.
 
         ``storm``: the guest's CPUs dirty memory faster than the link sends; ``start``: a migration starts at
-        once; ``finale``: after the last step, once every migration has ended, the guest is migrated once more.
+        once; ``finale``: after the last step, once every migration has ended, the guest is migrated once more
+        (``"migrate"``), or a scenario runs (with slot 0 and its twist in ``phase``), or nothing more happens.
         """
         config = SimulationConfig(
             memory_bytes=MEMORY_PAGES * PAGE,
@@ -459,6 +496,7 @@ class HypervisorSuite(ConformanceMachine):
         self._guest_context(self.sim.guest)
         self.storm = storm
         self.finale = finale
+        self.finale_phase = phase
         self.sim.clock.schedule(MIGRATION.quantum_ns, self._storm, "suite: CPU storm")
         if start:
             self._start(to_far=False)
@@ -1396,32 +1434,6 @@ class HypervisorSuite(ConformanceMachine):
 
     # ------------------------------------------------------------------ rules: the guest and its traffic
 
-    @rule(pages=st.lists(st.integers(0, MEMORY_PAGES - 1), min_size=1, max_size=6))
-    @step()
-    def cpu_write(self, pages: list[int]) -> None:
-        if self.dead:
-            return
-        guest = self.world.guest
-        if guest.running and self.guest_host() is not None:
-            self._world(lambda: self._as_guest(partial(guest.cpu_write, np.array(pages, dtype=np.int64))))
-
-    @rule(slot=st.integers(0, 2), frames=st.integers(1, 6))
-    @step()
-    def traffic(self, slot: int, frames: int) -> None:
-        if self.dead:
-            return
-        drivers = self.world.drivers
-        function = drivers[slot % len(drivers)].function
-        if function is not None:
-            self._world(partial(function.receive, frames * PAGE))
-
-    @rule(storm=st.booleans())
-    @step()
-    def workload(self, storm: bool) -> None:
-        if self.dead:
-            return
-        self.storm = storm
-
     @rule(duration_us=st.sampled_from(DURATIONS_US) | st.integers(1, 60_000), start=st.booleans())
     @step("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-TIME-001", "VFM-TIME-004", "VFM-DEST-005")
     def time_passes(self, duration_us: int, start: bool) -> None:
@@ -1672,6 +1684,121 @@ class HypervisorSuite(ConformanceMachine):
         if slot < len(drivers):  # slots beyond the guest's drivers keep an UNBOUND function
             self.world.guest.after(ms(1), partial(_probe, drivers[slot]), "the OS probes the new function")
 
+    # ------------------------------------------------------------------ rule: scenarios
+
+    @rule(kind=st.sampled_from(DRIVER_SCENARIOS), slot=st.integers(0, 2))
+    @step("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-MIG-001", "VFM-MIG-012")
+    def driver_scenario(self, kind: str, slot: int) -> None:
+        """A migration with a driver that hangs, binds late and silent, or leaves BME set where it must not."""
+        if not self.dead:
+            self._scenario(kind, slot, "PRECOPY")
+
+    @rule(kind=st.sampled_from(FUNCTION_SCENARIOS), slot=st.integers(0, 2), phase=st.sampled_from(TWIST_PHASES))
+    @step("VFM-ERR-001", "VFM-ERR-002", "VFM-ERR-003", "VFM-MIG-001", "VFM-CANCEL-001", "VFM-CANCEL-002")
+    def function_scenario(self, kind: str, slot: int, phase: str) -> None:
+        """A migration during which (or just before which) a function fails, disappears or is hot-added."""
+        if not self.dead:
+            self._scenario(kind, slot, phase)
+
+    @rule(kind=st.sampled_from(GUEST_SCENARIOS), slot=st.integers(0, 2), phase=st.sampled_from(TWIST_PHASES))
+    @step("VFM-MIG-011", "VFM-MIG-010", "VFM-CANCEL-001")
+    def guest_scenario(self, kind: str, slot: int, phase: str) -> None:
+        """A migration during which the guest withdraws its consent, resets the bridge or writes a bad report."""
+        if not self.dead:
+            self._scenario(kind, slot, phase)
+
+    @rule(kind=st.sampled_from(MANAGEMENT_SCENARIOS), phase=st.sampled_from(TWIST_PHASES))
+    @step("VFM-DEST-001", "VFM-DEST-005", "VFM-VER-007", "VFM-TIME-001", "VFM-TIME-002", "VFM-CANCEL-001")
+    def management_scenario(self, kind: str, phase: str) -> None:
+        """A migration that the management layer cancels, whose destination fails, or that cannot converge."""
+        if not self.dead:
+            self._scenario(kind, 0, phase)
+
+    def _scenario(self, kind: str, slot: int, phase: str) -> None:
+        """Once the migration under way (if any) has ended: a migration with one known-tricky twist.
+
+        ``slot`` is the function or driver concerned, ``phase`` the MIG_STATE in which the twist comes, for the
+        kinds with a twist during the migration (in STOPPED the vCPUs are stopped: guest twists come in PAUSING).
+        """
+        self._world(self._settle)
+        slot %= len(self.world.drivers)
+        driver = self.world.drivers[slot]
+        if kind == "silent-late-binder":
+            self._late_binder(driver)
+            return
+        setup: dict[str, Callable[[], None]] = {
+            "driver-hangs-at-pause": partial(setattr, driver, "act_on", partial(_hang_at_pause, driver)),
+            "silent-driver": partial(setattr, driver, "act_on", _ignore_requests),
+            "device-error-then-start": partial(self._world, partial(self._device_error, slot, False)),
+            "destination-refuses": partial(setattr, self.armed, "destination", "refuse"),
+            "destination-crashes": partial(setattr, self.armed, "destination", "crash"),
+            "bus-master-as-vcpus-stop": partial(setattr, self.armed, "rogue_at_stop", slot),
+            "bus-master-on-unbound": partial(self._unbound_bus_master, driver),
+        }
+        twists: dict[str, Callable[[], None]] = {
+            "device-error-driver-hangs": partial(self._device_error, slot, True),
+            "surprise-removal": partial(self._surprise_removal, slot),
+            "consent-withdrawn": partial(self._consent, CONSENT[slot], True),
+            "guest-group-reset": partial(self._group_reset_by_guest, False),
+            "rejected-report": partial(self._bogus_report, slot),
+            "hot-add": partial(self._hot_add, len(self.world.drivers)),
+            "cancel": self._cancel,
+        }
+        if kind in setup:
+            setup[kind]()
+        if kind in twists:
+            at = "PAUSING" if kind in GUEST_TWISTS and phase == "STOPPED" else phase  # guest code needs vCPUs
+            self.triggers.append((MigState[at], kind, twists[kind]))
+        storm, self.storm = self.storm, self.storm or kind == "cpu-storm"
+        self._start(to_far=kind == "far-destination")
+        self._run_until("end")
+        self._world(partial(self.clock.advance, ms(5)))
+        self._recover(driver)
+        if kind == "consent-withdrawn":
+            self._world(partial(self._consent, CONSENT[slot], False))
+        self.storm = storm
+        self.checks.raise_pending()
+
+    def _settle(self) -> None:
+        """Let the migration under way end, and the bridge return to IDLE with the bus out of reset."""
+        clock = self.clock
+        watch = self.in_progress()
+        if watch is not None and watch.start_ns is not None:
+            bound = MIGRATION.bound_ns(ACK_TIMEOUT_MS)
+            clock.run_while(partial(_running, watch), watch.start_ns + bound + self.e + 2)
+        clock.advance(ms(1))
+        host = self.guest_host()
+        if host is not None and host.bridge_or_none is not None:
+            clock.run_while(partial(_settling, host.bridge), clock.now + RUN_LIMIT_NS)
+
+    def _recover(self, driver: VfDriver) -> None:
+        """A silenced driver answers again, looking at its slot at once."""
+        if "act_on" in vars(driver):
+            delattr(driver, "act_on")
+            self.world.guest.after(0, partial(self.world.core.look_at, driver.slot), "the driver answers again")
+            self._world(partial(self.clock.advance, ms(1)))
+
+    def _late_binder(self, driver: VfDriver) -> None:
+        """A driver binds during PRECOPY and never answers the DIRTY_REQ that catch-up gives it (VFM-TMO-002)."""
+        guest = self.world.guest
+        guest.after(0, driver.unload, "driver unload")
+        self._world(partial(self.clock.advance, ms(1)))
+        self._start(to_far=False)
+        self._run_until("PRECOPY")
+        setattr(driver, "act_on", _ignore_requests)  # noqa: B010 - this driver instance only
+        guest.after(0, partial(_probe, driver), "driver load")
+        self._run_until("end")
+        self._world(partial(self.clock.advance, ms(5)))
+        self._recover(driver)
+        self.checks.raise_pending()
+
+    def _unbound_bus_master(self, driver: VfDriver) -> None:
+        """A driver unbinds and something else in the guest sets BME on the function (VFM-MIG-001 refuses it)."""
+        guest = self.world.guest
+        guest.after(0, driver.unload, "driver unload")
+        self._world(partial(self.clock.advance, ms(1)))
+        self._world(partial(self._rogue_bus_master, driver.slot))
+
     # ------------------------------------------------------------------ rules: the management layer and the destination
 
     @rule(
@@ -1828,15 +1955,15 @@ class HypervisorSuite(ConformanceMachine):
 
     @step("VFM-TIME-004", "VFM-SEC-006", "VFM-DEST-005", "VFM-TMO-005")
     def final_checks(self) -> None:
-        """Every migration runs to its end (then, with ``finale``, the guest is migrated once more, faults and all)."""
+        """Every migration runs to its end; then the finale (one more migration, faults and all, or a scenario)."""
         clock = self.clock
         self._finish_migrations()
-        host = self.guest_host()
-        if self.finale and host is not None and host.bridge_or_none is not None and not self.dead:
-            bridge = host.bridge
-            self._world(partial(clock.run_while, partial(_settling, bridge), clock.now + RUN_LIMIT_NS))
+        if self.finale in SCENARIO_KINDS and not self.dead:
+            self._scenario(self.finale, 0, self.finale_phase)
+        elif self.finale == "migrate" and not self.dead:
+            self._world(self._settle)
             self._start(to_far=False)
-            self._finish_migrations()
+        self._finish_migrations()
         self.checks.raise_pending()
         for watch in self.watches:
             if watch.handover_ns is None:

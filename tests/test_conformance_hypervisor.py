@@ -1,0 +1,66 @@
+"""The ``hypervisor`` target: the reference passes every check, and every catalogued fault is found.
+
+The reference runs under the quick profile (a second or so); the faulty
+hypervisors of ``conformance.catalogue.hypervisor_faults`` run under the
+default profile as ``tox -e detection`` runs them, only the requirement each
+breaks switched on (about two seconds each), so that this file stays well
+inside a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.catalogue import Fault
+from conformance.catalogue.hypervisor_faults import CATALOGUE
+from conformance.detection import detect
+from conformance.runner import run, target_requirements
+from conformance.suites.hypervisor import CHECKED
+from conformance.verdicts import RunReport, Target, Verdict
+
+SEED = 1
+
+
+@pytest.fixture(scope="module")
+def reference() -> RunReport:
+    return run(Target.HYPERVISOR, None, profile="quick", seed=SEED)
+
+
+def test_the_suite_checks_requirements_of_the_hypervisor_role_only() -> None:
+    role = {req.id for req in target_requirements(Target.HYPERVISOR)}
+    assert CHECKED.issubset(role)
+
+
+def test_the_reference_hypervisor_is_conformant(reference: RunReport) -> None:
+    assert reference.suite_errors == []
+    broken = [
+        f"{result.requirement.id} {result.verdict.value}: {result.detail}"
+        for result in reference.results
+        if result.verdict not in (Verdict.PASS, Verdict.NOT_COVERED)
+    ]
+    assert broken == []
+    assert reference.conformant
+
+
+def test_every_requirement_the_suite_checks_passes_and_no_other_is_claimed(reference: RunReport) -> None:
+    verdicts = {result.requirement.id: result.verdict for result in reference.results}
+    assert {req for req in CHECKED if verdicts[req] is not Verdict.PASS} == set()
+    assert {req for req, verdict in verdicts.items() if verdict is Verdict.PASS} == CHECKED
+
+
+def test_the_catalogue_breaks_requirements_the_suite_checks() -> None:
+    assert len(CATALOGUE) >= 12
+    assert len({fault.name for fault in CATALOGUE}) == len(CATALOGUE)
+    assert all(fault.target is Target.HYPERVISOR and fault.breaks in CHECKED for fault in CATALOGUE)
+
+
+@pytest.mark.parametrize("fault", CATALOGUE, ids=[fault.name for fault in CATALOGUE])
+def test_every_faulty_hypervisor_is_found_breaking_its_requirement(fault: Fault) -> None:
+    detection = detect(fault, profile="default", seed=SEED)
+    assert detection.detected, (
+        f"{fault.name} ({fault.description}) was not found as {fault.verdict.value} of {fault.breaks}; "
+        f"the run found: {', '.join(detection.found) or 'nothing'}"
+    )
+    result = next(item for item in detection.report.results if item.requirement.id == fault.breaks)
+    assert result.counterexample is not None
+    assert result.counterexample.steps >= 1
