@@ -2,7 +2,7 @@
 
 The ``thorough`` profile of ``vfmig conformance`` runs here.  :func:`run_parallel`
 starts ``python -m pytest`` in a subprocess with the pytest plugin
-(:mod:`conformance.pytest_plugin`) and pytest-xdist: one xdist worker per CPU
+(``conformance.pytest_plugin``) and pytest-xdist: one xdist worker per CPU
 this process may use and as many *shards*, each a complete run of the profile
 with its own seed (:func:`shard_seed`).  Every shard writes its JSON report
 into a directory the parent watches (so a live display can count finished

@@ -45,7 +45,7 @@ nitpick_ignore_regex = [
     ("py:class", r"numpy\.[\w.]+|np\.[\w.]+|npt\.[\w.]+"),
     ("py:class", r"rich\.[\w.]+"),
     ("py:class", r"hypothesis\.[\w.]+|(datetime|os|xml\.etree\.ElementTree)\.\w+"),
-    ("py:class", r"_P|_R|conformance\.checks\._R|_pytest\.[\w.]+"),
+    ("py:class", r"_P|_R|conformance\.checks\._R|_?pytest\.[\w.]+"),
 ]
 
 # -- graphviz: SVG rendered at build time by the local `dot` ---------------------------------------
@@ -60,3 +60,6 @@ autodoc_default_options = {
 autodoc_typehints = "signature"
 autodoc_preserve_defaults = False
 python_use_unqualified_type_names = True
+
+# The pytest plugin's modules import pytest, which the docs environment does not install.
+autodoc_mock_imports = ["pytest", "_pytest", "xdist"]

@@ -11,6 +11,7 @@ verdict on that requirement (the runner's ``on_verdict`` hook) and tries the
 from __future__ import annotations
 
 import inspect
+import os
 import re
 
 import pytest
@@ -67,7 +68,7 @@ def _detect(fault: Fault) -> tuple[RequirementResult | None, list[str]]:
 
 
 def test_the_reference_bridge_is_conformant_and_every_check_runs() -> None:
-    report = run(Target.BRIDGE, profile="quick", seed=REFERENCE_SEED)
+    report = run(Target.BRIDGE, profile="default", seed=REFERENCE_SEED)
     assert report.suite_errors == []
     problems = [
         f"{result.requirement.id} {result.verdict.value}: {result.detail}"
@@ -79,7 +80,7 @@ def test_the_reference_bridge_is_conformant_and_every_check_runs() -> None:
     named = _named_in_suite()
     assert named <= set(verdicts), f"the suite checks requirements that do not bind the bridge: {named - set(verdicts)}"
     unexercised = sorted(requirement for requirement in named if verdicts[requirement] is not Verdict.PASS)
-    assert unexercised == [], "checks of these requirements never ran under the quick profile"
+    assert unexercised == [], "checks of these requirements never ran under the default profile"
 
 
 def test_every_requirement_a_step_names_is_one_the_suite_checks() -> None:
@@ -110,6 +111,7 @@ def test_the_catalogue_is_well_formed() -> None:
 
 
 @pytest.mark.parametrize("fault", CATALOGUE, ids=lambda fault: fault.name)
+@pytest.mark.skipif(os.environ.get("VFMIG_CATALOGUE") != "1", reason="minutes long: tox -e detection runs it")
 def test_the_suite_catches_the_fault_under_the_requirement_it_breaks(fault: Fault) -> None:
     result, seen = _detect(fault)
     assert result is not None, f"{fault.name} ({fault.description}) went undetected; verdicts: {seen}"

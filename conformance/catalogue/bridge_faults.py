@@ -65,7 +65,7 @@ class _MaskedBridge(MigrationBridge):
 class MigStateWritable(_MaskedBridge):
     """MIG_STATE takes whatever the guest writes to it."""
 
-    wmask_changes = ((_MIG_STATE, 0xFF),)
+    wmask_changes = ((_MIG_STATE, 0x03),)  # two bits: every value written is a state that exists
 
 
 class EventWrittenNotCleared(_MaskedBridge):

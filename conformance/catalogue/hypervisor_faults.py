@@ -112,12 +112,16 @@ class StartsWithAFailedSlot(SourceMigration):
             raise MigrationError(f"MIG_STATE is {bridge.mig_state.name}, not IDLE")
         if bridge.secondary_bus_reset:
             raise MigrationError("the bridge's Secondary Bus Reset bit is set")
+        consent = ("control.enable", "guest_features.dma_dirty", "guest_features.pause_resume")
+        enabled = all(bridge.field(path) for path in consent)
         for slot, state in enumerate(bridge.dev_states()):
-            if state not in (DevState.EMPTY, DevState.UNBOUND, DevState.READY, DevState.ERROR):
+            if state not in (DevState.EMPTY, DevState.UNBOUND, DevState.READY, DevState.ERROR):  # (ERROR: the fault)
                 raise MigrationError(f"slot {slot} is {state.name}")
             function = self.host.slot_functions.get(slot)
             if state is DevState.UNBOUND and function is not None and function.bus_master:
                 raise MigrationError(f"slot {slot} is UNBOUND and its function has Bus Master Enable set")
+            if state is DevState.READY and not enabled:
+                raise MigrationError(f"slot {slot} is READY but the guest has not enabled the protocol")
 
 
 class EnablesTheDirtyLogLate(SourceMigration):
@@ -196,6 +200,17 @@ class SwitchesOverAfterTheFirstRound(SourceMigration):
         return True
 
 
+class StopsSendingWhenPausing(SourceMigration):
+    """Stops the migration stream at REQUEST_PAUSE until the vCPUs stop."""
+
+    def _tick(self) -> None:
+        if self._state is MigState.PAUSING:
+            self._tick_timer = None
+            self._schedule_tick()
+            return
+        super()._tick()
+
+
 class NoStopCopyLimit(SourceMigration):
     """Waits for the destination's confirmation for ever."""
 
@@ -270,6 +285,9 @@ class NoBusMasterCheckInStopped(SourceMigration):
         pages = sender.queued
         transfer = sender.drain_time_ns()
         sender.send_pages(pages)
+        if pages:
+            page_bytes = pages * sender.source.page_size
+            self.host.bus.publish(EventKind.PAGE_SEND, self.host.name, pages=pages, bytes=page_bytes, phase="STOPPED")
         self._handover_timer = self.clock.schedule(self.config.stop_copy_limit_ns, self._stop_copy_limit, "S")
         incoming = self.incoming
         assert incoming is not None
@@ -402,6 +420,10 @@ def switches_over_after_the_first_round() -> FaultyHypervisor:
     return _host(source=SwitchesOverAfterTheFirstRound)
 
 
+def stops_sending_when_pausing() -> FaultyHypervisor:
+    return _host(source=StopsSendingWhenPausing)
+
+
 def no_stop_copy_limit() -> FaultyHypervisor:
     return _host(source=NoStopCopyLimit)
 
@@ -490,6 +512,12 @@ CATALOGUE: list[Fault] = [
         "switches-over-after-the-first-round",
         "VFM-TIME-002",
         "REQUEST_PAUSE after round 1 whatever is left to send.",
+        Verdict.WARN,
+    ),
+    _entry(
+        "stops-sending-when-pausing",
+        "VFM-TIME-003",
+        "Nothing is sent while the drivers pause their functions.",
         Verdict.WARN,
     ),
     _entry("no-stop-copy-limit", "VFM-DEST-005", "STOPPED waits for ever for a destination that crashed."),

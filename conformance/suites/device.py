@@ -339,9 +339,12 @@ class DeviceSuite(ConformanceMachine):
             if new is DevState.READY and old is DevState.RESUME_REQ:
                 function = self._function(slot)
                 watch.bme_at_ready = function is not None and function.bus_master
+                driver = self.world.drivers[slot]
+                # An interface closed meanwhile is not restarted: the administrator asked for it down.
+                owed = watch.running_at_pause and driver.loaded and driver.up
                 self.checks.record(
                     "VFM-CANCEL-003",
-                    not watch.running_at_pause or bool(watch.bme_at_ready),
+                    not owed or bool(watch.bme_at_ready),
                     f"slot {slot}: READY answering RESUME_REQ with the function's BME clear",
                 )
             watch.window = False

@@ -6,25 +6,39 @@ reference bridge, reference functions and drivers, and a 256-page guest whose
 functions receive traffic all the time.  The suite plays everyone but the
 hypervisor:
 
-* the guest: CPU writes (and a storm of them that keeps pre-copy from
-  converging), driver binding and interface changes, a Secondary Bus Reset,
-  the withdrawal of its consent, a report the bridge rejects, a Bus Master
-  Enable it must not set (on an UNBOUND or PAUSED function, or on one under
-  way while the vCPUs stop);
-* the devices: a driver that stops answering, a function whose drain outlasts
-  ``ACK_TIMEOUT_MS``, device errors, surprise removal;
-* the management layer: migrations (to the other host or to the one that
+* the guest: a storm of CPU writes that keeps pre-copy from converging, driver
+  binding and interface changes, a Secondary Bus Reset, the withdrawal of its
+  consent, a report the bridge rejects, a Bus Master Enable it must not set
+  (on an UNBOUND or PAUSED function, or one under way while the vCPUs stop);
+* the devices: a driver that stops answering (at once, or from its next
+  PAUSE_REQ), a function whose drain outlasts ``ACK_TIMEOUT_MS``, device
+  errors, surprise removal;
+* the management layer: migrations (to the other host, or to the one that
   must be refused), cancellations, hot-plug;
 * the destination: a refusal when the final state arrives, or a crash.
 
+Most of these can happen now or be armed for a phase of the migration
+(``at``); the ``*_scenario`` rules, and the finale that :meth:`build` draws,
+run a whole migration with one known-tricky twist, so that 40 random examples
+meet each twist several times.
+
 The hypervisor is watched from outside.  The bridge is the reference's,
 subclassed so that the suite sees every host event before it takes effect and
-every guest write once it has completed (with the hypervisor's reaction); the
-functions report their resets and accesses; the guest's memory reports every
-page a destination receives; the guest reports its vCPUs.  Deadlines are
-measured on the simulated clock from the phase start that spec 7.6 defines;
-an action is due within the reaction time e (``MigrationConfig.reaction_ns``)
-and never before its deadline.
+every guest access once it has completed, with the hypervisor's reaction (the
+suite's observer runs first, before the hypervisor's); the functions report
+their resets and accesses; the guest's memory reports every page a
+destination receives and every read of the dirty log; the guest reports its
+vCPUs; guest code is marked as such, so that the hypervisor's own accesses to
+a fresh function stand out.  Deadlines are measured on the simulated clock
+from the phase start that spec 7.6 defines: an action is due within the
+reaction time e (``MigrationConfig.reaction_ns``) and never before its
+deadline.
+
+What the suite needs of an implementation beyond :class:`~conformance.adapters.HypervisorUnderTest`:
+the reference host's ``guest``, ``incoming`` (with ``receive_state`` and
+``fail_on_state``), ``bridge`` / ``bridge_or_none``, ``memory`` and
+``make_memory`` attributes, and a migration handle with ``record`` and
+``cancel(reason)``.
 """
 
 from __future__ import annotations
@@ -61,7 +75,7 @@ CHECKED = frozenset(
     {
         *("VFM-MIG-001", "VFM-MIG-003", "VFM-MIG-004", "VFM-MIG-005", "VFM-MIG-010", "VFM-MIG-011", "VFM-MIG-012"),
         *("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-004", "VFM-TMO-005"),
-        *("VFM-TIME-001", "VFM-TIME-002", "VFM-TIME-004", "VFM-TIME-005"),
+        *("VFM-TIME-001", "VFM-TIME-002", "VFM-TIME-003", "VFM-TIME-004", "VFM-TIME-005"),
         *("VFM-DIRTY-005", "VFM-DIRTY-006", "VFM-FLOW-001", "VFM-FLOW-002", "VFM-FLOW-003"),
         *("VFM-DEST-001", "VFM-DEST-002", "VFM-DEST-003", "VFM-DEST-004", "VFM-DEST-005"),
         *("VFM-ERR-001", "VFM-ERR-002", "VFM-ERR-003", "VFM-CANCEL-001", "VFM-CANCEL-002", "VFM-CANCEL-005"),
@@ -206,6 +220,9 @@ class Watch:
     crash: bool = False
     refuse: bool = False
     state_arrived_ns: int | None = None
+    dirty_at_pause: int = 0
+    """Pages the CPU dirty log held when the bridge entered PAUSING."""
+    sent_in_pausing: int = 0
 
     @property
     def started(self) -> bool:
@@ -337,6 +354,7 @@ class ObservedBridge(MigrationBridge):
         self.observers.append(BridgeWatcher(suite))
 
     def config_write(self, offset: int, width: int, value: int) -> None:
+        self.suite.guest_access(self, f"a config write of 0x{value:x} at 0x{offset:02x}")
         try:
             with self.suite.scope():
                 super().config_write(offset, width, value)
@@ -346,6 +364,10 @@ class ObservedBridge(MigrationBridge):
             raise
         finally:
             self.guest_sbr = False
+
+    def config_read(self, offset: int, width: int) -> int:
+        self.suite.guest_access(self, f"a config read at 0x{offset:02x}")
+        return super().config_read(offset, width)
 
     def start(self) -> None:
         self.suite.host_event(self, MigEvent.START)
@@ -692,6 +714,19 @@ class HypervisorSuite(ConformanceMachine):
 
     # ------------------------------------------------------------------ host events the hypervisor causes
 
+    def guest_access(self, bridge: MigrationBridge, what: str) -> None:
+        """VFM-MIG-003: the vCPUs are stopped in STOPPED, so the bridge receives no guest configuration access."""
+        watch = self.watch_of(bridge)
+        if watch is None or not watch.in_progress or bridge.mig_state is not MigState.STOPPED or self.depth:
+            return
+        if not self.handed_over(watch):
+            self.checks.record(
+                "VFM-MIG-003",
+                False,
+                f"migration {watch.number}: the guest made {what} to the bridge at {_ms(self.clock.now)}, in STOPPED "
+                f"(entered at {_ms(watch.phases.get(MigState.STOPPED, 0))})",
+            )
+
     def host_event(self, bridge: MigrationBridge, event: MigEvent) -> None:
         state = bridge.mig_state
         self.checks.record(
@@ -1032,7 +1067,23 @@ class HypervisorSuite(ConformanceMachine):
             self._check_dirty_requests(watch, now)
         if isinstance(old, MigState) and old is not new:
             self._phase_left(watch, old, now)
+        if old is MigState.PAUSING and new is not MigState.PAUSING:
+            self._check_sent_in_pausing(watch, now)
+        if new is MigState.PAUSING and watch.memory is not None:
+            watch.dirty_at_pause = watch.memory.log.count
         self._phase_entered(watch, old, new, now)
+
+    def _check_sent_in_pausing(self, watch: Watch, now: int) -> None:
+        """VFM-TIME-003: while PAUSING lasts, what the dirty log held goes on being sent (a batch per quantum)."""
+        start = watch.phases.get(MigState.PAUSING)
+        if start is None or watch.dirty_at_pause == 0 or now - start < 3 * MIGRATION.quantum_ns:
+            return
+        self.checks.record(
+            "VFM-TIME-003",
+            watch.sent_in_pausing > 0,
+            f"migration {watch.number}: PAUSING lasted from {_ms(start)} to {_ms(now)} and the dirty log held "
+            f"{watch.dirty_at_pause} pages at its start, but no page was sent meanwhile",
+        )
 
     def _phase_entered(self, watch: Watch, old: object, new: MigState, now: int) -> None:
         """Arm the check of the deadline or limit that ends the phase ``new`` (spec 7.6, chapter 8)."""
@@ -1360,6 +1411,8 @@ class HypervisorSuite(ConformanceMachine):
         if watch is None or (watch.started and not watch.in_progress) or pages == 0:
             return
         precopy = watch.phases.get(MigState.PRECOPY)
+        if watch.bridge is not None and watch.bridge.mig_state is MigState.PAUSING:
+            watch.sent_in_pausing += pages
         self.checks.record(
             "VFM-DIRTY-006",
             precopy is not None,
