@@ -40,20 +40,42 @@ class Detection:
 
 
 def detect(
-    fault: Fault, *, profile: str = "default", seed: int = 1, timeout_s: float = 2.0, only_breaks: bool = True
+    fault: Fault,
+    *,
+    profile: str = "default",
+    seed: int = 1,
+    timeout_s: float = 2.0,
+    only_breaks: bool = True,
+    attempts: int = 3,
 ) -> Detection:
     """Run the suite against ``fault`` and judge whether it found what the fault breaks.
 
     With ``only_breaks`` (the default) only the checks of the requirement the
     fault breaks can stop the run: the question is whether the suite finds
-    *that*, and the run ends as soon as it does.
+    *that*, and the run ends as soon as it does.  A run is random: up to
+    ``attempts`` runs with consecutive seeds, as a user who reruns would, and
+    the time to detect counts every run before the one that found it.
     """
     wanted = [fault.breaks] if only_breaks else None
-    report = run(fault.target, fault.factory, profile=profile, seed=seed, timeout_s=timeout_s, requirements=wanted)
-    result = next((item for item in report.results if item.requirement.id == fault.breaks), None)
-    detected = result is not None and result.verdict is fault.verdict
+    spent = 0.0
+    for attempt in range(attempts):
+        report = run(
+            fault.target,
+            fault.factory,
+            profile=profile,
+            seed=seed + attempt * 1000,
+            timeout_s=timeout_s,
+            requirements=wanted,
+        )
+        result = next((item for item in report.results if item.requirement.id == fault.breaks), None)
+        detected = result is not None and result.verdict is fault.verdict
+        if detected or attempt == attempts - 1:
+            break
+        spent += report.seconds
     steps = result.counterexample.steps if result is not None and result.counterexample is not None else None
-    seconds = result.seconds_to_detect if detected and result is not None else None
+    seconds = None
+    if detected and result is not None and result.seconds_to_detect is not None:
+        seconds = spent + result.seconds_to_detect
     found = tuple(
         f"{item.requirement.id}:{item.verdict.value}"
         for item in report.results

@@ -61,7 +61,7 @@ from reference_impl.device import DeviceTiming, FunctionIdentity, VirtualFunctio
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import Event, EventBus, EventKind
 from reference_impl.guest import DmaRegionAllocator, Guest
-from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, Outcome
+from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, Outcome, PrecopyLimitAction
 from reference_impl.memory import DirtyLog, GuestMemory, Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.codec import find_field
@@ -220,6 +220,9 @@ class Watch:
     crash: bool = False
     refuse: bool = False
     state_arrived_ns: int | None = None
+    dest_memory: GuestMemory | None = None
+    """The destination's copy of the guest's memory (the one that receives the pages)."""
+    lost_checked: bool = False
     dirty_at_pause: int = 0
     """Pages the CPU dirty log held when the bridge entered PAUSING."""
     sent_in_pausing: int = 0
@@ -257,11 +260,11 @@ class WatchedMemory(GuestMemory):
         self.log = WatchedLog(self)
 
     def receive_from(self, source: GuestMemory, pages: Pages) -> None:
-        self.suite.on_receive(int(pages.size))
+        self.suite.on_receive(self, int(pages.size))
         super().receive_from(source, pages)
 
     def receive_range_from(self, source: GuestMemory, start: int, stop: int) -> None:
-        self.suite.on_receive(stop - start)
+        self.suite.on_receive(self, stop - start)
         super().receive_range_from(source, start, stop)
 
 
@@ -844,8 +847,12 @@ class HypervisorSuite(ConformanceMachine):
             ),
         )
 
-    def _implicit_causes(self, watch: Watch, state: MigState, now: int) -> list[Cause]:
-        """The deadlines that have passed in ``state`` by ``now`` (Table 7-6, chapter 8)."""
+    def _implicit_causes(self, watch: Watch, state: MigState, now: int, reason: MigReason) -> list[Cause]:
+        """The deadlines and limits that have passed in ``state`` by ``now`` (Table 7-6, chapter 8).
+
+        The pre-copy limit P is a cause of cancellation only for a hypervisor whose policy is to cancel then
+        (chapter 8): one configured to switch over counts it only if it does cancel, with CANCELLED.
+        """
         causes: list[Cause] = []
         phase = watch.phases.get(state)
         if state in (MigState.PREPARE, MigState.PAUSING) and phase is not None and phase + self.ack_ns <= now:
@@ -856,7 +863,13 @@ class HypervisorSuite(ConformanceMachine):
                     causes.append(
                         Cause(since + self.ack_ns, MigReason.ACK_TIMEOUT, f"slot {slot}'s DIRTY_REQ deadline")
                     )
-        if state is MigState.PRECOPY and phase is not None and phase + MIGRATION.precopy_limit_ns <= now:
+        cancels_at_p = MIGRATION.on_precopy_limit is PrecopyLimitAction.CANCEL or reason is MigReason.CANCELLED
+        if (
+            state is MigState.PRECOPY
+            and phase is not None
+            and phase + MIGRATION.precopy_limit_ns <= now
+            and cancels_at_p
+        ):
             causes.append(Cause(phase + MIGRATION.precopy_limit_ns, MigReason.CANCELLED, "the pre-copy limit P"))
         if state is MigState.STOPPED and phase is not None and phase + MIGRATION.stop_copy_limit_ns <= now:
             causes.append(
@@ -878,7 +891,7 @@ class HypervisorSuite(ConformanceMachine):
                 f"{_ms(watch.handover_ns or 0)}",
             )
         explicit = [cause for cause in watch.causes if cause.time_ns <= now]
-        deadlines = self._implicit_causes(watch, state, now)
+        deadlines = self._implicit_causes(watch, state, now, reason)
         causes = explicit + deadlines
         reasons = {cause.reason for cause in causes}
         listed = "; ".join(str(cause) for cause in causes) or "none"
@@ -1343,14 +1356,21 @@ class HypervisorSuite(ConformanceMachine):
             watch.arrived_ns is not None,
             f"migration {watch.number}: the guest's vCPUs ran on {watch.destination.name} at {_ms(now)} before ARRIVE",
         )
-        if handed and not watch.rogue and watch.memory is not None:
-            lost = self.world.guest.memory.differing_pages(watch.memory)
-            self.checks.record(
-                "VFM-FLOW-001",
-                lost == 0,
-                f"migration {watch.number}: when the guest ran on {watch.destination.name} ({_ms(now)}), {lost} of "
-                f"its pages differed from the source's final contents",
-            )
+        if handed:
+            self._check_no_lost_write(watch, self.world.guest.memory, f"when the guest ran on {watch.destination.name}")
+
+    def _check_no_lost_write(self, watch: Watch, copy: GuestMemory, when: str) -> None:
+        """VFM-FLOW-001, no lost write: the destination's copy equals the source's final contents."""
+        if watch.lost_checked or watch.rogue or watch.memory is None:
+            return  # (with a rogue BME the guest wrote pages nobody could dirty: not the hypervisor's doing)
+        watch.lost_checked = True
+        lost = copy.differing_pages(watch.memory)
+        self.checks.record(
+            "VFM-FLOW-001",
+            lost == 0,
+            f"migration {watch.number}: {when} ({_ms(self.clock.now)}), {lost} of the guest's pages on "
+            f"{watch.destination.name} differed from the source's final contents",
+        )
 
     def on_milestone(self, event: Event) -> None:
         watch = self.current
@@ -1374,6 +1394,8 @@ class HypervisorSuite(ConformanceMachine):
             return
         watch.handover_checked = True
         at = _ms(watch.handover_ns)
+        if watch.dest_memory is not None:
+            self._check_no_lost_write(watch, watch.dest_memory, "at the handover point")
         self._phase_left(watch, MigState.STOPPED, watch.handover_ns)
         self._ended(watch, watch.handover_ns)
         bme = watch.bme_at_stop if watch.final_read_bme is None else watch.final_read_bme
@@ -1406,10 +1428,11 @@ class HypervisorSuite(ConformanceMachine):
             f"slot that is not EMPTY (placed: {placed})",
         )
 
-    def on_receive(self, pages: int) -> None:
+    def on_receive(self, memory: GuestMemory, pages: int) -> None:
         watch = self.pending or self.current
         if watch is None or (watch.started and not watch.in_progress) or pages == 0:
             return
+        watch.dest_memory = memory
         precopy = watch.phases.get(MigState.PRECOPY)
         if watch.bridge is not None and watch.bridge.mig_state is MigState.PAUSING:
             watch.sent_in_pausing += pages
@@ -1485,7 +1508,7 @@ class HypervisorSuite(ConformanceMachine):
                 f"{_ms(self.clock.now)} during {watch.bridge.mig_state.name} although it had not failed",
             )
 
-    # ------------------------------------------------------------------ rules: the guest and its traffic
+    # ------------------------------------------------------------------ rules: time, the guest and its drivers
 
     @rule(duration_us=st.sampled_from(DURATIONS_US) | st.integers(1, 60_000), start=st.booleans())
     @step("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-TIME-001", "VFM-TIME-004", "VFM-DEST-005")
@@ -1809,6 +1832,9 @@ class HypervisorSuite(ConformanceMachine):
         self._recover(driver)
         if kind == "consent-withdrawn":
             self._world(partial(self._consent, CONSENT[slot], False))
+        elif kind == "bus-master-on-unbound":  # the driver binds again: its probe resets the function
+            self.world.guest.after(0, partial(_probe, driver), "driver load")
+            self._world(partial(self.clock.advance, ms(1)))
         self.storm = storm
         self.checks.raise_pending()
 
