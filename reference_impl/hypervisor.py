@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
+from typing import ClassVar
 
 from reference_impl.bridge import MigrationBridge, restore_problem
 from reference_impl.clock import NS_PER_MS, NS_PER_S, SimClock, Timer, ms, seconds
@@ -233,6 +234,11 @@ class Hypervisor:
     :class:`MigrationBridge`, and the conformance suite passes the
     implementation under test instead.
     """
+
+    source_class: ClassVar[type[SourceMigration]]
+    """The source's side of a migration (set below; a variant host may substitute its own)."""
+    destination_class: ClassVar[type[DestinationMigration]]
+    """The destination's side of a migration."""
 
     def __init__(
         self,
@@ -426,7 +432,7 @@ class Hypervisor:
         """Start migrating this host's guest to ``destination`` (START)."""
         if self.outgoing is not None:
             raise MigrationError(f"{self.name} is already migrating its guest")
-        migration = SourceMigration(self, destination, number)
+        migration = self.source_class(self, destination, number)
         self.outgoing = migration
         try:
             migration.start()
@@ -442,7 +448,7 @@ class Hypervisor:
         page_shift = source.bridge.params.page_shift
         if page_shift > self.tracking_shift(page_shift):  # VFM-DIRTY-007, VFM-VER-007
             raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^{page_shift} bytes")
-        incoming = DestinationMigration(self, source)
+        incoming = self.destination_class(self, source)
         self.incoming = incoming
         return incoming
 
@@ -1006,3 +1012,7 @@ class DestinationMigration:
         if self.bridge is not None and self.host.guest is None:
             self.host._bridge = None
             self.host.slot_functions = {}
+
+
+Hypervisor.source_class = SourceMigration
+Hypervisor.destination_class = DestinationMigration

@@ -40,30 +40,7 @@ _MODULE = "conformance.catalogue.hypervisor_faults"
 class FaultyHost(Hypervisor):
     """The reference host, with the classes of its two sides of a migration open to substitution."""
 
-    source_class: type[SourceMigration] = SourceMigration
-    destination_class: type[DestinationMigration] = DestinationMigration
-
-    def migrate_to(self, destination: Hypervisor, number: int = 1) -> SourceMigration:
-        if self.outgoing is not None:
-            raise MigrationError(f"{self.name} is already migrating its guest")
-        migration = self.source_class(self, destination, number)
-        self.outgoing = migration
-        try:
-            migration.start()
-        except MigrationError:
-            self.outgoing = None
-            raise
-        return migration
-
-    def prepare_incoming(self, source: SourceMigration) -> DestinationMigration:
-        if self.guest is not None or self.incoming is not None:
-            raise MigrationError(f"destination {self.name} is busy")
-        page_shift = source.bridge.params.page_shift
-        if page_shift > self.tracking_shift(page_shift):
-            raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^{page_shift} bytes")
-        incoming = self.destination_class(self, source)
-        self.incoming = incoming
-        return incoming
+    # source_class and destination_class come from the reference Hypervisor; each fault substitutes one.
 
 
 @dataclass(frozen=True)
