@@ -33,7 +33,7 @@ from reference_impl.device import FunctionIdentity
 from reference_impl.driver import MigrationCore
 from reference_impl.events import EventBus
 from reference_impl.guest import DmaRegionAllocator, Guest
-from reference_impl.hypervisor import MigrationConfig
+from reference_impl.hypervisor import MigrationConfig, MigrationRecord
 from reference_impl.memory import GuestMemory
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import DevState, MigReason, MigState
@@ -49,7 +49,7 @@ class FunctionUnderTest(Protocol):
     memory: GuestMemory | None
     """Set by the hypervisor: the guest memory the function's DMA reaches (None: unassigned)."""
     interrupt_sink: Callable[[str], None] | None
-    """Set by the hypervisor: call it with :attr:`name` for each MSI-X message the function sends."""
+    """Set by the hypervisor: call it with ``name`` for each MSI-X message the function sends."""
     bme_listener: Callable[[FunctionUnderTest], None] | None
     """Set by the hypervisor: call it after each change of Bus Master Enable (VFIO traps Command writes)."""
 
@@ -126,7 +126,21 @@ class DriverUnderTest(Protocol):
 
 
 class DeviceImplementation(Protocol):
-    """What ``MODULE:FACTORY()`` returns for the ``device`` target."""
+    """What ``MODULE:FACTORY()`` returns for the ``device`` target.
+
+    Optionally, the object also has ``create_migration_core(guest: Guest) -> object``: the guest
+    operating system's own migration core (one per migration bridge), which the suite then uses in
+    place of the reference :class:`~reference_impl.driver.MigrationCore`.  Absent, the suite uses the
+    reference core.  A core supplied this way has the reference core's shape: ``probe() -> bool``
+    finds, checks and enables the capability on ``guest.platform.bridge`` (and returns whether the
+    guest takes part), it installs its event handler as ``guest.bridge_interrupt_handler``, and it
+    offers the drivers what :class:`DriverUnderTest` says they use (``cap``, ``register``,
+    ``unregister``, ``report``, ``dev_state``, ``dev_status``, ``clear_dev_status``, ``look_at``,
+    ``sequence_done``, ``request_group_reset``).  The suite checks the migration core's own
+    requirements (discovery, negotiation, register access, event handling) on every configuration
+    access it makes to the bridge (:mod:`conformance.guest_watch`).  The method is not a member of
+    this protocol because a protocol's members are all required.
+    """
 
     def create_function(
         self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
@@ -161,7 +175,13 @@ class BridgeUnderTest(Protocol):
     """Offset of the migration capability in the config space."""
     observers: list[object]
     """Objects with ``bridge_stepped(bridge, cause)``, ``report_rejected(bridge, slot, report, why)`` and
-    ``secondary_bus_reset_requested(bridge)``; the bridge calls them before the access that caused it completes."""
+    ``secondary_bus_reset_requested(bridge)``; the bridge calls them before the access that caused it completes.
+
+    ``bridge_stepped`` is called exactly once per step (each guest access, each host event), after the
+    step's registers are final: the suite judges VFM-ACC-007 by it.  A bridge should also publish a
+    ``MIG_TRANSITION`` or ``DEV_TRANSITION`` event (:class:`reference_impl.events.EventKind`) on the bus for
+    each transition it makes; the suite judges the events the bridge raises itself (VFM-DEV-012) from
+    them, and a bridge that publishes none is not judged on that requirement."""
     interrupt_sink: Callable[[], None] | None
     """Called once per interrupt the bridge signals."""
     functions: list[object | None]
@@ -215,6 +235,28 @@ class BridgeImplementation(Protocol):
 # ------------------------------------------------------------------------------------------ hypervisor target
 
 
+class MigrationHandle(Protocol):
+    """What :meth:`HypervisorUnderTest.migrate_to` returns: the management layer's hold on one migration."""
+
+    record: MigrationRecord
+    """How the migration goes and ended (the suite reads ``outcome`` and the times the hypervisor measured)."""
+
+    def cancel(self, reason: MigReason) -> None:
+        """The management layer cancels the migration (``reason`` CANCELLED), if it can still be cancelled."""
+
+
+class IncomingMigration(Protocol):
+    """The destination's side of a migration, as :attr:`HypervisorUnderTest.incoming` shows it."""
+
+    memory: GuestMemory
+    """The destination's copy of the guest's memory (made with :attr:`HypervisorUnderTest.make_memory`)."""
+    fail_on_state: str | None
+    """Set by the suite: the destination reports this failure when the final state arrives."""
+
+    def receive_state(self, config: bytes, bars: dict[int, tuple[int, ...]] | None = None) -> None:
+        """The last pages, the bridge's config space and the functions' BARs arrive from the source."""
+
+
 @runtime_checkable
 class HypervisorUnderTest(Protocol):
     """One host of the migration orchestration (the ``hypervisor`` role).
@@ -223,9 +265,37 @@ class HypervisorUnderTest(Protocol):
     it to migrate; everything else (deadlines, cancellations, the handover)
     is the hypervisor's own doing, observed on the bridge, the functions, the
     guest's vCPUs and the guest's memory.
+
+    A host is also the platform the guest runs on
+    (:class:`reference_impl.guest.GuestPlatform`): the guest reaches its memory,
+    its bridge and its functions through :attr:`memory`, :attr:`bridge` and
+    :meth:`function_at`.
     """
 
     name: str
+    guest: Guest | None
+    """The guest this host runs (None: none)."""
+    incoming: IncomingMigration | None
+    """The migration this host is receiving, from its start until the guest arrives or it is abandoned."""
+    make_memory: Callable[[int, int, bool], GuestMemory]
+    """Set by the suite: ``(size_bytes, page_shift, boot) -> memory``, how the host makes a copy of guest RAM.
+
+    The ``page_shift`` the host asks for is the granularity of its dirty tracking of that copy (VFM-DIRTY-007)."""
+
+    @property
+    def memory(self) -> GuestMemory:
+        """This host's copy of the guest's RAM (may raise while the host holds none)."""
+
+    @property
+    def bridge(self) -> object:
+        """The guest's migration bridge on this host (may raise while the host has none)."""
+
+    @property
+    def bridge_or_none(self) -> object | None:
+        """The bridge, or None while this host holds no guest and receives none."""
+
+    def function_at(self, devfn: int) -> object | None:
+        """The function the guest finds at ``devfn`` on the bridge's secondary bus (VFM-DISC-003), or None."""
 
     def create_bridge(self, params: CapabilityParams) -> object:
         """Create the guest's bridge on this host (with the bridge factory it was given)."""
@@ -236,14 +306,18 @@ class HypervisorUnderTest(Protocol):
     def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> object:
         """Assign a fresh function to ``slot`` (HOT_ADD)."""
 
-    def migrate_to(self, destination: HypervisorUnderTest, number: int = 1) -> object:
-        """Start migrating this host's guest to ``destination``; returns a handle with a ``record``."""
+    def migrate_to(self, destination: HypervisorUnderTest, number: int = 1) -> MigrationHandle:
+        """Start migrating this host's guest to ``destination`` (START); refuse with
+        :class:`reference_impl.hypervisor.MigrationError` when a start condition fails."""
 
     def surprise_remove(self, slot: int) -> None:
         """The function in ``slot`` disappeared."""
 
     def function_failed(self, slot: int) -> None:
         """The function in ``slot`` reported an uncorrectable error."""
+
+    def reset_bridge(self) -> None:
+        """A conventional reset of the bridge (a platform reset the management layer asks for; VFM-CAP-008)."""
 
 
 class HypervisorImplementation(Protocol):

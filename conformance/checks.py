@@ -123,6 +123,12 @@ class Checks:
 class ConformanceMachine(RuleBasedStateMachine):
     """Base of every suite: the implementation factory, the shared checks and the step timeout."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # A failure kept by Checks.record in an example that then ended on an exception (a step that raised or
+        # timed out) belongs to that example's world: raised in this one, Hypothesis would call the test flaky.
+        self.checks.pending.clear()
+
     @classmethod
     def initializers(cls) -> frozenset[str]:
         """Names of the steps that build the world: if one fails, nothing else can be checked."""

@@ -3,10 +3,12 @@
 The suites see an implementation only through the platform they give it:
 
 * :class:`ObservedMemory` is the guest RAM the suite hands to the world; it
-  tells the :class:`Ledger` of every DMA write, CPU write and dirtying;
+  tells the :class:`Ledger` of every DMA write, CPU write and dirtying, and
+  remembers what each page held after the last DMA write to it, so that a
+  write that puts older content back over it shows (VFM-DIRTY-002);
 * :class:`FunctionProxy` stands between the world and a function under test;
-  it forwards everything and reports Bus Master Enable changes and
-  interrupts;
+  it forwards everything and reports Bus Master Enable changes, interrupts
+  and function-level resets;
 * :class:`RecordingAllocator` remembers which guest pages each driver took
   for its rings and buffers, so that a DMA write can be attributed to the
   function whose driver owns the page (and a DMA write to a page nobody gave
@@ -25,6 +27,7 @@ from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity
 from reference_impl.guest import DmaRegionAllocator
 from reference_impl.memory import GuestMemory, Pages
+from vfmig_proto.pci import PCI_CAP_ID_EXP, PCI_EXP_DEVCTL
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Ledger:
     sequence: int = 0
     dirty_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
     dma_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
+    dirtying_listeners: list[Callable[[ObservedMemory, Pages], None]] = field(default_factory=list)
+    """Called after each dirtying write (``dirty``, ``dirty_range``: not a CPU write of new data), with the memory."""
 
     def record_dma(self, pages: Pages) -> None:
         self.sequence += 1
@@ -45,29 +50,55 @@ class Ledger:
         for listener in tuple(self.dirty_listeners):
             listener(pages)
 
+    def record_dirtying(self, memory: ObservedMemory, pages: Pages) -> None:
+        for listener in tuple(self.dirtying_listeners):
+            listener(memory, pages)
+
 
 class ObservedMemory(GuestMemory):
-    """Guest RAM that reports DMA writes and dirtying to a :class:`Ledger`."""
+    """Guest RAM that reports DMA writes and dirtying to a :class:`Ledger`.
+
+    Page contents are versions (:mod:`reference_impl.memory`), and every write
+    of new data takes a fresh, larger one.  :attr:`dma_floor` keeps, per page,
+    the version the last DMA write left there: a page whose version falls
+    below it was overwritten with content older than the function's data, which
+    no write of new data can do, but a store of a value loaded before the DMA
+    write landed does (:meth:`stale_pages`).
+    """
 
     def __init__(self, size_bytes: int, page_shift: int, *, boot: bool, ledger: Ledger) -> None:
         super().__init__(size_bytes, page_shift, boot=boot)
         self.ledger = ledger
+        self.dma_floor = np.zeros(self.num_pages, dtype=self.versions.dtype)
+        """Per page, the content version the last DMA write to it left (a dirtying write must not go below)."""
+
+    def stale_pages(self, pages: Pages | None = None) -> Pages:
+        """Those of ``pages`` (all if None) that hold older content than the last DMA write to them left."""
+        if pages is None:
+            return np.flatnonzero(self.versions < self.dma_floor).astype(np.int64)
+        return pages[self.versions[pages] < self.dma_floor[pages]]
 
     def dma_write(self, pages: Pages) -> None:
         super().dma_write(pages)
+        self.dma_floor[pages] = self.versions[pages]
         self.ledger.record_dma(np.asarray(pages, dtype=np.int64).reshape(-1))
 
     def dma_write_range(self, start: int, stop: int) -> None:
         super().dma_write_range(start, stop)
+        self.dma_floor[start:stop] = self.versions[start:stop]
         self.ledger.record_dma(np.arange(start, stop, dtype=np.int64))
 
     def dirty(self, pages: Pages) -> None:
         super().dirty(pages)
-        self.ledger.record_dirty(np.asarray(pages, dtype=np.int64).reshape(-1))
+        touched = np.asarray(pages, dtype=np.int64).reshape(-1)
+        self.ledger.record_dirty(touched)
+        self.ledger.record_dirtying(self, touched)
 
     def dirty_range(self, start: int, stop: int) -> None:
         super().dirty_range(start, stop)
-        self.ledger.record_dirty(np.arange(start, stop, dtype=np.int64))
+        touched = np.arange(start, stop, dtype=np.int64)
+        self.ledger.record_dirty(touched)
+        self.ledger.record_dirtying(self, touched)
 
     def cpu_write(self, pages: Pages) -> None:
         super().cpu_write(pages)
@@ -118,15 +149,20 @@ class FunctionProxy:
         inner: Any,
         on_bus_master: Callable[[FunctionProxy, bool], None],
         on_interrupt: Callable[[FunctionProxy], None],
+        on_reset: Callable[[FunctionProxy], None] | None = None,
     ) -> None:
         object.__setattr__(self, "_inner", inner)
         object.__setattr__(self, "_on_bus_master", on_bus_master)
         object.__setattr__(self, "_on_interrupt", on_interrupt)
+        object.__setattr__(self, "_on_reset", on_reset)
         object.__setattr__(self, "_listener", None)
         object.__setattr__(self, "_sink", None)
         object.__setattr__(self, "_last_bme", bool(inner.bus_master))
         inner.bme_listener = self._bme_changed
         inner.interrupt_sink = self._interrupt
+        # Where a write initiates a function-level reset: Device Control's top byte, bit 7 (PCIe).
+        express = find_capability(self.config_read, PCI_CAP_ID_EXP) if on_reset is not None else None
+        object.__setattr__(self, "_flr_byte", None if express is None else express + PCI_EXP_DEVCTL + 1)
 
     @property
     def inner(self) -> Any:
@@ -156,12 +192,17 @@ class FunctionProxy:
         return int(self._inner.config_read(offset, width))
 
     def config_write(self, offset: int, width: int, value: int) -> None:
+        flr = self._flr_byte
+        initiates = flr is not None and offset <= flr < offset + width and bool(value >> (8 * (flr - offset)) & 0x80)
         self._inner.config_write(offset, width, value)
         self._poll_bme()
+        if initiates:
+            self._reset_initiated()
 
     def function_level_reset(self, how: str) -> None:
         self._inner.function_level_reset(how)
         self._poll_bme()
+        self._reset_initiated()
 
     def receive(self, nbytes: int) -> int:
         return int(self._inner.receive(nbytes))
@@ -201,6 +242,10 @@ class FunctionProxy:
         self._on_bus_master(self, now)
         if self._listener is not None:
             self._listener(self)
+
+    def _reset_initiated(self) -> None:
+        if self._on_reset is not None:
+            self._on_reset(self)
 
     def _interrupt(self, name: str) -> None:
         self._on_interrupt(self)

@@ -187,7 +187,9 @@ class Simulation:
 
     ``devices``, ``bridges`` and ``hypervisors`` choose the implementation of
     each role; the reference implementation by default.  The conformance suite
-    puts the implementation under test in one of them.
+    puts the implementation under test in one of them.  ``cores`` makes the
+    guest's migration core from the guest (the reference
+    :class:`~reference_impl.driver.MigrationCore` by default).
     """
 
     def __init__(
@@ -201,6 +203,7 @@ class Simulation:
         hypervisors: HypervisorModel | None = None,
         memories: MemoryFactory | None = None,
         allocator: Callable[[int], DmaRegionAllocator] | None = None,
+        cores: Callable[[Guest], MigrationCore] | None = None,
     ) -> None:
         self.config = config
         self.clock = SimClock() if bus is None else bus.clock
@@ -228,7 +231,7 @@ class Simulation:
         memory = source.make_memory(config.memory_bytes, config.page_shift, True)
         self.guest = Guest("guest", self.clock, self.bus, source)
         source.host_guest(self.guest, memory)
-        self.core = MigrationCore(self.guest)
+        self.core = (cores or MigrationCore)(self.guest)
         allocator_for = DmaRegionAllocator(memory.num_pages) if allocator is None else allocator(memory.num_pages)
         self.drivers: list[VfDriver] = []
         for slot in range(config.vfs):

@@ -83,6 +83,20 @@ def test_the_reference_bridge_is_conformant_and_every_check_runs() -> None:
     assert unexercised == [], "checks of these requirements never ran under the default profile"
 
 
+def test_a_conformant_bridge_of_a_later_minor_version_passes() -> None:
+    """VFM-VER-006 is judged on bridges of later minor versions: one that gates its new feature is conformant."""
+    report = run(Target.BRIDGE, "conformance.catalogue.bridge_faults:later_minor_bridge", seed=REFERENCE_SEED)
+    assert report.suite_errors == []
+    problems = [
+        f"{result.requirement.id} {result.verdict.value}: {result.detail}"
+        for result in report.results
+        if result.verdict.breaks_conformance or result.verdict is Verdict.WARN
+    ]
+    assert problems == []
+    verdicts = {result.requirement.id: result.verdict for result in report.results}
+    assert verdicts["VFM-VER-006"] is Verdict.PASS
+
+
 def test_every_requirement_a_step_names_is_one_the_suite_checks() -> None:
     named = _named_by_steps()
     assert named, "the suite's steps name the requirements they exercise"

@@ -13,12 +13,14 @@ import os
 
 import pytest
 
+from conformance.adapters import HypervisorUnderTest, IncomingMigration, MigrationHandle
 from conformance.catalogue import Fault
 from conformance.catalogue.hypervisor_faults import CATALOGUE
 from conformance.detection import detect
 from conformance.runner import run, target_requirements
 from conformance.suites.hypervisor import CHECKED
 from conformance.verdicts import RunReport, Target, Verdict
+from reference_impl.hypervisor import DestinationMigration, Hypervisor, SourceMigration
 
 SEED = 1
 
@@ -48,6 +50,28 @@ def test_every_requirement_the_suite_checks_passes_and_no_other_is_claimed(refer
     verdicts = {result.requirement.id: result.verdict for result in reference.results}
     assert {req for req in CHECKED if verdicts[req] is not Verdict.PASS} == set()
     assert {req for req, verdict in verdicts.items() if verdict is Verdict.PASS} == CHECKED
+
+
+def _declared(protocol: type) -> set[str]:
+    names = {name for name in vars(protocol) if not name.startswith("_")}
+    return names | set(getattr(protocol, "__annotations__", {}))
+
+
+@pytest.mark.parametrize(
+    ("protocol", "reference", "instance_attributes"),
+    [
+        (HypervisorUnderTest, Hypervisor, {"name", "guest", "incoming", "make_memory"}),
+        (MigrationHandle, SourceMigration, {"record"}),
+        (IncomingMigration, DestinationMigration, {"memory", "fail_on_state"}),
+    ],
+)
+def test_the_reference_has_every_member_the_hypervisor_adapter_declares(
+    protocol: type, reference: type, instance_attributes: set[str]
+) -> None:
+    """The suite uses only what the adapter declares; the reference, which it runs, provides all of it."""
+    missing = {name for name in _declared(protocol) - instance_attributes if not hasattr(reference, name)}
+    assert missing == set()
+    assert instance_attributes <= _declared(protocol)
 
 
 def test_the_catalogue_breaks_requirements_the_suite_checks() -> None:

@@ -18,6 +18,7 @@ from conformance.verdicts import Target, Verdict
 CATALOGUE_MODULES = (
     "conformance.catalogue.bridge_faults",
     "conformance.catalogue.device_faults",
+    "conformance.catalogue.device_core_faults",
     "conformance.catalogue.hypervisor_faults",
 )
 """The modules :func:`all_faults` looks in, one per target."""

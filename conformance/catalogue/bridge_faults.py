@@ -15,12 +15,19 @@ from dataclasses import dataclass, replace
 from conformance.catalogue import Fault
 from conformance.verdicts import Target
 from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, MigrationBridge, _Step
-from reference_impl.events import EventBus
+from reference_impl.events import EventBus, EventKind
 from vfmig_proto.codec import read_field
 from vfmig_proto.layout import CapabilityParams, capability_length
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_CAPABILITY_LIST, PCI_SHPC_DWORD_DATA
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
-from vfmig_proto.transitions import DEVICE_TRANSITIONS, FANOUT, REPORT_EVENTS, Action
+from vfmig_proto.transitions import (
+    DEVICE_TRANSITIONS,
+    FANOUT,
+    MIGRATION_TRANSITIONS,
+    REPORT_EVENTS,
+    SETTLED_STATES,
+    Action,
+)
 
 _MODULE = "conformance.catalogue.bridge_faults"
 
@@ -102,6 +109,41 @@ class AppliesIllegalWrites(MigrationBridge):
             return
         for index, byte in enumerate(value.to_bytes(width, "little")):
             super().config_write(offset + index, 1, byte)
+
+
+class SplitsWideWrites(MigrationBridge):
+    """A 2- or 4-byte write is carried out as that many 1-byte writes, each a step of its own."""
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        if width not in (2, 4) or offset % width:
+            super().config_write(offset, width, value)
+            return
+        for index, byte in enumerate(value.to_bytes(width, "little")):
+            super().config_write(offset + index, 1, byte)
+
+
+class RemembersWrites(MigrationBridge):
+    """Every guest configuration write is kept in a log that nothing ever empties."""
+
+    def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
+        super().__init__(bus, params, name=name)
+        self.history: list[tuple[int, int, int]] = []
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        self.history.append((offset, width, value))
+        super().config_write(offset, width, value)
+
+
+class SlowsWithWrites(MigrationBridge):
+    """Each guest configuration write does work in proportion to the number of writes before it."""
+
+    _writes = 0
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        self._writes += 1
+        for _ in range(self._writes):  # a scan over everything written so far, as an audit pass would make
+            pass
+        super().config_write(offset, width, value)
 
 
 class ReadClearsEvent(MigrationBridge):
@@ -218,6 +260,39 @@ class NoCatchUp(MigrationBridge):
         super()._host_device_event(slot, event, step)
 
 
+class SettlesAtNextAccess(MigrationBridge):
+    """A settled event that a report causes is raised at the guest's next configuration access, not in the write."""
+
+    _in_write = False
+    _owed = False
+
+    def config_read(self, offset: int, width: int) -> int:
+        self._pay()
+        return super().config_read(offset, width)
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        self._pay()
+        self._in_write = True
+        try:
+            super().config_write(offset, width, value)
+        finally:
+            self._in_write = False
+
+    def _settle(self, step: _Step) -> None:
+        if self._in_write and any(
+            (self.mig_state, event) in MIGRATION_TRANSITIONS and all(state in allowed for state in self.dev_states())
+            for event, allowed in SETTLED_STATES.items()
+        ):
+            self._owed = True  # left for later, as a deferred handler would
+            return
+        super()._settle(step)
+
+    def _pay(self) -> None:
+        if self._owed:
+            self._owed = False
+            self._finish(_Step(causes=["deferred"]))
+
+
 class ReadyClearsMigrated(MigrationBridge):
     """An accepted READY report clears DEV_STATUS.MIGRATED, as if the driver had acknowledged it."""
 
@@ -237,6 +312,21 @@ class NoAllPaused(MigrationBridge):
         if self.mig_state is MigState.PAUSING:
             return
         super()._settle(step)
+
+
+class ResumesWithoutRow(MigrationBridge):
+    """ALL_RESUMED is raised whenever every slot is READY, EMPTY or UNBOUND, also where MIG_STATE has no row for it."""
+
+    def _settle(self, step: _Step) -> None:
+        super()._settle(step)
+        old = self.mig_state
+        if old is MigState.IDLE or not all(
+            state in SETTLED_STATES[MigEvent.ALL_RESUMED] for state in self.dev_states()
+        ):
+            return
+        self._set(self._f.mig_state, MigState.IDLE)  # what ALL_RESUMED leads to where it has a row
+        step.mig_state_changed = True
+        self.bus.publish(EventKind.MIG_TRANSITION, self.name, event=MigEvent.ALL_RESUMED, old=old, new=MigState.IDLE)
 
 
 class GenerationFrozen(MigrationBridge):
@@ -380,7 +470,67 @@ class ShpcShowsMigrationEvents(MigrationBridge):
             self.config[data] = (self.config[data] + 1) & 0xFF
 
 
+# ---------------------------------------------------------------------------------------------- versioning
+
+_VERSION_MINOR = 0x09
+_HOST_FEATURES = 0x0C
+_GUEST_FEATURES = 0x10
+_OVERRUN_FEATURE = 0x10
+"""Byte 0 of HOST_FEATURES and GUEST_FEATURES: feature bit 4, the event overrun of an imagined version 1.1."""
+_OVERRUN_STATUS = 0x02
+"""STATUS bit 1 (RsvdZ in version 1.0): version 1.1's RW1C EVENT_OVERRUN."""
+
+
+class LaterMinorBridge(MigrationBridge):
+    """A conformant bridge of an imagined version 1.1 (not a fault): the suite judges it as a 1.0 bridge.
+
+    Version 1.1 offers feature bit 4, event overrun: while the guest accepts it, a step that sets STATUS.EVENT
+    while it is still 1 also sets STATUS bit 1 (RW1C), so that the guest learns it missed an event.  Towards a
+    guest that leaves GUEST_FEATURES bit 4 clear, the bridge behaves as a version 1.0 bridge (spec §9.4).
+    """
+
+    def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
+        super().__init__(bus, params, name=name)
+        wmask, w1cmask = bytearray(self._wmask), bytearray(self._w1cmask)
+        wmask[self.cap + _GUEST_FEATURES] |= _OVERRUN_FEATURE
+        w1cmask[self.cap + _STATUS] |= _OVERRUN_STATUS
+        self._wmask, self._w1cmask = bytes(wmask), bytes(w1cmask)
+        self._present_version()
+
+    def conventional_reset(self) -> None:
+        super().conventional_reset()
+        self._present_version()
+
+    def _present_version(self) -> None:
+        self.config[self.cap + _VERSION_MINOR] = 1
+        self.config[self.cap + _HOST_FEATURES] |= _OVERRUN_FEATURE
+
+    def _overrun_accepted(self) -> bool:
+        return bool(self.config[self.cap + _GUEST_FEATURES] & _OVERRUN_FEATURE)
+
+    def _finish(self, step: _Step) -> None:
+        if step.sets_event and self.field("status.event") and self._overrun_accepted():
+            self.config[self.cap + _STATUS] |= _OVERRUN_STATUS
+        super()._finish(step)
+
+
+class LaterMinorUngated(LaterMinorBridge):
+    """A version 1.1 bridge whose event overrun bit works even while the guest has not accepted the feature."""
+
+    def _overrun_accepted(self) -> bool:
+        return True
+
+
 # ---------------------------------------------------------------------------------------------- factories
+
+
+def later_minor_bridge() -> FaultyBridge:
+    """The conformant version 1.1 bridge (for the suite's own tests; not in :data:`CATALOGUE`)."""
+    return FaultyBridge(LaterMinorBridge)
+
+
+def later_minor_ungated() -> FaultyBridge:
+    return FaultyBridge(LaterMinorUngated)
 
 
 def mig_state_writable() -> FaultyBridge:
@@ -401,6 +551,18 @@ def ack_timeout_writable() -> FaultyBridge:
 
 def applies_illegal_writes() -> FaultyBridge:
     return FaultyBridge(AppliesIllegalWrites)
+
+
+def splits_wide_writes() -> FaultyBridge:
+    return FaultyBridge(SplitsWideWrites)
+
+
+def remembers_writes() -> FaultyBridge:
+    return FaultyBridge(RemembersWrites)
+
+
+def slows_with_writes() -> FaultyBridge:
+    return FaultyBridge(SlowsWithWrites)
 
 
 def read_clears_event() -> FaultyBridge:
@@ -443,12 +605,20 @@ def no_catch_up() -> FaultyBridge:
     return FaultyBridge(NoCatchUp)
 
 
+def settles_at_next_access() -> FaultyBridge:
+    return FaultyBridge(SettlesAtNextAccess)
+
+
 def ready_clears_migrated() -> FaultyBridge:
     return FaultyBridge(ReadyClearsMigrated)
 
 
 def no_all_paused() -> FaultyBridge:
     return FaultyBridge(NoAllPaused)
+
+
+def resumes_without_row() -> FaultyBridge:
+    return FaultyBridge(ResumesWithoutRow)
 
 
 def generation_frozen() -> FaultyBridge:
@@ -515,6 +685,9 @@ CATALOGUE: list[Fault] = [
     _entry("reserved-bits-stored", "VFM-ACC-001", "The RsvdP bits of CONTROL store the written value."),
     _entry("ack-timeout-writable", "VFM-CAP-007", "ACK_TIMEOUT_MS takes the value a guest writes to it."),
     _entry("applies-illegal-writes", "VFM-ACC-003", "Unaligned and odd-sized writes are applied byte by byte."),
+    _entry("splits-wide-writes", "VFM-ACC-007", "A 2- or 4-byte write is carried out as separate 1-byte steps."),
+    _entry("remembers-writes", "VFM-SEC-002", "Every guest write is kept in a log that is never emptied."),
+    _entry("slows-with-writes", "VFM-SEC-002", "Each guest write takes work in proportion to the writes before it."),
     _entry("read-clears-event", "VFM-ACC-006", "Reading STATUS clears STATUS.EVENT."),
     _entry("big-endian-reads", "VFM-GEN-001", "Multi-byte reads of the capability are big-endian."),
     _entry("capability-not-linked", "VFM-CAP-001", "The capability list from 0x34 skips the migration capability."),
@@ -527,8 +700,14 @@ CATALOGUE: list[Fault] = [
     _entry("paused-accepted-with-bus-master", "VFM-DEV-011", "PAUSED is accepted while the function's BME is set."),
     _entry("repeated-report-ignored", "VFM-DEV-001", "A write that repeats DRV_STATE is not taken for a report."),
     _entry("no-catch-up", "VFM-MIG-008", "A driver that binds during a migration gets no catch-up requests."),
+    _entry(
+        "settles-at-next-access",
+        "VFM-DEV-004",
+        "A report's settled event is raised at the guest's next access instead of before its write completes.",
+    ),
     _entry("ready-clears-migrated", "VFM-FLAG-002", "An accepted READY report clears DEV_STATUS.MIGRATED."),
     _entry("no-all-paused", "VFM-MIG-007", "ALL_PAUSED is never raised: PAUSING never becomes STOPPED."),
+    _entry("resumes-without-row", "VFM-DEV-012", "ALL_RESUMED is raised in MIG_STATEs that have no row for it."),
     _entry("generation-frozen", "VFM-MIG-002", "START does not increment GENERATION."),
     _entry("cancel-keeps-reason", "VFM-MIG-009", "CANCEL does not set MIG_REASON to the hypervisor's reason."),
     _entry(
@@ -545,5 +724,10 @@ CATALOGUE: list[Fault] = [
     _entry("two-messages-per-step", "VFM-NOTIF-002", "Every MSI message is sent twice."),
     _entry("intx-pulses-per-step", "VFM-NOTIF-003", "INTx is re-asserted by every step that sets STATUS.EVENT."),
     _entry("shpc-shows-migration-events", "VFM-NOTIF-004", "Migration events change the SHPC's DWORD Data window."),
+    _entry(
+        "later-minor-ungated",
+        "VFM-VER-006",
+        "A version 1.1 bridge sets its new status bit while the guest has not accepted the feature that controls it.",
+    ),
 ]
 """The faulty bridges the ``bridge`` suite must catch, with the requirement each breaks."""

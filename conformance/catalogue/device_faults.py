@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from conformance.catalogue import Fault
 from conformance.verdicts import Target, Verdict
-from reference_impl.clock import SimClock
+from reference_impl.clock import SimClock, ms
 from reference_impl.device import (
     MSIX_CAP_OFFSET,
     PCI_MSIX_FLAGS,
@@ -220,6 +220,161 @@ class RestartsWhilePaused(VfDriver):
             function.set_bus_master(True)
 
 
+class ReportsReadyAtOpen(VfDriver):
+    """Reports READY at every open of its interface, whatever DEV_STATE it read (readiness "in open()")."""
+
+    def open(self) -> None:
+        opening = self.loaded and not self.up
+        super().open()
+        if opening and self.loaded:
+            self.core.report(self.slot, DriverReport.READY)
+
+
+class DirtiesWithLoadAndStore(VfDriver):
+    """Dirties a completed receive by loading the page and storing the value back later, not atomically.
+
+    The store comes from deferred work, a while after the load: a DMA write that lands in between is
+    overwritten with the data from before it (the pause pass, with DMA stopped, is done right).
+    """
+
+    STORE_DELAY_NS = ms(1.5)
+
+    def _dirty(self, ranges: list[tuple[int, int]], why: str) -> None:
+        if why != "completion":
+            super()._dirty(ranges, why)
+            return
+        memory = self.guest.memory
+        loaded = [(start, stop, memory.versions[start:stop].copy()) for start, stop in ranges]
+
+        def store() -> None:
+            for start, stop, old in loaded:
+                memory.versions[start:stop] = old  # the store writes back what the load read ...
+                memory.dirty_range(start, stop)  # ... and the CPU dirty log records it
+
+        self.guest.after(self.STORE_DELAY_NS, store, f"{self.name} deferred dirtying store")
+
+
+class PausesAsIfDown(VfDriver):
+    """Closing only stops its queues (BME stays set); while down it answers PAUSE_REQ at once, stopping nothing."""
+
+    def close(self) -> None:
+        if not self.loaded or not self.up:
+            return
+        self.up = False
+        self._event("close")
+        function = self.function
+        if self.configured and not self.paused and not self.busy and function is not None:
+            function.mmio_enable_queues(False)
+
+    def open(self) -> None:
+        function = self.function
+        if self.loaded and not self.up and self.configured and not self.paused and function is not None:
+            function.mmio_enable_queues(True)
+        super().open()
+
+    def _on_pause_req(self) -> None:
+        if not self.up:
+            self._set_dirtying(True)
+            self.core.report(self.slot, DriverReport.PAUSED)  # the interface-down answer, for a running function
+            return
+        super()._on_pause_req()
+
+
+class WaitsForOpen(VfDriver):
+    """While its interface is down it leaves every migration request unanswered until the interface is opened."""
+
+    def act_on(self, state: DevState | int) -> None:
+        waiting = (DevState.DIRTY_REQ, DevState.PAUSE_REQ, DevState.RESUME_REQ, DevState.REINIT_REQ)
+        if self.loaded and not self.up and state in waiting:
+            return  # open() looks at the slot again
+        super().act_on(state)
+
+
+class ReopensFromOldState(VfDriver):
+    """Opens its interface by re-enabling the function it programmed before, even after MIGRATED or RESET.
+
+    It reads and clears the flags, but relies on the rings it programmed into the function before the
+    migration or the reset instead of bringing the function up from its reset state.
+    """
+
+    _programmed = False
+
+    def load(self, *, up: bool = True) -> bool:
+        self._programmed = False
+        return super().load(up=up)
+
+    def _program_function(self) -> None:
+        super()._program_function()
+        self._programmed = True
+
+    def _bring_up(self) -> None:
+        function = self.function
+        if not self._programmed or function is None:
+            super()._bring_up()
+            return
+        migrated, reset = self.core.dev_status(self.slot)
+        self.core.clear_dev_status(self.slot, migrated, reset)
+        function.set_msix(True)
+        function.set_bus_master(True)
+        function.mmio_enable_queues(True)
+        self.guest.device_interrupt_handlers[function.name] = self.poll
+        self.configured = True
+        self.paused = False
+
+
+class IgnoresResetAfterReady(VfDriver):
+    """Never reads DEV_STATUS.RESET after a READY report: a reset under it while it brought the function up is lost."""
+
+    def _on_ready(self) -> None:
+        self._set_dirtying(False)
+        if self.up and not self.configured:
+            self._bring_up()
+
+
+class ClearsResetAndCarriesOn(VfDriver):
+    """Reads DEV_STATUS.RESET after a READY report and clears it, but goes on with the function as it was."""
+
+    def _on_ready(self) -> None:
+        self._set_dirtying(False)
+        if self.configured:
+            _, reset = self.core.dev_status(self.slot)
+            self.core.clear_dev_status(self.slot, False, reset)
+        if self.up and not self.configured:
+            self._bring_up()
+
+
+class RemembersDirtiedPages(VfDriver):
+    """Skips the pages it dirtied in an earlier migration (GENERATION), as if the hypervisor now sent them anyway.
+
+    Within the first migration it dirties as the reference does.
+    """
+
+    def __init__(
+        self,
+        guest: Guest,
+        core: MigrationCore,
+        slot: int,
+        devfn: int,
+        allocator: DmaRegionAllocator,
+        *,
+        config: DriverConfig | None = None,
+    ) -> None:
+        super().__init__(guest, core, slot, devfn, allocator, config=config)
+        self.dirtied_earlier: set[int] = set()
+        self.dirtied_now: set[int] = set()
+
+    def _set_dirtying(self, on: bool) -> None:
+        if on and not self.dirtying:  # a new migration: what the last one dirtied counts as known
+            self.dirtied_earlier |= self.dirtied_now
+            self.dirtied_now = set()
+        super()._set_dirtying(on)
+
+    def _dirty(self, ranges: list[tuple[int, int]], why: str) -> None:
+        pages = [page for start, stop in ranges for page in range(start, stop) if page not in self.dirtied_earlier]
+        self.dirtied_now.update(pages)
+        super()._dirty([(page, page + 1) for page in pages], why)
+
+
 class RaisesOnPause(VfDriver):
     """Raises an exception when asked to pause."""
 
@@ -275,6 +430,34 @@ class WritesPastItsBuffers(VirtualFunction):
         memory = self.memory
         if memory is not None and rx.buffer_start + rx.buffer_count < memory.num_pages:
             memory.dma_write_range(rx.buffer_start - rx.ring_pages - 1, rx.buffer_start - rx.ring_pages)
+
+
+class ReceivesThroughReset(VirtualFunction):
+    """A reset clears its configuration space, but its receive queue goes on filling the buffers posted before."""
+
+    def function_level_reset(self, how: str) -> None:
+        rx, enabled = self.rx, self.queues_enabled
+        super().function_level_reset(how)
+        self.rx, self.queues_enabled = rx, enabled
+
+    def can_dma(self) -> bool:
+        return self.queues_enabled and not self.failed and self.memory is not None
+
+
+class SlowToReset(VirtualFunction):
+    """Takes 150 ms to complete a function-level reset: until then its config reads return all ones."""
+
+    RESET_NS = ms(150)
+    _reset_until = -1
+
+    def function_level_reset(self, how: str) -> None:
+        super().function_level_reset(how)
+        self._reset_until = self.clock.now + self.RESET_NS
+
+    def config_read(self, offset: int, width: int) -> int:
+        if self.clock.now < self._reset_until:
+            return (1 << (8 * width)) - 1
+        return super().config_read(offset, width)
 
 
 class NeverDrains(VirtualFunction):
@@ -358,6 +541,46 @@ def restarts_while_paused() -> FaultyDevice:
     return _device(driver_class=RestartsWhilePaused)
 
 
+def reports_ready_at_open() -> FaultyDevice:
+    return _device(driver_class=ReportsReadyAtOpen)
+
+
+def dirties_with_load_and_store() -> FaultyDevice:
+    return _device(driver_class=DirtiesWithLoadAndStore)
+
+
+def pauses_as_if_down() -> FaultyDevice:
+    return _device(driver_class=PausesAsIfDown)
+
+
+def waits_for_open() -> FaultyDevice:
+    return _device(driver_class=WaitsForOpen)
+
+
+def reopens_from_old_state() -> FaultyDevice:
+    return _device(driver_class=ReopensFromOldState)
+
+
+def ignores_reset_after_ready() -> FaultyDevice:
+    return _device(driver_class=IgnoresResetAfterReady)
+
+
+def clears_reset_and_carries_on() -> FaultyDevice:
+    return _device(driver_class=ClearsResetAndCarriesOn)
+
+
+def remembers_dirtied_pages() -> FaultyDevice:
+    return _device(driver_class=RemembersDirtiedPages)
+
+
+def receives_through_reset() -> FaultyDevice:
+    return _device(function_class=ReceivesThroughReset)
+
+
+def slow_to_reset() -> FaultyDevice:
+    return _device(function_class=SlowToReset)
+
+
 def raises_on_pause() -> FaultyDevice:
     return _device(driver_class=RaisesOnPause)
 
@@ -416,6 +639,32 @@ CATALOGUE: list[Fault] = [
         "touches-while-down", "VFM-DOWN-003", "REINIT_REQ is answered by enabling a function whose interface is down."
     ),
     _entry("restarts-while-paused", "VFM-DEV-008", "Bus Master Enable is set again while the slot is PAUSED."),
+    _entry("reports-ready-at-open", "VFM-DEV-005", "READY is written at every open, whatever DEV_STATE says."),
+    _entry(
+        "dirties-with-load-and-store",
+        "VFM-DIRTY-002",
+        "Dirtying stores back a value loaded earlier, over DMA data that landed in between.",
+    ),
+    _entry("pauses-as-if-down", "VFM-DOWN-001", "PAUSE_REQ is answered at once for a running function when down."),
+    _entry("waits-for-open", "VFM-DOWN-002", "While the interface is down, requests wait for it to be opened."),
+    _entry(
+        "reopens-from-old-state",
+        "VFM-FLAG-004",
+        "At open it clears MIGRATED/RESET but re-enables the rings it programmed before.",
+    ),
+    _entry("ignores-reset-after-ready", "VFM-ERR-007", "DEV_STATUS.RESET is never read after a READY report."),
+    _entry(
+        "clears-reset-and-carries-on",
+        "VFM-ERR-007",
+        "RESET read set after a READY report is cleared, and the function is not reinitialised.",
+    ),
+    _entry(
+        "remembers-dirtied-pages",
+        "VFM-REP-003",
+        "Pages the driver dirtied in an earlier migration are never dirtied again.",
+    ),
+    _entry("receives-through-reset", "VFM-ERR-006", "After a reset the function still DMAs into the old buffers."),
+    _entry("slow-to-reset", "VFM-FN-007", "A function-level reset takes 150 ms; config reads return all ones."),
     _entry("raises-on-pause", "VFM-TMO-006", "The pause callback raises an exception.", Verdict.ERROR),
     _entry("hangs-on-pause", "VFM-TMO-006", "The pause callback never returns.", Verdict.TIMEOUT),
     _entry("ignores-bus-master", "VFM-FN-001", "The function writes guest memory with Bus Master Enable clear."),

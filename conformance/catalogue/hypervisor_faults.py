@@ -30,7 +30,7 @@ from reference_impl.hypervisor import (
     MigrationError,
     SourceMigration,
 )
-from reference_impl.memory import GuestMemory
+from reference_impl.memory import GuestMemory, Pages
 from vfmig_proto.codec import find_field, store_field
 from vfmig_proto.states import DevState, MigReason, MigState
 
@@ -358,6 +358,139 @@ class RestoresItsOwnGeneration(DestinationMigration):
             store_field(bridge.config, find_field(bridge.num_slots, "generation"), 0, bridge.cap)
 
 
+# ---------------------------------------------------------------------------------------------- the host
+
+
+class AssignsBesideTheBridge(FaultyHost):
+    """Puts a function asked for beyond slot 2 on the guest's root bus, not behind the migration bridge.
+
+    It is the guest's all the same (its DMA reaches the guest's memory, its interrupts the guest), and the host
+    still migrates the guest.
+    """
+
+    def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> VirtualFunction:
+        if slot <= 2:  # (slots 0 to 2: the guest's drivers; beyond: the root bus)
+            return super().assign_function(slot, identity)
+        function = self.new_function(identity)
+        function.memory = self.memory
+        if self.guest is not None:
+            function.interrupt_sink = self.guest.inject_device_interrupt
+        return function
+
+
+class PlacesFunctionsAtTheirSlotNumber(FaultyHost):
+    """Puts the function of slot N at device number N of the secondary bus, whatever DEV_DEVFN says."""
+
+    def function_at(self, devfn: int) -> VirtualFunction | None:
+        return self.slot_functions.get(devfn >> 3) if devfn & 0x7 == 0 else None
+
+
+class ResetsTheBridgeMidMigration(FaultyHost):
+    """Carries out a conventional reset of the bridge at once, migration or not."""
+
+    def reset_bridge(self) -> None:
+        for function in self.slot_functions.values():
+            function.function_level_reset("flr")
+        self.bridge.conventional_reset()
+
+
+# ---------------------------------------------------------------------------------------------- more of the source
+
+
+class IgnoresALostDirtyLog(SourceMigration):
+    """Reads the dirty log's bits only: when the log says it lost entries (every page dirty), it sends nothing."""
+
+    def start(self) -> None:
+        super().start()
+        log = self.host.memory.log
+        read = log.harvest
+
+        def bits_only() -> Pages:
+            pages = read()
+            return pages[:0] if pages.size == log.num_pages else pages  # (the overflow, taken for noise)
+
+        setattr(log, "harvest", bits_only)  # noqa: B010 - this host's log only
+
+
+class ForgetsTheLogOnPausedReports(SourceMigration):
+    """Takes a driver's report in PAUSING for the end of its dirtying, and forgets what the log held."""
+
+    def bridge_stepped(self, cause: str) -> None:
+        if cause == "guest" and not self.record.ended and self._state is MigState.PAUSING:
+            self.host.memory.log.harvest()
+        super().bridge_stepped(cause)
+
+
+class CompletesOnTheLastPausedReport(SourceMigration):
+    """Takes the guest's last PAUSED report for the end of the migration: no wait for the destination."""
+
+    def _stop_and_copy(self) -> None:
+        if not self.record.ended and self._state is MigState.STOPPED:
+            self.destination_confirmed()
+
+
+class AnnouncesTheMigrationThroughTheFunctions(SourceMigration):
+    """Injects each function's interrupt at START, so that the drivers look at the bridge at once."""
+
+    def start(self) -> None:
+        super().start()
+        guest = self.host.guest
+        if guest is not None:
+            for function in self.host.slot_functions.values():
+                guest.inject_device_interrupt(function.name)
+
+
+class CancelsWhileResuming(SourceMigration):
+    """Passes the management layer's CANCEL to the bridge in RESUMING too, where the migration table has no row."""
+
+    def cancel(self, reason: MigReason, note: str | None = None) -> None:
+        if not self.record.ended and self._state is MigState.RESUMING:
+            self.bridge.cancel(reason)
+            return
+        super().cancel(reason, note)
+
+
+# ---------------------------------------------------------------------------------------------- more of the destination
+
+
+class MeasuresDowntimeOnTheGuestClock(DestinationMigration):
+    """Times the downtime with the guest's clock, which stood still while the vCPUs were stopped."""
+
+    def go(self, guest: Guest | None, source_memory: GuestMemory) -> None:
+        super().go(guest, source_memory)
+        record = self.source.record
+        if record.resumed_ns is not None and record.stopped_ns is not None:
+            record.resumed_ns = record.stopped_ns
+
+
+class KicksTheArrivedFunctions(DestinationMigration):
+    """Injects an interrupt of each function it placed as the guest arrives, before any driver's READY."""
+
+    def go(self, guest: Guest | None, source_memory: GuestMemory) -> None:
+        super().go(guest, source_memory)
+        if guest is not None and self.bridge is not None:
+            for function in self.host.slot_functions.values():
+                guest.inject_device_interrupt(function.name)
+
+
+class TracksInHalfPages(DestinationMigration):
+    """Makes its copy of the arriving guest's memory, and so its dirty log of it, in half the bridge's pages."""
+
+    def __init__(self, host: Hypervisor, source: SourceMigration) -> None:
+        super().__init__(host, source)
+        memory = source.host.memory
+        self.memory = host.make_memory(memory.size_bytes, memory.page_shift - 1, False)
+
+
+class MapsTheSourceCopy(DestinationMigration):
+    """Maps the functions it placed to the source's copy of the guest's memory, not to its own."""
+
+    def go(self, guest: Guest | None, source_memory: GuestMemory) -> None:
+        super().go(guest, source_memory)
+        for function in self.host.slot_functions.values():
+            function.memory = source_memory
+
+
 # ---------------------------------------------------------------------------------------------- the catalogue
 
 
@@ -461,6 +594,54 @@ def restores_its_own_generation() -> FaultyHypervisor:
     return _host(destination=RestoresItsOwnGeneration)
 
 
+def assigns_beside_the_bridge() -> FaultyHypervisor:
+    return FaultyHypervisor(AssignsBesideTheBridge)
+
+
+def places_functions_at_their_slot_number() -> FaultyHypervisor:
+    return FaultyHypervisor(PlacesFunctionsAtTheirSlotNumber)
+
+
+def resets_the_bridge_mid_migration() -> FaultyHypervisor:
+    return FaultyHypervisor(ResetsTheBridgeMidMigration)
+
+
+def ignores_a_lost_dirty_log() -> FaultyHypervisor:
+    return _host(source=IgnoresALostDirtyLog)
+
+
+def forgets_the_log_on_paused_reports() -> FaultyHypervisor:
+    return _host(source=ForgetsTheLogOnPausedReports)
+
+
+def completes_on_the_last_paused_report() -> FaultyHypervisor:
+    return _host(source=CompletesOnTheLastPausedReport)
+
+
+def announces_the_migration_through_the_functions() -> FaultyHypervisor:
+    return _host(source=AnnouncesTheMigrationThroughTheFunctions)
+
+
+def cancels_while_resuming() -> FaultyHypervisor:
+    return _host(source=CancelsWhileResuming)
+
+
+def measures_downtime_on_the_guest_clock() -> FaultyHypervisor:
+    return _host(destination=MeasuresDowntimeOnTheGuestClock)
+
+
+def kicks_the_arrived_functions() -> FaultyHypervisor:
+    return _host(destination=KicksTheArrivedFunctions)
+
+
+def tracks_in_half_pages() -> FaultyHypervisor:
+    return _host(destination=TracksInHalfPages)
+
+
+def maps_the_source_copy() -> FaultyHypervisor:
+    return _host(destination=MapsTheSourceCopy)
+
+
 def _entry(name: str, breaks: str, description: str, verdict: Verdict = Verdict.FAIL) -> Fault:
     return Fault(
         name=name,
@@ -539,5 +720,61 @@ CATALOGUE: list[Fault] = [
         "restores-its-own-generation",
         "VFM-REP-001",
         "The destination restores the capability but keeps its own GENERATION.",
+    ),
+    _entry(
+        "assigns-beside-the-bridge",
+        "VFM-DISC-002",
+        "A function is assigned to the guest on the root bus, and the guest still migrates.",
+    ),
+    _entry(
+        "places-functions-at-their-slot-number",
+        "VFM-DISC-003",
+        "Slot N's function sits at device N, not at the devfn its DEV_DEVFN names.",
+    ),
+    _entry(
+        "resets-the-bridge-mid-migration",
+        "VFM-CAP-008",
+        "A conventional reset of the bridge takes effect during a migration without a CANCEL first.",
+    ),
+    _entry(
+        "ignores-a-lost-dirty-log",
+        "VFM-DIRTY-008",
+        "A dirty log that lost its entries is read as empty: the migration completes without resending every page.",
+    ),
+    _entry(
+        "forgets-the-log-on-paused-reports",
+        "VFM-SEC-004",
+        "A driver's report in PAUSING makes the source drop what the dirty log held.",
+    ),
+    _entry(
+        "completes-on-the-last-paused-report",
+        "VFM-SEC-005",
+        "The guest's last PAUSED report is taken for the end: the source hands over with no word from the destination.",
+    ),
+    _entry(
+        "announces-the-migration-through-the-functions",
+        "VFM-NOTIF-005",
+        "START is announced by injecting each function's interrupt.",
+    ),
+    _entry("cancels-while-resuming", "VFM-DEV-012", "CANCEL in RESUMING, which the migration table has no row for."),
+    _entry(
+        "measures-downtime-on-the-guest-clock",
+        "VFM-GEN-002",
+        "The downtime is timed with the guest's clock, which stands still while the vCPUs are stopped.",
+    ),
+    _entry(
+        "kicks-the-arrived-functions",
+        "VFM-MIG-013",
+        "The destination injects an interrupt of each function it placed before the driver's READY.",
+    ),
+    _entry(
+        "tracks-in-half-pages",
+        "VFM-DIRTY-007",
+        "The destination tracks the arriving guest's memory in pages of 2^(PAGE_SHIFT - 1) bytes.",
+    ),
+    _entry(
+        "maps-the-source-copy",
+        "VFM-SEC-007",
+        "The destination maps its functions' DMA to the source's copy of the guest's memory.",
     ),
 ]

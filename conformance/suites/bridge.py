@@ -13,8 +13,8 @@ value in every state, alone and inside wider writes; Bus Master Enable
 toggles on the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``,
 ``GUEST_FEATURES`` and ``STATUS.EVENT`` writes; Secondary Bus Reset edges; and
 every host event that has a row in the transition tables for the current
-state (VFM-DEV-012 is the hypervisor's duty: the suite never causes a host
-event without a row).  A cooperative guest and hypervisor (the ``advance``
+state (the suite, in the hypervisor's seat, never causes a host event without
+a row).  A cooperative guest and hypervisor (the ``advance``
 rule) move migrations along, so that every state is reached in a few steps.
 
 The suite is model based.  :class:`CapabilityModel` computes the capability
@@ -36,19 +36,41 @@ of the run) and the bridge differs from the model because of it, the model
 takes the bridge's state over after the step, so that one known fault does
 not turn later steps into findings against other requirements.
 
-Not checked here, because nothing outside the bridge shows them: VFM-ACC-007
-(atomicity against concurrent host events), VFM-SEC-002 (bounded time and
-memory per write), VFM-DEV-004 (beyond what every check already reads back
-after each write), VFM-DEV-012 (the suite never asks for an event without a
-row) and VFM-VER-006 (minor versions above 0).
+Some requirements are seen from the side:
+
+* VFM-ACC-007 (one access, one step): the bridge tells its observer of every
+  step; within one guest write it may tell of one step only, whose state is
+  the write's result (the hypervisor's own events from within the write,
+  VFM-MIG-011, are steps of their own).  A bridge that never calls
+  ``bridge_stepped`` is judged on its registers alone;
+* VFM-DEV-004 (a report is processed before its write completes): what the
+  host sees when the write returns and what the guest's next reads return
+  must agree on ``MIG_STATE`` and every ``DEV_STATE``;
+* VFM-DEV-012 (no host event without a row): the host events the bridge
+  raises itself (fan-out, catch-up, settled events) are judged as it
+  publishes them on the event bus; a bridge that publishes nothing is not;
+* VFM-SEC-002 (bounded time, no memory per write): between two rounds of the
+  same guest writes, the objects reachable from the bridge and its classes
+  must not grow, and one write must not take more Python line events (not
+  measured while a debugger or coverage tool traces).  Memory the bridge keeps
+  elsewhere (module globals, C extensions) and work done in C are not seen;
+* VFM-VER-006 (later features gated by GUEST_FEATURES): the suite's guest
+  knows version 1.0 and never accepts a later feature, so a bridge that
+  presents a minor version above 0 must keep the reserved bits of version 1.0
+  as a 1.0 bridge does (a 1.0 bridge meets it by construction).  Registers
+  after the last slot entry (a larger ``CAP_LEN``) are not supported.
 """
 
 from __future__ import annotations
 
+import gc
+import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from functools import cache, partial
+from types import BuiltinFunctionType, CodeType, FrameType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 from hypothesis import strategies as st
@@ -56,7 +78,7 @@ from hypothesis.stateful import initialize, precondition, rule
 
 from conformance.checks import ConformanceMachine, step
 from reference_impl.clock import SimClock
-from reference_impl.events import EventBus
+from reference_impl.events import Event, EventBus, EventKind
 from vfmig_proto.access import WRITE_WIDTHS, apply_write_byte, write_masks
 from vfmig_proto.codec import read_field, reset_value, store_field, validate
 from vfmig_proto.errors import DecodeError
@@ -133,8 +155,16 @@ CANCEL_BEFORE_RESET = frozenset(
 )
 """Where the hypervisor cancels before a group reset the guest requests (VFM-MIG-011): GROUP_RESET has no row."""
 TOLD_OF_RESET = "secondary bus reset requested"
+VERSION_MAJOR, VERSION_MINOR, HOST_FEATURES, GUEST_FEATURES = 0x08, 0x09, 0x0C, 0x10
+"""Capability offsets of the registers versioning speaks of (spec §3.2, §9)."""
+LATER_FEATURES_SHIFT = 4
+"""HOST_FEATURES and GUEST_FEATURES bits [31:4] are the feature bits of later minor versions (spec §9.2)."""
+SEC_002_ROUND = 20
+"""Guest writes between the two measurements of VFM-SEC-002: a bridge that keeps one object per write shows it."""
 _SETTLED_EVENTS = tuple(SETTLED_STATES)
 _REPORT_NAMES = {report.value: report.name for report in DriverReport}
+_REPORTED = frozenset(REPORT_EVENTS.values())
+"""The device events of the guest's reports (not host events: VFM-DEV-012 does not speak of them)."""
 _FLAGS = ("migrated", "reset", "protocol_error")
 _HEADER_PARAMS = (
     "cap_next",
@@ -153,6 +183,13 @@ _HEADER_PARAMS = (
 """Fields VFM-CAP-007 fixes between conventional resets (with each slot's DEV_DEVFN)."""
 _CONSTANTS = ("cap_id", "cfg_type", "signature")
 """Fields VFM-CAP-004 fixes."""
+
+
+@cache
+def _extension_paths(num_slots: int) -> tuple[str, ...]:
+    """The fields of version 1.0 in which a later minor version may put control and status bits (spec §9.2)."""
+    per_slot = (f"device[{slot}].{name}.reserved" for slot in range(num_slots) for name in ("dev_ctrl", "dev_status"))
+    return ("guest_features.reserved", "control.reserved", "status.reserved", *per_slot)
 
 
 def _state_path(slot: int) -> str:
@@ -492,7 +529,8 @@ class _Observer:
         self.suite = suite
 
     def bridge_stepped(self, bridge: object, cause: str) -> None:
-        """Every step is seen; the suite judges the bridge's registers, not this call."""
+        """Every step is seen; the suite counts the steps of a guest access (VFM-ACC-007)."""
+        self.suite.on_step()
 
     def report_rejected(self, bridge: object, slot: int, report: int, why: str) -> None:
         self.suite.rejections.append((slot, report))
@@ -606,6 +644,18 @@ class BridgeSuite(ConformanceMachine):
         self._diverged = False
         """A check already judged failed in this step: what follows from it is not judged again."""
         self._functions_made = 0
+        self.access_steps: list[bytes] | None = None
+        """While a guest write runs: the capability at each step the bridge announced for it (VFM-ACC-007)."""
+        self.host_depth = 0
+        """Host events the suite is causing from within the bridge's handling of a guest write."""
+        self.caused: list[MigEvent | tuple[int | None, DevEvent]] = []
+        """The host events the suite caused in this step, not yet seen published (VFM-DEV-012)."""
+        self.measured = False
+        """The ``many_writes`` rule ran in this example."""
+        self.version_minor = 0
+        """VERSION_MINOR as the bridge presents it, if it presents major version 1 (VFM-VER-006)."""
+        self.later_features = 0
+        """HOST_FEATURES[31:4] as the bridge presents them: the features of later minor versions it offers."""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -675,6 +725,7 @@ class BridgeSuite(ConformanceMachine):
         self.current = expectation
         self.trace.clear()
         self.rejections.clear()
+        self.caused.clear()
         self.interrupts = 0
         self._diverged = False
         self.model.begin()
@@ -694,7 +745,7 @@ class BridgeSuite(ConformanceMachine):
             else:
                 expectation.sbr_unexpected = True
             if self.bridge.mig_state in CANCEL_BEFORE_RESET:
-                self.bridge.cancel(MigReason.PROTOCOL_ERROR)  # the hypervisor's answer (VFM-MIG-011)
+                self._host_cancel()  # the hypervisor's answer (VFM-MIG-011)
             return
         early = [entry for entry in self.trace if entry.startswith("reset ")]
         self.checks.record(
@@ -707,7 +758,52 @@ class BridgeSuite(ConformanceMachine):
         )
         if expectation.planned_cancel and not expectation.cancel_done and self.bridge.mig_state in CANCEL_BEFORE_RESET:
             expectation.cancel_done = True  # VFM-MIG-011: the hypervisor cancels before the group reset
+            self._host_cancel()
+
+    def _host_cancel(self) -> None:
+        """The hypervisor cancels from within the bridge's handling of a guest write (VFM-MIG-011)."""
+        self.host_depth += 1
+        self.caused.append(MigEvent.CANCEL)
+        try:
             self.bridge.cancel(MigReason.PROTOCOL_ERROR)
+        finally:
+            self.host_depth -= 1
+
+    def on_step(self) -> None:
+        """The bridge tells the hypervisor of a step: during a guest write, one that belongs to the access itself
+        unless it comes from a host event the hypervisor causes from within the write (VFM-ACC-007)."""
+        if self.access_steps is not None and not self.host_depth:
+            self.access_steps.append(bytes(self.bridge.capability_bytes()))
+
+    def _on_transition(self, event: Event) -> None:
+        """A transition the bridge publishes: the host events it causes itself need a row (VFM-DEV-012).
+
+        Publishing is optional (:mod:`conformance.adapters`): a bridge that publishes nothing is judged on its
+        registers alone.  The host events the suite causes are its own doing, and reports are the guest's.
+        """
+        data = event.data
+        cause, old = data.get("event"), data.get("old")
+        if isinstance(cause, MigEvent) and isinstance(old, MigState):
+            if cause in self.caused:
+                self.caused.remove(cause)
+                return
+            self.checks.record(
+                "VFM-DEV-012",
+                (old, cause) in MIGRATION_TRANSITIONS,
+                lambda: f"the bridge raised {cause.name} in MIG_STATE {old.name}, which has no row for it",
+            )
+        elif isinstance(cause, DevEvent) and isinstance(old, DevState) and cause not in _REPORTED:
+            slot = data.get("slot")
+            if (slot, cause) in self.caused:
+                self.caused.remove((slot, cause))
+                return
+            self.checks.record(
+                "VFM-DEV-012",
+                (old, cause) in DEVICE_TRANSITIONS,
+                lambda: (
+                    f"the bridge caused {cause.name} for slot {slot} in DEV_STATE {old.name}, which has no row for it"
+                ),
+            )
 
     # ------------------------------------------------------------------ the world
 
@@ -747,14 +843,21 @@ class BridgeSuite(ConformanceMachine):
         self.params = CapabilityParams(
             num_slots=num_slots, page_shift=page_shift, ack_timeout_ms=ack_timeout_ms, first_device=first_device
         )
-        self._bridge = self.factory().create_bridge(EventBus(SimClock()), self.params, "bridge")
+        bus = EventBus(SimClock())
+        bus.subscribe(self._on_transition, (EventKind.MIG_TRANSITION, EventKind.DEV_TRANSITION))
+        self._bridge = self.factory().create_bridge(bus, self.params, "bridge")
         self.bridge.observers.append(_Observer(self))
         self.bridge.interrupt_sink = self._on_interrupt
         self.functions = [None] * num_slots
         config = _ConfigBytes(self._read)  # 1-byte reads, as a guest walks the capability list
         self.cap = self._discover(config)
+        if config[self.cap + VERSION_MAJOR] == 1:  # a later minor version of 1 (spec §9.2), or 0
+            self.version_minor = config[self.cap + VERSION_MINOR]
+            features = config[self.cap + HOST_FEATURES : self.cap + HOST_FEATURES + 4]
+            self.later_features = int.from_bytes(features, "little") >> LATER_FEATURES_SHIFT
         self._check_reset_value(config)
         self._model = CapabilityModel(self.params, config[self.cap + 1])
+        self.model.data[:] = self._as_presented(bytes(self.model.data))
         self.registers = self._read_registers()
         self.shpc_bytes = self._read_shpc()
         guest, host, mutated = self._observe(full=True)
@@ -830,6 +933,36 @@ class BridgeSuite(ConformanceMachine):
             )
         return cap
 
+    def _as_presented(self, capability: bytes) -> bytes:
+        """A 1.0 capability as a bridge of the minor version the bridge presents shows it (spec §9.2, §9.4).
+
+        A later minor version presents its own VERSION_MINOR and offers its new features in HOST_FEATURES[31:4];
+        towards a guest that accepts none of them it behaves as a version 1.0 bridge in everything else.
+        """
+        if not self.version_minor:
+            return capability
+        data = bytearray(capability)
+        data[VERSION_MINOR] = self.version_minor
+        features = int.from_bytes(data[HOST_FEATURES : HOST_FEATURES + 4], "little") & ((1 << LATER_FEATURES_SHIFT) - 1)
+        features |= self.later_features << LATER_FEATURES_SHIFT
+        data[HOST_FEATURES : HOST_FEATURES + 4] = features.to_bytes(4, "little")
+        return bytes(data)
+
+    def _as_version_1_0_guest(self, offset: int, width: int, value: int) -> int:
+        """``value`` with GUEST_FEATURES[31:4] as the guest last read them, if the write covers them.
+
+        The suite's guest knows version 1.0 only: towards a bridge of a later minor version it writes back what it
+        read into those bits (VFM-VER-003) and so accepts none of the later features (VFM-VER-006).
+        """
+        start = self.cap + GUEST_FEATURES
+        if not self.version_minor or offset >= start + 4 or start >= offset + width:
+            return value
+        data = bytearray(value.to_bytes(width, "little"))
+        for position in range(max(offset, start), min(offset + width, start + 4)):
+            later = 0xFF if position > start else 0xFF & ~((1 << LATER_FEATURES_SHIFT) - 1)
+            data[position - offset] = data[position - offset] & ~later | self.model.data[position - self.cap] & later
+        return int.from_bytes(data, "little")
+
     def _check_reset_value(self, config: _ConfigBytes) -> None:
         cap = self.cap
         raw = config[cap : cap + max(config[cap + 2], VFM_HEADER_SIZE)]
@@ -854,7 +987,7 @@ class BridgeSuite(ConformanceMachine):
             f"1..65535 and distinct DEV_DEVFNs; the bridge presents NUM_SLOTS {num_slots}, CAP_LEN {raw[2]}, "
             f"PAGE_SHIFT {page_shift}, ACK_TIMEOUT_MS {ack}, DEV_DEVFN {[f'0x{d:02x}' for d in devfns]}",
         )
-        expected = _reset_value(replace(self.params, next_pointer=config[cap + 1]))
+        expected = self._as_presented(_reset_value(replace(self.params, next_pointer=config[cap + 1])))
         views = (
             ("config reads", config[cap : cap + len(expected)]),
             ("capability_bytes()", bytes(self.bridge.capability_bytes())),
@@ -984,6 +1117,15 @@ class BridgeSuite(ConformanceMachine):
             (*_HEADER_PARAMS, *(f"device[{slot}].dev_devfn" for slot in range(model.num_slots))),
             "CAP_NEXT, CAP_LEN, the version, NUM_SLOTS, PAGE_SHIFT, HOST_FEATURES, ACK_TIMEOUT_MS and DEV_DEVFN "
             "never change",
+        )
+        accepted = model.get("guest_features.reserved")  # the later features the guest accepted (none, here)
+        judge(
+            "VFM-VER-006",
+            _extension_paths(model.num_slots) if self.version_minor and not accepted else (),
+            f"a bridge of version 1.{self.version_minor} that offers later features 0x{self.later_features:x} "
+            "(HOST_FEATURES[31:4]) behaves as a version 1.0 bridge while GUEST_FEATURES[31:4] is 0: the reserved "
+            "bits of version 1.0, where later minor versions put their control and status bits, keep their 1.0 "
+            "values",
         )
         if not expectation.legal:
             judge(
@@ -1361,6 +1503,7 @@ class BridgeSuite(ConformanceMachine):
     def _guest_write(self, offset: int, width: int, value: int, what: str) -> None:
         """One guest configuration write, with the model's expectation and every judgement of it."""
         legal = width in WRITE_WIDTHS and offset % width == 0
+        value = self._as_version_1_0_guest(offset, width, value)
         expectation = Expectation(
             what=f"{what} ({width}-byte write of 0x{value:0{2 * width}x} at 0x{offset:02x})",
             before=bytes(self.model.data),
@@ -1382,6 +1525,7 @@ class BridgeSuite(ConformanceMachine):
         if sbr_before is False and expectation.data[PCI_BRIDGE_CONTROL - offset] & PCI_BRIDGE_CTL_BUS_RESET:
             self._model_secondary_bus_reset(expectation)
         expectation.state_changed = self.model.state_of(expectation.before) != self.model.state_of(self.model.data)
+        self.access_steps = []
         try:
             self.bridge.config_write(offset, width, value)
         except Exception as error:
@@ -1393,15 +1537,80 @@ class BridgeSuite(ConformanceMachine):
                     f"{expectation.what}: a guest write completes normally; it raised {type(error).__name__}: {error}",
                 )
             raise
+        finally:
+            steps, self.access_steps = self.access_steps, None
         self.current = None
         if in_cap:
             self._that("VFM-ACC-005", True, "")
+            self._judge_one_step(expectation, steps)
+            if expectation.report is not None:
+                self._judge_report_finished(expectation)
         elif legal:
             self.registers = self._read_registers()
         if expectation.header_write:
             self._check_header()
         self._expect_interrupts(expectation)
         self._verify(expectation)
+
+    def _judge_one_step(self, expectation: Expectation, steps: list[bytes]) -> None:
+        """VFM-ACC-007: the write was one step, and the step the hypervisor was told of is the whole write.
+
+        The bridge tells its observer of every step before the access that caused it completes
+        (:class:`conformance.adapters.BridgeUnderTest`).  A second step within one access, or a step after which
+        the access still changed the capability, is a point where a host event could take effect between the
+        parts of the access; the host events the hypervisor causes from within the write (VFM-MIG-011) are
+        steps of their own and not counted.  An illegal write is no access at all (VFM-ACC-003).
+        """
+        if not expectation.legal:
+            return
+        self.checks.raise_pending()
+        now = bytes(self.bridge.capability_bytes())
+        changed = bool(steps) and steps[-1] != now
+        self._that(
+            "VFM-ACC-007",
+            len(steps) <= 1 and not changed,
+            lambda: (
+                f"{expectation.what}: one guest access is one indivisible step, but the bridge told the hypervisor "
+                f"of {len(steps)} steps within it (bridge_stepped)"
+                + (
+                    f", and the capability changed after the last of them: {steps[-1].hex()} when the hypervisor "
+                    f"was told, {now.hex()} when the write completed"
+                    if changed
+                    else ""
+                )
+            ),
+        )
+
+    def _judge_report_finished(self, expectation: Expectation) -> None:
+        """VFM-DEV-004: the report, its catch-up and its settled event were processed before the write completed.
+
+        What the host sees the moment the write returns (``capability_bytes()``) is compared with what the
+        guest's first reads after it return: a bridge that finishes the report later, for instance at the next
+        access, shows the hypervisor one state and the guest another.
+        """
+        self.checks.raise_pending()
+        model = self.model
+        at_return = bytes(self.bridge.capability_bytes())
+        if len(at_return) != model.length:
+            return  # judged elsewhere (VFM-CAP-005, VFM-CAP-007)
+        paths = ("mig_state", *(_state_path(slot) for slot in range(model.num_slots)))
+        offsets = [model.by_path[path].offset for path in paths]
+        read = [self._read(self.cap + offset, 1) for offset in offsets]
+        late = [
+            f"{path.upper()} {_named(model.by_path[path], at_return[offset])} when the write returned, "
+            f"{_named(model.by_path[path], value)} at the guest's next read"
+            for path, offset, value in zip(paths, offsets, read, strict=True)
+            if at_return[offset] != value
+        ]
+        self._that(
+            "VFM-DEV-004",
+            not late,
+            lambda: (
+                f"{expectation.what}: {expectation.report.describe() if expectation.report else 'a report'}; the "
+                "bridge finishes processing a report, with its catch-up and settled event, before the write "
+                f"completes, but the state went on changing after it: {'; '.join(late)}"
+            ),
+        )
 
     def _model_write(self, expectation: Expectation) -> None:
         """The model of a legal write to the capability: the mask model, then the report it carries."""
@@ -1476,6 +1685,7 @@ class BridgeSuite(ConformanceMachine):
         model = self.model
         expectation = Expectation(what=what, before=bytes(model.data), host_event=event, slot=slot)
         self._begin(expectation)
+        self.caused.append(MigEvent[event.upper()] if slot is None else (slot, DevEvent[event.upper()]))
         sub = SubStep()
         apply(sub)
         expectation.outcomes.append(model.finish(sub))
@@ -1585,7 +1795,7 @@ class BridgeSuite(ConformanceMachine):
         width=st.sampled_from(WRITE_WIDTHS),
         value=st.integers(0, 0xFFFFFFFF),
     )
-    @step("VFM-ACC-001", "VFM-ACC-004", "VFM-ACC-005", "VFM-SEC-001", "VFM-CAP-007", "VFM-ERR-004")
+    @step("VFM-ACC-001", "VFM-ACC-004", "VFM-ACC-005", "VFM-ACC-007", "VFM-SEC-001", "VFM-CAP-007", "VFM-ERR-004")
     def guest_write(self, where: str, position: int, width: int, value: int) -> None:
         """A write of a random value anywhere: the capability, the type-1 header, all of config space."""
         if not self._live():
@@ -1602,7 +1812,7 @@ class BridgeSuite(ConformanceMachine):
         width=st.sampled_from(WRITE_WIDTHS),
         value=st.integers(0, 0xFFFFFFFF),
     )
-    @step("VFM-ACC-001", "VFM-ACC-004", "VFM-ACC-005", "VFM-SEC-001", "VFM-CAP-007", "VFM-MIG-009")
+    @step("VFM-ACC-001", "VFM-ACC-004", "VFM-ACC-005", "VFM-ACC-007", "VFM-SEC-001", "VFM-CAP-007", "VFM-MIG-009")
     def register_write(self, header: bool, pick: int, width: int, value: int) -> None:
         """A write of a random value that covers the first byte of one register (a header one half the time)."""
         if not self._live():
@@ -1636,7 +1846,16 @@ class BridgeSuite(ConformanceMachine):
         bme=st.sampled_from((None, True, False)),
         repeat=st.sampled_from((False, False, True)),
     )
-    @step("VFM-DEV-001", "VFM-DEV-002", "VFM-DEV-003", "VFM-DEV-010", "VFM-DEV-011", "VFM-MIG-007", "VFM-SEC-003")
+    @step(
+        "VFM-DEV-001",
+        "VFM-DEV-002",
+        "VFM-DEV-003",
+        "VFM-DEV-004",
+        "VFM-DEV-010",
+        "VFM-DEV-011",
+        "VFM-MIG-007",
+        "VFM-SEC-003",
+    )
     def report(self, slot: int, value: int, reserved: int, bme: bool | None, repeat: bool) -> None:
         """A report of any DRV_STATE value (or the value DRV_STATE holds), with the function's BME set or clear."""
         if not self._live():
@@ -1669,7 +1888,7 @@ class BridgeSuite(ConformanceMachine):
         status=st.one_of(st.just(0x07), st.integers(0, 0xFF)),
         noise=st.integers(0, 0xFFFFFFFF),
     )
-    @step("VFM-DEV-001", "VFM-CAP-009", "VFM-ACC-001", "VFM-DEV-010")
+    @step("VFM-DEV-001", "VFM-DEV-004", "VFM-CAP-009", "VFM-ACC-001", "VFM-ACC-007", "VFM-DEV-010")
     def entry_write(self, slot: int, layout: str, drv: int, status: int, noise: int) -> None:
         """A 2- or 4-byte write of a slot entry: a report together with the bytes around DEV_CTRL."""
         if not self._live():
@@ -1695,7 +1914,7 @@ class BridgeSuite(ConformanceMachine):
             function.bus_master = on
 
     @rule(enable=st.booleans(), event_ie=st.booleans(), reserved=st.one_of(st.just(0), st.integers(0, 0x3FFF)))
-    @step("VFM-ACC-001", "VFM-NOTIF-002", "VFM-NOTIF-003")
+    @step("VFM-ACC-001", "VFM-ACC-007", "VFM-NOTIF-002", "VFM-NOTIF-003", "VFM-VER-006")
     def control(self, enable: bool, event_ie: bool, reserved: int) -> None:
         if not self._live():
             return
@@ -1703,14 +1922,14 @@ class BridgeSuite(ConformanceMachine):
         self._write_field("control.enable", value, 2, "the migration core writes CONTROL")
 
     @rule(value=st.one_of(st.integers(0, 0xF), st.integers(0, 0xFFFFFFFF)))
-    @step("VFM-ACC-001")
+    @step("VFM-ACC-001", "VFM-VER-006")
     def guest_features(self, value: int) -> None:
         if not self._live():
             return
         self._write_field("guest_features.dma_dirty", value, 4, "the migration core writes GUEST_FEATURES")
 
     @rule(extra=st.one_of(st.just(0), st.integers(0, 0x7FFF)))
-    @step("VFM-ACC-001", "VFM-NOTIF-003")
+    @step("VFM-ACC-001", "VFM-NOTIF-003", "VFM-VER-006")
     def clear_event(self, extra: int) -> None:
         if self._live():
             self._clear_event(extra)
@@ -1736,6 +1955,70 @@ class BridgeSuite(ConformanceMachine):
             mask = self._read(self.msi_mask_at, 4)
             mask = mask | 1 if masked else mask & ~1
             self._guest_write(self.msi_mask_at, 4, mask, f"the guest {'masks' if masked else 'unmasks'} MSI")
+
+    @precondition(lambda self: not self.measured)
+    @rule(data=st.integers(0, 0xFFFFFFFF))
+    @step("VFM-SEC-002")
+    def many_writes(self, data: int) -> None:
+        """The guest writes the same registers again and again: the bridge keeps no more, and works no longer, for
+        its later writes than for its earlier ones (VFM-SEC-002).
+
+        The writes change nothing (a read-only register, CONTROL and GUEST_FEATURES rewritten with their values,
+        zeros into the write-1-to-clear bits), so their outcome is known without a model step each; the first is
+        judged as every write is.  Between two rounds of the same writes, the objects the bridge keeps (walked
+        from the bridge and its classes, the suite's own objects left out) must not grow, and one write must not
+        take more Python line events after the second round than after the first.
+        """
+        if not self._live():
+            return
+        self.measured = True  # once per example: the rule is costly
+        model = self.model
+        writes = (
+            (self.cap + model.by_path["signature"].offset, 4, data),
+            (
+                self.cap + model.by_path["control.enable"].offset,
+                2,
+                model.get("control.enable") | model.get("control.event_ie") << 1,
+            ),
+            (self.cap + model.by_path["status.event"].offset, 2, 0),
+            (
+                self.cap + model.by_path["guest_features.dma_dirty"].offset,
+                4,
+                int.from_bytes(model.data[0x10:0x14], "little"),
+            ),
+            (self.cap + slot_offset(data % model.num_slots) + 2, 1, 0),
+        )
+        self._guest_write(*writes[0], "the guest writes SIGNATURE, a read-only register")
+        if not self._live() or bytes(self.bridge.capability_bytes()) != bytes(model.data):
+            return
+
+        def burst() -> None:
+            for _ in range(SEC_002_ROUND // len(writes)):
+                for offset, width, value in writes:
+                    self.bridge.config_write(offset, width, value)
+
+        foreign = {id(self), id(self.bridge.bus), *(id(item) for item in (*self.functions, *self.bridge.observers))}
+        one = partial(self.bridge.config_write, *writes[1])
+        burst()  # caches and lazily built tables fill here
+        kept_before, work_before = _retained(self.bridge, foreign), _line_events(one)
+        burst()
+        kept_after, work_after = _retained(self.bridge, foreign), _line_events(one)
+        self.checks.raise_pending()
+        after = bytes(self.bridge.capability_bytes())
+        if after != bytes(model.data):
+            self._sync(after)  # repeated writes that change something: the next judged write shows it
+            return
+        grew = kept_after[0] - kept_before[0], kept_after[1] - kept_before[1]
+        slower = None if work_before is None or work_after is None else work_after - work_before
+        self._that(
+            "VFM-SEC-002",
+            max(grew) < SEC_002_ROUND // 4 and (slower is None or slower < SEC_002_ROUND // 4),
+            lambda: (
+                f"after {SEC_002_ROUND} more guest writes that change nothing, the bridge keeps {grew[0]} more "
+                f"objects and {grew[1]} more container entries, and one write takes {slower} more line events: "
+                "each write must be processed in a time, and without memory, that do not depend on earlier writes"
+            ),
+        )
 
     @rule(disabled=st.booleans())
     @step("VFM-NOTIF-003")
@@ -1797,19 +2080,19 @@ class BridgeSuite(ConformanceMachine):
 
     @precondition(lambda self: self._live() and self.model.allows(MigEvent.START))
     @rule()
-    @step("VFM-MIG-002", "VFM-MIG-006", "VFM-MIG-007", "VFM-NOTIF-001", "VFM-NOTIF-002", "VFM-NOTIF-004")
+    @step("VFM-MIG-002", "VFM-MIG-006", "VFM-MIG-007", "VFM-DEV-012", "VFM-NOTIF-001", "VFM-NOTIF-002", "VFM-NOTIF-004")
     def start(self) -> None:
         self._start()
 
     @precondition(lambda self: self._live() and self.model.allows(MigEvent.REQUEST_PAUSE))
     @rule()
-    @step("VFM-MIG-006", "VFM-MIG-007", "VFM-NOTIF-001", "VFM-NOTIF-002", "VFM-NOTIF-004")
+    @step("VFM-MIG-006", "VFM-MIG-007", "VFM-DEV-012", "VFM-NOTIF-001", "VFM-NOTIF-002", "VFM-NOTIF-004")
     def request_pause(self) -> None:
         self._request_pause()
 
     @precondition(lambda self: self._live() and self.model.allows(MigEvent.CANCEL))
     @rule(reason=st.sampled_from(CANCEL_REASONS))
-    @step("VFM-MIG-006", "VFM-MIG-007", "VFM-MIG-009", "VFM-NOTIF-001", "VFM-NOTIF-002")
+    @step("VFM-MIG-006", "VFM-MIG-007", "VFM-MIG-009", "VFM-DEV-012", "VFM-NOTIF-001", "VFM-NOTIF-002")
     def cancel(self, reason: MigReason) -> None:
         self._cancel(reason)
 
@@ -1850,7 +2133,7 @@ class BridgeSuite(ConformanceMachine):
 
     @precondition(lambda self: self._live() and bool(self._bindable()))
     @rule(pick=st.integers(0, MAX_SLOTS - 1))
-    @step("VFM-DEV-002", "VFM-MIG-008", "VFM-NOTIF-001")
+    @step("VFM-DEV-002", "VFM-DEV-004", "VFM-MIG-008", "VFM-NOTIF-001")
     def bind(self, pick: int) -> None:
         """A driver binds to an UNBOUND slot's function: READY, then Bus Master Enable."""
         slots = self._bindable()
@@ -1864,6 +2147,8 @@ class BridgeSuite(ConformanceMachine):
         "VFM-MIG-007",
         "VFM-MIG-008",
         "VFM-DEV-002",
+        "VFM-DEV-004",
+        "VFM-DEV-012",
         "VFM-FLAG-001",
         "VFM-NOTIF-001",
         "VFM-NOTIF-002",
@@ -1876,6 +2161,56 @@ class BridgeSuite(ConformanceMachine):
                 self._clear_event()
             if self._live():
                 self._progress(late_binder)()
+
+
+_OPAQUE = (type, ModuleType, FunctionType, BuiltinFunctionType, MethodType, CodeType)
+_SIZED = (list, tuple, dict, set, frozenset, bytes, bytearray, str, deque)
+
+
+def _retained(bridge: object, foreign: set[int]) -> tuple[int, int]:
+    """Objects reachable from ``bridge`` and its classes' attributes, and the entries of the containers among them.
+
+    Classes, modules, functions and the objects in ``foreign`` (the suite's) are not walked into.
+    """
+    seen = set(foreign)
+    stack: list[object] = [bridge, *(vars(cls) for cls in type(bridge).__mro__[:-1])]
+    objects = entries = 0
+    while stack:
+        item = stack.pop()
+        if id(item) in seen or isinstance(item, _OPAQUE):
+            continue
+        seen.add(id(item))
+        objects += 1
+        if isinstance(item, _SIZED):
+            entries += len(item)
+        stack.extend(gc.get_referents(item))
+    return objects, entries
+
+
+def _line_events(call: Callable[[], None]) -> int | None:
+    """The Python line events (and calls) ``call`` makes: its work, counted exactly (None: tracing is taken).
+
+    The garbage collector is held off while it runs: finalizers it would run are not the call's work.
+    """
+    if sys.gettrace() is not None:
+        return None  # a debugger or a coverage tool traces this thread: leave it alone
+    count = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal count
+        count += 1
+        return trace
+
+    collecting = gc.isenabled()
+    gc.disable()
+    sys.settrace(trace)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+        if collecting:
+            gc.enable()
+    return count
 
 
 def _endianness_message(offset: int, value: int, little: int) -> str:

@@ -9,12 +9,15 @@ hypervisor:
 * the guest: a storm of CPU writes that keeps pre-copy from converging, driver
   binding and interface changes, a Secondary Bus Reset, the withdrawal of its
   consent, a report the bridge rejects, a Bus Master Enable it must not set
-  (on an UNBOUND or PAUSED function, or one under way while the vCPUs stop);
+  (on an UNBOUND or PAUSED function, or one under way while the vCPUs stop),
+  values written to the bridge that claim the migration completed;
 * the devices: a driver that stops answering (at once, or from its next
   PAUSE_REQ), a function whose drain outlasts ``ACK_TIMEOUT_MS``, device
   errors, surprise removal;
 * the management layer: migrations (to the other host, or to the one that
-  must be refused), cancellations, hot-plug;
+  must be refused), cancellations, hot-plug, a conventional reset of the
+  bridge (a platform reset, after which the guest sets everything up again);
+* the host: a dirty log that loses its entries;
 * the destination: a refusal when the final state arrives, or a crash.
 
 Most of these can happen now or be armed for a phase of the migration
@@ -28,17 +31,23 @@ every guest access once it has completed, with the hypervisor's reaction (the
 suite's observer runs first, before the hypervisor's); the functions report
 their resets and accesses; the guest's memory reports every page a
 destination receives and every read of the dirty log; the guest reports its
-vCPUs; guest code is marked as such, so that the hypervisor's own accesses to
-a fresh function stand out.  Deadlines are measured on the simulated clock
+vCPUs and every interrupt of a function injected into it (the function's own
+MSI-X message, or one the hypervisor made up); guest code is marked as such,
+so that the hypervisor's own accesses to a function stand out.  A function's
+DMA mapping (its ``memory``) is the IOMMU's translation, and the memory a
+host asks ``make_memory`` for is the granularity of its dirty log.  The guest
+finds its functions through the host (``function_at``), as it would on the
+secondary bus.  Deadlines are measured on the simulated clock
 from the phase start that spec 7.6 defines: an action is due within the
 reaction time e (``MigrationConfig.reaction_ns``) and never before its
 deadline.
 
-What the suite needs of an implementation beyond :class:`~conformance.adapters.HypervisorUnderTest`:
-the reference host's ``guest``, ``incoming`` (with ``receive_state`` and
-``fail_on_state``), ``bridge`` / ``bridge_or_none``, ``memory`` and
-``make_memory`` attributes, and a migration handle with ``record`` and
-``cancel(reason)``.
+The suite uses what :class:`~conformance.adapters.HypervisorUnderTest` declares (with the migration handle,
+:class:`~conformance.adapters.MigrationHandle`, and the destination's side,
+:class:`~conformance.adapters.IncomingMigration`); the time a hypervisor measured is read from the handle's
+``record`` (``downtime_ns``, ``total_ns``).  What it cannot see is not judged: a function the hypervisor made
+other than with the function factory it was given, or a dirty log other than the one of the memory
+``make_memory`` made.
 """
 
 from __future__ import annotations
@@ -51,23 +60,29 @@ from functools import partial
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, invariant, rule
 
 from conformance.checks import ConformanceMachine, RequirementViolation, step
 from reference_impl.bridge import MigrationBridge, restore_problem
 from reference_impl.clock import NS_PER_MS, NS_PER_S, SimClock, ms
-from reference_impl.device import DeviceTiming, FunctionIdentity, VirtualFunction
+from reference_impl.device import PCIE_CAP_OFFSET, DeviceTiming, FunctionIdentity, VirtualFunction
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import Event, EventBus, EventKind
-from reference_impl.guest import DmaRegionAllocator, Guest
+from reference_impl.guest import DmaRegionAllocator, Guest, firmware_setup
 from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, Outcome, PrecopyLimitAction
 from reference_impl.memory import DirtyLog, GuestMemory, Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.codec import find_field
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
+from vfmig_proto.pci import (
+    PCI_BRIDGE_CONTROL,
+    PCI_BRIDGE_CTL_BUS_RESET,
+    PCI_EXP_DEVCTL,
+    PCI_EXP_DEVCTL_BCR_FLR,
+)
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS, Action
 
@@ -80,9 +95,18 @@ CHECKED = frozenset(
         *("VFM-DEST-001", "VFM-DEST-002", "VFM-DEST-003", "VFM-DEST-004", "VFM-DEST-005"),
         *("VFM-ERR-001", "VFM-ERR-002", "VFM-ERR-003", "VFM-CANCEL-001", "VFM-CANCEL-002", "VFM-CANCEL-005"),
         *("VFM-SEC-006", "VFM-SEC-008", "VFM-REP-001", "VFM-VER-007", "VFM-ABS-004", "VFM-GEN-003", "VFM-DEV-012"),
+        *("VFM-GEN-002", "VFM-DISC-002", "VFM-DISC-003", "VFM-CAP-008", "VFM-MIG-013", "VFM-DIRTY-007"),
+        *("VFM-DIRTY-008", "VFM-NOTIF-005", "VFM-SEC-004", "VFM-SEC-005", "VFM-SEC-007"),
     }
 )
 """The requirements this suite checks; every other requirement of the hypervisor role stays not-covered."""
+
+WATCHED_THROUGHOUT = (
+    *("VFM-GEN-002", "VFM-SEC-004", "VFM-SEC-005", "VFM-SEC-007"),
+    *("VFM-MIG-013", "VFM-NOTIF-005", "VFM-DIRTY-008", "VFM-DEV-012"),
+)
+"""Requirements whose checks watch every migration from start to end: each step that runs a whole migration
+exercises them (a hang or an exception in it is attributed to them too)."""
 
 PAGE = 4096
 PAGE_SHIFT = 12
@@ -116,6 +140,8 @@ SETTLED_AT_START = frozenset({DevState.EMPTY, DevState.UNBOUND, DevState.READY})
 QUIET_SLOTS = frozenset({DevState.UNBOUND, DevState.PAUSED})
 """Slots whose function must keep BME clear during a migration (VFM-MIG-011)."""
 _BAR_OFFSETS = tuple(range(0x10, 0x28, 4))
+_FLR_BYTE = PCIE_CAP_OFFSET + PCI_EXP_DEVCTL + 1
+"""The config-space byte whose Initiate Function Level Reset bit a reset by config write sets."""
 PHASES = ("PRECOPY", "PAUSING", "STOPPED", "RESUMING", "ARRIVED", "end")
 PHASE_LIMITS: dict[MigState, tuple[str, int]] = {
     MigState.PREPARE: ("VFM-TMO-001", ACK_TIMEOUT_MS * NS_PER_MS),
@@ -138,9 +164,18 @@ DRIVER_SCENARIOS = (
 )
 FUNCTION_SCENARIOS = ("device-error-driver-hangs", "device-error-then-start", "surprise-removal", "hot-add")
 GUEST_SCENARIOS = ("consent-withdrawn", "guest-group-reset", "rejected-report")
-MANAGEMENT_SCENARIOS = ("cancel", "destination-refuses", "destination-crashes", "far-destination", "cpu-storm")
+MANAGEMENT_SCENARIOS = (
+    "cancel",
+    "destination-refuses",
+    "destination-crashes",
+    "far-destination",
+    "cpu-storm",
+    "platform-reset",
+    "dirty-log-loss",
+)
 """Known-tricky sequences, each a whole migration in one step, so that random runs meet them often."""
-GUEST_TWISTS = frozenset(GUEST_SCENARIOS)
+GUEST_TWISTS = frozenset((*GUEST_SCENARIOS, "dirty-log-loss"))
+"""Twists that need the vCPUs running (the guest's, and a dirty log's loss, which matters while they write)."""
 SCENARIO_KINDS = (*DRIVER_SCENARIOS, *FUNCTION_SCENARIOS, *GUEST_SCENARIOS, *MANAGEMENT_SCENARIOS)
 FINALES = ("", "migrate", *SCENARIO_KINDS)
 """What happens after the last step: nothing, one more migration, or one of the scenarios."""
@@ -227,6 +262,17 @@ class Watch:
     dirty_at_pause: int = 0
     """Pages the CPU dirty log held when the bridge entered PAUSING."""
     sent_in_pausing: int = 0
+    intercepted: bool = False
+    """The suite sees the final state arrive at the destination (its ``receive_state``)."""
+    lost_at: int | None = None
+    """When the suite made the source's dirty log lose its entries (VFM-DIRTY-008)."""
+    resent: npt.NDArray[np.bool_] | None = None
+    """Pages sent to the destination since the dirty log lost its entries."""
+    unsignalled: int = 0
+    """Interrupts of functions behind the bridge injected during the migration without the function's signal."""
+    vcpus_stopped_ns: int | None = None
+    vcpus_resumed_ns: int | None = None
+    """When the guest's vCPUs stopped for the migration and ran again (the downtime, on the host's clock)."""
 
     @property
     def started(self) -> bool:
@@ -241,15 +287,35 @@ class Watch:
 
 
 class WatchedLog(DirtyLog):
-    """A host's CPU dirty log that tells the suite when the hypervisor reads it."""
+    """A host's CPU dirty log that tells the suite when the hypervisor reads it.
+
+    While a migration of the guest is in progress, ``unsent`` holds the pages the log marked dirty that no page
+    send has carried to the destination since (VFM-SEC-004).
+    """
 
     def __init__(self, memory: WatchedMemory) -> None:
         super().__init__(memory.num_pages)
         self.memory = memory
+        self.unsent: npt.NDArray[np.bool_] | None = None
 
     def harvest(self) -> Pages:
         self.memory.suite.on_harvest(self.memory)
         return super().harvest()
+
+    def mark(self, pages: Pages) -> None:
+        super().mark(pages)
+        if self.unsent is not None and self.enabled:
+            self.unsent[pages] = True
+
+    def mark_range(self, start: int, stop: int) -> None:
+        super().mark_range(start, stop)
+        if self.unsent is not None and self.enabled:
+            self.unsent[start:stop] = True
+
+    def lose(self) -> None:
+        """The log loses what it holds and says so (VFM-DIRTY-008): the entries are gone, every page counts."""
+        self._clear()
+        self.lose_entries()
 
 
 class WatchedMemory(GuestMemory):
@@ -261,11 +327,11 @@ class WatchedMemory(GuestMemory):
         self.log = WatchedLog(self)
 
     def receive_from(self, source: GuestMemory, pages: Pages) -> None:
-        self.suite.on_receive(self, int(pages.size))
+        self.suite.on_receive(self, int(pages.size), pages)
         super().receive_from(source, pages)
 
     def receive_range_from(self, source: GuestMemory, start: int, stop: int) -> None:
-        self.suite.on_receive(self, stop - start)
+        self.suite.on_receive(self, stop - start, slice(start, stop))
         super().receive_range_from(source, start, stop)
 
 
@@ -282,9 +348,25 @@ class WatchedFunction(VirtualFunction):
         self.slot_ready = False
         """The guest wrote READY for the slot this function was placed in."""
         self.last_reset_ns: int | None = None
+        self.signals = 0
+        """MSI-X messages the function sent and no injection has delivered yet (forwarding may come later)."""
+        self.unsignalled = 0
+        """Interrupts of this function injected without its signal, between ARRIVE and its slot's READY."""
+
+    def _send_msix(self, vector: int) -> None:
+        self.signals += 1
+        super()._send_msix(vector)
+
+    def _write_buffers(self, rx: Any, start: int, count: int) -> None:
+        self.suite.function_dma(self)
+        super()._write_buffers(rx, start, count)
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        self.suite.function_access(self, f"a config write of 0x{value:x} at 0x{offset:02x}")
+        flr = offset <= _FLR_BYTE < offset + width and value >> (8 * (_FLR_BYTE - offset)) & (
+            PCI_EXP_DEVCTL_BCR_FLR >> 8
+        )
+        what = f"a config write of 0x{value:x} at 0x{offset:02x}"
+        self.suite.function_access(self, what, mailbox=not flr)  # (an Initiate FLR is a reset, not a message)
         with self.suite.scope():
             super().config_write(offset, width, value)
         self.suite.function_written(self)
@@ -297,15 +379,15 @@ class WatchedFunction(VirtualFunction):
         self.last_reset_ns = self.clock.now
 
     def mmio_setup_rx(self, ring_start: int, ring_pages: int, buffer_start: int, buffer_count: int) -> None:
-        self.suite.function_access(self, "a write of its receive ring registers")
+        self.suite.function_access(self, "a write of its receive ring registers", mailbox=True)
         super().mmio_setup_rx(ring_start, ring_pages, buffer_start, buffer_count)
 
     def mmio_post(self, count: int) -> None:
-        self.suite.function_access(self, "a write of its buffer tail register")
+        self.suite.function_access(self, "a write of its buffer tail register", mailbox=True)
         super().mmio_post(count)
 
     def mmio_enable_queues(self, enabled: bool) -> None:
-        self.suite.function_access(self, "a write of its queue enable register")
+        self.suite.function_access(self, "a write of its queue enable register", mailbox=True)
         super().mmio_enable_queues(enabled)
 
 
@@ -421,6 +503,13 @@ class ObservedBridge(MigrationBridge):
         with self.suite.scope():
             super().device_error(slot)
 
+    def conventional_reset(self) -> None:
+        self.suite.before_conventional_reset(self)
+        self.suite.before_capability_change(self)
+        with self.suite.scope():
+            super().conventional_reset()
+            self.suite.after_conventional_reset(self)  # (inside: the step is judged with the migration ended)
+
 
 def _ignore_requests(state: object) -> None:
     """A driver's ``act_on`` that never answers."""
@@ -466,6 +555,12 @@ class HypervisorSuite(ConformanceMachine):
         self.finale_phase = "PRECOPY"
         self.dead = False
         """A bridge refused a host event: the world is broken and the finding already reported."""
+        self.resetting: MigrationBridge | None = None
+        """The bridge whose conventional reset the suite asked for, while the hypervisor carries it out."""
+        self.reset_state = MigState.IDLE
+        """The bridge's MIG_STATE when the suite asked for the conventional reset."""
+        self.reset_cancel: MigReason | None = None
+        """The MIG_REASON of the first CANCEL between the request of a conventional reset and its effect."""
 
     # ------------------------------------------------------------------ the world
 
@@ -476,7 +571,7 @@ class HypervisorSuite(ConformanceMachine):
         finale=st.sampled_from(FINALES),
         phase=st.sampled_from(TWIST_PHASES),
     )
-    @step("VFM-GEN-003")
+    @step("VFM-GEN-003", "VFM-DIRTY-007", "VFM-DISC-002", "VFM-DEV-012")
     def build(self, vfs: int, storm: bool, start: bool, finale: str, phase: str) -> None:
         """The world.
 
@@ -520,6 +615,7 @@ class HypervisorSuite(ConformanceMachine):
         bus.subscribe(self.on_vcpu, [EventKind.VCPU])
         bus.subscribe(self.on_milestone, [EventKind.MIGRATION])
         self._guest_context(self.sim.guest)
+        self._watch_device_interrupts(self.sim.guest)
         self.storm = storm
         self.finale = finale
         self.finale_phase = phase
@@ -536,6 +632,14 @@ class HypervisorSuite(ConformanceMachine):
         return bridge
 
     def _make_memory(self, size_bytes: int, page_shift: int, boot: bool) -> GuestMemory:
+        """A host makes its copy of the guest's RAM: its dirty log of that copy tracks pages of 2^page_shift bytes."""
+        self.checks.record(
+            "VFM-DIRTY-007",
+            page_shift >= PAGE_SHIFT,
+            f"a host made its copy of the guest's memory at {_ms(self.clock.now) if self.sim else 'start-up'} with "
+            f"pages of 2^{page_shift} bytes: its dirty log would track the guest finer than the bridge's PAGE_SHIFT "
+            f"{PAGE_SHIFT}",
+        )
         return WatchedMemory(size_bytes, page_shift, boot=boot, suite=self)
 
     def _guest_context(self, guest: Guest) -> None:
@@ -553,6 +657,23 @@ class HypervisorSuite(ConformanceMachine):
             return original(as_guest, label)
 
         setattr(guest, "_guarded", guarded)  # noqa: B010 - an instance attribute shadowing the method
+
+    def _watch_device_interrupts(self, guest: Guest) -> None:
+        """See every interrupt of a function the hypervisor injects into the guest (VFM-MIG-013, VFM-NOTIF-005)."""
+        original = guest.inject_device_interrupt
+
+        def inject(function: str) -> None:
+            self.on_device_interrupt(function)
+            original(function)
+
+        setattr(guest, "inject_device_interrupt", inject)  # noqa: B010 - an instance attribute shadowing the method
+
+    def _guest_memory(self) -> GuestMemory | None:
+        """The guest's memory on the host where it runs now (None while it is between hosts)."""
+        try:
+            return self.world.guest.memory
+        except RuntimeError:
+            return None
 
     def _as_guest(self, action: Callable[[], None]) -> None:
         self.guest_depth += 1
@@ -811,6 +932,9 @@ class HypervisorSuite(ConformanceMachine):
             memory.log.enabled,
             f"migration {watch.number}: START at {_ms(now)} with the CPU dirty log off",
         )
+        self._check_start_placement(watch, bridge, memory)
+        if isinstance(memory.log, WatchedLog):
+            memory.log.unsent = np.zeros(memory.num_pages, dtype=np.bool_)
         watch.bridge = bridge
         watch.memory = memory
         watch.start_ns = now
@@ -827,6 +951,32 @@ class HypervisorSuite(ConformanceMachine):
         self.watches.append(watch)
         bound = MIGRATION.bound_ns(ACK_TIMEOUT_MS)
         self._schedule(now + bound + 1, partial(self._check_bound, watch, bound), "T_max")
+
+    def _check_start_placement(self, watch: Watch, bridge: MigrationBridge, memory: GuestMemory) -> None:
+        """VFM-DISC-002 and VFM-DIRTY-007 at START: one bridge for every assigned function, pages tracked whole."""
+        now = self.clock.now
+        behind = [function for function in bridge.functions if function is not None]
+        # A function is assigned to the guest when the IOMMU maps the guest's memory for its DMA.
+        beside = sorted(
+            function.name
+            for function in self.functions.values()
+            if function.memory is memory and not any(function is placed for placed in behind)
+        )
+        self.checks.record(
+            "VFM-DISC-002",
+            not beside,
+            lambda: (
+                f"migration {watch.number}: START at {_ms(now)} on {bridge.name} although the guest's memory is "
+                f"mapped for the DMA of {', '.join(beside)}, which does not sit behind that bridge"
+            ),
+        )
+        shift = bridge.field("page_shift")
+        self.checks.record(
+            "VFM-DIRTY-007",
+            memory.page_shift >= shift,
+            f"migration {watch.number}: START at {_ms(now)} with the dirty log of the guest's memory tracking pages "
+            f"of 2^{memory.page_shift} bytes, finer than the bridge's PAGE_SHIFT {shift}",
+        )
 
     def _check_bound(self, watch: Watch, bound: int) -> None:
         if watch.ended_ns is not None or self.handed_over(watch):
@@ -904,6 +1054,8 @@ class HypervisorSuite(ConformanceMachine):
         )
 
     def before_cancel(self, bridge: MigrationBridge, reason: MigReason) -> None:
+        if self.resetting is bridge and self.reset_cancel is None:
+            self.reset_cancel = reason
         watch = self.watch_of(bridge)
         if watch is None:
             return
@@ -1024,6 +1176,32 @@ class HypervisorSuite(ConformanceMachine):
         watch = self.watch_of(bridge)
         if watch is not None and watch.stopped_capability is not None:
             watch.capability_touched = True
+
+    def before_conventional_reset(self, bridge: MigrationBridge) -> None:
+        """VFM-CAP-008: a conventional reset takes effect only once no migration is in progress on the bridge."""
+        state = bridge.mig_state
+        now = self.clock.now
+        self.checks.record(
+            "VFM-CAP-008",
+            state not in IN_PROGRESS,
+            f"{bridge.name}: a conventional reset took effect at {_ms(now)} in MIG_STATE {state.name}, with no "
+            "CANCEL first",
+        )
+        if self.resetting is bridge and self.reset_state in IN_PROGRESS:
+            reason = self.reset_cancel
+            self.checks.record(
+                "VFM-CAP-008",
+                reason is MigReason.CANCELLED,
+                f"{bridge.name}: the conventional reset asked for in {self.reset_state.name} took effect at "
+                f"{_ms(now)} after "
+                + ("no CANCEL" if reason is None else f"a CANCEL with MIG_REASON {reason.name}, not CANCELLED"),
+            )
+
+    def after_conventional_reset(self, bridge: MigrationBridge) -> None:
+        """The reset returned the bridge to IDLE without a transition: the migration, if any, has ended."""
+        watch = self.watch_of(bridge)
+        if watch is not None and watch.in_progress and not self.handed_over(watch):
+            self._ended(watch, self.clock.now)
 
     def before_arrive(self, bridge: ObservedBridge) -> None:
         watch = self.current
@@ -1147,6 +1325,17 @@ class HypervisorSuite(ConformanceMachine):
         watch.ended_ns = now
         # Resets and hot-plug that no rule calls for were recorded as they happened; none came for this one.
         self.checks.record("VFM-CANCEL-002", True, "")
+        self.checks.record(
+            "VFM-NOTIF-005",
+            watch.unsignalled == 0,
+            f"migration {watch.number}: {watch.unsignalled} interrupts of functions behind the bridge were injected "
+            "into the guest during the migration without the function signalling them",
+        )
+        if watch.handover_ns is None:
+            self._schedule(now + 1, partial(self._check_measured_total, watch, now), "GEN-002")
+        memory = watch.memory
+        if memory is not None and isinstance(memory.log, WatchedLog) and watch.handover_ns is None:
+            memory.log.unsent = None
         bound = MIGRATION.bound_ns(ACK_TIMEOUT_MS)
         start = watch.start_ns or 0
         self.checks.record(
@@ -1232,8 +1421,14 @@ class HypervisorSuite(ConformanceMachine):
         now = event.time
         if bridge is watch.dest_bridge and new is DevState.READY:
             function = bridge.functions[slot]
-            if isinstance(function, WatchedFunction):
+            if isinstance(function, WatchedFunction) and not function.slot_ready:
                 function.slot_ready = True
+                self.checks.record(
+                    "VFM-MIG-013",
+                    function.unsignalled == 0,
+                    f"migration {watch.number}: between ARRIVE and the READY of slot {slot} ({_ms(now)}) the "
+                    f"hypervisor injected {function.unsignalled} interrupts of {function.name} that it never signalled",
+                )
             return
         if bridge is not watch.bridge or not watch.in_progress:
             return
@@ -1337,6 +1532,8 @@ class HypervisorSuite(ConformanceMachine):
             return
         watch = self.in_progress()
         function = self.functions.get(str(event.data.get("function")))
+        if function is not None:
+            self._check_confined(function, "got Bus Master Enable set")
         if self.depth > 0:
             self.guest_depth = 0  # the hypervisor's BME listener runs next; restored when the write's scope ends
         if watch is None or watch.bridge is None or function is None or self.handed_over(watch):
@@ -1355,10 +1552,17 @@ class HypervisorSuite(ConformanceMachine):
 
     def on_vcpu(self, event: Event) -> None:
         watch = self.current
-        if watch is None or not event.data.get("running") or not watch.started:
+        if watch is None or not watch.started:
             return
         host = str(event.data.get("host"))
         now = event.time
+        if not event.data.get("running"):
+            if host == watch.source.name and watch.in_progress and watch.vcpus_stopped_ns is None:
+                watch.vcpus_stopped_ns = now
+            return
+        if watch.vcpus_stopped_ns is not None and watch.vcpus_resumed_ns is None:
+            watch.vcpus_resumed_ns = now
+            self._schedule(now + 1, partial(self._check_measured_downtime, watch), "GEN-002")
         if host == watch.source.name:
             if self.handed_over(watch):
                 self.checks.record(
@@ -1381,6 +1585,34 @@ class HypervisorSuite(ConformanceMachine):
         elif host == watch.destination.name:
             self._arrived_and_running(watch, now)
 
+    def _check_measured_downtime(self, watch: Watch) -> None:
+        """VFM-GEN-002: the downtime the hypervisor measured is the one its host's clock (the suite's) shows."""
+        record = getattr(watch.handle, "record", None)
+        stopped, resumed = watch.vcpus_stopped_ns, watch.vcpus_resumed_ns
+        measured = getattr(record, "downtime_ns", None)
+        if stopped is None or resumed is None or not isinstance(measured, int):
+            return
+        self.checks.record(
+            "VFM-GEN-002",
+            measured == resumed - stopped,
+            f"migration {watch.number}: the guest's vCPUs stopped at {_ms(stopped)} and ran again at {_ms(resumed)} "
+            f"on the host's clock, a downtime of {_ms(resumed - stopped)}; the hypervisor measured {_ms(measured)}",
+        )
+
+    def _check_measured_total(self, watch: Watch, end: int) -> None:
+        """VFM-GEN-002: the duration from START to IDLE that the hypervisor measured is the host clock's."""
+        record = getattr(watch.handle, "record", None)
+        measured = getattr(record, "total_ns", None)
+        start = watch.start_ns
+        if start is None or not isinstance(measured, int):
+            return
+        self.checks.record(
+            "VFM-GEN-002",
+            measured == end - start,
+            f"migration {watch.number} went from START at {_ms(start)} to IDLE at {_ms(end)} on the host's clock, "
+            f"{_ms(end - start)}; the hypervisor measured {_ms(measured)}",
+        )
+
     def _arrived_and_running(self, watch: Watch, now: int) -> None:
         handed = self.handed_over(watch)
         self.checks.record(
@@ -1396,6 +1628,7 @@ class HypervisorSuite(ConformanceMachine):
         )
         if handed:
             self._check_no_lost_write(watch, self.world.guest.memory, f"when the guest ran on {watch.destination.name}")
+            self._check_placement(watch.destination, f"when the guest ran on {watch.destination.name}", every=True)
 
     def _check_no_lost_write(self, watch: Watch, copy: GuestMemory, when: str) -> None:
         """VFM-FLOW-001, no lost write: the destination's copy equals the source's final contents."""
@@ -1435,6 +1668,7 @@ class HypervisorSuite(ConformanceMachine):
         if watch.dest_memory is not None:
             self._check_no_lost_write(watch, watch.dest_memory, "at the handover point")
         self._phase_left(watch, MigState.STOPPED, watch.handover_ns)
+        self._check_nothing_left_out(watch)
         self._ended(watch, watch.handover_ns)
         bme = self._bme_in_stopped(watch) if watch.final_read_bme is None else watch.final_read_bme
         self.checks.record(
@@ -1466,10 +1700,55 @@ class HypervisorSuite(ConformanceMachine):
             f"slot that is not EMPTY (placed: {placed})",
         )
 
-    def on_receive(self, memory: GuestMemory, pages: int) -> None:
+    def _check_nothing_left_out(self, watch: Watch) -> None:
+        """At the handover point: every page the log marked was sent since; the destination had the state."""
+        at = _ms(watch.handover_ns or 0)
+        if watch.intercepted:
+            self.checks.record(
+                "VFM-SEC-005",
+                watch.state_arrived_ns is not None and not watch.crash,
+                f"migration {watch.number}: the source reached the handover point at {at} although the destination "
+                + ("crashed" if watch.crash else "never received the final state")
+                + ": nothing but the guest's own reports can have told it the migration completed",
+            )
+        memory = watch.memory
+        log = None if memory is None else memory.log
+        if isinstance(log, WatchedLog) and log.unsent is not None:
+            unsent = log.unsent
+            log.unsent = None
+            if not watch.rogue:  # (the vCPUs ran in STOPPED: the pages they dirtied are VFM-MIG-003's to judge)
+                left = np.flatnonzero(unsent)
+                self.checks.record(
+                    "VFM-SEC-004",
+                    left.size == 0,
+                    lambda: (
+                        f"migration {watch.number}: at the handover point ({at}) {left.size} pages the dirty log had "
+                        f"marked (e.g. {left[:8].tolist()}) were never sent after they were marked; the guest wrote "
+                        "the bridge's config space during the migration (its reports, and any value it likes)"
+                    ),
+                )
+        if watch.resent is not None:
+            missing = np.flatnonzero(~watch.resent)
+            self.checks.record(
+                "VFM-DIRTY-008",
+                missing.size == 0,
+                lambda: (
+                    f"migration {watch.number}: the dirty log lost its entries at {_ms(watch.lost_at or 0)} and the "
+                    f"migration completed at {at} without {missing.size} pages (e.g. {missing[:8].tolist()}) being "
+                    "sent again: neither every page treated as dirty nor a CANCEL with CANCELLED"
+                ),
+            )
+
+    def on_receive(self, memory: GuestMemory, pages: int, which: Pages | slice | None = None) -> None:
         watch = self.pending or self.current
         if watch is None or (watch.started and not watch.in_progress) or pages == 0:
             return
+        if which is not None and watch.memory is not None and memory is not watch.memory:
+            log = watch.memory.log
+            if isinstance(log, WatchedLog) and log.unsent is not None:
+                log.unsent[which] = False
+            if watch.resent is not None:
+                watch.resent[which] = True
         watch.dest_memory = memory
         precopy = watch.phases.get(MigState.PRECOPY)
         if watch.bridge is not None and watch.bridge.mig_state is MigState.PAUSING:
@@ -1504,8 +1783,16 @@ class HypervisorSuite(ConformanceMachine):
         if fresh and watch is not None and not function.name.startswith(f"{watch.source.name}."):
             function.arrival = watch
 
-    def function_access(self, function: WatchedFunction, what: str) -> None:
-        """VFM-MIG-005: nobody but the guest touches a fresh function after ARRIVE, before its READY."""
+    def function_access(self, function: WatchedFunction, what: str, *, mailbox: bool = False) -> None:
+        """VFM-MIG-005: nobody but the guest touches a fresh function after ARRIVE, before its READY.
+
+        VFM-NOTIF-005: during a migration the hypervisor writes nothing to a function behind the source's bridge
+        (no device-specific mailbox); resets are judged elsewhere (VFM-CANCEL-002, VFM-SEC-006).
+        """
+        if self.resetting is not None:
+            return  # (the conventional reset of the bridge the suite asked for resets what is behind it)
+        if mailbox and self.guest_depth == 0:
+            self._check_no_mailbox(function, what)
         watch = function.arrival
         if watch is None or watch is not self.current or function.slot_ready or self.guest_depth > 0:
             return
@@ -1533,9 +1820,136 @@ class HypervisorSuite(ConformanceMachine):
             f"{_ms(self.clock.now)}",
         )
 
+    def _check_no_mailbox(self, function: WatchedFunction, what: str) -> None:
+        watch = self.in_progress()
+        if watch is None or watch.bridge is None or self.handed_over(watch):
+            return
+        if any(function is placed for placed in watch.bridge.functions):
+            self.checks.record(
+                "VFM-NOTIF-005",
+                False,
+                f"migration {watch.number}: the hypervisor made {what} to {function.name}, behind the source's "
+                f"bridge, at {_ms(self.clock.now)} during {watch.bridge.mig_state.name}: the guest learns of a "
+                "migration through its bridge, never through a function",
+            )
+
+    def on_device_interrupt(self, name: str) -> None:
+        """An interrupt of a function reaches the guest: the function's own MSI-X message, or the hypervisor's."""
+        function = self.functions.get(name)
+        if function is None:
+            return
+        signalled = function.signals > 0
+        function.signals -= 1 if signalled else 0
+        now = self.clock.now
+        arrival = function.arrival
+        if (
+            arrival is not None
+            and arrival is self.current
+            and arrival.arrived_ns is not None
+            and not function.slot_ready
+        ):
+            function.unsignalled += 0 if signalled else 1
+            self.checks.record(
+                "VFM-MIG-013",
+                signalled,
+                f"migration {arrival.number}: the hypervisor injected an interrupt of {function.name}, placed for "
+                f"ARRIVE ({_ms(arrival.arrived_ns)}), at {_ms(now)}, before the guest wrote READY for its slot and "
+                "without the function signalling it",
+            )
+        watch = self.in_progress()
+        behind = (
+            watch is not None
+            and watch.bridge is not None
+            and not self.handed_over(watch)
+            and any(function is placed for placed in watch.bridge.functions)
+        )
+        if watch is not None and (behind or (arrival is watch and not function.slot_ready)):
+            watch.unsignalled += 0 if signalled else 1
+            self.checks.record(
+                "VFM-NOTIF-005",
+                signalled,
+                f"migration {watch.number}: the hypervisor injected an interrupt of {function.name} at {_ms(now)}, "
+                "during the migration, that the function never signalled",
+            )
+
+    def function_dma(self, function: WatchedFunction) -> None:
+        """VFM-SEC-007: a function's DMA lands in the memory of the guest it is assigned to, nowhere else."""
+        if function.memory is not self._guest_memory():
+            self._check_confined(function, "wrote by DMA")
+
+    def _check_confined(self, function: WatchedFunction, what: str) -> None:
+        """VFM-SEC-007: a function that can DMA reaches the memory of the guest where it runs, and only that."""
+        guest = self._guest_memory()
+        holder = next(
+            (
+                host
+                for host in (*self.world.hosts, self.far)
+                if host is not None
+                and host.bridge_or_none is not None
+                and any(function is placed for placed in host.bridge.functions)
+            ),
+            None,
+        )
+        if holder is None:
+            return  # (behind no bridge: unassigned, or VFM-DISC-002's to judge at START)
+        if holder.guest is self.world.guest:
+            allowed = guest
+            whose = "the guest's memory"
+        else:
+            incoming = getattr(holder, "incoming", None)
+            allowed = getattr(incoming, "memory", None)  # (a destination's copy, before the guest arrives)
+            whose = f"{holder.name}'s copy of the guest's memory"
+        mapped = function.memory
+        self.checks.record(
+            "VFM-SEC-007",
+            mapped is not None and mapped is allowed,
+            lambda: (
+                f"{function.name}, behind {holder.name}'s bridge, {what} at {_ms(self.clock.now)} with its DMA "
+                + ("reaching no memory" if mapped is None else "reaching memory that is not " + whose)
+                + (" (the memory of another host's copy of the guest)" if mapped is not None else "")
+            ),
+        )
+
+    def _check_placement(self, host: Hypervisor, when: str, *, every: bool = False) -> None:
+        """VFM-DISC-003: the guest finds each function at its slot's DEV_DEVFN (``every``: and at no other device)."""
+        bridge = host.bridge_or_none
+        if bridge is None:
+            return
+        devfns = {bridge.devfn(slot): slot for slot in range(bridge.num_slots)}
+        for devfn, slot in devfns.items():
+            function = bridge.functions[slot]
+            if function is None:
+                continue
+            found = host.function_at(devfn)
+            where = "nothing" if found is None else getattr(found, "name", repr(found))
+            self.checks.record(
+                "VFM-DISC-003",
+                found is function,
+                ""
+                if found is function
+                else f"{host.name} {when} ({_ms(self.clock.now)}): slot {slot} holds {getattr(function, 'name', '?')} "
+                f"and its DEV_DEVFN is 0x{devfn:02x}, but the guest finds {where} there",
+            )
+            if function.bus_master and isinstance(function, WatchedFunction):
+                self._check_confined(function, "has Bus Master Enable set")
+        if every:
+            # (function 0 of every device number: where a function the hypervisor put elsewhere shows up first)
+            devices = range(0, 256, 8)
+            elsewhere = [devfn for devfn in devices if devfn not in devfns and host.function_at(devfn) is not None]
+            self.checks.record(
+                "VFM-DISC-003",
+                not elsewhere,
+                lambda: (
+                    f"{host.name} {when} ({_ms(self.clock.now)}): the guest finds functions at devfn "
+                    f"{', '.join(hex(devfn) for devfn in elsewhere)}, which no slot's DEV_DEVFN holds"
+                ),
+            )
+
     def on_function_reset(self, function: WatchedFunction, how: str) -> None:
         """VFM-CANCEL-002: no reset of a source function during the migration but those chapter 7 calls for."""
         watch = self.in_progress()
+        if self.resetting is not None:
+            return  # (a conventional reset of the bridge resets whatever is behind it: VFM-CAP-008 judges it)
         if watch is None or watch.bridge is None or how != "flr" or self.guest_depth > 0 or function.failed:
             return
         if function in watch.bridge.functions and not self.handed_over(watch):
@@ -1549,7 +1963,10 @@ class HypervisorSuite(ConformanceMachine):
     # ------------------------------------------------------------------ rules: time, the guest and its drivers
 
     @rule(duration_us=st.sampled_from(DURATIONS_US) | st.integers(1, 60_000), start=st.booleans())
-    @step("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-TIME-001", "VFM-TIME-004", "VFM-DEST-005")
+    @step(
+        *("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-TIME-001", "VFM-TIME-004", "VFM-DEST-005"),
+        *WATCHED_THROUGHOUT,
+    )
     def time_passes(self, duration_us: int, start: bool) -> None:
         """Time passes (after the management layer starts a migration, if ``start`` and none is under way)."""
         if self.dead:
@@ -1559,7 +1976,10 @@ class HypervisorSuite(ConformanceMachine):
         self._world(partial(self.clock.advance, duration_us * 1000))
 
     @rule(phase=st.sampled_from(PHASES))
-    @step("VFM-TMO-001", "VFM-TMO-003", "VFM-TMO-005", "VFM-TIME-001", "VFM-MIG-003", "VFM-FLOW-001")
+    @step(
+        *("VFM-TMO-001", "VFM-TMO-003", "VFM-TMO-005", "VFM-TIME-001", "VFM-MIG-003", "VFM-FLOW-001"),
+        *WATCHED_THROUGHOUT,
+    )
     def run_until(self, phase: str) -> None:
         """Let time pass until the migration reaches ``phase`` (starting one if none is under way)."""
         if self.dead:
@@ -1679,6 +2099,74 @@ class HypervisorSuite(ConformanceMachine):
             self._as_guest(partial(bridge.config_write, offset, width, restored))
             self.world.guest.after(0, self.world.core.interrupt, "the migration core looks again")
 
+    @rule(at=st.sampled_from(GUEST_AT))
+    @step("VFM-SEC-004", "VFM-SEC-005", "VFM-MIG-011")
+    def guest_claims_completion(self, at: str) -> None:
+        """The guest writes values that say the migration completed: ARRIVED, COMPLETED, READY, a new GENERATION.
+
+        The registers are read-only to the guest, so the bridge keeps its own values; a hypervisor that took any
+        guest-written value for the destination's word would end the migration or skip pages on it.
+        """
+        if self.dead:
+            return
+        self._when(at, "the guest claims the migration completed", self._claim_completion)
+
+    def _claim_completion(self) -> None:
+        bridge = self._guest_bridge()
+        if bridge is None:
+            return
+        values = {
+            "mig_state": MigState.ARRIVED,
+            "mig_reason": MigReason.COMPLETED,
+            "generation": bridge.generation + 1,
+            **{f"device[{slot}].dev_state": DevState.READY for slot in range(bridge.num_slots)},
+        }
+        for path, value in values.items():
+            placed = find_field(bridge.num_slots, path)
+            offset, width = bridge.cap + placed.offset, placed.register.size
+            self._as_guest(partial(bridge.config_write, offset, width, int(value) & placed.field.mask))
+
+    @rule(at=st.sampled_from(("PREPARE", "PRECOPY", "PAUSING")))
+    @step("VFM-DIRTY-008", "VFM-CANCEL-001", "VFM-MIG-010", "VFM-MIG-001", "VFM-GEN-003", "VFM-DISC-002")
+    def dirty_log_loses(self, at: str) -> None:
+        """The host's dirty log of the guest's memory loses its entries (an overflow) during a migration.
+
+        The loss comes as the migration under way (or one the management layer starts now) enters ``at``, or at
+        once if it is past that; the migration then runs to its end, so that the handover shows whether every page
+        went again.
+        """
+        if self.dead:
+            return
+        watch = self.in_progress()
+        if watch is None:
+            self._start(to_far=False)
+            watch = self.in_progress()
+        if watch is None:
+            return
+        if MigState[at] in watch.phases:
+            self._world(self._lose_dirty_log)
+        else:
+            self.triggers.append((MigState[at], "the dirty log loses its entries", self._lose_dirty_log))
+        self._run_until("end")
+        self.checks.raise_pending()
+
+    def _lose_dirty_log(self) -> None:
+        watch = self.in_progress()
+        memory = None if watch is None else watch.memory
+        if watch is None or memory is None or self.handed_over(watch) or watch.bridge is None:
+            return
+        log = memory.log
+        if not isinstance(log, WatchedLog) or not log.enabled or watch.bridge.mig_state not in GUEST_HELP:
+            return
+        now = self.clock.now
+        if watch.resent is None:
+            watch.lost_at = now
+            watch.resent = np.zeros(memory.num_pages, dtype=np.bool_)
+        else:
+            watch.resent[:] = False  # (lost again: every page is due again)
+        watch.causes.append(Cause(now, MigReason.CANCELLED, "the dirty log lost entries"))
+        log.lose()
+
     @rule(slot=st.integers(0, 2), at=st.sampled_from(GUEST_AT))
     @step("VFM-MIG-011")
     def bogus_report(self, slot: int, at: str) -> None:
@@ -1750,7 +2238,7 @@ class HypervisorSuite(ConformanceMachine):
             function.timing = DeviceTiming(drain_ns=int(drain * self.ack_ns)) if drain else DeviceTiming()
 
     @rule(slot=st.integers(0, 2), driver_hangs=st.booleans(), at=st.sampled_from(HOST_AT))
-    @step("VFM-ERR-001", "VFM-ERR-002", "VFM-ABS-004", "VFM-CANCEL-001")
+    @step("VFM-ERR-001", "VFM-ERR-002", "VFM-ABS-004", "VFM-CANCEL-001", "VFM-DEV-012")
     def device_error(self, slot: int, driver_hangs: bool, at: str) -> None:
         """A function fails (and its driver, stuck in its error handling, answers nothing until told)."""
         if self.dead:
@@ -1767,7 +2255,7 @@ class HypervisorSuite(ConformanceMachine):
         host.function_failed(slot)
 
     @rule(slot=st.integers(0, 2), at=st.sampled_from(HOST_AT))
-    @step("VFM-ERR-003", "VFM-CANCEL-001")
+    @step("VFM-ERR-003", "VFM-CANCEL-001", "VFM-DEV-012")
     def surprise_removal(self, slot: int, at: str) -> None:
         if self.dead:
             return
@@ -1779,7 +2267,7 @@ class HypervisorSuite(ConformanceMachine):
             host.surprise_remove(slot)
 
     @rule(slot=st.integers(0, 4), at=st.sampled_from(HOST_AT))
-    @step("VFM-CANCEL-002")
+    @step("VFM-CANCEL-002", "VFM-DISC-002", "VFM-DISC-003", "VFM-DEV-012")
     def hot_add(self, slot: int, at: str) -> None:
         """The management layer asks for a function in an empty slot (refused during a migration)."""
         if self.dead:
@@ -1801,28 +2289,38 @@ class HypervisorSuite(ConformanceMachine):
     # ------------------------------------------------------------------ rule: scenarios
 
     @rule(kind=st.sampled_from(DRIVER_SCENARIOS), slot=st.integers(0, 2))
-    @step("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-MIG-001", "VFM-MIG-012")
+    @step(
+        *("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005", "VFM-MIG-001", "VFM-MIG-012"),
+        *WATCHED_THROUGHOUT,
+    )
     def driver_scenario(self, kind: str, slot: int) -> None:
         """A migration with a driver that hangs, binds late and silent, or leaves BME set where it must not."""
         if not self.dead:
             self._scenario(kind, slot, "PRECOPY")
 
     @rule(kind=st.sampled_from(FUNCTION_SCENARIOS), slot=st.integers(0, 2), phase=st.sampled_from(TWIST_PHASES))
-    @step("VFM-ERR-001", "VFM-ERR-002", "VFM-ERR-003", "VFM-MIG-001", "VFM-CANCEL-001", "VFM-CANCEL-002")
+    @step(
+        *("VFM-ERR-001", "VFM-ERR-002", "VFM-ERR-003", "VFM-MIG-001", "VFM-CANCEL-001", "VFM-CANCEL-002"),
+        *("VFM-DISC-002", "VFM-DISC-003", "VFM-DEV-012", "VFM-GEN-002"),
+    )
     def function_scenario(self, kind: str, slot: int, phase: str) -> None:
         """A migration during which (or just before which) a function fails, disappears or is hot-added."""
         if not self.dead:
             self._scenario(kind, slot, phase)
 
     @rule(kind=st.sampled_from(GUEST_SCENARIOS), slot=st.integers(0, 2), phase=st.sampled_from(TWIST_PHASES))
-    @step("VFM-MIG-011", "VFM-MIG-010", "VFM-CANCEL-001")
+    @step("VFM-MIG-011", "VFM-MIG-010", "VFM-CANCEL-001", "VFM-SEC-004", "VFM-SEC-005", "VFM-GEN-002")
     def guest_scenario(self, kind: str, slot: int, phase: str) -> None:
         """A migration during which the guest withdraws its consent, resets the bridge or writes a bad report."""
         if not self.dead:
             self._scenario(kind, slot, phase)
 
     @rule(kind=st.sampled_from(MANAGEMENT_SCENARIOS), phase=st.sampled_from(TWIST_PHASES))
-    @step("VFM-DEST-001", "VFM-DEST-005", "VFM-VER-007", "VFM-TIME-001", "VFM-TIME-002", "VFM-CANCEL-001")
+    @step(
+        *("VFM-DEST-001", "VFM-DEST-005", "VFM-VER-007", "VFM-TIME-001", "VFM-TIME-002", "VFM-CANCEL-001"),
+        *("VFM-CAP-008", "VFM-DIRTY-007"),
+        *WATCHED_THROUGHOUT,
+    )
     def management_scenario(self, kind: str, phase: str) -> None:
         """A migration that the management layer cancels, whose destination fails, or that cannot converge."""
         if not self.dead:
@@ -1857,6 +2355,8 @@ class HypervisorSuite(ConformanceMachine):
             "rejected-report": partial(self._bogus_report, slot),
             "hot-add": partial(self._hot_add, len(self.world.drivers)),
             "cancel": self._cancel,
+            "platform-reset": self._platform_reset,
+            "dirty-log-loss": self._lose_dirty_log,
         }
         if kind in setup:
             setup[kind]()
@@ -1923,7 +2423,10 @@ class HypervisorSuite(ConformanceMachine):
         destination=st.sampled_from(("works", "refuses", "crashes")),
         until=st.sampled_from(("", "PRECOPY", "PAUSING", "STOPPED")),
     )
-    @step("VFM-MIG-001", "VFM-GEN-003", "VFM-VER-007", "VFM-DIRTY-005", "VFM-DIRTY-006", "VFM-ABS-004")
+    @step(
+        *("VFM-MIG-001", "VFM-GEN-003", "VFM-VER-007", "VFM-DIRTY-005", "VFM-DIRTY-006", "VFM-ABS-004"),
+        *("VFM-DISC-002", "VFM-DIRTY-007", "VFM-DEV-012"),
+    )
     def start_migration(self, far: bool, destination: str, until: str) -> None:
         """The management layer starts a migration, to the other host or to the one that must refuse it.
 
@@ -1996,6 +2499,8 @@ class HypervisorSuite(ConformanceMachine):
         if incoming is None or receive is None:
             return
 
+        watch.intercepted = True
+
         def receive_state(*args: Any, **kwargs: Any) -> None:
             watch.state_arrived_ns = self.clock.now
             if watch.crash:
@@ -2024,7 +2529,7 @@ class HypervisorSuite(ConformanceMachine):
         self._schedule(due + 1, check, "VFM-DEST-001")
 
     @rule(at=st.sampled_from(HOST_AT))
-    @step("VFM-CANCEL-001", "VFM-MIG-010", "VFM-TMO-005")
+    @step("VFM-CANCEL-001", "VFM-MIG-010", "VFM-TMO-005", "VFM-GEN-002", "VFM-DEV-012")
     def cancel(self, at: str) -> None:
         """The management layer cancels the migration."""
         if self.dead:
@@ -2038,6 +2543,48 @@ class HypervisorSuite(ConformanceMachine):
         if watch.bridge.mig_state in IN_PROGRESS and not self.handed_over(watch):
             watch.causes.append(Cause(self.clock.now, MigReason.CANCELLED, "the management layer cancelled"))
         watch.handle.cancel(MigReason.CANCELLED)
+
+    @rule(at=st.sampled_from(HOST_AT))
+    @step("VFM-CAP-008", "VFM-CANCEL-001", "VFM-MIG-010", "VFM-DEV-012")
+    def platform_reset(self, at: str) -> None:
+        """The management layer resets the guest's platform: a conventional reset of the bridge."""
+        if self.dead:
+            return
+        self._when(at, "a conventional reset of the bridge", self._platform_reset)
+
+    def _platform_reset(self) -> None:
+        host = self.guest_host()
+        if host is None or host.bridge_or_none is None:
+            return
+        bridge = host.bridge
+        watch = self.watch_of(bridge)
+        state = bridge.mig_state
+        if watch is not None and watch.in_progress and state in IN_PROGRESS and not self.handed_over(watch):
+            watch.causes.append(Cause(self.clock.now, MigReason.CANCELLED, "a conventional reset of the bridge"))
+        self.resetting, self.reset_state, self.reset_cancel = bridge, state, None
+        try:
+            host.reset_bridge()
+        finally:
+            self.resetting = None
+        self._reboot_guest()
+
+    def _reboot_guest(self) -> None:
+        """After the reset the guest's OS sets the bridge up again and binds its drivers afresh."""
+        guest = self.world.guest
+        core = self.world.core
+
+        def setup() -> None:
+            bridge = self._guest_bridge()
+            if bridge is None:
+                return
+            firmware_setup(bridge)
+            core.probe()
+            for driver in self.world.drivers:
+                driver.unload()
+
+        guest.after(0, setup, "the guest after a platform reset")
+        for driver in self.world.drivers:
+            guest.after(ms(1), partial(_probe, driver), "driver load")
 
     @rule(crash=st.booleans())
     @step("VFM-DEST-001", "VFM-DEST-005")
@@ -2066,11 +2613,25 @@ class HypervisorSuite(ConformanceMachine):
         if self.sim is not None:
             self.checks.raise_pending()
 
+    @invariant()
+    @step("VFM-DISC-003", "VFM-SEC-007")
+    def placement(self) -> None:
+        """Where the guest runs, it finds each function at its slot's DEV_DEVFN, confined to the guest's memory."""
+        if self.sim is None or self.dead:
+            return
+        host = self.guest_host()
+        if host is not None:
+            self._check_placement(host, "after a step")
+        self.checks.raise_pending()
+
     def teardown(self) -> None:
         if self.sim is not None and not self.dead and sys.exc_info()[0] is None:
             self.final_checks()  # (after a finding the example is over: Hypothesis wants that finding, not another)
 
-    @step("VFM-TIME-004", "VFM-SEC-006", "VFM-DEST-005", "VFM-TMO-005")
+    @step(
+        *("VFM-TIME-004", "VFM-SEC-006", "VFM-DEST-005", "VFM-TMO-005", "VFM-CAP-008", "VFM-DISC-002"),
+        *WATCHED_THROUGHOUT,
+    )
     def final_checks(self) -> None:
         """Every migration runs to its end; then the finale (one more migration, faults and all, or a scenario)."""
         clock = self.clock
