@@ -168,6 +168,8 @@ class MigrationRecord:
     reason: MigReason = MigReason.NONE
     end_ns: int | None = None
     """The handover point (completed) or the return of MIG_STATE to IDLE (otherwise)."""
+    pause_requested_ns: int | None = None
+    """When the hypervisor switched over: REQUEST_PAUSE (None if it never did)."""
     stopped_ns: int | None = None
     resumed_ns: int | None = None
     """When the guest's vCPUs ran again (on the destination, or on the source after a cancel from STOPPED)."""
@@ -760,6 +762,7 @@ class SourceMigration:
     def request_pause(self) -> None:
         """Switch over: REQUEST_PAUSE (the vCPUs keep running until STOPPED)."""
         self.clock.cancel(self._precopy_timer)
+        self.record.pause_requested_ns = self.clock.now
         self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="switchover", left=self.host.memory.log.count)
         self.bridge.request_pause()
 

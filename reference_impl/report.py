@@ -9,6 +9,13 @@ JSON structure (``SIMULATE_JSON_VERSION`` 1), one object:
 ``lost_pages``, ``downtime_ms``, ``total_time_ms``, ``precopy_rounds``, ``pages_sent``, ``bytes_sent``
     for one migration its figures; for several the sum (``downtime_ms``: the
     longest).
+``pause_requested_ms``, ``stopped_ms``, ``resumed_ms``
+    of the last migration (like ``rounds``), from its START: the switch-over
+    (REQUEST_PAUSE), the vCPUs' stop (STOPPED: stop-and-copy begins) and their
+    next instruction (on the destination, or on the source after a cancel);
+    null for a point the migration never reached.  The handover point of a
+    completed migration is its own ``total_time_ms`` (``reference_impl.timeline``
+    draws these phases).
 ``devices``
     per slot after the last migration: ``slot``, ``function``, ``state``,
     ``reset_on_destination`` (null unless that migration completed),
@@ -43,6 +50,10 @@ def _round(value: float) -> float:
     return round(value, 3)
 
 
+def _since_start(record: MigrationRecord, time_ns: int | None) -> float | None:
+    return None if time_ns is None else _round(to_ms(time_ns - record.start_ns))
+
+
 def migration_json(record: MigrationRecord) -> dict[str, Any]:
     """One migration as a JSON-ready dict."""
     return {
@@ -60,6 +71,9 @@ def migration_json(record: MigrationRecord) -> dict[str, Any]:
         "pages_sent": record.pages_sent,
         "bytes_sent": record.bytes_sent,
         "group_resets": record.group_resets,
+        "pause_requested_ms": _since_start(record, record.pause_requested_ns),
+        "stopped_ms": _since_start(record, record.stopped_ns),
+        "resumed_ms": _since_start(record, record.resumed_ns),
         "devices": [
             {
                 "slot": device.slot,
@@ -112,6 +126,9 @@ def simulation_json(result: SimulationResult) -> dict[str, Any]:
         "precopy_rounds": sum(item["precopy_rounds"] for item in per_migration),
         "pages_sent": sum(item["pages_sent"] for item in per_migration),
         "bytes_sent": sum(item["bytes_sent"] for item in per_migration),
+        "pause_requested_ms": last["pause_requested_ms"],
+        "stopped_ms": last["stopped_ms"],
+        "resumed_ms": last["resumed_ms"],
         "devices": last["devices"],
         "rounds": last["rounds"],
         "invariant_violations": [str(violation) for violation in result.violations],
