@@ -32,6 +32,7 @@ from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
 from reference_impl.report import simulation_json, simulation_summary
 from reference_impl.scenario import Fault, Simulation, SimulationConfig
 from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
+from reference_impl.timeline import timeline_svg
 from reference_impl.units import parse_duration, parse_rate, parse_size
 from vfmig_proto import layout
 from vfmig_proto.c_header import c_header
@@ -100,6 +101,18 @@ def _cmd_spec_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_traceability(args: argparse.Namespace) -> int:
+    from conformance import traceability  # noqa: PLC0415 - reads every suite's source: only when asked
+
+    requirements = load_requirements(Path(args.spec)) if args.spec else None
+    matrix = traceability.build_matrix(requirements=requirements)
+    if args.json:
+        print(json.dumps(traceability.to_json(matrix), indent=2))
+    else:
+        print(traceability.render_text(matrix))
+    return EXIT_CHECK_FAILED if matrix.problems() else EXIT_OK
+
+
 def _cmd_spec_generate(args: argparse.Namespace) -> int:
     spec_dir = Path(args.spec) if args.spec else spec_directory()
     if args.check:
@@ -147,6 +160,11 @@ def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
     )
 
 
+def simulation_config(arguments: Sequence[str]) -> SimulationConfig:
+    """The configuration ``vfmig simulate ARGUMENTS`` runs (ValueError for bad values, SystemExit for bad usage)."""
+    return _simulation_config(build_parser().parse_args(["simulate", *arguments]))
+
+
 def _write_line(stream: TextIO, line: str) -> None:
     stream.write(line + "\n")
 
@@ -167,10 +185,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         progress = stack.enter_context(SimulationProgress(bus, config.migrations, enabled=show_progress))
         simulation = Simulation(config, bus)
         result = simulation.run(progress=progress.migration_done)
+    document = simulation_json(result)
     if args.json:
-        print(json.dumps(simulation_json(result), indent=2))
+        print(json.dumps(document, indent=2))
     else:
         print(simulation_summary(result))
+    if args.timeline:
+        try:
+            Path(args.timeline).write_text(timeline_svg(document), encoding="utf-8")
+        except OSError as exc:
+            print(f"vfmig simulate: cannot write the timeline: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     return EXIT_CHECK_FAILED if result.violations else EXIT_OK
 
 
@@ -230,6 +255,11 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
     simulate.add_argument("--trace", metavar="FILE", help="write every event as a JSON line to FILE")
+    simulate.add_argument(
+        "--timeline",
+        metavar="FILE.svg",
+        help="draw the last migration's timeline (pre-copy rounds, pause, stop-and-copy, resume) as SVG to FILE",
+    )
     simulate.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -400,6 +430,17 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--spec", metavar="DIR", help="spec directory (default: the source tree's spec/)")
     generate.add_argument("--check", action="store_true", help="only check that the files are current (exit 1 if not)")
     generate.set_defaults(handler=_cmd_spec_generate)
+
+    trace = commands.add_parser(
+        "traceability",
+        help="which conformance checks check each requirement; exit 1 if a MUST has no check",
+        description="Read the spec and the conformance suites' source and print, per target, how many "
+        "requirements have a check, and every problem: a MUST requirement without a check, a check naming an ID "
+        "the spec does not define or that does not bind its target. Exit 1 if there is a problem.",
+    )
+    trace.add_argument("--spec", metavar="DIR", help="spec directory to read (default: the packaged spec)")
+    trace.add_argument("--json", action="store_true", help="print the whole matrix as one JSON object")
+    trace.set_defaults(handler=_cmd_traceability)
 
     header = commands.add_parser("c-header", help="print a C header of the capability's registers (pci_regs.h style)")
     header.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")

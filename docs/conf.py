@@ -25,6 +25,8 @@ extensions = [
     "sphinx.ext.viewcode",
     "vfmig_autodoc",
     "vfmig_sphinx",
+    "vfmig_examples",
+    "vfmig_traceability",
 ]
 
 # spec/ is linked into docs/ as docs/spec; the generated tables are included by the chapters.

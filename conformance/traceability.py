@@ -1,0 +1,692 @@
+"""The traceability matrix: which check of which suite checks each requirement.
+
+Theory of operation
+-------------------
+
+A suite states what the spec demands with ``checks.that("VFM-…", …)`` and
+``checks.record("VFM-…", …)``, always with the requirement ID written out as
+a string, and names the requirements a rule or invariant exercises in its
+``@step("VFM-…")`` decorator (:mod:`conformance.checks`).  So the matrix is
+read from the suites' source, without running anything:
+
+* a *check site* is a requirement ID written in the body of a function of a
+  suite module, or of a ``conformance`` module that a suite module imports
+  (where shared observers live); the site is the innermost function around
+  it, and its *kind* is what Hypothesis made of that function: ``rule``,
+  ``initialize``, ``invariant``, or ``helper`` for the listeners and
+  functions the steps call;
+* a *declaration* is an ID in a ``@step(...)`` decorator.
+
+A helper's check runs when a step runs it, so each helper site also lists the
+steps that reach it through ``self.<name>`` references.  That a check site
+really runs is a matter for the suites' own tests (each asserts that every
+requirement its suite names is judged ``pass`` on the reference).
+
+The matrix is consistent when:
+
+* every ID that a suite writes names a requirement of the spec, and one that
+  binds that suite's target (:class:`UnknownRequirement`,
+  :class:`ForeignRequirement`);
+* every MUST and MUST NOT requirement has a check site in the suite of each
+  target whose roles it binds (:class:`UncheckedMandatory`);
+* every ID a step declares is checked somewhere in that suite
+  (:class:`DeclaredButUnchecked`).
+
+The docs build renders :func:`render_rst` on the traceability page and fails
+on any :class:`Problem`; ``vfmig traceability`` prints the same findings.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from conformance.checks import ConformanceMachine
+from conformance.runner import suite_class
+from conformance.verdicts import Target
+from vfmig_proto.requirements import ID_PATTERN, Requirement, load_requirements, spec_directory
+
+_INITIALIZE_MARKER = "hypothesis_stateful_initialize_rule"
+_RULE_MARKER = "hypothesis_stateful_rule"
+_INVARIANT_MARKER = "hypothesis_stateful_invariant"
+_PACKAGE = "conformance"
+
+
+class SiteKind(Enum):
+    """What a function holding a check is to the suite's state machine."""
+
+    INITIALIZE = "initialize"
+    RULE = "rule"
+    INVARIANT = "invariant"
+    HELPER = "helper"
+    TABLE = "table"
+    """A module- or class-level constant that maps to requirement IDs, used by a check that takes its ID from it."""
+
+
+@dataclass(frozen=True)
+class CheckSite:
+    """One requirement ID written in one function of a suite."""
+
+    requirement: str
+    target: Target
+    module: str
+    function: str
+    """``Class.method`` or ``function``."""
+    kind: SiteKind
+    line: int
+    reached_from: tuple[str, ...] = ()
+    """For a helper: the steps (rules, initializers, invariants) that reach it."""
+
+    @property
+    def where(self) -> str:
+        """``module:line``, for messages."""
+        return f"{self.module}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Mention:
+    """A requirement ID written in a suite where it is neither a check nor a step's declaration.
+
+    For example in a constant that lists the requirements a suite covers, which no check reads.
+    """
+
+    requirement: str
+    target: Target
+    module: str
+    function: str
+    """The constant's name."""
+    line: int
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One requirement ID in a ``@step(...)`` decorator."""
+
+    requirement: str
+    target: Target
+    module: str
+    function: str
+    line: int
+
+
+@dataclass(frozen=True)
+class SuiteSource:
+    """The source of one module of a target's suite."""
+
+    module: str
+    text: str
+    machine: type[ConformanceMachine] | None = None
+    """The suite's state machine, if this module defines it (step kinds are read from it)."""
+    path: str | None = None
+    """The module's file."""
+
+
+# ------------------------------------------------------------------------------------------ problems
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something that makes the matrix inconsistent."""
+
+    target: Target
+    requirement: str
+
+    @property
+    def message(self) -> str:
+        """One line naming the requirement, the target and where the problem is."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ProblemAtSite(Problem):
+    """A problem with one place in a suite's source."""
+
+    where: str
+    """``module:line``."""
+    function: str
+    """The function, or the constant, the place is in."""
+
+
+@dataclass(frozen=True)
+class UnknownRequirement(ProblemAtSite):
+    """A suite writes an ID that the spec does not define."""
+
+    @property
+    def message(self) -> str:
+        return f"{self.where} ({self.function}) names {self.requirement}, which the spec does not define"
+
+
+@dataclass(frozen=True)
+class ForeignRequirement(ProblemAtSite):
+    """A suite writes an ID of a requirement that does not bind its target."""
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.where} ({self.function}) names {self.requirement}, which does not bind the "
+            f"{self.target.value} target"
+        )
+
+
+@dataclass(frozen=True)
+class UncheckedMandatory(Problem):
+    """A MUST or MUST NOT requirement that binds a target has no check in that target's suite."""
+
+    keyword: str
+    defined_at: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.requirement} ({self.keyword}, {self.defined_at}) binds the {self.target.value} target "
+            f"but no check of the {self.target.value} suite names it"
+        )
+
+
+@dataclass(frozen=True)
+class DeclaredButUnchecked(ProblemAtSite):
+    """A step declares a requirement that no check of the suite names."""
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.where} ({self.function}) declares {self.requirement} in @step, "
+            f"but no check of the {self.target.value} suite names it"
+        )
+
+
+class TraceabilityError(Exception):
+    """The matrix is inconsistent; :attr:`problems` says where."""
+
+    problems: tuple[Problem, ...]
+    """Everything found, in the order :meth:`Matrix.problems` gives."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        lines = "\n".join(f"  - {problem.message}" for problem in problems)
+        super().__init__(f"{len(problems)} traceability problem(s):\n{lines}")
+        self.problems = tuple(problems)
+
+
+# ------------------------------------------------------------------------------------------ reading the suites
+
+
+def suite_sources(target: Target) -> list[SuiteSource]:
+    """The suite module of ``target`` and the ``conformance`` modules it imports (one level)."""
+    machine = suite_class(target)
+    module = inspect.getmodule(machine)
+    assert module is not None
+    sources = [SuiteSource(module.__name__, inspect.getsource(module), machine, inspect.getsourcefile(module))]
+    for name in _imported_conformance_modules(sources[0].text):
+        if name != module.__name__:
+            imported = importlib.import_module(name)
+            sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
+    return sources
+
+
+def _imported_conformance_modules(text: str) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            candidates = [node.module]
+        elif isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        else:
+            continue
+        names.extend(name for name in candidates if name.split(".")[0] == _PACKAGE and name not in names)
+    return names
+
+
+@dataclass
+class _Function:
+    qualname: str
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    cls: str | None
+    ids: list[tuple[str, int]] = field(default_factory=list)
+    declared: list[tuple[str, int]] = field(default_factory=list)
+    references: set[str] = field(default_factory=set)
+    """Names this function reaches as ``self.<name>`` (methods of its class it may call)."""
+    names: set[str] = field(default_factory=set)
+    """Plain names it reads (the tables it may take requirement IDs from)."""
+    indirect: bool = False
+    """Whether it makes a check whose requirement is not written in the call (it comes from a table)."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    name: str
+    ids: tuple[tuple[str, int], ...]
+
+
+def _functions(tree: ast.Module) -> Iterator[_Function]:
+    """Every function of a module (methods as ``Class.name``), with the IDs it writes and declares."""
+
+    def visit(node: ast.AST, cls: str | None, prefix: str) -> Iterator[_Function]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                yield from visit(child, child.name, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                function = _Function(f"{prefix}{child.name}", child, cls)
+                function.declared = list(_step_declarations(child))
+                _collect_body(child, function)
+                yield function
+                # nested functions (closures, listeners) belong to the function around them
+            else:
+                yield from visit(child, cls, prefix)
+
+    yield from visit(tree, None, "")
+
+
+def _step_declarations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> Iterator[tuple[str, int]]:
+    for decorator in node.decorator_list:
+        if isinstance(decorator, ast.Call) and _called_name(decorator.func) == "step":
+            for argument in decorator.args:  # IDs written out, or in a starred tuple of them
+                for part in ast.walk(argument):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                        yield part.value, part.lineno
+
+
+def _called_name(func: ast.expr) -> str | None:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def _collect_body(node: ast.FunctionDef | ast.AsyncFunctionDef, function: _Function) -> None:
+    docstring = ast.get_docstring(node, clean=False)
+    for statement in node.body:
+        for child in ast.walk(statement):
+            if isinstance(child, ast.Constant) and isinstance(child.value, str):
+                if child.value == docstring:
+                    continue
+                function.ids.extend((match[0], child.lineno) for match in ID_PATTERN.finditer(child.value))
+            elif isinstance(child, ast.Attribute) and isinstance(child.value, ast.Name) and child.value.id == "self":
+                function.references.add(child.attr)
+            elif isinstance(child, ast.Name):
+                function.names.add(child.id)
+            elif isinstance(child, ast.Call) and _is_indirect_check(child):
+                function.indirect = True
+
+
+def _is_indirect_check(call: ast.Call) -> bool:
+    """``checks.that(x, ...)`` or ``checks.record(x, ...)`` where ``x`` is not a written-out string."""
+    func = call.func
+    if not (isinstance(func, ast.Attribute) and func.attr in {"that", "record"}):
+        return False
+    owner = func.value
+    named_checks = (isinstance(owner, ast.Attribute) and owner.attr == "checks") or (
+        isinstance(owner, ast.Name) and owner.id == "checks"
+    )
+    first = call.args[0] if call.args else None
+    return named_checks and not (isinstance(first, ast.Constant) and isinstance(first.value, str))
+
+
+def _tables(tree: ast.Module) -> Iterator[_Table]:
+    """Module- and class-level constants whose values write requirement IDs."""
+    bodies: list[list[ast.stmt]] = [tree.body]
+    bodies += [node.body for node in tree.body if isinstance(node, ast.ClassDef)]
+    for body in bodies:
+        for statement in body:
+            if isinstance(statement, ast.Assign) and len(statement.targets) == 1:
+                target, value = statement.targets[0], statement.value
+            elif isinstance(statement, ast.AnnAssign) and statement.value is not None:
+                target, value = statement.target, statement.value
+            else:
+                continue
+            if not isinstance(target, ast.Name):
+                continue
+            ids = tuple(
+                (match[0], node.lineno)
+                for node in ast.walk(value)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                for match in ID_PATTERN.finditer(node.value)
+            )
+            if ids:
+                yield _Table(target.id, ids)
+
+
+def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> SiteKind:
+    if machine is None or function.cls != machine.__name__:
+        return SiteKind.HELPER
+    attribute = getattr(machine, function.node.name, None)
+    if getattr(attribute, _INITIALIZE_MARKER, None) is not None:
+        return SiteKind.INITIALIZE
+    if getattr(attribute, _RULE_MARKER, None) is not None:
+        return SiteKind.RULE
+    if getattr(attribute, _INVARIANT_MARKER, None) is not None:
+        return SiteKind.INVARIANT
+    return SiteKind.HELPER
+
+
+def _reached_from(functions: Sequence[_Function], kinds: Mapping[str, SiteKind]) -> dict[str, tuple[str, ...]]:
+    """For each method, the steps of its class that reach it through ``self.<name>`` references."""
+    by_class: dict[str | None, dict[str, _Function]] = {}
+    for function in functions:
+        by_class.setdefault(function.cls, {})[function.node.name] = function
+    reached: dict[str, set[str]] = {function.qualname: set() for function in functions}
+    for function in functions:
+        if kinds[function.qualname] is SiteKind.HELPER:
+            continue
+        methods = by_class.get(function.cls, {})
+        seen: set[str] = set()
+        pending = list(function.references)
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in methods:
+                continue
+            seen.add(name)
+            callee = methods[name]
+            reached[callee.qualname].add(function.node.name)
+            pending.extend(callee.references)
+    return {name: tuple(sorted(steps)) for name, steps in reached.items()}
+
+
+def _reads_table(function: _Function, table: str, methods: Mapping[str, _Function]) -> bool:
+    """Whether ``function``, or a method of its class that it reaches through ``self``, reads ``table``."""
+    seen: set[str] = set()
+    pending = [function]
+    while pending:
+        current = pending.pop()
+        if table in current.names:
+            return True
+        for name in current.references - seen:
+            seen.add(name)
+            if name in methods:
+                pending.append(methods[name])
+    return False
+
+
+def _table_sites(
+    target: Target, source: SuiteSource, tree: ast.Module, functions: Sequence[_Function]
+) -> list[CheckSite | Mention]:
+    """The tables of ``tree``: check sites if a check takes its requirement from them, mentions otherwise."""
+    found: list[CheckSite | Mention] = []
+    for table in _tables(tree):
+        checkers = tuple(
+            sorted(
+                function.qualname
+                for function in functions
+                if function.indirect
+                and _reads_table(function, table.name, {f.node.name: f for f in functions if f.cls == function.cls})
+            )
+        )
+        for requirement, line in table.ids:
+            if checkers:
+                found.append(CheckSite(requirement, target, source.module, table.name, SiteKind.TABLE, line, checkers))
+            else:
+                found.append(Mention(requirement, target, source.module, table.name, line))
+    return found
+
+
+def read_suite(
+    target: Target, sources: Iterable[SuiteSource]
+) -> tuple[list[CheckSite], list[Declaration], list[Mention]]:
+    """The check sites, step declarations and other mentions of IDs in ``sources``, ``target``'s suite."""
+    sites: list[CheckSite] = []
+    declarations: list[Declaration] = []
+    mentions: list[Mention] = []
+    for source in sources:
+        tree = ast.parse(source.text)
+        functions = list(_functions(tree))
+        for found in _table_sites(target, source, tree, functions):
+            if isinstance(found, CheckSite):
+                sites.append(found)
+            else:
+                mentions.append(found)
+        kinds = {function.qualname: _kind(source.machine, function) for function in functions}
+        reached = _reached_from(functions, kinds)
+        for function in functions:
+            kind = kinds[function.qualname]
+            via = reached[function.qualname] if kind is SiteKind.HELPER else ()
+            sites.extend(
+                CheckSite(requirement, target, source.module, function.qualname, kind, line, via)
+                for requirement, line in function.ids
+            )
+            declarations.extend(
+                Declaration(requirement, target, source.module, function.qualname, line)
+                for requirement, line in function.declared
+            )
+    return sites, declarations, mentions
+
+
+# ------------------------------------------------------------------------------------------ the matrix
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """Every requirement of the spec and the check sites of each target's suite."""
+
+    requirements: tuple[Requirement, ...]
+    sites: tuple[CheckSite, ...]
+    declarations: tuple[Declaration, ...]
+    mentions: tuple[Mention, ...] = ()
+
+    def sites_of(self, requirement: str, target: Target | None = None) -> list[CheckSite]:
+        """The check sites naming ``requirement`` (in ``target``'s suite, or in any)."""
+        return [
+            site for site in self.sites if site.requirement == requirement and (target is None or site.target is target)
+        ]
+
+    def targets_of(self, requirement: Requirement) -> list[Target]:
+        """The targets whose roles ``requirement`` binds."""
+        return [target for target in Target if requirement.roles & target.roles]
+
+    def problems(self) -> list[Problem]:
+        """Everything that makes the matrix inconsistent, in a stable order."""
+        index = {requirement.id: requirement for requirement in self.requirements}
+        problems: list[Problem] = []
+        for site in self.sites:
+            problems.extend(_naming_problems(index, site.target, site.requirement, site.where, site.function))
+        for mention in self.mentions:
+            where = f"{mention.module}:{mention.line}"
+            problems.extend(_naming_problems(index, mention.target, mention.requirement, where, mention.function))
+        for declaration in self.declarations:
+            where = f"{declaration.module}:{declaration.line}"
+            problems.extend(
+                _naming_problems(index, declaration.target, declaration.requirement, where, declaration.function)
+            )
+            if declaration.requirement in index and not self.sites_of(declaration.requirement, declaration.target):
+                problems.append(
+                    DeclaredButUnchecked(declaration.target, declaration.requirement, where, declaration.function)
+                )
+        for requirement in self.requirements:
+            if not requirement.is_mandatory:
+                continue
+            for target in self.targets_of(requirement):
+                if not self.sites_of(requirement.id, target):
+                    defined_at = f"{Path(requirement.path).name}:{requirement.line}"
+                    problems.append(UncheckedMandatory(target, requirement.id, requirement.keyword.value, defined_at))
+        return list(dict.fromkeys(problems))
+
+    def check(self) -> None:
+        """Raise :class:`TraceabilityError` if the matrix has problems."""
+        problems = self.problems()
+        if problems:
+            raise TraceabilityError(problems)
+
+
+def _naming_problems(
+    index: Mapping[str, Requirement], target: Target, requirement: str, where: str, function: str
+) -> list[Problem]:
+    known = index.get(requirement)
+    if known is None:
+        return [UnknownRequirement(target, requirement, where, function)]
+    if not known.roles & target.roles:
+        return [ForeignRequirement(target, requirement, where, function)]
+    return []
+
+
+def build_matrix(
+    sources: Mapping[Target, Sequence[SuiteSource]] | None = None,
+    requirements: Sequence[Requirement] | None = None,
+) -> Matrix:
+    """The matrix of the spec (``$VFMIG_SPEC_DIR`` or the checkout's) and the suites (or ``sources``)."""
+    chosen = requirements if requirements is not None else load_requirements()
+    all_sites: list[CheckSite] = []
+    all_declarations: list[Declaration] = []
+    all_mentions: list[Mention] = []
+    for target in Target:
+        target_sources = sources[target] if sources is not None else suite_sources(target)
+        sites, declarations, mentions = read_suite(target, target_sources)
+        all_sites.extend(sites)
+        all_declarations.extend(declarations)
+        all_mentions.extend(mentions)
+    return Matrix(tuple(chosen), tuple(all_sites), tuple(all_declarations), tuple(all_mentions))
+
+
+# ------------------------------------------------------------------------------------------ presenting it
+
+
+def coverage(matrix: Matrix) -> list[tuple[Target, int, int, int, int]]:
+    """Per target: (target, mandatory checked, mandatory, all checked, all) requirements binding it."""
+    rows = []
+    for target in Target:
+        binding = [requirement for requirement in matrix.requirements if requirement.roles & target.roles]
+        checked = [requirement for requirement in binding if matrix.sites_of(requirement.id, target)]
+        rows.append(
+            (
+                target,
+                sum(requirement.is_mandatory for requirement in checked),
+                sum(requirement.is_mandatory for requirement in binding),
+                len(checked),
+                len(binding),
+            )
+        )
+    return rows
+
+
+_LISTED_STEPS = 4
+"""A helper reached from more steps than this says how many instead of naming them."""
+
+
+def _site_text(site: CheckSite) -> str:
+    text = f"``{site.function}`` ({site.kind.value}, line {site.line})"
+    if len(site.reached_from) > _LISTED_STEPS:
+        text += f" from {len(site.reached_from)} steps"
+    elif site.reached_from:
+        text += " from " + ", ".join(f"``{name}``" for name in site.reached_from)
+    return text
+
+
+def _chapter_title(path: str) -> str:
+    """The title of a spec chapter (``path`` relative to the spec): the first line underlined with ``=``."""
+    file = spec_directory() / path
+    if not file.is_file():
+        return Path(path).stem
+    lines = file.read_text(encoding="utf-8").splitlines()
+    for title, underline in itertools.pairwise(lines):
+        if title.strip() and underline.startswith("===") and len(underline.strip()) >= len(title.strip()):
+            return title.strip()
+    return Path(path).stem
+
+
+def _sites_cell(matrix: Matrix, requirement: Requirement) -> str:
+    parts = []
+    for target in matrix.targets_of(requirement):
+        sites = list(dict.fromkeys(_site_text(site) for site in matrix.sites_of(requirement.id, target)))
+        listed = "; ".join(sites) if sites else "*no check*"
+        parts.append(f"**{target.value}**: {listed}")
+    return " | ".join(parts) if parts else "*binds no conformance target*"
+
+
+def render_rst(matrix: Matrix) -> list[str]:
+    """The traceability page's body: coverage per target, then one table row per requirement."""
+    lines = [
+        ".. list-table:: Requirements with a check, per conformance target",
+        "   :header-rows: 1",
+        "",
+        "   * - Target",
+        "     - MUST / MUST NOT checked",
+        "     - All checked",
+    ]
+    for target, mandatory_checked, mandatory, checked, total in coverage(matrix):
+        lines += [
+            f"   * - {target.value}",
+            f"     - {mandatory_checked} of {mandatory}",
+            f"     - {checked} of {total}",
+        ]
+    lines.append("")
+    chapters: dict[str, list[Requirement]] = {}
+    for requirement in matrix.requirements:
+        chapters.setdefault(requirement.path, []).append(requirement)
+    for path, requirements in chapters.items():
+        title = _chapter_title(path)
+        lines += [title, "-" * len(title), ""]
+        lines += [
+            ".. list-table::",
+            "   :header-rows: 1",
+            "   :widths: 14 9 20 57",
+            "",
+            "   * - Requirement",
+            "     - Keyword",
+            "     - Section",
+            "     - Checked by, in the suite of each target it binds",
+        ]
+        for requirement in requirements:
+            lines += [
+                f"   * - :vfm:req:`{requirement.id}`",
+                f"     - {requirement.keyword.value}",
+                f"     - {requirement.section}",
+                f"     - {_sites_cell(matrix, requirement)}",
+            ]
+        lines.append("")
+    return lines
+
+
+def to_json(matrix: Matrix) -> dict[str, object]:
+    """The matrix as plain data: coverage per target, every requirement's check sites, and the problems."""
+    return {
+        "coverage": [
+            {"target": target.value, "mandatory_checked": done, "mandatory": total, "checked": checked, "all": every}
+            for target, done, total, checked, every in coverage(matrix)
+        ],
+        "requirements": [
+            {
+                "id": requirement.id,
+                "keyword": requirement.keyword.value,
+                "section": requirement.section,
+                "checks": {
+                    target.value: [
+                        {
+                            "module": site.module,
+                            "function": site.function,
+                            "kind": site.kind.value,
+                            "line": site.line,
+                            "reached_from": list(site.reached_from),
+                        }
+                        for site in matrix.sites_of(requirement.id, target)
+                    ]
+                    for target in matrix.targets_of(requirement)
+                },
+            }
+            for requirement in matrix.requirements
+        ],
+        "problems": [
+            {
+                "kind": type(problem).__name__,
+                "target": problem.target.value,
+                "requirement": problem.requirement,
+                "message": problem.message,
+            }
+            for problem in matrix.problems()
+        ],
+    }
+
+
+def render_text(matrix: Matrix) -> str:
+    """A terminal summary: coverage per target and every problem."""
+    lines = [
+        f"{target.value:<11} MUST checked {done:>3}/{total:<3}  all checked {checked:>3}/{everything}"
+        for target, done, total, checked, everything in coverage(matrix)
+    ]
+    problems = matrix.problems()
+    lines.append(f"{len(problems)} problem(s)")
+    lines += [f"  - {problem.message}" for problem in problems]
+    return "\n".join(lines)
