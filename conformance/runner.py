@@ -15,10 +15,12 @@ import hashlib
 import importlib
 import inspect
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from conformance.verdicts import (
     Verdict,
     verdict_for_violation,
 )
+from vfmig_proto import states as vfmig_states
 from vfmig_proto.requirements import Requirement, load_requirements
 
 DEFAULT_IMPLEMENTATIONS: dict[Target, str] = {
@@ -182,14 +185,44 @@ class _Group:
         rules = self.machine.rule_names()
         body = [line for line in self.lines if line.startswith(("state = ", "state."))]
         steps = sum(1 for line in body if line.startswith("state.") and line[6:].split("(")[0] in rules)
+        body, enums = _readable_enums(body)
+        checks = self.machine.checks
+        options = ""
+        disabled = sorted(checks.disabled - {requirement})
+        enabled = sorted(checks.known - set(disabled))
+        if len(enabled) < len(disabled):
+            options += f", only={enabled!r}"
+        elif disabled:
+            options += f", disabled={disabled!r}"
+        if skipped := sorted(checks.disabled_steps):
+            options += f", skipped_steps={skipped!r}"
         header = [
             f"# vfmig conformance counterexample: target {target.value}, implementation {implementation}",
             f"# breaks {requirement}: {message.splitlines()[0] if message else ''}",
             "from conformance.replay import machine_for",
+            *([f"from vfmig_proto.states import {', '.join(enums)}"] if enums else []),
             "",
-            f'{self.machine.__name__} = machine_for("{target.value}", "{implementation}")',
+            f'{self.machine.__name__} = machine_for("{target.value}", "{implementation}"{options})',
         ]
         return "\n".join([*header, *body]) + "\n", steps
+
+
+_ENUM_REPR = re.compile(r"<(?P<cls>[A-Z]\w*)\.(?P<member>\w+): -?\d+>")
+
+
+def _readable_enums(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Replace ``<MigState.IDLE: 0>`` (an enum's repr, not Python) by ``MigState.IDLE`` where
+    :mod:`vfmig_proto.states` defines the enum; returns the lines and the enums to import."""
+    used: set[str] = set()
+
+    def readable(match: re.Match[str]) -> str:
+        enum = getattr(vfmig_states, match["cls"], None)
+        if not (isinstance(enum, type) and issubclass(enum, Enum) and match["member"] in enum.__members__):
+            return match[0]
+        used.add(match["cls"])
+        return f"{match['cls']}.{match['member']}"
+
+    return [_ENUM_REPR.sub(readable, line) for line in lines], sorted(used)
 
 
 def _settings(profile: Profile, database: ExampleDatabase | None) -> settings:

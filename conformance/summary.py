@@ -11,7 +11,7 @@ reproduction::
     6943 steps in 10.3 s (676 steps/s)
 
       VFM-DIRTY-004  fail  MUST  slot 0: PAUSED with pages written by DMA and not dirtied: [240, ...]
-        seed 1 (replay: --seed 1), shrunk to 7 steps:
+        seed 1 (replay: --seed 1 --requirement VFM-DIRTY-004), shrunk to 7 steps:
           # vfmig conformance counterexample: target device, implementation mypkg.model:make
           ...
 
@@ -70,7 +70,11 @@ def _entry(result: RequirementResult, *, reproductions: bool) -> list[str]:
     counterexample = result.counterexample
     if reproductions and counterexample is not None and result.verdict in (Verdict.FAIL, Verdict.WARN):
         seed = "no seed recorded" if counterexample.seed is None else f"seed {counterexample.seed}"
-        replay = "" if counterexample.seed is None else f" (replay: --seed {counterexample.seed})"
+        replay = (
+            ""
+            if counterexample.seed is None
+            else f" (replay: --seed {counterexample.seed} --requirement {result.requirement.id})"
+        )
         lines.append(f"    {seed}{replay}, shrunk to {counterexample.steps} steps:")
         lines.append(textwrap.indent(counterexample.reproduction.rstrip("\n"), "      "))
     return lines

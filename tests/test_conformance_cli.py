@@ -136,7 +136,7 @@ def test_a_faulty_implementation_fails_with_a_runnable_reproduction(
     assert "\nNOT CONFORMANT: 1 requirement: 0 pass, 1 fail" in out
     assert f"{FAULTY_REQUIREMENT}   fail" in out
     assert "(replay: --seed " in out
-    assert f'machine_for("device", "{__name__}:make_faulty")' in out
+    assert f'machine_for("device", "{__name__}:make_faulty"' in out
     document = _json(report)
     validate_report_json(document)
     [result] = document["results"]

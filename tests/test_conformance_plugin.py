@@ -124,7 +124,7 @@ def test_a_faulty_model_fails_with_the_requirement_and_a_reproduction(pytester: 
             "*not conformant: VFM-DIRTY-004 fail*",
             "*VFM-DIRTY-004*fail*MUST NOT*",
             "*seed * (replay: --seed *), shrunk to * steps:",
-            '*DeviceConformance = machine_for("device", "vendor_model:make")*',
+            '*DeviceConformance = machine_for("device", "vendor_model:make"*',
             "FAILED vfmig-conformance[[]device[]] - not conformant: VFM-DIRTY-004 fail",
         ]
     )

@@ -1,0 +1,1 @@
+"""Examples that run against the installed packages; not part of the wheel."""
