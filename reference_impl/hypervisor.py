@@ -50,12 +50,14 @@ from enum import Enum
 from functools import partial
 from typing import ClassVar
 
+import numpy as np
+
 from reference_impl.bridge import MigrationBridge, restore_problem
 from reference_impl.clock import NS_PER_MS, NS_PER_S, SimClock, Timer, ms, seconds
 from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.events import EventBus, EventKind
 from reference_impl.guest import Guest
-from reference_impl.memory import GuestMemory, Pages
+from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.pci import PCI_CONFIG_SIZE
 from vfmig_proto.states import DevState, MigReason, MigState
@@ -689,7 +691,7 @@ class SourceMigration:
         self._precopy_started = self.clock.now
         self._precopy_timer = self.clock.schedule(self.config.precopy_limit_ns, self._precopy_limit, "P")
         sender = self._sender()
-        self.host.memory.log.harvest()  # round 1 sends every page; the log starts afresh
+        self._read_dirty_log()  # round 1 sends every page; the log starts afresh
         sender.enqueue_all()
         self._new_round(sender.queued)
         self._schedule_tick()
@@ -739,10 +741,20 @@ class SourceMigration:
             self._precopy_limit()
             if self._phase() is not MigState.PRECOPY:
                 return
-        pages = log.harvest()
+        pages = self._read_dirty_log()
         self._sender().enqueue(pages)
         if self._phase() is MigState.PRECOPY:
             self._new_round(int(pages.size))
+
+    def _read_dirty_log(self) -> Pages:
+        """Read and clear the CPU dirty log; when the read fails, every page counts as dirty (VFM-DIRTY-008)."""
+        log = self.host.memory.log
+        try:
+            return log.harvest()
+        except DirtyLogReadError as error:
+            self.record.notes.append(f"reading the dirty log failed ({error}): every page is sent again")
+            self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="dirty log read failed")
+            return np.arange(log.num_pages, dtype=np.int64)
 
     def _converged(self) -> bool:
         """VFM-TIME-002: what is left fits in bandwidth x downtime limit."""
@@ -786,7 +798,7 @@ class SourceMigration:
                 self.cancel(MigReason.PROTOCOL_ERROR, note=f"slot {slot}'s function still has BME set in STOPPED")
                 return
         sender = self._sender()
-        sender.enqueue(self.host.memory.log.harvest())  # VFM-FLOW-001
+        sender.enqueue(self._read_dirty_log())  # VFM-FLOW-001
         pages = sender.queued
         transfer = sender.drain_time_ns()
         sender.send_pages(pages)

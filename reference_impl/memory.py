@@ -35,6 +35,10 @@ class PageRangeError(ValueError):
     """A page number outside guest memory."""
 
 
+class DirtyLogReadError(RuntimeError):
+    """Reading the dirty log failed (as an ioctl that fetches it can): what it held is unknown (VFM-DIRTY-008)."""
+
+
 class DirtyLog:
     """The hypervisor's record of the pages the guest's CPUs wrote since it last read it."""
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import cast
 
+import numpy as np
+
 from conformance.catalogue import Fault
 from conformance.verdicts import Target, Verdict
 from reference_impl.clock import SimClock
@@ -30,7 +32,7 @@ from reference_impl.hypervisor import (
     MigrationError,
     SourceMigration,
 )
-from reference_impl.memory import GuestMemory, Pages
+from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
 from vfmig_proto.codec import find_field, store_field
 from vfmig_proto.states import DevState, MigReason, MigState
 
@@ -412,6 +414,16 @@ class IgnoresALostDirtyLog(SourceMigration):
         setattr(log, "harvest", bits_only)  # noqa: B010 - this host's log only
 
 
+class ShrugsOffAFailedLogRead(SourceMigration):
+    """Takes a dirty log read that failed for an empty one, and carries on."""
+
+    def _read_dirty_log(self) -> Pages:
+        try:
+            return self.host.memory.log.harvest()
+        except DirtyLogReadError:
+            return np.empty(0, dtype=np.int64)
+
+
 class ForgetsTheLogOnPausedReports(SourceMigration):
     """Takes a driver's report in PAUSING for the end of its dirtying, and forgets what the log held."""
 
@@ -610,6 +622,10 @@ def ignores_a_lost_dirty_log() -> FaultyHypervisor:
     return _host(source=IgnoresALostDirtyLog)
 
 
+def shrugs_off_a_failed_log_read() -> FaultyHypervisor:
+    return _host(source=ShrugsOffAFailedLogRead)
+
+
 def forgets_the_log_on_paused_reports() -> FaultyHypervisor:
     return _host(source=ForgetsTheLogOnPausedReports)
 
@@ -740,6 +756,11 @@ CATALOGUE: list[Fault] = [
         "ignores-a-lost-dirty-log",
         "VFM-DIRTY-008",
         "A dirty log that lost its entries is read as empty: the migration completes without resending every page.",
+    ),
+    _entry(
+        "shrugs-off-a-failed-log-read",
+        "VFM-DIRTY-008",
+        "A read of the dirty log that fails counts as an empty log: pages dirtied before it are never sent again.",
     ),
     _entry(
         "forgets-the-log-on-paused-reports",

@@ -72,7 +72,7 @@ from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import Event, EventBus, EventKind
 from reference_impl.guest import DmaRegionAllocator, Guest, firmware_setup
 from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, Outcome, PrecopyLimitAction
-from reference_impl.memory import DirtyLog, GuestMemory, Pages
+from reference_impl.memory import DirtyLog, DirtyLogReadError, GuestMemory, Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.codec import find_field
 from vfmig_proto.errors import ProtocolError
@@ -265,7 +265,8 @@ class Watch:
     intercepted: bool = False
     """The suite sees the final state arrive at the destination (its ``receive_state``)."""
     lost_at: int | None = None
-    """When the suite made the source's dirty log lose its entries (VFM-DIRTY-008)."""
+    """When the suite made the source's dirty log lose its entries, or fail a read (VFM-DIRTY-008)."""
+    lost_how: str = "lost its entries"
     resent: npt.NDArray[np.bool_] | None = None
     """Pages sent to the destination since the dirty log lost its entries."""
     unsignalled: int = 0
@@ -297,9 +298,14 @@ class WatchedLog(DirtyLog):
         super().__init__(memory.num_pages)
         self.memory = memory
         self.unsent: npt.NDArray[np.bool_] | None = None
+        self.fail_next_read: Watch | None = None
+        """The migration during which the next read of the log fails (VFM-DIRTY-008), if any."""
 
     def harvest(self) -> Pages:
         self.memory.suite.on_harvest(self.memory)
+        failing, self.fail_next_read = self.fail_next_read, None
+        if failing is not None and self.memory.suite.read_fails(failing, self.memory):
+            raise DirtyLogReadError("the suite made this read of the dirty log fail")
         return super().harvest()
 
     def mark(self, pages: Pages) -> None:
@@ -1733,7 +1739,7 @@ class HypervisorSuite(ConformanceMachine):
                 "VFM-DIRTY-008",
                 missing.size == 0,
                 lambda: (
-                    f"migration {watch.number}: the dirty log lost its entries at {_ms(watch.lost_at or 0)} and the "
+                    f"migration {watch.number}: the dirty log {watch.lost_how} at {_ms(watch.lost_at or 0)} and the "
                     f"migration completed at {at} without {missing.size} pages (e.g. {missing[:8].tolist()}) being "
                     "sent again: neither every page treated as dirty nor a CANCEL with CANCELLED"
                 ),
@@ -2126,10 +2132,11 @@ class HypervisorSuite(ConformanceMachine):
             offset, width = bridge.cap + placed.offset, placed.register.size
             self._as_guest(partial(bridge.config_write, offset, width, int(value) & placed.field.mask))
 
-    @rule(at=st.sampled_from(("PREPARE", "PRECOPY", "PAUSING")))
+    @rule(at=st.sampled_from(("PREPARE", "PRECOPY", "PAUSING")), read_fails=st.booleans())
     @step("VFM-DIRTY-008", "VFM-CANCEL-001", "VFM-MIG-010", "VFM-MIG-001", "VFM-GEN-003", "VFM-DISC-002")
-    def dirty_log_loses(self, at: str) -> None:
-        """The host's dirty log of the guest's memory loses its entries (an overflow) during a migration.
+    def dirty_log_loses(self, at: str, read_fails: bool) -> None:
+        """The host's dirty log of the guest's memory loses its entries (an overflow) during a migration, or
+        (``read_fails``) the hypervisor's next read of it fails.
 
         The loss comes as the migration under way (or one the management layer starts now) enters ``at``, or at
         once if it is past that; the migration then runs to its end, so that the handover shows whether every page
@@ -2143,29 +2150,54 @@ class HypervisorSuite(ConformanceMachine):
             watch = self.in_progress()
         if watch is None:
             return
+        twist = self._fail_dirty_log_read if read_fails else self._lose_dirty_log
         if MigState[at] in watch.phases:
-            self._world(self._lose_dirty_log)
+            self._world(twist)
         else:
-            self.triggers.append((MigState[at], "the dirty log loses its entries", self._lose_dirty_log))
+            what = "the next read of the dirty log fails" if read_fails else "the dirty log loses its entries"
+            self.triggers.append((MigState[at], what, twist))
         self._run_until("end")
         self.checks.raise_pending()
 
-    def _lose_dirty_log(self) -> None:
+    def _watched_log(self) -> tuple[Watch, WatchedLog] | None:
+        """The migration under way and its source's dirty log, while the guest still helps it."""
         watch = self.in_progress()
         memory = None if watch is None else watch.memory
         if watch is None or memory is None or self.handed_over(watch) or watch.bridge is None:
-            return
+            return None
         log = memory.log
         if not isinstance(log, WatchedLog) or not log.enabled or watch.bridge.mig_state not in GUEST_HELP:
-            return
+            return None
+        return watch, log
+
+    def _every_page_due(self, watch: Watch, memory: GuestMemory, how: str) -> None:
+        """From now on, every page must go to the destination again before the handover (VFM-DIRTY-008)."""
         now = self.clock.now
         if watch.resent is None:
-            watch.lost_at = now
+            watch.lost_at, watch.lost_how = now, how
             watch.resent = np.zeros(memory.num_pages, dtype=np.bool_)
         else:
             watch.resent[:] = False  # (lost again: every page is due again)
-        watch.causes.append(Cause(now, MigReason.CANCELLED, "the dirty log lost entries"))
+        watch.causes.append(Cause(now, MigReason.CANCELLED, f"the dirty log {how}"))
+
+    def _lose_dirty_log(self) -> None:
+        if (found := self._watched_log()) is None:
+            return
+        watch, log = found
+        self._every_page_due(watch, log.memory, "lost its entries")
         log.lose()
+
+    def _fail_dirty_log_read(self) -> None:
+        if (found := self._watched_log()) is not None:
+            watch, log = found
+            log.fail_next_read = watch
+
+    def read_fails(self, watch: Watch, memory: GuestMemory) -> bool:
+        """The hypervisor reads the log the suite set to fail: it fails if ``watch`` is still under way."""
+        if watch is not self.in_progress() or self.handed_over(watch):
+            return False
+        self._every_page_due(watch, memory, "failed a read")
+        return True
 
     @rule(slot=st.integers(0, 2), at=st.sampled_from(GUEST_AT))
     @step("VFM-MIG-011")
