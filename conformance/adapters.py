@@ -25,11 +25,12 @@ events on the bus is welcome but never required.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, Self, runtime_checkable
 
+from reference_impl.bridge import MigrationBridge, SlotFunction
 from reference_impl.clock import SimClock
-from reference_impl.device import FunctionIdentity
+from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.driver import MigrationCore
 from reference_impl.events import EventBus
 from reference_impl.guest import DmaRegionAllocator, Guest
@@ -50,7 +51,7 @@ class FunctionUnderTest(Protocol):
     """Set by the hypervisor: the guest memory the function's DMA reaches (None: unassigned)."""
     interrupt_sink: Callable[[str], None] | None
     """Set by the hypervisor: call it with ``name`` for each MSI-X message the function sends."""
-    bme_listener: Callable[[FunctionUnderTest], None] | None
+    bme_listener: Callable[[Any], None] | None
     """Set by the hypervisor: call it after each change of Bus Master Enable (VFIO traps Command writes)."""
 
     @property
@@ -173,7 +174,7 @@ class BridgeUnderTest(Protocol):
     num_slots: int
     cap: int
     """Offset of the migration capability in the config space."""
-    observers: list[object]
+    observers: list[Any]
     """Objects with ``bridge_stepped(bridge, cause)``, ``report_rejected(bridge, slot, report, why)`` and
     ``secondary_bus_reset_requested(bridge)``; the bridge calls them before the access that caused it completes.
 
@@ -184,8 +185,10 @@ class BridgeUnderTest(Protocol):
     them, and a bridge that publishes none is not judged on that requirement."""
     interrupt_sink: Callable[[], None] | None
     """Called once per interrupt the bridge signals."""
-    functions: list[object | None]
-    """The function in each slot (None: empty)."""
+
+    @property
+    def functions(self) -> Sequence[object | None]:
+        """The function in each slot (None: empty)."""
 
     def config_read(self, offset: int, width: int) -> int:
         """A guest configuration read."""
@@ -208,7 +211,7 @@ class BridgeUnderTest(Protocol):
     def group_reset(self) -> None:
         """A group reset by the hypervisor."""
 
-    def hot_add(self, slot: int, function: object) -> None:
+    def hot_add(self, slot: int, function: SlotFunction) -> None:
         """HOT_ADD of ``function`` into ``slot``."""
 
     def surprise_removal(self, slot: int) -> None:
@@ -275,8 +278,11 @@ class HypervisorUnderTest(Protocol):
     name: str
     guest: Guest | None
     """The guest this host runs (None: none)."""
-    incoming: IncomingMigration | None
-    """The migration this host is receiving, from its start until the guest arrives or it is abandoned."""
+
+    @property
+    def incoming(self) -> IncomingMigration | None:
+        """The migration this host is receiving, from its start until the guest arrives or it is abandoned."""
+
     make_memory: Callable[[int, int, bool], GuestMemory]
     """Set by the suite: ``(size_bytes, page_shift, boot) -> memory``, how the host makes a copy of guest RAM.
 
@@ -306,7 +312,7 @@ class HypervisorUnderTest(Protocol):
     def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> object:
         """Assign a fresh function to ``slot`` (HOT_ADD)."""
 
-    def migrate_to(self, destination: HypervisorUnderTest, number: int = 1) -> MigrationHandle:
+    def migrate_to(self, destination: Self, number: int = 1) -> MigrationHandle:
         """Start migrating this host's guest to ``destination`` (START); refuse with
         :class:`reference_impl.hypervisor.MigrationError` when a start condition fails."""
 
@@ -330,7 +336,12 @@ class HypervisorImplementation(Protocol):
         bus: EventBus,
         config: MigrationConfig,
         *,
-        functions: Callable[[str, SimClock, EventBus, FunctionIdentity | None], object],
-        bridges: Callable[[EventBus, CapabilityParams, str], object] | None,
+        functions: Callable[[str, SimClock, EventBus, FunctionIdentity | None], VirtualFunction],
+        bridges: Callable[[EventBus, CapabilityParams, str], MigrationBridge] | None,
     ) -> HypervisorUnderTest:
-        """A host that makes its functions and bridges with the given factories (None: its own bridge)."""
+        """A host that makes its functions and bridges with the given factories (None: its own bridge).
+
+        The hypervisor target is checked with reference peers: the factories make
+        :class:`~reference_impl.device.VirtualFunction` and :class:`~reference_impl.bridge.MigrationBridge`
+        objects (or the suite's subclasses of them, which watch what the hypervisor does).
+        """

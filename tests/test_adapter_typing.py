@@ -1,0 +1,51 @@
+"""The reference implementation and the vendor example satisfy the adapter interfaces, for mypy too.
+
+The assignments below are checked by ``mypy --strict`` (``tox -e type``): an implementation whose shape
+drifts from :mod:`conformance.adapters` fails the type check, not just a run of the suite.  At run time
+the same objects pass the ``runtime_checkable`` protocols' ``isinstance`` checks.
+"""
+
+from __future__ import annotations
+
+from conformance.adapters import (
+    BridgeImplementation,
+    BridgeUnderTest,
+    DeviceImplementation,
+    FunctionUnderTest,
+    HypervisorImplementation,
+    HypervisorUnderTest,
+)
+from examples.vendor_device.acme_vf import make as make_acme
+from reference_impl import factories
+from reference_impl.clock import SimClock
+from reference_impl.device import VirtualFunction
+from reference_impl.events import EventBus
+from reference_impl.hypervisor import MigrationConfig
+from vfmig_proto.layout import CapabilityParams
+
+
+def test_the_factories_return_implementations_of_their_targets() -> None:
+    device: DeviceImplementation = factories.device()
+    acme: DeviceImplementation = make_acme()
+    bridge: BridgeImplementation = factories.bridge()
+    hypervisor: HypervisorImplementation = factories.hypervisor()
+    assert all(callable(getattr(item, "create_function", None)) for item in (device, acme))
+    assert callable(bridge.create_bridge)
+    assert callable(hypervisor.create_hypervisor)
+
+
+def test_the_objects_they_make_are_what_the_suites_drive() -> None:
+    clock = SimClock()
+    bus = EventBus(clock)
+    function: FunctionUnderTest = factories.device().create_function("vf0", clock, bus, None)
+    acme_function: FunctionUnderTest = make_acme().create_function("vf1", clock, bus, None)
+    bridge: BridgeUnderTest = factories.bridge().create_bridge(bus, CapabilityParams(), "bridge")
+    host: HypervisorUnderTest = factories.hypervisor().create_hypervisor(
+        "host", clock, bus, MigrationConfig(), functions=VirtualFunction, bridges=None
+    )
+    assert isinstance(function, FunctionUnderTest)
+    assert isinstance(acme_function, FunctionUnderTest)
+    assert isinstance(bridge, BridgeUnderTest)
+    # (No isinstance for the host: on Python 3.11 it reads every property, and a host without a guest has
+    # no memory to show.  tests/test_conformance_hypervisor.py checks its members by name.)
+    assert host.guest is None
