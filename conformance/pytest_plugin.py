@@ -46,7 +46,7 @@ from __future__ import annotations
 import pytest
 
 TARGETS = ("device", "bridge", "hypervisor")
-"""The values of :class:`conformance.verdicts.Target` (kept literal so that an inactive plugin imports nothing)."""
+"""The values of :class:`vfmig_proto.states.Target` (kept literal so that an inactive plugin imports nothing)."""
 
 SESSION_PLUGIN = "vfmig-conformance-session"
 """The name the active plugin's session object is registered under."""

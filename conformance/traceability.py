@@ -51,6 +51,7 @@ from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
 from conformance.verdicts import Target
 from vfmig_proto.requirements import ID_PATTERN, Requirement, load_requirements, spec_directory
+from vfmig_proto.states import Keyword
 
 _INITIALIZE_MARKER = "hypothesis_stateful_initialize_rule"
 _RULE_MARKER = "hypothesis_stateful_rule"
@@ -596,6 +597,23 @@ def _sites_cell(matrix: Matrix, requirement: Requirement) -> str:
     return " | ".join(parts) if parts else "*binds no conformance target*"
 
 
+def _binding_lists(matrix: Matrix) -> list[str]:
+    """A section listing, per target, the requirements that bind it (what a report of that target judges)."""
+    title = "Requirements that bind each target"
+    lines = [title, "-" * len(title), ""]
+    for target in Target:
+        roles = " and ".join(sorted(role.value for role in target.roles))
+        binding = [requirement for requirement in matrix.requirements if requirement.roles & target.roles]
+        lines.append(f"**{target.value}** (roles {roles}), {len(binding)} requirements:")
+        lines.append("")
+        for keyword in Keyword:
+            ids = [f":vfm:req:`{req.id}`" for req in binding if req.keyword is keyword]
+            if ids:
+                lines.append(f"* {keyword.value} ({len(ids)}): {', '.join(ids)}")
+        lines.append("")
+    return lines
+
+
 def render_rst(matrix: Matrix) -> list[str]:
     """The traceability page's body: coverage per target, then one table row per requirement."""
     lines = [
@@ -612,7 +630,7 @@ def render_rst(matrix: Matrix) -> list[str]:
             f"     - {mandatory_checked} of {mandatory}",
             f"     - {checked} of {total}",
         ]
-    lines.append("")
+    lines += ["", *_binding_lists(matrix)]
     chapters: dict[str, list[Requirement]] = {}
     for requirement in matrix.requirements:
         chapters.setdefault(requirement.path, []).append(requirement)

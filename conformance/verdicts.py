@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from vfmig_proto.requirements import Requirement
-from vfmig_proto.states import Keyword, Role
+from vfmig_proto.states import Keyword
+from vfmig_proto.states import Target as Target  # noqa: PLC0414 - re-exported for the suites (mypy --strict)
 
 
 class Verdict(Enum):
@@ -46,29 +47,6 @@ class Verdict(Enum):
     def breaks_conformance(self) -> bool:
         """Whether this verdict makes the implementation non-conformant."""
         return self in (Verdict.FAIL, Verdict.TIMEOUT, Verdict.ERROR)
-
-
-class Target(Enum):
-    """What a vendor can check: one or two of the spec's roles."""
-
-    DEVICE = "device"
-    """A VF device model together with its guest driver (roles ``device`` and ``driver``)."""
-    BRIDGE = "bridge"
-    """The hypervisor's emulated migration bridge (role ``bridge``)."""
-    HYPERVISOR = "hypervisor"
-    """The migration orchestration on source and destination (role ``hypervisor``)."""
-
-    @property
-    def roles(self) -> frozenset[Role]:
-        """The spec roles whose requirements this target is checked against."""
-        return _TARGET_ROLES[self]
-
-
-_TARGET_ROLES: dict[Target, frozenset[Role]] = {
-    Target.DEVICE: frozenset({Role.DEVICE, Role.DRIVER}),
-    Target.BRIDGE: frozenset({Role.BRIDGE}),
-    Target.HYPERVISOR: frozenset({Role.HYPERVISOR}),
-}
 
 
 def verdict_for_violation(keyword: Keyword) -> Verdict:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -28,6 +30,7 @@ from conformance.traceability import (
 )
 from conformance.verdicts import Target
 from vfmig_proto.requirements import SPEC_DIR_ENV, load_requirements, spec_directory
+from vfmig_proto.states import Role
 
 ROOT = Path(__file__).resolve().parents[1]
 NEW_REQUIREMENT = "VFM-CAP-900"
@@ -220,3 +223,15 @@ def test_vfmig_traceability_json_lists_every_requirement_and_its_checks(capsys: 
     checked = next(entry for entry in matrix["requirements"] if entry["id"] == "VFM-CAP-001")
     assert checked["checks"]["bridge"], "the bridge suite checks where the capability is placed"
     assert {row["target"] for row in matrix["coverage"]} == {target.value for target in Target}
+
+
+def test_the_page_lists_the_requirements_that_bind_each_target() -> None:
+    page = render_rst(build_matrix())
+    for target in Target:
+        head = next(number for number, text in enumerate(page) if text.startswith(f"**{target.value}**"))
+        binding = [req for req in load_requirements() if req.roles & target.roles]
+        assert f"{len(binding)} requirements" in page[head]
+        bullets = itertools.takewhile(lambda text: text.startswith("* "), page[head + 2 :])
+        named = {match for text in bullets for match in re.findall(r"VFM-[A-Z]+-\d{3}", text)}
+        assert named == {req.id for req in binding}
+    assert {role for target in Target for role in target.roles} == set(Role)

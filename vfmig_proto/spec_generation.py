@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum, IntEnum
 from functools import cache
@@ -32,7 +33,8 @@ from vfmig_proto.layout import (
     Register,
 )
 from vfmig_proto.pci import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE
-from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
+from vfmig_proto.requirements import Requirement, load_requirements
+from vfmig_proto.states import DevEvent, DevState, DriverReport, Keyword, MigEvent, MigReason, MigState, Target
 from vfmig_proto.transitions import (
     ACKNOWLEDGED_BY,
     CATCH_UP,
@@ -399,6 +401,35 @@ def migration_state_diagram_rst(spec_dir: Path) -> str:
     )
 
 
+def _requirement_counts(requirements: Iterable[Requirement], target: Target) -> str:
+    """``"40 MUST, 3 MUST NOT, ..."``: the requirements that bind ``target``, by keyword."""
+    counts = Counter(requirement.keyword for requirement in requirements if requirement.roles & target.roles)
+    return ", ".join(f"{counts[keyword]} {keyword.value}" for keyword in Keyword if counts[keyword])
+
+
+def conformance_targets_rst(spec_dir: Path) -> str:
+    """Table 11-1: the conformance targets, the roles each takes and how many requirements bind it."""
+    requirements = load_requirements(spec_dir)
+    docs = member_docs(Target)
+    rows = [
+        [
+            target.value.capitalize(),
+            " and ".join(role.value for role in sorted(target.roles, key=lambda role: role.value)),
+            _escape(" ".join(docs[target.name].split())),
+            _requirement_counts(requirements, target),
+        ]
+        for target in Target
+    ]
+    table = _labelled_table(
+        "spec-targets",
+        "Table 11-1. Conformance targets",
+        ["Target", "Roles it takes", "Typical implementation", "Requirements that bind it"],
+        rows,
+        [12, 16, 44, 28],
+    )
+    return _BANNER + table
+
+
 GENERATORS: Mapping[str, Callable[[Path], str]] = {
     "registers.rst": registers_rst,
     "device-transitions.rst": device_transitions_rst,
@@ -406,6 +437,7 @@ GENERATORS: Mapping[str, Callable[[Path], str]] = {
     "qemu-bridge-example.rst": qemu_bridge_example_rst,
     "device-state-diagram.rst": device_state_diagram_rst,
     "migration-state-diagram.rst": migration_state_diagram_rst,
+    "conformance-targets.rst": conformance_targets_rst,
 }
 """Each generated file of ``spec/generated/`` and the function that writes it."""
 

@@ -202,6 +202,37 @@ class Role(Enum):
 
 
 @unique
+class Target(Enum):
+    """What an implementation is checked as: one or two of the roles (spec §11.1).
+
+    The docstring under each member is the "Typical implementation" column of Table 11-1.
+    """
+
+    DEVICE = "device"
+    """A VF (hardware, or a device model) together with the guest driver written for it and the guest's
+    migration core."""
+    BRIDGE = "bridge"
+    """An emulated PCI-to-PCI bridge with a standard hot-plug controller and the migration capability,
+    such as QEMU's pci-bridge with the capability added."""
+    HYPERVISOR = "hypervisor"
+    """The orchestration on the source and destination hosts: the VMM's migration code and the management
+    glue that drives it."""
+
+    @property
+    def roles(self) -> frozenset[Role]:
+        """The roles whose requirements this target is checked against."""
+        return _TARGET_ROLES[self]
+
+
+_TARGET_ROLES: dict[Target, frozenset[Role]] = {
+    Target.DEVICE: frozenset({Role.DEVICE, Role.DRIVER}),
+    Target.BRIDGE: frozenset({Role.BRIDGE}),
+    Target.HYPERVISOR: frozenset({Role.HYPERVISOR}),
+}
+"""The device and driver roles form one target: neither can be checked without the other (spec §11.1)."""
+
+
+@unique
 class Keyword(Enum):
     """RFC 2119 / RFC 8174 requirement levels used in ``spec/``."""
 
