@@ -63,6 +63,7 @@ from vfmig_proto.layout import (
 )
 from vfmig_proto.pci import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE
 from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
+from vfmig_proto.transitions import ACKNOWLEDGED_BY
 
 REACT_NS = ms(2)
 """How long (of the guest's running time) the core may take to look at a slot after a report or after enabling."""
@@ -759,14 +760,6 @@ def probe_variant(
     return ProbeResult(took_part, enabled, watch.writes, len(watch.writes))
 
 
-_ANSWERS: dict[DevState, DriverReport] = {
-    DevState.DIRTY_REQ: DriverReport.DIRTYING,
-    DevState.PAUSE_REQ: DriverReport.PAUSED,
-    DevState.RESUME_REQ: DriverReport.READY,
-    DevState.REINIT_REQ: DriverReport.READY,
-}
-
-
 class _Answering:
     """A VF driver that answers every request at once (its interface is down) and records being unbound."""
 
@@ -780,7 +773,7 @@ class _Answering:
         self.unbound = 0
 
     def act_on(self, state: DevState | int) -> None:
-        answer = _ANSWERS.get(state) if isinstance(state, DevState) else None
+        answer = ACKNOWLEDGED_BY.get(state) if isinstance(state, DevState) else None
         if answer is not None:
             self.core.report(self.slot, answer)
 

@@ -46,6 +46,7 @@ from reference_impl.events import Event, EventKind
 from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationRecord, Outcome
 from reference_impl.memory import Pages
 from reference_impl.scenario import Simulation, SimulationConfig
+from vfmig_proto.codec import find_field
 from vfmig_proto.layout import CapabilityParams, capability_length
 from vfmig_proto.pci import (
     PCI_BRIDGE_CONTROL,
@@ -55,7 +56,7 @@ from vfmig_proto.pci import (
     PCI_CONFIG_SIZE,
 )
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigReason, MigState
-from vfmig_proto.transitions import Action
+from vfmig_proto.transitions import ACKNOWLEDGED_BY, Action
 
 PAGE = 4096
 MEMORY_PAGES = 256
@@ -86,14 +87,12 @@ REQUESTS = (DevState.DIRTY_REQ, DevState.PAUSE_REQ, DevState.RESUME_REQ, DevStat
 """The requests a driver answers whether or not its interface is up (VFM-DOWN-002)."""
 RUNNING_STATES = (DevState.READY, DevState.DIRTY_REQ, DevState.DIRTYING)
 """Slot states in which a driver that is up has its function working."""
-ANSWERS = {
-    DevState.UNBOUND: DriverReport.READY,
-    DevState.DIRTY_REQ: DriverReport.DIRTYING,
-    DevState.PAUSE_REQ: DriverReport.PAUSED,
-    DevState.RESUME_REQ: DriverReport.READY,
-    DevState.REINIT_REQ: DriverReport.READY,
+ANSWERS: dict[int, DriverReport] = {
+    **{int(state): report for state, report in ACKNOWLEDGED_BY.items()},
+    int(DevState.UNBOUND): DriverReport.READY,
 }
-"""The report a driver may write for the DEV_STATE it read last, besides NONE (VFM-DEV-005)."""
+"""The report a driver may write for the DEV_STATE it read last, besides NONE (VFM-DEV-005): the answer the
+device table accepts for each request, and READY (binding) for UNBOUND."""
 RESERVED_ONES_BRIDGE = BridgeVariant("reserved-ones", rsvdp_fill=0x2AAAAAA5)
 """A bridge whose RsvdP bits read 1s, as control bits of a later minor version may: a guest writes them back."""
 DISCOVERY_CASES: dict[str, tuple[str, ...]] = {
@@ -166,6 +165,11 @@ def _named(kind: type[DevState] | type[DriverReport], value: int | None) -> str:
     return next((member.name for member in kind if member.value == value), str(value))
 
 
+def _field_mask(num_slots: int, slot: int, name: str) -> int:
+    """The bits of ``DEV_STATUS.<name>`` of ``slot`` (one byte register)."""
+    return find_field(num_slots, f"device[{slot}].dev_status.{name}").field.mask
+
+
 def _running(record: MigrationRecord) -> bool:
     return not record.ended
 
@@ -198,11 +202,11 @@ class SlotWatch:
     """Pages the driver dirtied in that migration's windows."""
     dirtied_earlier: set[int] = field(default_factory=set)
     """Pages the driver dirtied in the windows of earlier migrations (VFM-REP-003)."""
+    dev_state_read: int | None = None
+    """The slot's DEV_STATE as the guest read it last (VFM-DEV-005)."""
     status_reads: int = 0
     """Reads of the slot's DEV_STATUS so far."""
     reset_read_at: int = 0
-    dev_state_read: int | None = None
-    """The slot's DEV_STATE as the guest read it last (VFM-DEV-005)."""
     """The number (in :attr:`status_reads`) of the last read that showed DEV_STATUS.RESET set."""
     flags_found: bool = False
     """A read showed MIGRATED or RESET set, and the driver has not set BME since (VFM-FLAG-004)."""
@@ -557,18 +561,21 @@ class DeviceSuite(ConformanceMachine):
         if host is None or host.bridge_or_none is None or event.source != host.bridge.name:
             return
         offset, width = int(event.data["offset"]), int(event.data["width"])
+        bridge = host.bridge
         for slot, watch in self.watch.items():
-            entry = host.bridge.cap + 0x20 + 4 * slot  # DEV_STATE, DEV_CTRL, DEV_STATUS, DEVFN
+            entry = bridge.cap + find_field(bridge.num_slots, f"device[{slot}].dev_state").offset
             if offset <= entry < offset + width:
                 watch.dev_state_read = int(event.data["value"]) >> (8 * (entry - offset)) & 0xFF
-            status = entry + 2
+            status = bridge.cap + find_field(bridge.num_slots, f"device[{slot}].dev_status.migrated").offset
             if offset <= status < offset + width:
                 watch.status_read = True
                 watch.status_reads += 1
                 bits = int(event.data["value"]) >> (8 * (status - offset))
-                if bits & 0x3:  # MIGRATED, RESET
+                if bits & (
+                    _field_mask(bridge.num_slots, slot, "migrated") | _field_mask(bridge.num_slots, slot, "reset")
+                ):
                     watch.flags_found = True
-                if bits & 0x2:
+                if bits & _field_mask(bridge.num_slots, slot, "reset"):
                     watch.reset_read_at = watch.status_reads
 
     def on_bridge_write(self, event: Event) -> None:
@@ -577,13 +584,15 @@ class DeviceSuite(ConformanceMachine):
         if host is None or host.bridge_or_none is None or event.source != host.bridge.name:
             return
         offset, width = int(event.data["offset"]), int(event.data["width"])
+        bridge = host.bridge
         for slot, watch in self.watch.items():
-            control = host.bridge.cap + 0x20 + 4 * slot + 1  # DEV_CTRL: DRV_STATE in bits 2:0
+            drv_state = find_field(bridge.num_slots, f"device[{slot}].dev_ctrl.drv_state")
+            control = bridge.cap + drv_state.offset
             if not offset <= control < offset + width:
                 continue
-            report = int(event.data["value"]) >> (8 * (control - offset)) & 0x7
+            report = int(event.data["value"]) >> (8 * (control - offset)) & drv_state.field.mask
             read = watch.dev_state_read
-            answer = next((ANSWERS.get(state) for state in DevState if state.value == read), None)
+            answer = ANSWERS.get(read) if read is not None else None
             self.checks.record(
                 "VFM-DEV-005",
                 report in (DriverReport.NONE, answer),
