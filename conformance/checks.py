@@ -8,8 +8,8 @@ spec demands with :meth:`Checks.that`:
 
 .. code-block:: python
 
-    @step("VFM-FN-001")
     @rule(slot=st.integers(0, 3))
+    @step("VFM-FN-001")
     def traffic(self, slot: int) -> None:
         ...
         self.checks.that("VFM-FN-001", not dma_seen or bme, "DMA with Bus Master Enable clear")
@@ -18,21 +18,43 @@ A broken check raises :class:`RequirementViolation`; an exception from the
 implementation becomes :class:`ImplementationError`; a step that does not
 return in time raises :class:`StepTimeout`.  The runner turns each into a
 verdict and goes on with the rest of the requirements.
+
+Steps nest (a final check that runs another step): the timer always holds the
+earliest deadline of the steps in flight, so an inner step never lifts the
+outer one's.  Both errors carry an :class:`~conformance.attribution.Attribution`:
+the requirements whose checks were waiting for the implementation, and the
+implementation's method that raised or hung.  A *monitor* (the worker process
+of :mod:`conformance.harness`) is told when each step starts and ends, so that
+a supervisor outside the process can enforce the deadline when the timer
+cannot (a hang inside C code, an implementation that swallows the timeout).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import signal
 import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar, ParamSpec, TypeVar
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, ClassVar, ParamSpec, Protocol, TypeVar
 
-from hypothesis.errors import HypothesisException
+from hypothesis.errors import HypothesisException, StopTest
 from hypothesis.stateful import RuleBasedStateMachine
+
+from conformance.attribution import (
+    Attribution,
+    FrameRef,
+    Sides,
+    attribute,
+    frames_of_stack,
+    frames_of_traceback,
+)
+from conformance.verdicts import Target
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -54,21 +76,56 @@ class StepTimeout(BaseException):
     every shrinking attempt of a hang would cost another full timeout.
     """
 
-    def __init__(self, step_name: str, requirements: tuple[str, ...], seconds: float) -> None:
-        super().__init__(f"step {step_name} did not return within {seconds:g} s")
+    timed_out = True
+
+    def __init__(self, step_name: str, requirements: tuple[str, ...], seconds: float, attribution: Attribution) -> None:
+        super().__init__(f"step {step_name} did not return within {seconds:g} s: {attribution.describe()}")
         self.step_name = step_name
-        self.requirements = requirements
+        self.requirements = attribution.requirements or requirements
+        self.attribution = attribution
+        self.trace = "\n".join(
+            [str(self), "the implementation's stack, outermost first:", *(f"  {line}" for line in attribution.stack)]
+        )
 
 
 class ImplementationError(Exception):
     """The implementation raised while a step ran."""
 
-    def __init__(self, step_name: str, requirements: tuple[str, ...], error: BaseException) -> None:
+    timed_out = False
+
+    def __init__(
+        self, step_name: str, requirements: tuple[str, ...], error: BaseException, attribution: Attribution
+    ) -> None:
         trace = "".join(traceback.format_exception(error))
-        super().__init__(f"step {step_name}: {type(error).__name__}: {error}")
+        super().__init__(f"step {step_name}: {type(error).__name__}: {error} ({attribution.describe()})")
         self.step_name = step_name
-        self.requirements = requirements
+        self.requirements = attribution.requirements or requirements
+        self.attribution = attribution
         self.trace = trace
+
+
+class StepMonitor(Protocol):
+    """Told when each step starts and ends (the worker process's beacon to its supervisor)."""
+
+    def step_started(self, name: str, depth: int, seconds: float) -> None:
+        """Step ``name`` starts at nesting ``depth`` (0: outermost) with a deadline ``seconds`` from now."""
+
+    def step_finished(self, depth: int) -> None:
+        """The step at ``depth`` returned or raised."""
+
+    def example_started(self) -> None:
+        """Hypothesis builds the machine for another example."""
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What attribution needs to know about the run: the target and where the implementation lives."""
+
+    target: Target
+    sides: Sides
+    isolated: bool = False
+    """Whether the run is a worker process of its own: then a KeyboardInterrupt can only be the implementation's
+    (the terminal's Ctrl-C goes to the supervisor), and is judged like any other exception it raises."""
 
 
 class Checks:
@@ -85,6 +142,15 @@ class Checks:
         self.first_failure_at: dict[str, float] = {}
         self.pending: list[tuple[str, str]] = []
         self.started = time.perf_counter()
+        self.context: RunContext | None = None
+        """The target and the implementation's side of the stack (None: attribute to the steps' declarations)."""
+        self.monitor: StepMonitor | None = None
+
+    def attribute(self, frames: list[FrameRef], declared: tuple[str, ...]) -> Attribution:
+        """Whose failure ended ``frames``: see :mod:`conformance.attribution`."""
+        if self.context is None:
+            return Attribution(declared, None, (), None)
+        return attribute(frames, self.context.sides, self.context.target, self.known, declared)
 
     def record(self, requirement: str, condition: bool, message: str | Callable[[], str]) -> None:
         """Like :meth:`that`, but keep a failure for :meth:`raise_pending` instead of raising it now.
@@ -128,6 +194,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         # A failure kept by Checks.record in an example that then ended on an exception (a step that raised or
         # timed out) belongs to that example's world: raised in this one, Hypothesis would call the test flaky.
         self.checks.pending.clear()
+        if self.checks.monitor is not None:
+            self.checks.monitor.example_started()
 
     @classmethod
     def initializers(cls) -> frozenset[str]:
@@ -175,7 +243,8 @@ def step(*requirements: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
             if name in checks.disabled_steps:
                 return None  # type: ignore[return-value]  # a step that hung or raised before is skipped
             checks.steps += 1
-            return _run_with_timeout(name, requirements, machine.timeout_s, lambda: method(*args, **kwargs))
+            running = _Running(name, requirements, checks, machine.timeout_s)
+            return running.run(lambda: method(*args, **kwargs))
 
         guarded.requirements = requirements  # type: ignore[attr-defined]
         return guarded
@@ -183,28 +252,90 @@ def step(*requirements: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     return decorate
 
 
-def _run_with_timeout(name: str, requirements: tuple[str, ...], seconds: float, call: Callable[[], _R]) -> _R:
-    if seconds <= 0 or not _alarm_available():
-        return _translate(name, requirements, call)
-
-    def expire(signum: int, frame: object) -> None:
-        raise StepTimeout(name, requirements, seconds)
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return _translate(name, requirements, call)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+_IN_FLIGHT: list[_Running] = []
+"""The steps running now, outermost first (one machine runs at a time in a process)."""
 
 
-def _translate(name: str, requirements: tuple[str, ...], call: Callable[[], _R]) -> _R:
-    try:
-        return call()
-    except (RequirementViolation, StepTimeout, ImplementationError):
-        raise
-    except (AssertionError, HypothesisException):
-        raise  # the suite's own bookkeeping or Hypothesis's control flow: not the implementation's doing
-    except Exception as error:
-        raise ImplementationError(name, requirements, error) from error
+class _Running:
+    """One step in flight: its deadline, the timer that enforces it, the monitor that watches it."""
+
+    def __init__(self, name: str, requirements: tuple[str, ...], checks: Checks, seconds: float) -> None:
+        self.name = name
+        self.requirements = requirements
+        self.checks = checks
+        self.seconds = seconds
+        own = time.monotonic() + seconds if seconds > 0 else math.inf
+        self.deadline: float = min([own, *(outer.deadline for outer in _IN_FLIGHT)])
+
+    def run(self, call: Callable[[], _R]) -> _R:
+        depth = len(_IN_FLIGHT)
+        timed = math.isfinite(self.deadline) and _alarm_available()
+        installs = timed and signal.getsignal(signal.SIGALRM) is not _expire  # the outermost timed step
+        previous = signal.signal(signal.SIGALRM, _expire) if installs else None
+        _IN_FLIGHT.append(self)
+        if self.checks.monitor is not None:
+            self.checks.monitor.step_started(self.name, depth, self.deadline - time.monotonic())
+        try:
+            if timed:
+                _arm(self.deadline)
+            return self._translate(call)
+        finally:
+            _IN_FLIGHT.pop()
+            if self.checks.monitor is not None:
+                self.checks.monitor.step_finished(depth)
+            if installs:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            elif timed:
+                _arm(_IN_FLIGHT[-1].deadline)  # the outer step's deadline still holds
+
+    def _translate(self, call: Callable[[], _R]) -> _R:
+        try:
+            return call()
+        except (RequirementViolation, StepTimeout, ImplementationError, StopTest, GeneratorExit, HypothesisException):
+            raise  # verdicts found, or Hypothesis's control flow: not the implementation's doing
+        except AssertionError as error:
+            if not self._raised_by_implementation(error):
+                raise  # the suite's own bookkeeping
+            raise self._implementation_error(error) from error
+        except KeyboardInterrupt as error:
+            if self.checks.context is None or not self.checks.context.isolated:
+                raise  # in the caller's own process it may be the user's Ctrl-C
+            raise self._implementation_error(error) from error
+        except BaseException as error:  # SystemExit and MemoryError too: whatever the implementation raises
+            raise self._implementation_error(error) from error
+
+    def _raised_by_implementation(self, error: BaseException) -> bool:
+        context = self.checks.context
+        frames = frames_of_traceback(error.__traceback__)
+        return context is not None and bool(frames) and context.sides.is_implementation(frames[-1])
+
+    def _implementation_error(self, error: BaseException) -> ImplementationError:
+        attribution = self.checks.attribute(frames_of_traceback(error.__traceback__), self.requirements)
+        return ImplementationError(self._path(), self.requirements, error, attribution)
+
+    def _path(self) -> str:
+        """The step's name, with the steps around it when it runs inside another."""
+        outer = [running.name for running in _IN_FLIGHT if running is not self]
+        return f"{self.name} (inside {' > '.join(outer)})" if outer else self.name
+
+    def timeout(self, frame: FrameType | None) -> StepTimeout:
+        """The error that a passed deadline raises in the frame the timer interrupted."""
+        attribution = self.checks.attribute(frames_of_stack(frame), self.requirements)
+        return StepTimeout(self._path(), self.requirements, self.seconds, attribution)
+
+
+def _arm(deadline: float) -> None:
+    # a deadline already passed still fires, at once, in the step it belongs to
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 1e-6))
+
+
+def _expire(signum: int, frame: FrameType | None) -> None:
+    if not _IN_FLIGHT:
+        return  # the timer outlived its step (it is disarmed as the step ends)
+    now = time.monotonic()
+    late = [running for running in _IN_FLIGHT if running.deadline <= now]
+    if not late:
+        _arm(min(running.deadline for running in _IN_FLIGHT))  # woken early: sleep on
+        return
+    raise _IN_FLIGHT[-1].timeout(frame)

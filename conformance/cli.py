@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import TextIO
 
 import vfmig_proto
+from conformance.harness import AdapterProblem, Interrupted, Isolation, run_isolated
+from conformance.harness.loading import load_checked_implementation
 from conformance.live import ConformanceProgress
 from conformance.parallel import available_cpus, run_parallel
 from conformance.progress import SimulationProgress
 from conformance.reports import write_reports
-from conformance.runner import PROFILES, UsageError, run
+from conformance.runner import PROFILES, UsageError
 from conformance.summary import summary_text
-from conformance.verdicts import RunReport, Target
+from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
@@ -45,6 +47,8 @@ from vfmig_proto.states import Keyword, Role
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as a shell reports a command that Ctrl-C ended."""
 
 
 def _summary(requirements: Sequence[Requirement]) -> dict[str, object]:
@@ -287,7 +291,7 @@ def _check(args: argparse.Namespace, progress: ConformanceProgress) -> RunReport
             database_dir=database,
             on_shard=progress.shard_done,
         )
-    return run(
+    return run_isolated(
         target,
         args.impl,
         profile=args.profile,
@@ -296,6 +300,9 @@ def _check(args: argparse.Namespace, progress: ConformanceProgress) -> RunReport
         requirements=args.requirement,
         database_dir=database,
         on_verdict=progress.verdict,
+        on_progress=progress.progress,
+        isolation=Isolation(memory_limit=args.memory_limit or None),
+        loader=load_checked_implementation,
     )
 
 
@@ -306,16 +313,44 @@ def _conformance_argument_problem(args: argparse.Namespace) -> str | None:
     for path in (args.json, args.junit, args.markdown):
         if path is not None and not Path(path).resolve().parent.is_dir():
             return f"cannot write a report to {path}: no such directory"
+        if path is not None and Path(path).is_dir():
+            return f"cannot write a report to {path}: it is a directory"
+    if args.database is not None and Path(args.database).exists() and not Path(args.database).is_dir():
+        return f"--database {args.database} is a file; it must be a directory (Hypothesis keeps one file an example)"
     return None
 
 
+def _memory_limit(text: str) -> int:
+    """``--memory-limit``: a size (QEMU's K/M/G/T or KiB/MiB/GiB), 0 for none."""
+    try:
+        value = 0 if text.strip() == "0" else parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 4GiB, or 0 for no limit): {error}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a memory limit must not be negative")
+    return value
+
+
+_EXIT_FOR_STATUS = {
+    RunStatus.CONFORMANT: EXIT_OK,
+    RunStatus.NOT_CONFORMANT: EXIT_CHECK_FAILED,
+    RunStatus.INCOMPLETE: EXIT_USAGE,
+}
+
+
 def _conformance_exit_code(report: RunReport) -> int:
-    if not report.conformant:
-        return EXIT_CHECK_FAILED
-    if report.suite_errors:
-        print("vfmig conformance: the run itself failed, so the verdicts are incomplete", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    if report.status is RunStatus.INCOMPLETE:
+        print("vfmig conformance: the run could not judge everything, so it is incomplete", file=sys.stderr)
+    return _EXIT_FOR_STATUS[report.status]
+
+
+def _write_conformance_reports(args: argparse.Namespace, report: RunReport, started: datetime) -> bool:
+    try:
+        write_reports(report, json=args.json, junit=args.junit, markdown=args.markdown, started=started)
+    except OSError as exc:
+        print(f"vfmig conformance: cannot write a report: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _cmd_conformance(args: argparse.Namespace) -> int:
@@ -325,26 +360,50 @@ def _cmd_conformance(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if os.getcwd() not in sys.path:  # MODULE:FACTORY may name a module in the current directory
         sys.path.insert(0, os.getcwd())
+    started = datetime.now(UTC)
+    outcome = _run_conformance(args, started)
+    if isinstance(outcome, int):
+        return outcome
+    sys.stdout.write(summary_text(outcome))
+    if not _write_conformance_reports(args, outcome, started):
+        return EXIT_USAGE
+    return _conformance_exit_code(outcome)
+
+
+def _run_conformance(args: argparse.Namespace, started: datetime) -> RunReport | int:
+    """The run's report, or the exit code of a run that ended without one of its own (its reports written)."""
     show_progress = not args.no_progress and sys.stderr.isatty()
     shards = available_cpus() if args.profile == PARALLEL_PROFILE else None
-    started = datetime.now(UTC)
     title = f"vfmig conformance: {args.target}"
     try:
-        with ConformanceProgress(title, enabled=show_progress, shards=shards) as progress:
-            report = _check(args, progress)
+        with ConformanceProgress(title, enabled=show_progress, shards=shards, budget=_budget(args)) as progress:
+            return _check(args, progress)
+    except AdapterProblem as exc:
+        print(f"vfmig conformance: {exc}", file=sys.stderr)
+        _write_conformance_reports(args, exc.report, started)
+        return EXIT_USAGE
+    except Interrupted as exc:
+        judged = sum(result.verdict is not Verdict.INCOMPLETE for result in exc.report.results)
+        print(
+            f"vfmig conformance: interrupted; {judged} of {len(exc.report.results)} requirements judged, "
+            "the reports say INCOMPLETE",
+            file=sys.stderr,
+        )
+        _write_conformance_reports(args, exc.report, started)
+        return EXIT_INTERRUPTED
     except UsageError as exc:
         print(f"vfmig conformance: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:
         print(f"vfmig conformance: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    sys.stdout.write(summary_text(report))
-    try:
-        write_reports(report, json=args.json, junit=args.junit, markdown=args.markdown, started=started)
-    except OSError as exc:
-        print(f"vfmig conformance: cannot write a report: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return _conformance_exit_code(report)
+
+
+def _budget(args: argparse.Namespace) -> str:
+    profile = PROFILES.get(args.profile)
+    if profile is None:
+        return ""
+    return f"{profile.max_examples} examples x {profile.steps} steps a group"
 
 
 def _add_conformance(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -389,6 +448,13 @@ def _add_conformance(commands: argparse._SubParsersAction[argparse.ArgumentParse
         "--database",
         metavar="DIR",
         help="where Hypothesis keeps examples, one subdirectory per implementation (default .hypothesis/vfmig)",
+    )
+    conformance.add_argument(
+        "--memory-limit",
+        type=_memory_limit,
+        default=4 << 30,
+        metavar="SIZE",
+        help="address space the implementation's worker process may use (default 4GiB; 0: no limit)",
     )
     conformance.add_argument("--no-progress", action="store_true", help="no live progress on standard error")
     conformance.set_defaults(handler=_cmd_conformance)

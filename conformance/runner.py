@@ -11,6 +11,7 @@ one verdict, not the whole run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
@@ -19,10 +20,10 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
@@ -32,7 +33,15 @@ from hypothesis.internal.conjecture import engine as hypothesis_engine
 from hypothesis.reporting import with_reporter
 from hypothesis.stateful import run_state_machine_as_test
 
-from conformance.checks import Checks, ConformanceMachine, ImplementationError, RequirementViolation, StepTimeout
+from conformance.attribution import sides_for
+from conformance.checks import (
+    Checks,
+    ConformanceMachine,
+    ImplementationError,
+    RequirementViolation,
+    RunContext,
+    StepTimeout,
+)
 from conformance.verdicts import (
     Counterexample,
     RequirementResult,
@@ -61,6 +70,26 @@ class UsageError(ValueError):
     """A bad argument: an implementation that cannot be loaded, an unknown profile or requirement."""
 
 
+class StepFailure(Protocol):
+    """What :func:`step_failure` needs of a step that failed: a timeout, an exception, or a dead worker."""
+
+    @property
+    def step_name(self) -> str:
+        """The step that was running (the innermost, when steps nest)."""
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """The requirements whose checks were waiting for it (empty: no check could be named)."""
+
+    @property
+    def trace(self) -> str:
+        """What happened, with the implementation's stack where one was seen."""
+
+    @property
+    def timed_out(self) -> bool:
+        """A timeout (the step did not return in time), not an error."""
+
+
 @dataclass(frozen=True)
 class Profile:
     """How hard a run tries."""
@@ -69,29 +98,33 @@ class Profile:
     max_examples: int
     steps: int
     """Rule calls per example (Hypothesis's stateful_step_count)."""
-    shrink_seconds: float
-    """How long Hypothesis may shrink one counterexample: a few steps more is cheaper than a minute's wait."""
+    shrinks: int
+    """How many times Hypothesis may shrink one counterexample: a count, not a clock, so that the same seed
+    gives the same counterexample on a fast machine and a slow one."""
+    shrink_safety_seconds: float
+    """A last bound on shrinking, far above what the count takes, for an implementation so slow that the count
+    would take hours.  A counterexample cut short by it is still valid, and the report says so."""
 
 
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", max_examples=12, steps=25, shrink_seconds=2.0),
-    "default": Profile("default", max_examples=40, steps=40, shrink_seconds=5.0),
-    "thorough": Profile("thorough", max_examples=400, steps=80, shrink_seconds=60.0),
+    "quick": Profile("quick", max_examples=12, steps=25, shrinks=50, shrink_safety_seconds=120.0),
+    "default": Profile("default", max_examples=40, steps=40, shrinks=150, shrink_safety_seconds=300.0),
+    "thorough": Profile("thorough", max_examples=400, steps=80, shrinks=500, shrink_safety_seconds=900.0),
 }
 
 
 @contextmanager
-def _shrink_budget(seconds: float) -> Iterator[None]:
-    """Bound Hypothesis's shrinking time (its engine reads this module constant; 300 s by default)."""
-    previous = getattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", None)
-    if previous is None:
-        yield
-        return
-    hypothesis_engine.MAX_SHRINKING_SECONDS = seconds  # type: ignore[assignment]
+def _shrink_budget(profile: Profile) -> Iterator[None]:
+    """Bound Hypothesis's shrinking by the profile's count (its engine reads these module constants)."""
+    names = {"MAX_SHRINKS": profile.shrinks, "MAX_SHRINKING_SECONDS": profile.shrink_safety_seconds}
+    previous = {name: getattr(hypothesis_engine, name) for name in names if hasattr(hypothesis_engine, name)}
+    for name in previous:
+        setattr(hypothesis_engine, name, names[name])
     try:
         yield
     finally:
-        hypothesis_engine.MAX_SHRINKING_SECONDS = previous
+        for name, value in previous.items():
+            setattr(hypothesis_engine, name, value)
 
 
 def load_object(spec: str) -> Any:
@@ -238,6 +271,94 @@ def _settings(profile: Profile, database: ExampleDatabase | None) -> settings:
     )
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What one run checks, and how hard: everything but the implementation object itself."""
+
+    target: Target
+    implementation: str
+    """``MODULE:FACTORY``."""
+    profile: Profile
+    seed: int
+    timeout_s: float
+    wanted: tuple[Requirement, ...]
+    """The requirements the run judges (every requirement of the target, or those asked for)."""
+    all_ids: frozenset[str]
+    """Every requirement of the target (the checks of the unwanted ones are off)."""
+    database_dir: Path | None
+
+    @property
+    def by_id(self) -> dict[str, Requirement]:
+        """The wanted requirements by ID."""
+        return {requirement.id: requirement for requirement in self.wanted}
+
+
+def plan_run(
+    target: Target,
+    implementation: str | None = None,
+    *,
+    profile: str = "default",
+    seed: int | None = None,
+    timeout_s: float = 5.0,
+    requirements: Iterable[str] | None = None,
+    database_dir: Path | None = None,
+) -> RunPlan:
+    """Check the arguments of a run (:class:`UsageError`) without loading the implementation."""
+    if profile not in PROFILES:
+        raise UsageError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    if timeout_s < 0:
+        raise UsageError(f"the step timeout must not be negative, not {timeout_s:g}")
+    return RunPlan(
+        target=target,
+        implementation=implementation or DEFAULT_IMPLEMENTATIONS[target],
+        profile=PROFILES[profile],
+        seed=seed if seed is not None else random.SystemRandom().randrange(1 << 32),
+        timeout_s=timeout_s,
+        wanted=tuple(target_requirements(target, requirements)),
+        all_ids=frozenset(req.id for req in target_requirements(target)),
+        database_dir=database_dir,
+    )
+
+
+@dataclass
+class RunState:
+    """Where a run stands: the verdicts found, the accounting, the next requirement group.
+
+    A supervised run (:mod:`conformance.harness`) keeps a copy outside the worker process and starts a new
+    worker from it when one dies: the state is all a run needs to go on.
+    """
+
+    checks: Checks
+    found: dict[str, RequirementResult] = field(default_factory=dict)
+    next_group: int = 0
+    suite_errors: list[str] = field(default_factory=list)
+    unattributed: list[str] = field(default_factory=list)
+    """Failures of the implementation that no requirement's check owned."""
+    stopped: str | None = None
+    """Why the run ended before it judged everything (None: it ran to its end)."""
+    done: bool = False
+
+    @classmethod
+    def start(cls, plan: RunPlan) -> RunState:
+        """The state of a run that has not started."""
+        checks = Checks(plan.all_ids)
+        checks.disabled.update(plan.all_ids - set(plan.by_id))
+        return cls(checks)
+
+    def record(self, result: RequirementResult, on_verdict: Callable[[RequirementResult], None] | None) -> None:
+        """Keep ``result`` (the first verdict on a requirement is final) and switch its checks off."""
+        if result.requirement.id in self.found:
+            return
+        self.found[result.requirement.id] = result
+        self.checks.disabled.add(result.requirement.id)
+        if on_verdict is not None:
+            on_verdict(result)
+
+
+_MAX_SUITE_ERRORS = 3
+"""Requirement groups that may end on a problem of the run itself before the run gives up."""
+
+
 def run(
     target: Target,
     implementation: str | None = None,
@@ -249,72 +370,158 @@ def run(
     database_dir: Path | None = None,
     on_verdict: Callable[[RequirementResult], None] | None = None,
 ) -> RunReport:
-    """Check ``implementation`` (``MODULE:FACTORY``; the reference by default) for ``target``."""
-    if profile not in PROFILES:
-        raise UsageError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    spec = implementation or DEFAULT_IMPLEMENTATIONS[target]
-    factory = load_factory(spec)
-    wanted = target_requirements(target, requirements)
-    by_id = {req.id: req for req in wanted}
-    all_ids = {req.id for req in target_requirements(target)}
-    checks = Checks(all_ids)
-    checks.disabled.update(all_ids - set(by_id))
-    run_seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
-    database = None
-    if database_dir is not None:
-        database = DirectoryBasedExampleDatabase(database_dir / f"{target.value}-{implementation_key(factory)}")
-    machine = bind(target, factory, checks, timeout_s)
-    found: dict[str, RequirementResult] = {}
-    suite_errors: list[str] = []
-    started = time.perf_counter()
-    for group in range(_MAX_GROUPS):
-        attempt = _Group(machine, _settings(PROFILES[profile], database), run_seed + group)
-        try:
-            with _shrink_budget(PROFILES[profile].shrink_seconds):
-                attempt.run()
-            break
-        except RequirementViolation as violation:
-            result = _violation_result(by_id, violation, attempt, target, spec, run_seed + group, checks)
-            _record(found, result, checks, [violation.requirement], on_verdict)
-            if set(by_id) <= set(found):
-                break  # every requirement asked about has its verdict
-        except (StepTimeout, ImplementationError) as error:
-            _step_failure(found, by_id, error, checks, on_verdict)
-            if error.step_name in machine.initializers():
-                _everything_else(found, by_id, error, checks, on_verdict)  # no world to check anything in
-                break
-        except HypothesisException as error:
-            suite_errors.append(f"{type(error).__name__}: {error}")
-            break
-        except Exception as error:
-            suite_errors.append(f"the suite itself failed: {type(error).__name__}: {error}")
-            break
-    else:
-        suite_errors.append(f"stopped after {_MAX_GROUPS} requirement groups")
-    results = [_final(req, found, checks) for req in wanted]
-    return RunReport(
-        target=target,
-        implementation=spec,
+    """Check ``implementation`` (``MODULE:FACTORY``; the reference by default) for ``target``, in this process.
+
+    An implementation that exits, crashes or hangs inside C code takes this process with it: run untrusted
+    implementations with :func:`conformance.harness.run_isolated`, which runs this in a worker process.
+    """
+    plan = plan_run(
+        target,
+        implementation,
         profile=profile,
-        seed=run_seed,
-        results=results,
-        seconds=time.perf_counter() - started,
-        steps=checks.steps,
-        suite_errors=suite_errors,
+        seed=seed,
+        timeout_s=timeout_s,
+        requirements=requirements,
+        database_dir=database_dir,
+    )
+    factory = load_factory(plan.implementation)
+    state = RunState.start(plan)
+    execute(plan, factory, state, on_verdict=on_verdict)
+    return finish(plan, state)
+
+
+def execute(
+    plan: RunPlan,
+    factory: Callable[[], Any],
+    state: RunState,
+    *,
+    on_verdict: Callable[[RequirementResult], None] | None = None,
+    on_group: Callable[[RunState], None] | None = None,
+    isolated: bool = False,
+) -> None:
+    """Run requirement groups from ``state.next_group`` until every wanted requirement is judged or a run of
+    the profile finds nothing more; ``state`` is updated as verdicts come (``on_group`` sees it as each group
+    starts)."""
+    database = _database(plan, factory)
+    machine = bind(plan.target, factory, state.checks, plan.timeout_s)
+    state.checks.context = RunContext(plan.target, sides_for(factory), isolated=isolated)
+    while not state.done:
+        if state.next_group >= _MAX_GROUPS:
+            state.stopped = f"stopped after {_MAX_GROUPS} requirement groups"
+            state.suite_errors.append(state.stopped)
+            break
+        group = state.next_group
+        state.next_group += 1
+        if on_group is not None:
+            on_group(state)
+        _run_group(plan, machine, state, group, database, on_verdict)
+
+
+def _database(plan: RunPlan, factory: Callable[[], Any]) -> ExampleDatabase | None:
+    if plan.database_dir is None:
+        return None
+    return DirectoryBasedExampleDatabase(plan.database_dir / f"{plan.target.value}-{implementation_key(factory)}")
+
+
+def _run_group(  # noqa: PLR0917 - one call site; each argument a different part of the run
+    plan: RunPlan,
+    machine: type[ConformanceMachine],
+    state: RunState,
+    group: int,
+    database: ExampleDatabase | None,
+    on_verdict: Callable[[RequirementResult], None] | None,
+) -> None:
+    attempt = _Group(machine, _settings(plan.profile, database), plan.seed + group)
+    by_id = plan.by_id
+    try:
+        with _shrink_budget(plan.profile):
+            attempt.run()
+        state.done = True
+    except RequirementViolation as violation:
+        state.record(_violation_result(by_id, violation, attempt, plan, plan.seed + group, state.checks), on_verdict)
+        state.done = set(by_id) <= set(state.found)  # every requirement asked about has its verdict
+    except (StepTimeout, ImplementationError) as error:
+        step_failure(state, plan, error, on_verdict)
+    except HypothesisException as error:
+        _suite_error(state, plan, error, attempt, group, on_verdict)
+    except Exception as error:
+        state.suite_errors.append(f"group {group}: the suite itself failed: {type(error).__name__}: {error}")
+        _give_up_after_repeats(state)
+
+
+def _suite_error(  # noqa: PLR0917 - one call site
+    state: RunState,
+    plan: RunPlan,
+    error: HypothesisException,
+    attempt: _Group,
+    group: int,
+    on_verdict: Callable[[RequirementResult], None] | None,
+) -> None:
+    """Hypothesis stopped the group.  A flaky failure still holds the finding it could not reproduce: an
+    implementation that failed a check once failed it, whether or not it does so again."""
+    for cause in _causes(error):
+        if isinstance(cause, RequirementViolation) and cause.requirement in plan.by_id:
+            result = _violation_result(plan.by_id, cause, attempt, plan, plan.seed + group, state.checks)
+            result.detail = f"{cause.message}\n(not reproducible: {_flaky_note(error)})"
+            state.record(result, on_verdict)
+            return
+        if isinstance(cause, StepTimeout | ImplementationError):
+            step_failure(state, plan, cause, on_verdict)
+            return
+    state.suite_errors.append(f"group {group}: {type(error).__name__}: {error}")
+    _give_up_after_repeats(state)
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and, for an exception group (Hypothesis's flaky failures), every exception it holds."""
+    if isinstance(error, BaseExceptionGroup):
+        return [error, *(cause for inner in error.exceptions for cause in _causes(inner))]
+    return [error]
+
+
+def _flaky_note(error: HypothesisException) -> str:
+    return (
+        f"Hypothesis reported {type(error).__name__}: the implementation behaved differently when the same steps "
+        "ran again, so it keeps state between examples or depends on something outside the steps"
     )
 
 
-def _violation_result(  # noqa: PLR0917 - one call site, each argument a different piece of evidence
+def _give_up_after_repeats(state: RunState) -> None:
+    if len(state.suite_errors) >= _MAX_SUITE_ERRORS:
+        state.stopped = f"the run itself failed {len(state.suite_errors)} times"
+        state.done = True
+
+
+def finish(plan: RunPlan, state: RunState, *, seconds: float | None = None) -> RunReport:
+    """The report of a run that ended: every wanted requirement with its verdict."""
+    checks = state.checks
+    results = [_final(req, state.found, checks, state.stopped) for req in plan.wanted]
+    return RunReport(
+        target=plan.target,
+        implementation=plan.implementation,
+        profile=plan.profile.name,
+        seed=plan.seed,
+        results=results,
+        seconds=time.perf_counter() - checks.started if seconds is None else seconds,
+        steps=checks.steps,
+        suite_errors=list(state.suite_errors),
+        unattributed=list(state.unattributed),
+        stopped=state.stopped,
+    )
+
+
+def _violation_result(  # noqa: PLR0917 - each argument a different piece of evidence
     by_id: dict[str, Requirement],
     violation: RequirementViolation,
     attempt: _Group,
-    target: Target,
-    spec: str,
+    plan: RunPlan,
     seed: int,
     checks: Checks,
 ) -> RequirementResult:
     requirement = by_id[violation.requirement]
-    reproduction, steps = attempt.reproduction(target, spec, violation.requirement, violation.message)
+    reproduction, steps = attempt.reproduction(
+        plan.target, plan.implementation, violation.requirement, violation.message
+    )
     return RequirementResult(
         requirement=requirement,
         verdict=verdict_for_violation(requirement.keyword),
@@ -325,56 +532,50 @@ def _violation_result(  # noqa: PLR0917 - one call site, each argument a differe
     )
 
 
-def _step_failure(
-    found: dict[str, RequirementResult],
-    by_id: dict[str, Requirement],
-    error: StepTimeout | ImplementationError,
-    checks: Checks,
+def step_failure(
+    state: RunState,
+    plan: RunPlan,
+    error: StepTimeout | ImplementationError | StepFailure,
     on_verdict: Callable[[RequirementResult], None] | None,
 ) -> None:
-    verdict = Verdict.TIMEOUT if isinstance(error, StepTimeout) else Verdict.ERROR
-    detail = error.trace if isinstance(error, ImplementationError) else str(error)
+    """A step hung, raised or took its process down: its verdict goes to the requirements whose checks were
+    waiting for it, the step is skipped from now on, and a failed world-building step ends the run."""
+    verdict = Verdict.TIMEOUT if error.timed_out else Verdict.ERROR
+    checks = state.checks
     checks.disabled_steps.add(error.step_name)
-    affected = [req for req in error.requirements if req in by_id and req not in found]
     elapsed = time.perf_counter() - checks.started
-    for requirement_id in affected:
-        result = RequirementResult(by_id[requirement_id], verdict, checks.counts[requirement_id], detail, None, elapsed)
-        _record(found, result, checks, [requirement_id], on_verdict)
+    owners = [req for req in error.requirements if req in plan.by_id]
+    if not owners and not error.requirements:
+        state.unattributed.append(f"{verdict.value}: {error.trace}")
+    for requirement_id in owners:
+        if requirement_id not in state.found:
+            result = RequirementResult(
+                plan.by_id[requirement_id], verdict, checks.counts[requirement_id], error.trace, None, elapsed
+            )
+            state.record(result, on_verdict)
+    if error.step_name in _initializers(plan.target):
+        detail = f"the world could not be built: {error}"
+        for requirement in plan.wanted:
+            state.record(RequirementResult(requirement, verdict, 0, detail), on_verdict)
+        state.done = True
 
 
-def _everything_else(
-    found: dict[str, RequirementResult],
-    by_id: dict[str, Requirement],
-    error: StepTimeout | ImplementationError,
-    checks: Checks,
-    on_verdict: Callable[[RequirementResult], None] | None,
-) -> None:
-    verdict = Verdict.TIMEOUT if isinstance(error, StepTimeout) else Verdict.ERROR
-    detail = f"the world could not be built: {error}"
-    for requirement_id, requirement in by_id.items():
-        if requirement_id not in found:
-            _record(found, RequirementResult(requirement, verdict, 0, detail), checks, [requirement_id], on_verdict)
+@functools.cache
+def _initializers(target: Target) -> frozenset[str]:
+    return suite_class(target).initializers()
 
 
-def _record(
-    found: dict[str, RequirementResult],
-    result: RequirementResult,
-    checks: Checks,
-    requirement_ids: list[str],
-    on_verdict: Callable[[RequirementResult], None] | None,
-) -> None:
-    found[result.requirement.id] = result
-    checks.disabled.update(requirement_ids)
-    if on_verdict is not None:
-        on_verdict(result)
-
-
-def _final(requirement: Requirement, found: dict[str, RequirementResult], checks: Checks) -> RequirementResult:
+def _final(
+    requirement: Requirement, found: dict[str, RequirementResult], checks: Checks, stopped: str | None
+) -> RequirementResult:
     if requirement.id in found:
         result = found[requirement.id]
         result.checks = checks.counts[requirement.id]
         return result
     count = checks.counts[requirement.id]
+    if stopped is not None:
+        detail = f"not judged: the run stopped before it finished ({stopped}); its checks ran {count} times"
+        return RequirementResult(requirement, Verdict.INCOMPLETE, count, detail)
     verdict = Verdict.PASS if count else Verdict.NOT_COVERED
     detail = "" if count else "no check of the suite exercised this requirement"
     return RequirementResult(requirement, verdict, count, detail)

@@ -25,7 +25,7 @@ import textwrap
 
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
-ORDER = (Verdict.FAIL, Verdict.TIMEOUT, Verdict.ERROR, Verdict.WARN, Verdict.NOT_COVERED)
+ORDER = (Verdict.FAIL, Verdict.TIMEOUT, Verdict.ERROR, Verdict.INCOMPLETE, Verdict.WARN, Verdict.NOT_COVERED)
 """The order in which non-passing requirements are listed."""
 
 MESSAGE_CHARS = 160
@@ -53,7 +53,7 @@ def verdict_line(result: RequirementResult) -> str:
 
 def counts_line(report: RunReport) -> str:
     """The verdict and how many requirements got each verdict."""
-    verdict = "CONFORMANT" if report.conformant else "NOT CONFORMANT"
+    verdict = report.status.headline
     counts = ", ".join(f"{report.count(v)} {v.value}" for v in Verdict)
     total = len(report.results)
     return f"{verdict}: {total} requirement{'' if total == 1 else 's'}: {counts}"
@@ -98,6 +98,11 @@ def summary_text(report: RunReport, *, not_covered: bool = True, reproductions: 
         for result in report.results:
             if result.verdict is verdict:
                 listing += _entry(result, reproductions=reproductions)
+    if report.unattributed:
+        listing += ["", "failures of the implementation that no requirement's check owned:"]
+        listing += [textwrap.indent(problem, "  ") for problem in report.unattributed]
+    if report.stopped:
+        listing += ["", f"the run stopped before it finished: {report.stopped}"]
     if report.suite_errors:
         listing += ["", "problems of the run itself:"]
         listing += [textwrap.indent(problem, "  ") for problem in report.suite_errors]
@@ -114,8 +119,12 @@ def failure_line(report: RunReport) -> str:
     """One line that says what broke (what pytest shows in its short test summary)."""
     broken = [result for result in report.results if result.verdict.breaks_conformance]
     if not broken:
+        if report.unattributed:
+            return f"not conformant: {report.unattributed[0].splitlines()[0]}"
         if report.suite_errors:
-            return f"the conformance run itself failed: {report.suite_errors[0].splitlines()[0]}"
+            return f"incomplete: the conformance run itself failed: {report.suite_errors[0].splitlines()[0]}"
+        if report.stopped:
+            return f"incomplete: {report.stopped}"
         return "conformant"
     named = ", ".join(f"{result.requirement.id} {result.verdict.value}" for result in broken[:FIRST_LINE_IDS])
     more = f" and {len(broken) - FIRST_LINE_IDS} more" if len(broken) > FIRST_LINE_IDS else ""

@@ -17,10 +17,18 @@ one :class:`RequirementResult`:
     the implementation raised an exception the spec does not allow while the
     requirement's checks were running (with the traceback);
 ``not-covered``
-    no check of the suite exercises it (yet), or the run never reached it.
+    no check of the suite exercises it (yet), or the run never reached it;
+``incomplete``
+    the suite could not judge it: the run stopped before it finished (it was
+    interrupted, or the run itself failed), so a check that would have failed
+    may never have run.
 
-The implementation is *conformant* when no requirement is ``fail``,
-``timeout`` or ``error``; warnings do not make it non-conformant.
+A run has one *status*: ``not conformant`` when a requirement is ``fail``,
+``timeout`` or ``error`` (or the implementation failed where no requirement's
+check could own the failure); otherwise ``incomplete`` when anything was not
+judged (an ``incomplete`` requirement, a problem of the run itself); otherwise
+``conformant``.  Warnings and ``not-covered`` requirements do not change it.
+A run that could not judge everything never says conformant.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ class Verdict(Enum):
     TIMEOUT = "timeout"
     ERROR = "error"
     NOT_COVERED = "not-covered"
+    INCOMPLETE = "incomplete"
 
     @property
     def breaks_conformance(self) -> bool:
@@ -83,6 +92,19 @@ class RequirementResult:
     """Wall time from the start of the run to the failure being found (before shrinking)."""
 
 
+class RunStatus(Enum):
+    """What a run says about the implementation as a whole."""
+
+    CONFORMANT = "conformant"
+    NOT_CONFORMANT = "not conformant"
+    INCOMPLETE = "incomplete"
+
+    @property
+    def headline(self) -> str:
+        """``CONFORMANT``, ``NOT CONFORMANT`` or ``INCOMPLETE``."""
+        return self.value.upper()
+
+
 @dataclass
 class RunReport:
     """Everything one conformance run found."""
@@ -98,11 +120,24 @@ class RunReport:
     """Stateful steps executed in total (all examples, all groups)."""
     suite_errors: list[str] = field(default_factory=list)
     """Problems of the run itself (not of the implementation), if any."""
+    unattributed: list[str] = field(default_factory=list)
+    """Failures of the implementation (an exception, a hang, a crash) that no requirement's check owned."""
+    stopped: str | None = None
+    """Why the run ended before it judged everything: interrupted, the run itself failed (None: it did not)."""
+
+    @property
+    def status(self) -> RunStatus:
+        """Not conformant if anything broke; otherwise incomplete if anything was not judged; else conformant."""
+        if self.unattributed or any(result.verdict.breaks_conformance for result in self.results):
+            return RunStatus.NOT_CONFORMANT
+        if self.stopped or self.suite_errors or any(result.verdict is Verdict.INCOMPLETE for result in self.results):
+            return RunStatus.INCOMPLETE
+        return RunStatus.CONFORMANT
 
     @property
     def conformant(self) -> bool:
-        """No requirement failed, timed out or raised."""
-        return not any(result.verdict.breaks_conformance for result in self.results)
+        """Everything was judged and nothing failed, timed out or raised."""
+        return self.status is RunStatus.CONFORMANT
 
     def count(self, verdict: Verdict) -> int:
         """How many requirements got ``verdict``."""

@@ -208,7 +208,7 @@ def test_a_hanging_implementation_times_out(tmp_path: Path, capsys: pytest.Captu
 def test_a_report_in_a_missing_directory_is_refused_before_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "run", None)  # never reached
+    monkeypatch.setattr(cli, "run_isolated", None)  # never reached
     missing = tmp_path / "no" / "such" / "dir" / "report.json"
     assert _vfmig(tmp_path, "--profile", "quick", "--seed", "1", "--json", str(missing)) == EXIT_USAGE
     assert f"cannot write a report to {missing}: no such directory" in capsys.readouterr().err
@@ -220,7 +220,7 @@ def test_an_unwritable_report_is_a_usage_error(
     def tiny_run(target: Target, implementation: str | None = None, **options: Any) -> RunReport:
         return RunReport(target, "reference_impl.factories:device", "quick", 1, [], 0.0, 0)
 
-    monkeypatch.setattr(cli, "run", tiny_run)
+    monkeypatch.setattr(cli, "run_isolated", tiny_run)
     directory = tmp_path / "report.json"
     directory.mkdir()  # a directory where the file should go
     assert _vfmig(tmp_path, "--profile", "quick", "--json", str(directory)) == EXIT_USAGE
@@ -233,7 +233,7 @@ def test_an_internal_error_exits_2(
     def broken(*args: object, **kwargs: object) -> RunReport:
         raise KeyError("a bug in the suite")
 
-    monkeypatch.setattr(cli, "run", broken)
+    monkeypatch.setattr(cli, "run_isolated", broken)
     assert _vfmig(tmp_path, "--profile", "quick") == EXIT_USAGE
     assert "internal error: KeyError: 'a bug in the suite'" in capsys.readouterr().err
 
@@ -278,11 +278,13 @@ def test_a_conformant_run_with_a_problem_of_its_own_exits_2(
     def troubled_run(target: Target, implementation: str | None = None, **options: Any) -> RunReport:
         return RunReport(target, "vendor:make", "quick", 1, [], 0.0, 0, ["Flaky: the suite is not deterministic"])
 
-    monkeypatch.setattr(cli, "run", troubled_run)
+    monkeypatch.setattr(cli, "run_isolated", troubled_run)
     assert _vfmig(tmp_path, "--profile", "quick") == EXIT_USAGE
     captured = capsys.readouterr()
     assert "problems of the run itself:\n  Flaky: the suite is not deterministic" in captured.out
-    assert "the verdicts are incomplete" in captured.err
+    assert "could not judge everything, so it is incomplete" in captured.err
+    assert "INCOMPLETE" in captured.out
+    assert "CONFORMANT:" not in captured.out.replace("NOT CONFORMANT", "")
 
 
 def test_live_progress_prints_each_finding_once(capsys: pytest.CaptureFixture[str]) -> None:

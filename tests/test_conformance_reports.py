@@ -167,7 +167,8 @@ def test_json_validates_and_round_trips(mixed: RunReport) -> None:
 def test_json_content(mixed: RunReport) -> None:
     document = report_json(mixed)
     assert document["$schema"] == SCHEMA_ID
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
+    assert document["status"] == "not conformant"
     assert document["tool"] == "vfmig"
     assert document["protocol_version"] == vfmig_proto.PROTOCOL_VERSION
     assert document["target"] == "device"
@@ -182,6 +183,7 @@ def test_json_content(mixed: RunReport) -> None:
         "timeout": 1,
         "error": 1,
         "not-covered": 2,
+        "incomplete": 0,
     }
     assert [result["id"] for result in document["results"]] == [result.requirement.id for result in mixed.results]
     failed = document["results"][1]
@@ -263,7 +265,7 @@ def _delete(path: list[str | int]) -> Callable[[dict[str, Any]], None]:
         pytest.param(_delete(["seed"]), "(document)", id="missing-top-field"),
         pytest.param(_set(["colour"], "red"), "(document)", id="extra-top-field"),
         pytest.param(_set(["results", 1, "counterexample", "shrunk"], True), "/results/1/counterexample", id="extra"),
-        pytest.param(_set(["schema_version"], 2), "/schema_version", id="other-version"),
+        pytest.param(_set(["schema_version"], 3), "/schema_version", id="other-version"),
         pytest.param(_set(["conformant"], True), "/summary", id="conformant-despite-failures"),
         pytest.param(_set(["summary", "pass"], -1), "/summary/pass", id="negative-count"),
         pytest.param(_set(["started"], "yesterday"), "/started", id="bad-timestamp"),
@@ -284,7 +286,7 @@ def test_schema_rejects_non_conformant_without_a_reason() -> None:
     document = report_json(_warn_only_report())
     validate_report_json(document)
     document["conformant"] = False
-    with pytest.raises(ReportValidationError, match="/summary"):
+    with pytest.raises(ReportValidationError, match="/status"):
         validate_report_json(document)
 
 
@@ -308,16 +310,17 @@ def test_junit_counts(mixed: RunReport) -> None:
     assert root.tag == "testsuites"
     (suite,) = root.findall("testsuite")
     for element in (root, suite):
-        assert element.get("tests") == "9"
+        assert element.get("tests") == "10"  # 9 requirements and the run itself, which had a problem
         assert element.get("failures") == "2"
-        assert element.get("errors") == "2"  # one timeout, one error
+        assert element.get("errors") == "3"  # one timeout, one error, the run's own problem
         assert element.get("skipped") == "2"
         assert element.get("time") == "12.500"
     assert suite.get("name") == "vfmig conformance: device"
     cases = _cases(root)
-    assert len(cases) == 9
+    assert len(cases) == 10
+    assert cases[-1].get("classname") == "vfmig.device.run"
     assert len(suite.findall("testcase/failure")) == 2
-    assert len(suite.findall("testcase/error")) == 2
+    assert len(suite.findall("testcase/error")) == 3
     assert len(suite.findall("testcase/skipped")) == 2
 
 
@@ -331,6 +334,7 @@ def test_junit_properties(mixed: RunReport) -> None:
         "profile": "ci",
         "seed": str(BIG_SEED),
         "protocol_version": vfmig_proto.PROTOCOL_VERSION,
+        "status": "not conformant",
         "conformant": "false",
         "steps": "4000",
         "warnings": "1",
@@ -342,7 +346,9 @@ def test_junit_properties(mixed: RunReport) -> None:
 
 
 def test_junit_test_cases(mixed: RunReport) -> None:
-    cases = _cases(ET.fromstring(report_junit(mixed)))
+    cases = [
+        case for case in _cases(ET.fromstring(report_junit(mixed))) if not case.get("classname", "").endswith(".run")
+    ]
     for case, result in zip(cases, mixed.results, strict=True):
         requirement = result.requirement
         assert case.get("classname") == f"vfmig.device.{requirement.area}"

@@ -1,12 +1,12 @@
 """The JSON report of a conformance run (``--json PATH``): a documented, versioned structure.
 
-Structure version 1 is described, field by field, by the JSON Schema
-``conformance/schemas/report-v1.schema.json`` (draft 2020-12), which ships with
+Structure version 2 is described, field by field, by the JSON Schema
+``conformance/schemas/report-v2.schema.json`` (draft 2020-12), which ships with
 the package (:func:`report_schema`).  A document is one object::
 
     {
-      "$schema": "urn:vfmig:conformance-report:v1",   # the schema's $id
-      "schema_version": 1,
+      "$schema": "urn:vfmig:conformance-report:v2",   # the schema's $id
+      "schema_version": 2,
       "tool": "vfmig",
       "protocol_version": "1.0",                      # vfmig_proto.PROTOCOL_VERSION
       "target": "device",                             # device | bridge | hypervisor
@@ -16,15 +16,19 @@ the package (:func:`report_schema`).  A document is one object::
       "started": "2024-05-01T12:00:00Z",              # or null when the writer was not told
       "duration_seconds": 12.5,
       "steps": 4000,
-      "conformant": false,                            # no fail, timeout or error
+      "status": "not conformant",                     # conformant | not conformant | incomplete
+      "conformant": false,                            # status == "conformant"
       "summary": {"total": 60, "pass": 50, "fail": 1, "warn": 2,
-                  "timeout": 0, "error": 0, "not-covered": 7},
+                  "timeout": 0, "error": 0, "not-covered": 7, "incomplete": 0},
       "suite_errors": [],                             # problems of the run itself
+      "unattributed": [],                             # failures no requirement's check owned
+      "stopped": null,                                # why the run ended early, or null
       "results": [                                    # one per requirement, in run order
         {
           "id": "VFM-DIRTY-003", "keyword": "MUST", "roles": ["device", "driver"],
           "text": "The driver MUST ...",
           "verdict": "fail",                          # pass | fail | warn | timeout | error | not-covered
+                                                      # | incomplete
           "checks": 812,
           "detail": "page 0x3f000 differs on the destination",
           "seconds_to_detect": 3.2,                   # or null
@@ -35,9 +39,12 @@ the package (:func:`report_schema`).  A document is one object::
       ]
     }
 
-Compatibility: consumers should check ``schema_version``; version 1 only ever
+Compatibility: consumers should check ``schema_version``; a version only ever
 gains documentation, never a changed or removed field.  A change of structure is
-a new version with a new schema file and identifier.  Seeds are JSON integers of
+a new version with a new schema file and identifier: version 2 added ``status``,
+``unattributed``, ``stopped`` and the ``incomplete`` verdict, so that a run that
+could not judge everything says so (version 1 called such a run conformant).
+:func:`report_from_json` still reads version 1 documents.  Seeds are JSON integers of
 any size (Hypothesis seeds may exceed 2**53: read them with an arbitrary-precision
 parser if that matters).
 
@@ -66,13 +73,16 @@ from vfmig_proto.errors import VfmigError
 from vfmig_proto.requirements import Requirement
 from vfmig_proto.states import Keyword, Role
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The structure version this module writes."""
 
-SCHEMA_ID = "urn:vfmig:conformance-report:v1"
-"""The identifier of structure version 1: the schema's ``$id`` and every document's ``$schema``."""
+SCHEMA_ID = "urn:vfmig:conformance-report:v2"
+"""The identifier of structure version 2: the schema's ``$id`` and every document's ``$schema``."""
 
-SCHEMA_RESOURCE = "report-v1.schema.json"
+READABLE_VERSIONS = (1, 2)
+"""The structure versions :func:`report_from_json` reads."""
+
+SCHEMA_RESOURCE = "report-v2.schema.json"
 """The schema's file name in ``conformance/schemas/``."""
 
 TOOL = "vfmig"
@@ -126,7 +136,7 @@ def _result_json(result: RequirementResult) -> dict[str, Any]:
 
 
 def report_json(report: RunReport, *, started: datetime | None = None) -> dict[str, Any]:
-    """``report`` as a structure-version-1 document (plain dicts, lists, strings, numbers).
+    """``report`` as a structure-version-2 document (plain dicts, lists, strings, numbers).
 
     :class:`~conformance.verdicts.RunReport` records no start time: pass
     ``started`` (timezone-aware) to fill ``"started"``, which is ``null`` otherwise.
@@ -145,9 +155,12 @@ def report_json(report: RunReport, *, started: datetime | None = None) -> dict[s
         "started": None if started is None else _timestamp(started),
         "duration_seconds": report.seconds,
         "steps": report.steps,
+        "status": report.status.value,
         "conformant": report.conformant,
         "summary": summary,
         "suite_errors": list(report.suite_errors),
+        "unattributed": list(report.unattributed),
+        "stopped": report.stopped,
         "results": [_result_json(result) for result in report.results],
     }
 
@@ -195,15 +208,18 @@ def _result_from_json(document: dict[str, Any]) -> RequirementResult:
 
 
 def report_from_json(document: dict[str, Any]) -> RunReport:
-    """The :class:`~conformance.verdicts.RunReport` a structure-version-1 document describes.
+    """The :class:`~conformance.verdicts.RunReport` a structure-version-1 or -2 document describes.
 
     The inverse of :func:`report_json` (the start time is not part of a
     ``RunReport`` and is dropped).  The requirements are rebuilt from the
     document itself, not looked up in the spec.  Raises :class:`ValueError` for
     another structure version and :class:`KeyError` for a missing field.
     """
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"not a version {SCHEMA_VERSION} report: schema_version {document.get('schema_version')!r}")
+    if document.get("schema_version") not in READABLE_VERSIONS:
+        raise ValueError(
+            f"not a report of a version this vfmig reads ({', '.join(map(str, READABLE_VERSIONS))}): "
+            f"schema_version {document.get('schema_version')!r}"
+        )
     return RunReport(
         target=Target(document["target"]),
         implementation=document["implementation"],
@@ -213,6 +229,8 @@ def report_from_json(document: dict[str, Any]) -> RunReport:
         seconds=document["duration_seconds"],
         steps=document["steps"],
         suite_errors=list(document["suite_errors"]),
+        unattributed=list(document.get("unattributed", [])),
+        stopped=document.get("stopped"),
     )
 
 
@@ -228,7 +246,7 @@ def _schema_text(name: str) -> str:
 
 
 def report_schema() -> dict[str, Any]:
-    """The JSON Schema of structure version 1 (a fresh copy on every call)."""
+    """The JSON Schema of the structure version this module writes (a fresh copy on every call)."""
     schema: dict[str, Any] = json.loads(_schema_text(SCHEMA_RESOURCE))
     return schema
 

@@ -7,7 +7,7 @@ describes it and :func:`validate_junit` checks a document against it::
     <testsuites name="vfmig conformance of MODULE:FACTORY" tests= failures= errors= skipped= time=>
       <testsuite name="vfmig conformance: TARGET" tests= failures= errors= skipped= time=>
         <properties>  target, implementation, profile, seed, protocol_version,
-                      conformant, steps, warnings  </properties>
+                      status, conformant, steps, warnings  </properties>
         <testcase classname="vfmig.TARGET.AREA" name="VFM-AREA-NNN: first ~80 characters of the text" time=>
         ...
         <system-out>  the verdict line and the list of warnings  </system-out>
@@ -44,7 +44,13 @@ One test case per requirement; the verdicts map as follows:
     ``<skipped message="not covered by any check"/>`` (or the result's detail,
     e.g. that the run never reached it): honest about not being checked, and
     counted in ``skipped``, which CI tools show without failing the build.
+``incomplete`` (the run stopped before it could judge the requirement)
+    ``<error type="incomplete" message=...>`` with the cause, counted in
+    ``errors``: a run that could not judge everything must not look green.
 
+When the run itself had problems, stopped early, or the implementation failed
+where no requirement's check owned the failure, one more test case,
+``classname="vfmig.TARGET.run"``, carries them as ``<error type="run">``.
 ``failures + errors == 0`` exactly when the run is conformant.  Test case
 ``time`` is ``0.000``: the run records no per-requirement duration (checks of
 many requirements run interleaved in the same steps); the suite's ``time`` is
@@ -189,18 +195,42 @@ def _testcase(parent: ET.Element, report: RunReport, result: RequirementResult) 
     element.text = _xml_safe(evidence(result))
 
 
+def _run_problems(report: RunReport) -> list[str]:
+    """What the run itself says beside the requirements' verdicts: each is an error of the ``run`` test case."""
+    problems = [
+        f"the implementation failed where no requirement's check owned it: {text}" for text in report.unattributed
+    ]
+    problems += [f"the run itself failed: {text}" for text in report.suite_errors]
+    if report.stopped and not report.suite_errors:
+        problems.append(f"the run stopped before it finished: {report.stopped}")
+    return problems
+
+
+def _run_testcase(parent: ET.Element, report: RunReport) -> None:
+    problems = _run_problems(report)
+    if not problems:
+        return
+    case = ET.SubElement(
+        parent, "testcase", {"classname": f"vfmig.{report.target.value}.run", "name": "the run itself", "time": "0.000"}
+    )
+    element = ET.SubElement(case, "error", {"message": _xml_safe(_one_line(problems[0])), "type": "run"})
+    element.text = _xml_safe("\n\n".join(problems) + "\n")
+
+
 def _counts(report: RunReport) -> dict[str, str]:
+    run_case = 1 if _run_problems(report) else 0
+    errors = report.count(Verdict.ERROR) + report.count(Verdict.TIMEOUT) + report.count(Verdict.INCOMPLETE)
     return {
-        "tests": str(len(report.results)),
+        "tests": str(len(report.results) + run_case),
         "failures": str(report.count(Verdict.FAIL)),
-        "errors": str(report.count(Verdict.ERROR) + report.count(Verdict.TIMEOUT)),
+        "errors": str(errors + run_case),
         "skipped": str(report.count(Verdict.NOT_COVERED)),
         "time": _seconds(report.seconds),
     }
 
 
 def _suite_out(report: RunReport) -> str:
-    lines = [f"vfmig conformance of {report.implementation}: {'' if report.conformant else 'NOT '}CONFORMANT"]
+    lines = [f"vfmig conformance of {report.implementation}: {report.status.headline}"]
     lines.extend(f"{verdict.value}: {report.count(verdict)}" for verdict in Verdict)
     warned = [result for result in report.results if result.verdict is Verdict.WARN]
     lines.extend(f"{WARNING_PREFIX}: {result.requirement.id}: {_one_line(_message(result))}" for result in warned)
@@ -224,6 +254,7 @@ def junit_element(report: RunReport, *, started: datetime | None = None) -> ET.E
         ("profile", report.profile),
         ("seed", "none" if report.seed is None else str(report.seed)),
         ("protocol_version", vfmig_proto.PROTOCOL_VERSION),
+        ("status", report.status.value),
         ("conformant", "true" if report.conformant else "false"),
         ("steps", str(report.steps)),
         ("warnings", str(report.count(Verdict.WARN))),
@@ -231,6 +262,7 @@ def junit_element(report: RunReport, *, started: datetime | None = None) -> ET.E
         ET.SubElement(properties, "property", {"name": name, "value": _xml_safe(value)})
     for result in report.results:
         _testcase(suite, report, result)
+    _run_testcase(suite, report)
     ET.SubElement(suite, "system-out").text = _xml_safe(_suite_out(report))
     if report.suite_errors:
         ET.SubElement(suite, "system-err").text = _xml_safe("\n\n".join(report.suite_errors) + "\n")

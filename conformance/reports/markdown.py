@@ -35,6 +35,7 @@ _VERDICT_LABELS: dict[Verdict, str] = {
     Verdict.TIMEOUT: "timeout",
     Verdict.ERROR: "error (implementation raised)",
     Verdict.NOT_COVERED: "not covered",
+    Verdict.INCOMPLETE: "incomplete (not judged: the run stopped early)",
 }
 
 _DETAIL_LABELS: dict[Verdict, str] = {
@@ -144,10 +145,11 @@ def report_markdown(report: RunReport) -> str:
         _row("Steps", str(report.steps)),
         _row("Run time", f"{report.seconds:.1f} s"),
         "",
-        f"**Verdict: {'CONFORMANT' if report.conformant else 'NOT CONFORMANT'}**",
+        f"**Verdict: {report.status.headline}**",
         "",
-        "The implementation is conformant when no MUST requirement failed and nothing timed out or raised;"
-        " SHOULD warnings do not affect the verdict.",
+        "The implementation is conformant when every requirement was judged, no MUST requirement failed and"
+        " nothing timed out or raised; SHOULD warnings do not affect the verdict. A run that could not judge"
+        " everything is INCOMPLETE, never conformant.",
         "",
         "## Summary",
         "",
@@ -164,6 +166,14 @@ def report_markdown(report: RunReport) -> str:
     lines += _section("Failures (MUST requirements broken)", having(Verdict.FAIL))
     lines += _section("Warnings (SHOULD requirements broken)", having(Verdict.WARN))
     lines += _section("Timeouts and errors", having(Verdict.TIMEOUT, Verdict.ERROR))
+    if report.unattributed:
+        lines += ["## Failures no requirement's check owned", ""]
+        for problem in report.unattributed:
+            lines += [*_fenced(problem), ""]
+    if report.stopped:
+        lines += ["## Not judged", "", _text(f"The run stopped before it finished: {report.stopped}."), ""]
+        lines += [f"- {result.requirement.id}" for result in having(Verdict.INCOMPLETE)]
+        lines += [""]
     if report.suite_errors:
         lines += ["## Problems of the run itself", ""]
         for problem in report.suite_errors:
