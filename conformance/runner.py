@@ -253,7 +253,11 @@ def run(
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     spec = implementation or DEFAULT_IMPLEMENTATIONS[target]
-    factory = load_factory(spec)
+    # (Imported here: conformance.preflight imports UsageError from this module.)
+    from conformance.preflight import check_implementation, load_implementation  # noqa: PLC0415
+
+    factory = load_implementation(target, spec)
+    check_implementation(target, factory, spec)
     wanted = target_requirements(target, requirements)
     by_id = {req.id: req for req in wanted}
     all_ids = {req.id for req in target_requirements(target)}
