@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import numbers
 import os
 import sysconfig
 import traceback
@@ -34,6 +35,8 @@ from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from conformance.adapters import (
     BridgeImplementation,
@@ -77,7 +80,14 @@ _ROLE_NOUNS: dict[type, str] = {
 
 _PROBES: dict[type, tuple[tuple[str, tuple[int, ...] | None], ...]] = {
     FunctionUnderTest: (("name", None), ("identity", None), ("bus_master", None), ("config_read", (0, 2))),
-    DriverUnderTest: (("slot", None), ("busy", None), ("look_again", None), ("loaded", None), ("up", None)),
+    DriverUnderTest: (
+        ("slot", None),
+        ("busy", None),
+        ("look_again", None),
+        ("loaded", None),
+        ("up", None),
+        ("function", None),
+    ),
     BridgeUnderTest: (
         ("name", None),
         ("num_slots", None),
@@ -94,26 +104,28 @@ arguments (None: read it, not call it).  Only members safe to read on an object 
 ``memory`` may raise while it holds none, a function's ``receive`` would run its DMA engine."""
 
 PREFLIGHT_SLOTS = 1
+"""The pre-flight world of the device target has one slot ..."""
+PREFLIGHT_PAGE_SHIFT = 12
 PREFLIGHT_PAGES = 64
-"""The pre-flight world of the device target: one slot, a 256 KiB guest (room for a driver's rings)."""
+"""... and a guest of 64 4-KiB pages: room for a driver's rings and buffers, and cheap to make."""
 
 
 # ---------------------------------------------------------------------------------------- loading
 
 
 def load_implementation(target: Target, spec: str) -> Callable[[], Any]:
-    """The zero-argument factory ``MODULE:FACTORY`` names; :class:`AdapterError` if there is none.
-
-    ``target`` is not needed to find the factory; it is taken so that a caller can swap this for a loader
-    that knows the target (a worker process) without changing its call.
-    """
+    """The zero-argument factory ``MODULE:FACTORY`` names, of a ``target`` implementation; :class:`AdapterError`
+    if there is none."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise AdapterError(f"{spec!r} is not MODULE:FACTORY (e.g. mypkg.model:make)")
     module = _import(module_name)
     factory = _attribute(module, module_name, attribute, spec)
     if not callable(factory):
-        raise AdapterError(f"{spec} is {_described(factory)}, not a factory (a callable that takes no arguments)")
+        raise AdapterError(
+            f"{spec} is {_described(factory)}, not a factory "
+            f"(a callable that takes no arguments and returns a {target.value} implementation)"
+        )
     _check_takes_no_arguments(factory, spec)
     return typing.cast("Callable[[], Any]", factory)
 
@@ -181,20 +193,26 @@ def check_implementation(target: Target, factory: Callable[[], Any], spec: str) 
     except (Exception, SystemExit) as error:
         raise AdapterError(f"{spec} raised {_raised(error)}") from error
     _check_implementation_shape(implementation, IMPLEMENTATION_PROTOCOLS[target], target, spec)
-    _ROLE_CHECKS[target](implementation)
+    try:
+        _ROLE_CHECKS[target](implementation)
+    except AdapterError:
+        raise
+    except Exception as error:  # a reference peer tripped over one of the implementation's objects
+        raise AdapterError(f"the pre-flight world broke on the implementation's objects: {_raised(error)}") from error
 
 
 def _check_implementation_shape(implementation: object, protocol: type, target: Target, spec: str) -> None:
     members = protocol_members(protocol)
-    needs = f"it needs {_and(list(members))}"
+    needed = _and(list(members))
     noun = f"a {target.value} implementation"
     if isinstance(implementation, type):  # its methods are there, unbound: the suite's calls would fail
         raise AdapterError(f"{spec} returned the class {implementation.__name__}, not an instance of it ({noun})")
     missing = [name for name in members if not _has(implementation, name)]
     if len(missing) == len(members):
-        raise AdapterError(f"{spec} returned {_described(implementation)}, not {noun} ({needs})")
+        raise AdapterError(f"{spec} returned {_described(implementation)}, not {noun} (it needs {needed})")
     if missing:
-        raise AdapterError(f"{spec} returned {_described(implementation)} without {_and(missing)}; {noun} {needs[3:]}")
+        got = _described(implementation)
+        raise AdapterError(f"{spec} returned {got} without {_and(missing)}; {noun} needs {needed}")
     _check_methods(implementation, protocol, f"the {target.value} implementation")
     core = getattr(implementation, "create_migration_core", None)
     if core is not None and not callable(core):
@@ -213,7 +231,7 @@ def _check_device_roles(implementation: Any) -> None:
 
     host = Hypervisor("preflight", clock, bus, MigrationConfig(), functions=functions)
     bridge = host.create_bridge(CapabilityParams(num_slots=PREFLIGHT_SLOTS))
-    memory = host.make_memory(PREFLIGHT_PAGES * 4096, 12, True)
+    memory = host.make_memory(PREFLIGHT_PAGES << PREFLIGHT_PAGE_SHIFT, PREFLIGHT_PAGE_SHIFT, True)
     guest = Guest("guest", clock, bus, host)
     host.host_guest(guest, memory)
     core = MigrationCore(guest)
@@ -340,7 +358,10 @@ def _check_methods(made: object, protocol: type, owner: str) -> None:
     for name, kind in protocol_members(protocol).items():
         if kind is not MemberKind.METHOD:
             continue
-        method = getattr(made, name)
+        try:
+            method = getattr(made, name)
+        except Exception as error:
+            raise AdapterError(f"{owner}'s {name} raised {_raised(error)} when looked up") from error
         if not callable(method):
             raise AdapterError(f"{owner}'s {name} is {_described(method)}, not a method ({protocol.__name__})")
         _check_parameters(method, getattr(protocol, name), f"{owner}'s {name}")
@@ -387,11 +408,18 @@ def _conforms(value: object, expected: object) -> bool:
         return any(_conforms(value, arm) for arm in typing.get_args(expected))
     if origin is not None:
         expected = origin
-    if expected is bool:
-        return isinstance(value, int)  # a model's 0 or 1 is as good: the suite only tests its truth
     if isinstance(expected, type) and getattr(expected, "_is_protocol", False):
         return True  # a role object, checked by its own shape where it is created
-    return isinstance(value, expected) if isinstance(expected, type) else True
+    accepted = _ACCEPTED_FOR.get(expected, expected)
+    return isinstance(value, accepted) if isinstance(accepted, type | tuple) else True
+
+
+_ACCEPTED_FOR: dict[object, tuple[type, ...]] = {
+    bool: (numbers.Integral, np.bool_),
+    int: (numbers.Integral,),
+}
+"""Declared types that take more at run time: the suite tests a bool's truth and converts an int with ``int()``,
+so a model's 0 or 1 and numpy's integers and bools are as good."""
 
 
 def _type_text(expected: object) -> str:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conformance.adapters import BridgeUnderTest, DriverUnderTest, FunctionUnderTest, HypervisorUnderTest
@@ -20,11 +21,15 @@ from conformance.preflight import (
     AdapterError,
     MemberKind,
     check_implementation,
+    check_role,
     load_implementation,
     protocol_members,
 )
 from conformance.runner import DEFAULT_IMPLEMENTATIONS, UsageError
 from conformance.verdicts import Target
+from reference_impl.clock import SimClock
+from reference_impl.device import VirtualFunction
+from reference_impl.events import EventBus
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = "tests.hostile_adapters"
@@ -193,6 +198,31 @@ def test_a_method_that_does_not_take_the_suites_arguments() -> None:
 def test_a_property_of_the_wrong_type_behind_getattr() -> None:
     message = _mistake(Target.BRIDGE, f"{HOSTILE}.bridge_state_str:make")
     assert message == "the implementation's bridge's mig_state is a str, not a MigState (BridgeUnderTest.mig_state)"
+
+
+class _NumpyFunction(VirtualFunction):
+    """A model that answers config reads with numpy integers, as a model over numpy arrays does."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        return np.uint32(super().config_read(offset, width))  # type: ignore[return-value]
+
+
+class _TextFunction(VirtualFunction):
+    """A model that answers config reads with hex text."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        return hex(super().config_read(offset, width))  # type: ignore[return-value]
+
+
+def test_a_numpy_integer_is_an_int_but_text_is_not() -> None:
+    """The suite converts config reads with int(): numpy's integers pass, a str does not."""
+    clock = SimClock()
+    check_role(_NumpyFunction("vf0", clock, EventBus(clock)), FunctionUnderTest, "create_function")
+    with pytest.raises(AdapterError) as caught:
+        check_role(_TextFunction("vf0", clock, EventBus(clock)), FunctionUnderTest, "create_function")
+    assert str(caught.value) == (
+        "the implementation's function's config_read(0, 2) returned a str, not an int (FunctionUnderTest.config_read)"
+    )
 
 
 def test_a_maker_that_raises() -> None:
