@@ -107,6 +107,13 @@ class DriverUnderTest(Protocol):
     def up(self) -> bool:
         """Whether the interface is administratively up."""
 
+    @property
+    def function(self) -> FunctionUnderTest | None:
+        """The function this driver drives: ``guest.platform.function_at(devfn)`` on the host where the guest runs.
+
+        The suite sends frames to it (and the reference world's traffic reaches the function through it).
+        """
+
     def act_on(self, state: DevState | int) -> None:
         """One sequence: act on the slot's ``DEV_STATE`` (an int if the value is unknown to this version)."""
 
@@ -185,6 +192,10 @@ class BridgeUnderTest(Protocol):
     them, and a bridge that publishes none is not judged on that requirement."""
     interrupt_sink: Callable[[], None] | None
     """Called once per interrupt the bridge signals."""
+
+    @property
+    def bus(self) -> EventBus:
+        """The event bus the bridge was created with (the suite leaves it out when it measures what a bridge keeps)."""
 
     @property
     def functions(self) -> Sequence[object | None]:

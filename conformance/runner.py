@@ -384,7 +384,10 @@ def run(
         requirements=requirements,
         database_dir=database_dir,
     )
-    factory = load_factory(plan.implementation)
+    from conformance.preflight import check_implementation, load_implementation  # noqa: PLC0415 - it imports us
+
+    factory = load_implementation(target, plan.implementation)
+    check_implementation(target, factory, plan.implementation)
     state = RunState.start(plan)
     execute(plan, factory, state, on_verdict=on_verdict)
     return finish(plan, state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import traceback
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -174,16 +175,21 @@ def test_usage_errors_exit_2_with_a_message(
     assert captured.out == ""
 
 
-def test_a_factory_that_raises_gets_error_verdicts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_factory_that_raises_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The pre-flight check calls the factory first: one line naming the exception and where, no report."""
     report = tmp_path / "report.json"
     code = _vfmig(tmp_path, "--impl", f"{__name__}:make_raising", "--profile", "quick", "--json", str(report))
-    out = capsys.readouterr().out
-    assert code == EXIT_CHECK_FAILED
-    assert "the vendor's model failed to start" in out
-    document = _json(report)
-    validate_report_json(document)
-    assert _verdicts(document) == {"error"}
-    assert document["summary"]["error"] == document["summary"]["total"]
+    captured = capsys.readouterr()
+    assert code == EXIT_USAGE
+    assert captured.out == ""
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"vfmig conformance: {__name__}:make_raising raised RuntimeError: ")
+    with pytest.raises(RuntimeError) as raised:
+        make_raising()
+    where = f"{Path(__file__).name}, line {traceback.extract_tb(raised.value.__traceback__)[-1].lineno}"
+    assert "the vendor's model failed to start (" in line
+    assert line.endswith(f"{where}, in make_raising)"), line
+    assert not report.exists()
 
 
 def test_a_hanging_implementation_times_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from conformance.runner import load_factory
+from conformance.preflight import check_implementation, load_implementation
 from conformance.verdicts import Target
 
 
 def load_checked_implementation(target: Target, implementation: str) -> Callable[[], Any]:
-    """The factory ``MODULE:FACTORY`` names (raises :class:`~conformance.runner.UsageError` when it cannot be
-    used)."""
-    return load_factory(implementation)
+    """The factory ``MODULE:FACTORY`` names, checked against the target's adapter interface
+    (:mod:`conformance.preflight`; raises :class:`~conformance.preflight.AdapterError`)."""
+    factory = load_implementation(target, implementation)
+    check_implementation(target, factory, implementation)
+    return factory
