@@ -96,8 +96,8 @@ class ImplementationError(Exception):
     def __init__(
         self, step_name: str, requirements: tuple[str, ...], error: BaseException, attribution: Attribution
     ) -> None:
-        trace = "".join(traceback.format_exception(error))
         super().__init__(f"step {step_name}: {type(error).__name__}: {error} ({attribution.describe()})")
+        trace = f"{self}\n" + "".join(traceback.format_exception(error))
         self.step_name = step_name
         self.requirements = attribution.requirements or requirements
         self.attribution = attribution
@@ -312,7 +312,11 @@ class _Running:
 
     def _implementation_error(self, error: BaseException) -> ImplementationError:
         attribution = self.checks.attribute(frames_of_traceback(error.__traceback__), self.requirements)
-        return ImplementationError(self._path(), self.requirements, error, attribution)
+        failure = ImplementationError(self._path(), self.requirements, error, attribution)
+        # The trace is text now: let go of the frames' locals (an implementation that ran out of memory holds
+        # its hoard in them, and the run must go on without it).
+        traceback.clear_frames(error.__traceback__)
+        return failure
 
     def _path(self) -> str:
         """The step's name, with the steps around it when it runs inside another."""

@@ -32,16 +32,20 @@ MESSAGE_CHARS = 160
 """The longest message printed on a requirement's line."""
 
 
-def short_message(result: RequirementResult) -> str:
-    """One line that says why: the check's message, or the exception (last line of a traceback)."""
+def reason(result: RequirementResult) -> str:
+    """Why, in the evidence's own words: the check's message; else the detail's first line (what the harness
+    says: the step, the implementation's method, the checks that waited), or a bare traceback's exception."""
     if result.counterexample is not None and result.counterexample.message.strip():
-        text = result.counterexample.message
-    else:
-        lines = [line for line in result.detail.splitlines() if line.strip()]
-        if not lines:
-            return result.verdict.value
-        text = lines[-1] if result.verdict is Verdict.ERROR else lines[0]
-    line = " ".join(text.split())
+        return result.counterexample.message
+    lines = [line for line in result.detail.splitlines() if line.strip()]
+    if not lines:
+        return result.verdict.value
+    return lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
+
+
+def short_message(result: RequirementResult) -> str:
+    """:func:`reason` on one line of at most :data:`MESSAGE_CHARS` characters."""
+    line = " ".join(reason(result).split())
     return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1].rstrip() + "…"
 
 

@@ -176,7 +176,8 @@ def test_usage_errors_exit_2_with_a_message(
 
 
 def test_a_factory_that_raises_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The pre-flight check calls the factory first: one line naming the exception and where, no report."""
+    """The pre-flight check calls the factory first: one line naming the exception and where, and a report that
+    says nothing was judged (INCOMPLETE, never CONFORMANT)."""
     report = tmp_path / "report.json"
     code = _vfmig(tmp_path, "--impl", f"{__name__}:make_raising", "--profile", "quick", "--json", str(report))
     captured = capsys.readouterr()
@@ -189,7 +190,10 @@ def test_a_factory_that_raises_is_a_usage_error(tmp_path: Path, capsys: pytest.C
     where = f"{Path(__file__).name}, line {traceback.extract_tb(raised.value.__traceback__)[-1].lineno}"
     assert "the vendor's model failed to start (" in line
     assert line.endswith(f"{where}, in make_raising)"), line
-    assert not report.exists()
+    document = _json(report)
+    validate_report_json(document)
+    assert document["status"] == "incomplete"
+    assert _verdicts(document) == {"incomplete"}
 
 
 def test_a_hanging_implementation_times_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -313,7 +313,10 @@ def _step_path(names: tuple[str, ...]) -> str:
 
 def _death_trace(step: str | None, how: str, found: Attribution, output: bytes) -> str:
     where = f"step {step} {how}" if step else f"the worker {how} outside any step"
-    lines = [f"{where}: {found.describe()}"]
+    if not found.stack and found.call is None:
+        lines = [f"{where} (it left no stack: the process ended without a Python frame to show)"]
+    else:
+        lines = [f"{where}: {found.describe()}"]
     if found.stack:
         lines += ["the implementation's stack, outermost first:", *(f"  {frame}" for frame in found.stack)]
     return "\n".join(lines) + _last_words(output)

@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import vfmig_proto
+from conformance.summary import reason
 from conformance.reports.json_report import ReportValidationError
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
@@ -133,13 +134,8 @@ def testcase_name(result: RequirementResult) -> str:
 
 
 def _message(result: RequirementResult) -> str:
-    """The short reason: the check's message, else the detail's last non-empty line (a traceback's exception)."""
-    if result.counterexample is not None and result.counterexample.message.strip():
-        return result.counterexample.message
-    lines = [line for line in result.detail.splitlines() if line.strip()]
-    if not lines:
-        return result.verdict.value
-    return lines[-1] if result.verdict is Verdict.ERROR else lines[0]
+    """The short reason (:func:`conformance.summary.reason`)."""
+    return reason(result)
 
 
 def evidence(result: RequirementResult) -> str:
