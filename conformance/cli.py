@@ -12,11 +12,12 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import vfmig_proto
 from conformance.live import ConformanceProgress
@@ -27,17 +28,19 @@ from conformance.runner import PROFILES, UsageError, run
 from conformance.summary import summary_text
 from conformance.verdicts import RunReport, Target
 from reference_impl.clock import SimClock
+from reference_impl.driver import dma_pages
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
 from reference_impl.report import simulation_json, simulation_summary
 from reference_impl.scenario import Fault, Simulation, SimulationConfig
 from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
 from reference_impl.timeline import timeline_svg
-from reference_impl.units import parse_duration, parse_rate, parse_size
+from reference_impl.units import UnitError, format_size, parse_duration, parse_rate, parse_size
 from vfmig_proto import layout
 from vfmig_proto.c_header import c_header
 from vfmig_proto.config_space import format_lspci_dump
 from vfmig_proto.errors import VfmigError
+from vfmig_proto.layout import VFM_MAX_SLOTS
 from vfmig_proto.requirements import Requirement, count_by_role_and_keyword, load_requirements, spec_directory
 from vfmig_proto.spec_generation import stale_generated, write_generated
 from vfmig_proto.states import Keyword, Role
@@ -45,6 +48,34 @@ from vfmig_proto.states import Keyword, Role
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+
+
+def _register_maximum(name: str) -> int:
+    """The largest value the capability's header register ``name`` holds (its width, from vfmig_proto)."""
+    register = next(register for register in layout.HEADER_REGISTERS if register.name == name)
+    return (1 << 8 * register.size) - 1
+
+
+ACK_TIMEOUT_MS_MAX = _register_maximum("ack_timeout_ms")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, changed in two ways for a command people type by hand.
+
+    A value that starts with '-' and a digit (``--memory -5GiB``, ``--bandwidth -1MiB/s``) is read as the
+    option's value, so that the command can refuse it by name; argparse would take it for an unknown option
+    and answer "expected one argument".  No option of vfmig starts with '-' and a digit, so nothing is lost.
+
+    An error is one line, ``vfmig simulate: --vfs: invalid int value: 'x'``, rather than the whole usage
+    block: the line that matters is the last one, and ``--help`` shows the usage.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message.removeprefix('argument ')}\n")
 
 
 def _summary(requirements: Sequence[Requirement]) -> dict[str, object]:
@@ -134,34 +165,106 @@ def _cmd_c_header(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
-    migration = MigrationConfig(
-        bandwidth=parse_rate(args.bandwidth),
-        downtime_limit_ns=parse_duration(args.downtime_limit),
-        link_latency_ns=parse_duration(args.link_latency),
-        precopy_limit_ns=parse_duration(args.precopy_limit),
-        max_precopy_rounds=args.max_rounds,
+class OptionError(ValueError):
+    """A value on the command line that the command cannot use; the message starts with the option's name."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option}: {problem}")
+        self.option = option
+
+
+_Value = TypeVar("_Value")
+_Number = TypeVar("_Number", int, float)
+
+
+def _read(option: str, text: str, parse: Callable[[str], _Value]) -> _Value:
+    """``parse(text)``, with a :class:`UnitError` turned into an :class:`OptionError` naming ``option``."""
+    try:
+        return parse(text)
+    except UnitError as exc:
+        raise OptionError(option, str(exc)) from None
+
+
+def _in_range(option: str, value: int, low: int, high: int | None = None) -> int:
+    if value < low or (high is not None and value > high):
+        allowed = f"at least {low}" if high is None else f"{low}..{high}"
+        raise OptionError(option, f"{value} is out of range ({allowed})")
+    return value
+
+
+def _positive(option: str, text: str, parse: Callable[[str], _Number]) -> _Number:
+    value = _read(option, text, parse)
+    if value <= 0:
+        raise OptionError(option, f"{text!r} must be more than 0")
+    return value
+
+
+def _fraction(option: str, value: float) -> float:
+    # NaN fails both comparisons, so it is refused here too.
+    if not 0 < value <= 1:
+        raise OptionError(option, f"{value:g} is out of range (more than 0, at most 1)")
+    return value
+
+
+def _guest_memory(args: argparse.Namespace) -> int:
+    """--memory in bytes: whole pages, and room for every function's receive ring and buffers."""
+    size = _read("--memory", args.memory, parse_size)
+    page_size = 1 << SimulationConfig.page_shift
+    if size % page_size:
+        raise OptionError("--memory", f"{args.memory!r} is {size} bytes, not a whole number of {page_size}-byte pages")
+    needed = args.vfs * dma_pages(args.buffers, page_size) * page_size
+    if size < needed:
+        # A QEMU user may write a bare number meaning MiB (-m 4096): say that it was read as bytes.
+        bare = " (a bare number is bytes, not QEMU's MiB)" if args.memory.strip().isdigit() else ""
+        raise OptionError(
+            "--memory",
+            f"{args.memory!r} is {size} bytes{bare}, too little for the receive rings and buffers of --vfs {args.vfs} "
+            f"functions with --buffers {args.buffers}: at least {format_size(needed)}",
+        )
+    return size
+
+
+def _slots(option: str, slots: int | None, vfs: int) -> int | None:
+    """--slots: a NUM_SLOTS that holds the --vfs functions (None: the default)."""
+    if slots is not None and not vfs <= slots <= VFM_MAX_SLOTS:
+        raise OptionError(option, f"{slots} is out of range ({vfs}..{VFM_MAX_SLOTS} to hold --vfs {vfs} functions)")
+    return slots
+
+
+def _migration_config(args: argparse.Namespace) -> MigrationConfig:
+    return MigrationConfig(
+        bandwidth=_positive("--bandwidth", args.bandwidth, parse_rate),
+        downtime_limit_ns=_positive("--downtime-limit", args.downtime_limit, parse_duration),
+        link_latency_ns=_read("--link-latency", args.link_latency, parse_duration),
+        precopy_limit_ns=_positive("--precopy-limit", args.precopy_limit, parse_duration),
+        max_precopy_rounds=_in_range("--max-rounds", args.max_rounds, 0),
         on_precopy_limit=PrecopyLimitAction(args.on_precopy_limit),
     )
+
+
+def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
+    """The configuration the arguments ask for; :class:`OptionError` naming the first option out of range."""
+    vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
+    buffers = _in_range("--buffers", args.buffers, 1)
     return SimulationConfig(
-        memory_bytes=parse_size(args.memory),
-        vfs=args.vfs,
-        dma_rate=parse_rate(args.dma_rate),
-        dma_read_rate=parse_rate(args.dma_read_rate),
-        cpu_dirty_rate=parse_rate(args.cpu_dirty_rate),
-        cpu_working_set=args.cpu_working_set,
-        migration=migration,
-        migrations=args.migrations,
-        seed=args.seed,
+        memory_bytes=_guest_memory(args),
+        vfs=vfs,
+        dma_rate=_read("--dma-rate", args.dma_rate, parse_rate),
+        dma_read_rate=_read("--dma-read-rate", args.dma_read_rate, parse_rate),
+        cpu_dirty_rate=_read("--cpu-dirty-rate", args.cpu_dirty_rate, parse_rate),
+        cpu_working_set=_fraction("--cpu-working-set", args.cpu_working_set),
+        migration=_migration_config(args),
+        migrations=_in_range("--migrations", args.migrations, 1),
+        seed=_in_range("--seed", args.seed, 0),
         fault=Fault(args.fault) if args.fault else None,
-        ack_timeout_ms=args.ack_timeout_ms,
-        buffers=args.buffers,
-        num_slots=args.slots,
+        ack_timeout_ms=_in_range("--ack-timeout-ms", args.ack_timeout_ms, 1, ACK_TIMEOUT_MS_MAX),
+        buffers=buffers,
+        num_slots=_slots("--slots", args.slots, vfs),
     )
 
 
 def simulation_config(arguments: Sequence[str]) -> SimulationConfig:
-    """The configuration ``vfmig simulate ARGUMENTS`` runs (ValueError for bad values, SystemExit for bad usage)."""
+    """The configuration ``vfmig simulate ARGUMENTS`` runs (OptionError for bad values, SystemExit for bad usage)."""
     return _simulation_config(build_parser().parse_args(["simulate", *arguments]))
 
 
@@ -201,7 +304,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_config_dump(args: argparse.Namespace) -> int:
     try:
-        config = bridge_config_at(args.at, vfs=args.vfs, num_slots=args.slots, seed=args.seed)
+        vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
+        slots = _slots("--slots", args.slots, vfs)
+        seed = _in_range("--seed", args.seed, 0)
+        config = bridge_config_at(args.at, vfs=vfs, num_slots=args.slots if slots is None else slots, seed=seed)
     except (SnapshotError, ValueError) as exc:
         print(f"vfmig config-dump: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -219,11 +325,14 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "simulate",
         help="simulate migrations with the reference implementation and report them",
         description="Simulate live migrations of a guest with VFs behind a migration bridge (simulated clock). "
-        "Sizes take KiB/MiB/GiB, rates bytes or bits per second (10Gb/s = bits, 128MiB/s = bytes), "
+        "Sizes take KiB/MiB/GiB/TiB or QEMU's K/M/G/T (the same binary units; a bare number is bytes), "
+        "rates bytes or bits per second (10Gb/s = bits, 128MiB/s = bytes), "
         "durations ms/s/us. Exit 0 when the run kept every invariant, 1 when it broke one "
         "(lost pages, a noisy paused device, ...), 2 on bad arguments.",
     )
-    simulate.add_argument("--memory", default="4GiB", metavar="SIZE", help="guest RAM (default 4GiB)")
+    simulate.add_argument(
+        "--memory", default="4GiB", metavar="SIZE", help="guest RAM, whole 4 KiB pages (default 4GiB; 4G as QEMU's -m)"
+    )
     simulate.add_argument("--vfs", type=int, default=2, metavar="N", help="functions behind the bridge (default 2)")
     simulate.add_argument("--dma-rate", default="1Gb/s", metavar="RATE", help="receive DMA per function (1Gb/s)")
     simulate.add_argument("--dma-read-rate", default="0", metavar="RATE", help="transmit DMA per function (0)")
@@ -412,7 +521,9 @@ def _add_config_dump(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfmig`` and its subcommands."""
-    parser = argparse.ArgumentParser(
+    # Typed as the base class so that the subcommands' helpers take plain argparse types; every subcommand's
+    # parser is made by add_subparsers as a _Parser too (argparse uses the parent's class).
+    parser: argparse.ArgumentParser = _Parser(
         prog="vfmig",
         description="vfmig: live migration of VMs with directly assigned PCI functions through a migration bridge.",
     )
