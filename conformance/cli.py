@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import re
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +34,7 @@ from reference_impl.driver import dma_pages
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
 from reference_impl.report import simulation_json, simulation_summary
-from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from reference_impl.scenario import Fault, Simulation, SimulationConfig, SimulationResult
 from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
 from reference_impl.timeline import timeline_svg
 from reference_impl.units import UnitError, format_size, parse_duration, parse_rate, parse_size
@@ -41,13 +43,24 @@ from vfmig_proto.c_header import c_header
 from vfmig_proto.config_space import format_lspci_dump
 from vfmig_proto.errors import VfmigError
 from vfmig_proto.layout import VFM_MAX_SLOTS
-from vfmig_proto.requirements import Requirement, count_by_role_and_keyword, load_requirements, spec_directory
+from vfmig_proto.requirements import (
+    Requirement,
+    checkout_root,
+    count_by_role_and_keyword,
+    installed_spec,
+    load_requirements,
+    spec_directory,
+)
 from vfmig_proto.spec_generation import stale_generated, write_generated
 from vfmig_proto.states import Keyword, Role
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, what a shell reports for a command stopped by Ctrl-C."""
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader went away."""
 
 
 def _register_maximum(name: str) -> int:
@@ -78,7 +91,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message.removeprefix('argument ')}\n")
 
 
-def _summary(requirements: Sequence[Requirement]) -> dict[str, object]:
+def _summary(requirements: Sequence[Requirement], spec_dir: Path) -> dict[str, object]:
     counts = count_by_role_and_keyword(requirements)
     default = layout.CapabilityParams()
     return {
@@ -98,7 +111,7 @@ def _summary(requirements: Sequence[Requirement]) -> dict[str, object]:
                 role.value: {keyword.value: counts.get((role, keyword), 0) for keyword in Keyword} for role in Role
             },
         },
-        "spec": str(spec_directory()),
+        "spec": str(spec_dir),
     }
 
 
@@ -122,9 +135,14 @@ def _print_summary(summary: dict[str, object]) -> None:
     print("  (a requirement that binds several roles counts once in each role's row)")
 
 
+def _spec_to_read(args: argparse.Namespace) -> Path:
+    """--spec, or the spec that :func:`spec_directory` finds (the checkout's, else the installed copy)."""
+    return _existing_directory("--spec", args.spec) if args.spec else spec_directory()
+
+
 def _cmd_spec_summary(args: argparse.Namespace) -> int:
-    requirements = load_requirements(Path(args.spec) if args.spec else None)
-    summary = _summary(requirements)
+    spec_dir = _spec_to_read(args)
+    summary = _summary(load_requirements(spec_dir), spec_dir)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -135,17 +153,38 @@ def _cmd_spec_summary(args: argparse.Namespace) -> int:
 def _cmd_traceability(args: argparse.Namespace) -> int:
     from conformance import traceability  # noqa: PLC0415 - reads every suite's source: only when asked
 
-    requirements = load_requirements(Path(args.spec)) if args.spec else None
-    matrix = traceability.build_matrix(requirements=requirements)
+    spec_dir = _spec_to_read(args)
+    matrix = traceability.build_matrix(requirements=load_requirements(spec_dir))
     if args.json:
-        print(json.dumps(traceability.to_json(matrix), indent=2))
+        print(json.dumps({"spec": str(spec_dir), **traceability.to_json(matrix)}, indent=2))
     else:
+        print(f"spec: {spec_dir}")
         print(traceability.render_text(matrix))
     return EXIT_CHECK_FAILED if matrix.problems() else EXIT_OK
 
 
+def _spec_to_generate(args: argparse.Namespace) -> Path:
+    """Where spec-generate works: --spec, or the checkout's spec/; never the copy installed with the package."""
+    if args.spec:
+        spec_dir = _existing_directory("--spec", args.spec)
+    elif args.check:
+        spec_dir = spec_directory()  # only read: checking the installed copy against the installed code is fine
+    else:
+        checkout = checkout_root()
+        if checkout is None:
+            raise CommandError(
+                f"{Path.cwd()} is not in a vfmig checkout (no pyproject.toml naming vfmig beside a spec/ here or "
+                "above), and the installed copy of the spec is not to be written: run it from a checkout, or "
+                "name the directory with --spec DIR"
+            )
+        spec_dir = checkout / "spec"
+    if not args.check and spec_dir.resolve() == installed_spec().resolve():
+        raise CommandError(f"{spec_dir} is the copy of the spec installed with the package: it is not to be written")
+    return spec_dir
+
+
 def _cmd_spec_generate(args: argparse.Namespace) -> int:
-    spec_dir = Path(args.spec) if args.spec else spec_directory()
+    spec_dir = _spec_to_generate(args)
     if args.check:
         stale = stale_generated(spec_dir)
         for path in stale:
@@ -157,15 +196,20 @@ def _cmd_spec_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_c_header(args: argparse.Namespace) -> int:
+    output = _writable("--output", args.output) if args.output else None
     text = c_header()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return EXIT_OK
 
 
-class OptionError(ValueError):
+class CommandError(Exception):
+    """A command refuses to run; the message says why (``main`` prints it as one line and exits 2)."""
+
+
+class OptionError(CommandError, ValueError):
     """A value on the command line that the command cannot use; the message starts with the option's name."""
 
     def __init__(self, option: str, problem: str) -> None:
@@ -183,6 +227,26 @@ def _read(option: str, text: str, parse: Callable[[str], _Value]) -> _Value:
         return parse(text)
     except UnitError as exc:
         raise OptionError(option, str(exc)) from None
+
+
+def _existing_directory(option: str, path: str) -> Path:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise OptionError(option, f"{path!r} is not a directory")
+    return directory
+
+
+def _writable(option: str, path: str) -> Path:
+    """``path``, once it is clear that a file can be written there: asked before a long run, not after it."""
+    target = Path(path)
+    if target.is_dir():
+        raise OptionError(option, f"cannot write {path!r}: it is a directory")
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        raise OptionError(option, f"cannot write {path!r}: no directory {str(parent)!r}")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise OptionError(option, f"cannot write {path!r}: permission denied")
+    return target
 
 
 def _in_range(option: str, value: int, low: int, high: int | None = None) -> int:
@@ -272,37 +336,46 @@ def _write_line(stream: TextIO, line: str) -> None:
     stream.write(line + "\n")
 
 
+def _run_simulation(config: SimulationConfig, trace: Path | None, *, show_progress: bool) -> SimulationResult:
+    """Run the simulation, with every event written to ``trace`` as it happens (kept on Ctrl-C too)."""
+    bus = EventBus(SimClock())
+    with contextlib.ExitStack() as stack:
+        if trace is not None:
+            stream = stack.enter_context(trace.open("w", encoding="utf-8"))
+            bus.subscribe(lambda event: _write_line(stream, json.dumps(event.as_json())))
+        progress = stack.enter_context(SimulationProgress(bus, config.migrations, enabled=show_progress))
+        try:
+            simulation = Simulation(config, bus)
+        except MemoryError:
+            size = format_size(config.memory_bytes)
+            raise OptionError("--memory", f"a guest of {size} does not fit in this machine's memory") from None
+        return simulation.run(progress=progress.migration_done)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         config = _simulation_config(args)
-    except ValueError as exc:
-        print(f"vfmig simulate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    clock = SimClock()
-    bus = EventBus(clock)
-    with contextlib.ExitStack() as stack:
-        if args.trace:
-            trace = stack.enter_context(Path(args.trace).open("w", encoding="utf-8"))
-            bus.subscribe(lambda event: _write_line(trace, json.dumps(event.as_json())))
-        show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
-        progress = stack.enter_context(SimulationProgress(bus, config.migrations, enabled=show_progress))
-        simulation = Simulation(config, bus)
-        result = simulation.run(progress=progress.migration_done)
+    except OptionError:
+        raise
+    except ValueError as exc:  # a check of SimulationConfig's own that the options' checks missed
+        raise CommandError(str(exc)) from None
+    # Both outputs are checked before the run, which can take minutes, rather than after it.
+    trace = _writable("--trace", args.trace) if args.trace else None
+    timeline = _writable("--timeline", args.timeline) if args.timeline else None
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    result = _run_simulation(config, trace, show_progress=show_progress)
     document = simulation_json(result)
     if args.json:
         print(json.dumps(document, indent=2))
     else:
         print(simulation_summary(result))
-    if args.timeline:
-        try:
-            Path(args.timeline).write_text(timeline_svg(document), encoding="utf-8")
-        except OSError as exc:
-            print(f"vfmig simulate: cannot write the timeline: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    if timeline is not None:
+        timeline.write_text(timeline_svg(document), encoding="utf-8")
     return EXIT_CHECK_FAILED if result.violations else EXIT_OK
 
 
 def _cmd_config_dump(args: argparse.Namespace) -> int:
+    output = _writable("--output", args.output) if args.output else None
     try:
         vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
         slots = _slots("--slots", args.slots, vfs)
@@ -313,8 +386,8 @@ def _cmd_config_dump(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     size = 64 if args.short else len(config)
     text = format_lspci_dump(config[:size], BRIDGE_TITLE)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -519,6 +592,34 @@ def _add_config_dump(commands: argparse._SubParsersAction[argparse.ArgumentParse
     dump.set_defaults(handler=_cmd_config_dump)
 
 
+def _source_tree_version() -> str | None:
+    """The version in the pyproject.toml of the source tree this module is imported from, if it is one."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(project, dict) or project.get("name") != "vfmig":
+        return None
+    version = project.get("version")
+    return str(version) if version is not None else None
+
+
+def package_version() -> str:
+    """vfmig's version: of the source tree that runs (a checkout), else as installed, else "unknown".
+
+    The source tree comes first: run from a checkout with ``python -m``, the code is the checkout's even when
+    another copy of vfmig is installed, and the installed metadata would name that copy's version.
+    """
+    from_source = _source_tree_version()
+    if from_source is not None:
+        return from_source
+    try:
+        return importlib.metadata.version("vfmig")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfmig`` and its subcommands."""
     # Typed as the base class so that the subcommands' helpers take plain argparse types; every subcommand's
@@ -527,7 +628,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vfmig",
         description="vfmig: live migration of VMs with directly assigned PCI functions through a migration bridge.",
     )
-    parser.add_argument("--version", action="version", version=f"vfmig protocol {vfmig_proto.PROTOCOL_VERSION}")
+    parser.add_argument(
+        "--version", action="version", version=f"vfmig {package_version()} (protocol {vfmig_proto.PROTOCOL_VERSION})"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     summary = commands.add_parser(
@@ -568,11 +671,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    command = f"vfmig {args.command}"
     try:
         return handler(args)
+    except CommandError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
     except VfmigError as exc:
         print(f"vfmig: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except BrokenPipeError:
+        # A reader such as `head` stopped reading: nothing to report, and nothing more to write.
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - the interpreter flushes it at exit
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # an output that could be opened but not written (a full disk, say)
+        print(f"{command}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        # Files a command writes are closed by its with-blocks on the way out, so what was written is kept.
+        # (conformance handles its own interrupt and returns EXIT_INTERRUPTED itself.)
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -144,7 +144,7 @@ def test_simulate_timeline_to_a_missing_directory_is_a_usage_error(
 ) -> None:
     code = main(["simulate", *SMALL, "--no-progress", "--timeline", str(tmp_path / "no" / "such.svg")])
     assert code == EXIT_USAGE
-    assert "cannot write the timeline" in capsys.readouterr().err
+    assert "--timeline: cannot write" in capsys.readouterr().err
 
 
 def test_simulation_config_reads_the_commands_options() -> None:
