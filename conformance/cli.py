@@ -30,6 +30,7 @@ from conformance.runner import PROFILES, UsageError, run
 from conformance.summary import summary_text
 from conformance.verdicts import RunReport, Target
 from reference_impl.clock import SimClock
+from reference_impl.convergence import convergence_warning
 from reference_impl.driver import dma_pages
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
@@ -362,6 +363,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     # Both outputs are checked before the run, which can take minutes, rather than after it.
     trace = _writable("--trace", args.trace) if args.trace else None
     timeline = _writable("--timeline", args.timeline) if args.timeline else None
+    warning = convergence_warning(config)
+    if warning is not None:
+        print(f"vfmig simulate: warning: {warning}", file=sys.stderr)
     show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
     result = _run_simulation(config, trace, show_progress=show_progress)
     document = simulation_json(result)
@@ -440,7 +444,7 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     simulate.add_argument(
         "--timeline",
         metavar="FILE.svg",
-        help="draw the last migration's timeline (pre-copy rounds, pause, stop-and-copy, resume) as SVG to FILE",
+        help="draw each migration's timeline (pre-copy rounds, pause, stop-and-copy, resume) as SVG to FILE",
     )
     simulate.add_argument(
         "--progress",
