@@ -677,7 +677,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     command = f"vfmig {args.command}"
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so that a reader that went away is seen below and not at the interpreter's exit
+        return code
     except CommandError as exc:
         print(f"{command}: {exc}", file=sys.stderr)
     except VfmigError as exc:

@@ -15,7 +15,7 @@ import pytest
 from cli_helpers import ROOT, SMALL, assert_one_line_usage_error, run_cli
 
 import conformance.cli
-from conformance.cli import EXIT_INTERRUPTED, EXIT_OK, main
+from conformance.cli import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_OK, main
 from reference_impl.scenario import Simulation, SimulationResult
 
 MISSING = "/nonexistent-vfmig-test/out"
@@ -160,3 +160,18 @@ def test_version_without_a_source_tree_or_an_installation(monkeypatch: pytest.Mo
     assert conformance.cli.package_version() == "unknown"
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.8.7")
     assert conformance.cli.package_version() == "9.8.7"
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "spec-summary"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # like `vfmig spec-summary | head -0`
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == EXIT_BROKEN_PIPE
+    assert err == ""

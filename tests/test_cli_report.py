@@ -11,7 +11,10 @@ import pytest
 from cli_helpers import SMALL, run_cli
 
 from conformance.cli import EXIT_OK, simulation_config
+from conformance.progress import SimulationProgress
+from reference_impl.clock import NS_PER_S, SimClock
 from reference_impl.convergence import convergence_warning, forecast
+from reference_impl.events import EventBus, EventKind
 
 SLOW_LINK = ("--memory", "256MiB", "--vfs", "1", "--bandwidth", "1MiB/s", "--precopy-limit", "1s", "--no-progress")
 """Pre-copy cannot converge (256 s a round, P = 1 s) and stop-and-copy outlasts S: a second of wall time."""
@@ -110,3 +113,12 @@ def test_the_timeline_draws_every_migration(capsys: pytest.CaptureFixture[str], 
     assert len({panel.get("y") for panel in panels}) == 3, "one under the other"
     ids = [element.get("id") for element in figure.iter() if element.get("id")]
     assert len(ids) == len(set(ids)), "element IDs stay unique in the document"
+
+
+def test_the_progress_line_shows_the_simulated_time() -> None:
+    bus = EventBus(SimClock())
+    with SimulationProgress(bus, 1, enabled=True) as progress:
+        bus.publish(EventKind.PAGE_SEND, "hostA", pages=100, bytes=409600, phase="PRECOPY")
+        bus.clock.advance(90 * NS_PER_S)
+        bus.publish(EventKind.MIGRATION, "hostA", what="stopped")
+        assert progress.description().endswith("100 pages sent, simulated 90.0 s")
