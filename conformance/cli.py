@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
+import re
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import vfmig_proto
 from conformance.harness import AdapterProblem, Interrupted, Isolation, run_isolated
@@ -29,18 +32,28 @@ from conformance.runner import PROFILES, UsageError
 from conformance.summary import summary_text
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from reference_impl.clock import SimClock
+from reference_impl.convergence import convergence_warning
+from reference_impl.driver import dma_pages
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
 from reference_impl.report import simulation_json, simulation_summary
-from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from reference_impl.scenario import Fault, Simulation, SimulationConfig, SimulationResult
 from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
 from reference_impl.timeline import timeline_svg
-from reference_impl.units import parse_duration, parse_rate, parse_size
+from reference_impl.units import UnitError, format_size, parse_duration, parse_rate, parse_size
 from vfmig_proto import layout
 from vfmig_proto.c_header import c_header
 from vfmig_proto.config_space import format_lspci_dump
 from vfmig_proto.errors import VfmigError
-from vfmig_proto.requirements import Requirement, count_by_role_and_keyword, load_requirements, spec_directory
+from vfmig_proto.layout import VFM_MAX_SLOTS
+from vfmig_proto.requirements import (
+    Requirement,
+    checkout_root,
+    count_by_role_and_keyword,
+    installed_spec,
+    load_requirements,
+    spec_directory,
+)
 from vfmig_proto.spec_generation import stale_generated, write_generated
 from vfmig_proto.states import Keyword, Role
 
@@ -48,10 +61,40 @@ EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-"""128 + SIGINT, as a shell reports a command that Ctrl-C ended."""
+"""128 + SIGINT, what a shell reports for a command stopped by Ctrl-C."""
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a command whose reader went away."""
 
 
-def _summary(requirements: Sequence[Requirement]) -> dict[str, object]:
+def _register_maximum(name: str) -> int:
+    """The largest value the capability's header register ``name`` holds (its width, from vfmig_proto)."""
+    register = next(register for register in layout.HEADER_REGISTERS if register.name == name)
+    return (1 << 8 * register.size) - 1
+
+
+ACK_TIMEOUT_MS_MAX = _register_maximum("ack_timeout_ms")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, changed in two ways for a command people type by hand.
+
+    A value that starts with '-' and a digit (``--memory -5GiB``, ``--bandwidth -1MiB/s``) is read as the
+    option's value, so that the command can refuse it by name; argparse would take it for an unknown option
+    and answer "expected one argument".  No option of vfmig starts with '-' and a digit, so nothing is lost.
+
+    An error is one line, ``vfmig simulate: --vfs: invalid int value: 'x'``, rather than the whole usage
+    block: the line that matters is the last one, and ``--help`` shows the usage.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message.removeprefix('argument ')}\n")
+
+
+def _summary(requirements: Sequence[Requirement], spec_dir: Path) -> dict[str, object]:
     counts = count_by_role_and_keyword(requirements)
     default = layout.CapabilityParams()
     return {
@@ -71,7 +114,7 @@ def _summary(requirements: Sequence[Requirement]) -> dict[str, object]:
                 role.value: {keyword.value: counts.get((role, keyword), 0) for keyword in Keyword} for role in Role
             },
         },
-        "spec": str(spec_directory()),
+        "spec": str(spec_dir),
     }
 
 
@@ -95,9 +138,14 @@ def _print_summary(summary: dict[str, object]) -> None:
     print("  (a requirement that binds several roles counts once in each role's row)")
 
 
+def _spec_to_read(args: argparse.Namespace) -> Path:
+    """--spec, or the spec that :func:`spec_directory` finds (the checkout's, else the installed copy)."""
+    return _existing_directory("--spec", args.spec) if args.spec else spec_directory()
+
+
 def _cmd_spec_summary(args: argparse.Namespace) -> int:
-    requirements = load_requirements(Path(args.spec) if args.spec else None)
-    summary = _summary(requirements)
+    spec_dir = _spec_to_read(args)
+    summary = _summary(load_requirements(spec_dir), spec_dir)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -108,17 +156,38 @@ def _cmd_spec_summary(args: argparse.Namespace) -> int:
 def _cmd_traceability(args: argparse.Namespace) -> int:
     from conformance import traceability  # noqa: PLC0415 - reads every suite's source: only when asked
 
-    requirements = load_requirements(Path(args.spec)) if args.spec else None
-    matrix = traceability.build_matrix(requirements=requirements)
+    spec_dir = _spec_to_read(args)
+    matrix = traceability.build_matrix(requirements=load_requirements(spec_dir))
     if args.json:
-        print(json.dumps(traceability.to_json(matrix), indent=2))
+        print(json.dumps({"spec": str(spec_dir), **traceability.to_json(matrix)}, indent=2))
     else:
+        print(f"spec: {spec_dir}")
         print(traceability.render_text(matrix))
     return EXIT_CHECK_FAILED if matrix.problems() else EXIT_OK
 
 
+def _spec_to_generate(args: argparse.Namespace) -> Path:
+    """Where spec-generate works: --spec, or the checkout's spec/; never the copy installed with the package."""
+    if args.spec:
+        spec_dir = _existing_directory("--spec", args.spec)
+    elif args.check:
+        spec_dir = spec_directory()  # only read: checking the installed copy against the installed code is fine
+    else:
+        checkout = checkout_root()
+        if checkout is None:
+            raise CommandError(
+                f"{Path.cwd()} is not in a vfmig checkout (no pyproject.toml naming vfmig beside a spec/ here or "
+                "above), and the installed copy of the spec is not to be written: run it from a checkout, or "
+                "name the directory with --spec DIR"
+            )
+        spec_dir = checkout / "spec"
+    if not args.check and spec_dir.resolve() == installed_spec().resolve():
+        raise CommandError(f"{spec_dir} is the copy of the spec installed with the package: it is not to be written")
+    return spec_dir
+
+
 def _cmd_spec_generate(args: argparse.Namespace) -> int:
-    spec_dir = Path(args.spec) if args.spec else spec_directory()
+    spec_dir = _spec_to_generate(args)
     if args.check:
         stale = stale_generated(spec_dir)
         for path in stale:
@@ -130,42 +199,139 @@ def _cmd_spec_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_c_header(args: argparse.Namespace) -> int:
+    output = _writable("--output", args.output) if args.output else None
     text = c_header()
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return EXIT_OK
 
 
-def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
-    migration = MigrationConfig(
-        bandwidth=parse_rate(args.bandwidth),
-        downtime_limit_ns=parse_duration(args.downtime_limit),
-        link_latency_ns=parse_duration(args.link_latency),
-        precopy_limit_ns=parse_duration(args.precopy_limit),
-        max_precopy_rounds=args.max_rounds,
+class CommandError(Exception):
+    """A command refuses to run; the message says why (``main`` prints it as one line and exits 2)."""
+
+
+class OptionError(CommandError, ValueError):
+    """A value on the command line that the command cannot use; the message starts with the option's name."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option}: {problem}")
+        self.option = option
+
+
+_Value = TypeVar("_Value")
+_Number = TypeVar("_Number", int, float)
+
+
+def _read(option: str, text: str, parse: Callable[[str], _Value]) -> _Value:
+    """``parse(text)``, with a :class:`UnitError` turned into an :class:`OptionError` naming ``option``."""
+    try:
+        return parse(text)
+    except UnitError as exc:
+        raise OptionError(option, str(exc)) from None
+
+
+def _existing_directory(option: str, path: str) -> Path:
+    directory = Path(path)
+    if not directory.is_dir():
+        raise OptionError(option, f"{path!r} is not a directory")
+    return directory
+
+
+def _writable(option: str, path: str) -> Path:
+    """``path``, once it is clear that a file can be written there: asked before a long run, not after it."""
+    target = Path(path)
+    if target.is_dir():
+        raise OptionError(option, f"cannot write {path!r}: it is a directory")
+    parent = target.absolute().parent
+    if not parent.is_dir():
+        raise OptionError(option, f"cannot write {path!r}: no directory {str(parent)!r}")
+    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise OptionError(option, f"cannot write {path!r}: permission denied")
+    return target
+
+
+def _in_range(option: str, value: int, low: int, high: int | None = None) -> int:
+    if value < low or (high is not None and value > high):
+        allowed = f"at least {low}" if high is None else f"{low}..{high}"
+        raise OptionError(option, f"{value} is out of range ({allowed})")
+    return value
+
+
+def _positive(option: str, text: str, parse: Callable[[str], _Number]) -> _Number:
+    value = _read(option, text, parse)
+    if value <= 0:
+        raise OptionError(option, f"{text!r} must be more than 0")
+    return value
+
+
+def _fraction(option: str, value: float) -> float:
+    # NaN fails both comparisons, so it is refused here too.
+    if not 0 < value <= 1:
+        raise OptionError(option, f"{value:g} is out of range (more than 0, at most 1)")
+    return value
+
+
+def _guest_memory(args: argparse.Namespace) -> int:
+    """--memory in bytes: whole pages, and room for every function's receive ring and buffers."""
+    size = _read("--memory", args.memory, parse_size)
+    page_size = 1 << SimulationConfig.page_shift
+    if size % page_size:
+        raise OptionError("--memory", f"{args.memory!r} is {size} bytes, not a whole number of {page_size}-byte pages")
+    needed = args.vfs * dma_pages(args.buffers, page_size) * page_size
+    if size < needed:
+        # A QEMU user may write a bare number meaning MiB (-m 4096): say that it was read as bytes.
+        bare = " (a bare number is bytes, not QEMU's MiB)" if args.memory.strip().isdigit() else ""
+        raise OptionError(
+            "--memory",
+            f"{args.memory!r} is {size} bytes{bare}, too little for the receive rings and buffers of --vfs {args.vfs} "
+            f"functions with --buffers {args.buffers}: at least {format_size(needed)}",
+        )
+    return size
+
+
+def _slots(option: str, slots: int | None, vfs: int) -> int | None:
+    """--slots: a NUM_SLOTS that holds the --vfs functions (None: the default)."""
+    if slots is not None and not vfs <= slots <= VFM_MAX_SLOTS:
+        raise OptionError(option, f"{slots} is out of range ({vfs}..{VFM_MAX_SLOTS} to hold --vfs {vfs} functions)")
+    return slots
+
+
+def _migration_config(args: argparse.Namespace) -> MigrationConfig:
+    return MigrationConfig(
+        bandwidth=_positive("--bandwidth", args.bandwidth, parse_rate),
+        downtime_limit_ns=_positive("--downtime-limit", args.downtime_limit, parse_duration),
+        link_latency_ns=_read("--link-latency", args.link_latency, parse_duration),
+        precopy_limit_ns=_positive("--precopy-limit", args.precopy_limit, parse_duration),
+        max_precopy_rounds=_in_range("--max-rounds", args.max_rounds, 0),
         on_precopy_limit=PrecopyLimitAction(args.on_precopy_limit),
     )
+
+
+def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
+    """The configuration the arguments ask for; :class:`OptionError` naming the first option out of range."""
+    vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
+    buffers = _in_range("--buffers", args.buffers, 1)
     return SimulationConfig(
-        memory_bytes=parse_size(args.memory),
-        vfs=args.vfs,
-        dma_rate=parse_rate(args.dma_rate),
-        dma_read_rate=parse_rate(args.dma_read_rate),
-        cpu_dirty_rate=parse_rate(args.cpu_dirty_rate),
-        cpu_working_set=args.cpu_working_set,
-        migration=migration,
-        migrations=args.migrations,
-        seed=args.seed,
+        memory_bytes=_guest_memory(args),
+        vfs=vfs,
+        dma_rate=_read("--dma-rate", args.dma_rate, parse_rate),
+        dma_read_rate=_read("--dma-read-rate", args.dma_read_rate, parse_rate),
+        cpu_dirty_rate=_read("--cpu-dirty-rate", args.cpu_dirty_rate, parse_rate),
+        cpu_working_set=_fraction("--cpu-working-set", args.cpu_working_set),
+        migration=_migration_config(args),
+        migrations=_in_range("--migrations", args.migrations, 1),
+        seed=_in_range("--seed", args.seed, 0),
         fault=Fault(args.fault) if args.fault else None,
-        ack_timeout_ms=args.ack_timeout_ms,
-        buffers=args.buffers,
-        num_slots=args.slots,
+        ack_timeout_ms=_in_range("--ack-timeout-ms", args.ack_timeout_ms, 1, ACK_TIMEOUT_MS_MAX),
+        buffers=buffers,
+        num_slots=_slots("--slots", args.slots, vfs),
     )
 
 
 def simulation_config(arguments: Sequence[str]) -> SimulationConfig:
-    """The configuration ``vfmig simulate ARGUMENTS`` runs (ValueError for bad values, SystemExit for bad usage)."""
+    """The configuration ``vfmig simulate ARGUMENTS`` runs (OptionError for bad values, SystemExit for bad usage)."""
     return _simulation_config(build_parser().parse_args(["simulate", *arguments]))
 
 
@@ -173,46 +339,61 @@ def _write_line(stream: TextIO, line: str) -> None:
     stream.write(line + "\n")
 
 
+def _run_simulation(config: SimulationConfig, trace: Path | None, *, show_progress: bool) -> SimulationResult:
+    """Run the simulation, with every event written to ``trace`` as it happens (kept on Ctrl-C too)."""
+    bus = EventBus(SimClock())
+    with contextlib.ExitStack() as stack:
+        if trace is not None:
+            stream = stack.enter_context(trace.open("w", encoding="utf-8"))
+            bus.subscribe(lambda event: _write_line(stream, json.dumps(event.as_json())))
+        progress = stack.enter_context(SimulationProgress(bus, config.migrations, enabled=show_progress))
+        try:
+            simulation = Simulation(config, bus)
+        except MemoryError:
+            size = format_size(config.memory_bytes)
+            raise OptionError("--memory", f"a guest of {size} does not fit in this machine's memory") from None
+        return simulation.run(progress=progress.migration_done)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     try:
         config = _simulation_config(args)
-    except ValueError as exc:
-        print(f"vfmig simulate: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    clock = SimClock()
-    bus = EventBus(clock)
-    with contextlib.ExitStack() as stack:
-        if args.trace:
-            trace = stack.enter_context(Path(args.trace).open("w", encoding="utf-8"))
-            bus.subscribe(lambda event: _write_line(trace, json.dumps(event.as_json())))
-        show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
-        progress = stack.enter_context(SimulationProgress(bus, config.migrations, enabled=show_progress))
-        simulation = Simulation(config, bus)
-        result = simulation.run(progress=progress.migration_done)
+    except OptionError:
+        raise
+    except ValueError as exc:  # a check of SimulationConfig's own that the options' checks missed
+        raise CommandError(str(exc)) from None
+    # Both outputs are checked before the run, which can take minutes, rather than after it.
+    trace = _writable("--trace", args.trace) if args.trace else None
+    timeline = _writable("--timeline", args.timeline) if args.timeline else None
+    warning = convergence_warning(config)
+    if warning is not None:
+        print(f"vfmig simulate: warning: {warning}", file=sys.stderr)
+    show_progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    result = _run_simulation(config, trace, show_progress=show_progress)
     document = simulation_json(result)
     if args.json:
         print(json.dumps(document, indent=2))
     else:
         print(simulation_summary(result))
-    if args.timeline:
-        try:
-            Path(args.timeline).write_text(timeline_svg(document), encoding="utf-8")
-        except OSError as exc:
-            print(f"vfmig simulate: cannot write the timeline: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+    if timeline is not None:
+        timeline.write_text(timeline_svg(document), encoding="utf-8")
     return EXIT_CHECK_FAILED if result.violations else EXIT_OK
 
 
 def _cmd_config_dump(args: argparse.Namespace) -> int:
+    output = _writable("--output", args.output) if args.output else None
     try:
-        config = bridge_config_at(args.at, vfs=args.vfs, num_slots=args.slots, seed=args.seed)
+        vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
+        slots = _slots("--slots", args.slots, vfs)
+        seed = _in_range("--seed", args.seed, 0)
+        config = bridge_config_at(args.at, vfs=vfs, num_slots=args.slots if slots is None else slots, seed=seed)
     except (SnapshotError, ValueError) as exc:
         print(f"vfmig config-dump: {exc}", file=sys.stderr)
         return EXIT_USAGE
     size = 64 if args.short else len(config)
     text = format_lspci_dump(config[:size], BRIDGE_TITLE)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -223,11 +404,14 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "simulate",
         help="simulate migrations with the reference implementation and report them",
         description="Simulate live migrations of a guest with VFs behind a migration bridge (simulated clock). "
-        "Sizes take KiB/MiB/GiB, rates bytes or bits per second (10Gb/s = bits, 128MiB/s = bytes), "
+        "Sizes take KiB/MiB/GiB/TiB or QEMU's K/M/G/T (the same binary units; a bare number is bytes), "
+        "rates bytes or bits per second (10Gb/s = bits, 128MiB/s = bytes), "
         "durations ms/s/us. Exit 0 when the run kept every invariant, 1 when it broke one "
         "(lost pages, a noisy paused device, ...), 2 on bad arguments.",
     )
-    simulate.add_argument("--memory", default="4GiB", metavar="SIZE", help="guest RAM (default 4GiB)")
+    simulate.add_argument(
+        "--memory", default="4GiB", metavar="SIZE", help="guest RAM, whole 4 KiB pages (default 4GiB; 4G as QEMU's -m)"
+    )
     simulate.add_argument("--vfs", type=int, default=2, metavar="N", help="functions behind the bridge (default 2)")
     simulate.add_argument("--dma-rate", default="1Gb/s", metavar="RATE", help="receive DMA per function (1Gb/s)")
     simulate.add_argument("--dma-read-rate", default="0", metavar="RATE", help="transmit DMA per function (0)")
@@ -262,7 +446,7 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     simulate.add_argument(
         "--timeline",
         metavar="FILE.svg",
-        help="draw the last migration's timeline (pre-copy rounds, pause, stop-and-copy, resume) as SVG to FILE",
+        help="draw each migration's timeline (pre-copy rounds, pause, stop-and-copy, resume) as SVG to FILE",
     )
     simulate.add_argument(
         "--progress",
@@ -476,13 +660,45 @@ def _add_config_dump(commands: argparse._SubParsersAction[argparse.ArgumentParse
     dump.set_defaults(handler=_cmd_config_dump)
 
 
+def _source_tree_version() -> str | None:
+    """The version in the pyproject.toml of the source tree this module is imported from, if it is one."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    if not isinstance(project, dict) or project.get("name") != "vfmig":
+        return None
+    version = project.get("version")
+    return str(version) if version is not None else None
+
+
+def package_version() -> str:
+    """vfmig's version: of the source tree that runs (a checkout), else as installed, else "unknown".
+
+    The source tree comes first: run from a checkout with ``python -m``, the code is the checkout's even when
+    another copy of vfmig is installed, and the installed metadata would name that copy's version.
+    """
+    from_source = _source_tree_version()
+    if from_source is not None:
+        return from_source
+    try:
+        return importlib.metadata.version("vfmig")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfmig`` and its subcommands."""
-    parser = argparse.ArgumentParser(
+    # Typed as the base class so that the subcommands' helpers take plain argparse types; every subcommand's
+    # parser is made by add_subparsers as a _Parser too (argparse uses the parent's class).
+    parser: argparse.ArgumentParser = _Parser(
         prog="vfmig",
         description="vfmig: live migration of VMs with directly assigned PCI functions through a migration bridge.",
     )
-    parser.add_argument("--version", action="version", version=f"vfmig protocol {vfmig_proto.PROTOCOL_VERSION}")
+    parser.add_argument(
+        "--version", action="version", version=f"vfmig {package_version()} (protocol {vfmig_proto.PROTOCOL_VERSION})"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     summary = commands.add_parser(
@@ -523,11 +739,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    command = f"vfmig {args.command}"
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # here, so that a reader that went away is seen below and not at the interpreter's exit
+        return code
+    except CommandError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
     except VfmigError as exc:
         print(f"vfmig: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except BrokenPipeError:
+        # A reader such as `head` stopped reading: nothing to report, and nothing more to write.
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - the interpreter flushes it at exit
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # an output that could be opened but not written (a full disk, say)
+        print(f"{command}: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        # Files a command writes are closed by its with-blocks on the way out, so what was written is kept.
+        # (conformance handles its own interrupt and returns EXIT_INTERRUPTED itself.)
+        print(f"{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

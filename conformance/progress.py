@@ -50,8 +50,10 @@ class SimulationProgress:
         if self._progress is not None:
             self._progress.start()
             self._task = self._progress.add_task("", total=self._migrations)
+            # MIGRATION too: in STOPPED no page is sent for up to S, and the simulated time must still move.
             self._unsubscribe = self.bus.subscribe(
-                self._on_event, [EventKind.MIG_TRANSITION, EventKind.PRECOPY_ROUND, EventKind.PAGE_SEND]
+                self._on_event,
+                [EventKind.MIG_TRANSITION, EventKind.PRECOPY_ROUND, EventKind.PAGE_SEND, EventKind.MIGRATION],
             )
         return self
 
@@ -69,21 +71,22 @@ class SimulationProgress:
             self._phase = getattr(new, "name", str(new))
         elif event.kind is EventKind.PRECOPY_ROUND:
             self._round = int(event.data["round"])
-        else:
+        elif event.kind is EventKind.PAGE_SEND:
             self._sent += int(event.data["pages"])
         now = time.monotonic()
         if now - self._last >= _REFRESH_S:
             self._last = now
             self._show()
 
+    def description(self) -> str:
+        """The line beside the bar: phase, round, pages sent, and the simulated time (a slow run's measure)."""
+        simulated = to_ms(self.bus.clock.now) / 1000
+        return f"{self._phase}, round {self._round}, {self._sent} pages sent, simulated {simulated:.1f} s"
+
     def _show(self) -> None:
         if self._progress is None or self._task is None:
             return
-        simulated = to_ms(self.bus.clock.now) / 1000
-        self._progress.update(
-            self._task,
-            description=f"{self._phase}, round {self._round}, {self._sent} pages sent, simulated {simulated:.1f} s",
-        )
+        self._progress.update(self._task, description=self.description())
 
     def migration_done(self, record: MigrationRecord) -> None:
         """Advance the bar by one migration."""

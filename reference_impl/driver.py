@@ -276,6 +276,12 @@ class MigrationCore:
             self.look_at(slot)
 
 
+def dma_pages(buffers: int, page_size: int) -> int:
+    """Guest pages one driver takes for its descriptor ring and its ``buffers`` one-page receive buffers."""
+    ring_pages = max(1, -(-buffers * DESCRIPTOR_BYTES // page_size))
+    return ring_pages + buffers
+
+
 @dataclass(frozen=True)
 class DriverConfig:
     """How a VF driver is built; the ``dirty_*`` switches exist to break it on purpose."""
@@ -311,7 +317,7 @@ class VfDriver:
         self.name = f"{guest.name}.vf{slot}"
         page_size = guest.memory.page_size
         self.buffer_count = self.config.buffers
-        self.ring_pages = max(1, -(-self.buffer_count * DESCRIPTOR_BYTES // page_size))
+        self.ring_pages = dma_pages(self.buffer_count, page_size) - self.buffer_count
         self.ring_start = allocator.allocate(self.ring_pages + self.buffer_count)
         self.buffer_start = self.ring_start + self.ring_pages
         self.loaded = False

@@ -58,6 +58,7 @@ from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.events import EventBus, EventKind
 from reference_impl.guest import Guest
 from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
+from reference_impl.units import format_size
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.pci import PCI_CONFIG_SIZE
 from vfmig_proto.states import DevState, MigReason, MigState
@@ -142,6 +143,8 @@ class RoundRecord:
     end_ns: int | None = None
     dirty_at_end: int | None = None
     """Pages in the dirty log when the round ended: the next round's size."""
+    sent: int = 0
+    """Pages of this round sent so far: ``pages`` once it ended, fewer in a round cut short by a cancel."""
 
 
 @dataclass
@@ -183,6 +186,9 @@ class MigrationRecord:
     bound_ns: int = 0
     group_resets: int = 0
     notes: list[str] = field(default_factory=list)
+    explanation: str | None = None
+    """Why it ended, in words, where MIG_REASON alone misleads: the stop-and-copy limit passing is reported
+    as DESTINATION_FAILURE (VFM-DEST-005) although the destination did nothing wrong."""
 
     @property
     def ended(self) -> bool:
@@ -561,6 +567,7 @@ class SourceMigration:
         self._round: RoundRecord | None = None
         self._precopy_started = 0
         self._pending_reason: MigReason | None = None
+        self._stop_copy_bytes = 0
         self._group_reset_due = False
         self._consent: tuple[str, ...] = ()
         self.incoming: DestinationMigration | None = None
@@ -715,6 +722,8 @@ class SourceMigration:
             return
         sender = self._sender()
         sent = sender.send_for(self.config.quantum_ns)
+        if self._round is not None and self._round.end_ns is None:
+            self._round.sent += sent  # the queue holds only this round's pages until it ends
         if sent:
             self.host.bus.publish(
                 EventKind.PAGE_SEND,
@@ -765,11 +774,24 @@ class SourceMigration:
         """VFM-TIME-001: P passed (or the round limit): switch over or cancel."""
         if self._state is not MigState.PRECOPY:
             return
-        self.record.notes.append("pre-copy limit reached")
+        self.record.notes.append(self._precopy_limit_note())
         if self.config.on_precopy_limit is PrecopyLimitAction.CANCEL:
             self.cancel(MigReason.CANCELLED)
         else:
             self.request_pause()
+
+    def _precopy_limit_note(self) -> str:
+        """Which pre-copy limit passed, and how far from converged pre-copy was."""
+        memory = self.host.memory
+        left = (self._sender().queued + memory.log.count) * memory.page_size
+        fits = self.config.bandwidth * self.config.downtime_limit_ns / NS_PER_S
+        limit = f"P = {self.config.precopy_limit_ns / NS_PER_S:g} s"
+        if self.config.max_precopy_rounds and len(self.record.rounds) >= self.config.max_precopy_rounds:
+            limit = f"round limit {self.config.max_precopy_rounds}"
+        return (
+            f"pre-copy limit reached ({limit}) before convergence: {format_size(left)} left to send, "
+            f"{format_size(fits)} would fit the downtime limit at {format_size(self.config.bandwidth)}/s"
+        )
 
     def request_pause(self) -> None:
         """Switch over: REQUEST_PAUSE (the vCPUs keep running until STOPPED)."""
@@ -801,6 +823,7 @@ class SourceMigration:
         sender.enqueue(self._read_dirty_log())  # VFM-FLOW-001
         pages = sender.queued
         transfer = sender.drain_time_ns()
+        self._stop_copy_bytes = pages * sender.source.page_size
         sender.send_pages(pages)
         if pages:
             self.host.bus.publish(
@@ -819,6 +842,12 @@ class SourceMigration:
 
     def _stop_copy_limit(self) -> None:
         if not self.record.ended and self._state is MigState.STOPPED:
+            limit_s = self.config.stop_copy_limit_ns / NS_PER_S
+            needed_s = self._stop_copy_bytes / self.config.bandwidth
+            self.record.explanation = (
+                f"no handover within the stop-and-copy limit S = {limit_s:g} s: the last "
+                f"{format_size(self._stop_copy_bytes)} take {needed_s:.0f} s at {format_size(self.config.bandwidth)}/s"
+            )
             self.cancel(MigReason.DESTINATION_FAILURE, note="stop-and-copy limit passed")
 
     def destination_confirmed(self) -> None:

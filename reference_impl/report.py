@@ -6,6 +6,9 @@ JSON structure (``SIMULATE_JSON_VERSION`` 1), one object:
     ``completed`` / ``cancelled`` / ``failed`` and the ``MIG_REASON`` name in
     lowercase.  With several migrations: ``completed`` if all completed,
     otherwise the first that did not, with its reason.
+``explanation``
+    null, or why that migration ended in words where the reason alone misleads
+    (the stop-and-copy limit passing is ``destination_failure``).
 ``lost_pages``, ``downtime_ms``, ``total_time_ms``, ``precopy_rounds``, ``pages_sent``, ``bytes_sent``
     for one migration its figures; for several the sum (``downtime_ms``: the
     longest).
@@ -22,7 +25,8 @@ JSON structure (``SIMULATE_JSON_VERSION`` 1), one object:
     ``migrated_flag``, ``driver``.
 ``rounds``
     per pre-copy round of the last migration: ``round``, ``start_ms``,
-    ``end_ms``, ``pages``, ``dirty_at_end``.
+    ``end_ms``, ``pages``, ``sent``, ``dirty_at_end`` (``end_ms`` and
+    ``dirty_at_end`` null, ``sent`` below ``pages``, for a round cut short).
 ``migrations``
     (only with ``--migrations`` > 1) one object per migration with every
     field above.
@@ -38,7 +42,7 @@ from dataclasses import asdict
 from typing import Any
 
 from reference_impl.clock import to_ms
-from reference_impl.hypervisor import MigrationRecord, Outcome
+from reference_impl.hypervisor import MigrationRecord, Outcome, RoundRecord
 from reference_impl.scenario import SimulationResult
 from reference_impl.units import format_size
 from vfmig_proto.states import MigReason
@@ -63,6 +67,7 @@ def migration_json(record: MigrationRecord) -> dict[str, Any]:
         "generation": record.generation,
         "outcome": record.outcome.value if record.outcome else None,
         "reason": record.reason.name.lower(),
+        "explanation": record.explanation,
         "lost_pages": record.lost_pages,
         "downtime_ms": _round(to_ms(record.downtime_ns)),
         "total_time_ms": _round(to_ms(record.total_ns)),
@@ -91,6 +96,7 @@ def migration_json(record: MigrationRecord) -> dict[str, Any]:
                 "start_ms": _round(to_ms(item.start_ns - record.start_ns)),
                 "end_ms": None if item.end_ns is None else _round(to_ms(item.end_ns - record.start_ns)),
                 "pages": item.pages,
+                "sent": item.sent,
                 "dirty_at_end": item.dirty_at_end,
             }
             for item in record.rounds
@@ -99,12 +105,20 @@ def migration_json(record: MigrationRecord) -> dict[str, Any]:
     }
 
 
+def _first_not_completed(records: list[MigrationRecord]) -> MigrationRecord | None:
+    return next((record for record in records if record.outcome is not Outcome.COMPLETED), None)
+
+
 def _overall(records: list[MigrationRecord]) -> tuple[str, str]:
-    for record in records:
-        if record.outcome is not Outcome.COMPLETED:
-            outcome = record.outcome.value if record.outcome else "unfinished"
-            return outcome, record.reason.name.lower()
-    return Outcome.COMPLETED.value, MigReason.COMPLETED.name.lower()
+    record = _first_not_completed(records)
+    if record is None:
+        return Outcome.COMPLETED.value, MigReason.COMPLETED.name.lower()
+    return record.outcome.value if record.outcome else "unfinished", record.reason.name.lower()
+
+
+def _ending(outcome: str, reason: str, explanation: str | None) -> str:
+    """``failed (destination_failure: no handover within ...)``: the reason, and the words that explain it."""
+    return f"{outcome} ({reason}: {explanation})" if explanation else f"{outcome} ({reason})"
 
 
 def simulation_json(result: SimulationResult) -> dict[str, Any]:
@@ -120,6 +134,7 @@ def simulation_json(result: SimulationResult) -> dict[str, Any]:
         "version": SIMULATE_JSON_VERSION,
         "outcome": outcome,
         "reason": reason,
+        "explanation": first.explanation if (first := _first_not_completed(records)) else None,
         "lost_pages": sum(item["lost_pages"] for item in per_migration),
         "downtime_ms": max(item["downtime_ms"] for item in per_migration),
         "total_time_ms": _round(sum(item["total_time_ms"] for item in per_migration)),
@@ -144,19 +159,13 @@ def migration_summary(record: MigrationRecord) -> list[str]:
     """A few readable lines about one migration."""
     outcome = record.outcome.value if record.outcome else "unfinished"
     lines = [
-        f"migration {record.number}: {record.source} -> {record.destination}: {outcome} "
-        f"({record.reason.name.lower()}), generation {record.generation}",
+        f"migration {record.number}: {record.source} -> {record.destination}: "
+        f"{_ending(outcome, record.reason.name.lower(), record.explanation)}, generation {record.generation}",
         f"  total {to_ms(record.total_ns):.1f} ms (bound {to_ms(record.bound_ns):.0f} ms), "
         f"downtime {to_ms(record.downtime_ns):.1f} ms, {record.precopy_rounds} pre-copy rounds, "
         f"{record.pages_sent} pages sent ({format_size(record.bytes_sent)}), lost pages: {record.lost_pages}",
     ]
-    for item in record.rounds:
-        end = "-" if item.end_ns is None else f"{to_ms(item.end_ns - record.start_ns):.1f}"
-        dirty = "-" if item.dirty_at_end is None else str(item.dirty_at_end)
-        lines.append(
-            f"    round {item.number}: {to_ms(item.start_ns - record.start_ns):.1f}..{end} ms, "
-            f"{item.pages} pages, {dirty} dirty at its end"
-        )
+    lines.extend(f"    {_round_summary(record, item)}" for item in record.rounds)
     for device in record.devices:
         state = device.state.name if device.state is not None else "-"
         reset = "" if device.reset_on_destination is None else f", in reset on arrival: {device.reset_on_destination}"
@@ -168,13 +177,25 @@ def migration_summary(record: MigrationRecord) -> list[str]:
     return lines
 
 
+def _round_summary(record: MigrationRecord, item: RoundRecord) -> str:
+    start = f"{to_ms(item.start_ns - record.start_ns):.1f}"
+    if item.end_ns is None:  # cut short by a cancel or the switch-over: say how far it got
+        return f"round {item.number}: from {start} ms, not finished: {item.sent} of {item.pages} pages sent"
+    return (
+        f"round {item.number}: {start}..{to_ms(item.end_ns - record.start_ns):.1f} ms, "
+        f"{item.pages} pages, {item.dirty_at_end} dirty at its end"
+    )
+
+
 def simulation_summary(result: SimulationResult) -> str:
     """The readable report of a whole run."""
     lines: list[str] = []
     for record in result.migrations:
         lines.extend(migration_summary(record))
     outcome, reason = _overall(result.migrations)
-    lines.append(f"overall: {outcome} ({reason}), simulated {to_ms(result.simulated_ns) / 1000:.2f} s")
+    first = _first_not_completed(result.migrations)
+    ending = _ending(outcome, reason, first.explanation if first is not None else None)
+    lines.append(f"overall: {ending}, simulated {to_ms(result.simulated_ns) / 1000:.2f} s")
     if result.violations:
         lines.append(f"INVARIANT VIOLATIONS ({len(result.violations)}):")
         lines.extend(f"  {violation}" for violation in result.violations)

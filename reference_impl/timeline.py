@@ -41,6 +41,20 @@ class Round:
     """Pages the round set out to send: every page in round 1, the previous round's dirty log after."""
     dirty_at_end: int | None
     """Pages in the dirty log when the round ended: the next round's size (or what stop-and-copy sends)."""
+    sent: int | None = None
+    """Pages of the round sent (None in a report from before it said so)."""
+
+    @property
+    def drawn_pages(self) -> int:
+        """The bar's height: the pages it sent when it was cut short (a cancel after 491 of 16,384), else all."""
+        return self.sent if self.end_ms is None and self.sent is not None else self.pages
+
+    @property
+    def pages_label(self) -> str:
+        """The bar's label: its pages, or how many of them were sent."""
+        if self.drawn_pages == self.pages:
+            return f"{self.pages:,} pages"
+        return f"{self.drawn_pages:,} of {self.pages:,} pages"
 
 
 @dataclass(frozen=True)
@@ -136,6 +150,7 @@ def migration_timeline(report: Mapping[str, Any]) -> Timeline:
             end_ms=None if item["end_ms"] is None else float(item["end_ms"]),
             pages=int(item["pages"]),
             dirty_at_end=None if item["dirty_at_end"] is None else int(item["dirty_at_end"]),
+            sent=None if item.get("sent") is None else int(item["sent"]),
         )
         for item in migration["rounds"]
     )
@@ -222,9 +237,12 @@ def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 1
 
 
 def _round_title(item: Round) -> str:
-    end = "cut short" if item.end_ms is None else f"{format_ms(item.end_ms)} ms"
+    start = f"Pre-copy round {item.number}: {format_ms(item.start_ms)} ms to"
+    if item.end_ms is None:
+        sent = "" if item.sent is None else f", {item.sent:,} sent"
+        return f"{start} cut short, {item.pages:,} pages to send{sent}"
     dirty = "" if item.dirty_at_end is None else f"; {item.dirty_at_end:,} pages dirty at its end"
-    return f"Pre-copy round {item.number}: {format_ms(item.start_ms)} ms to {end}, {item.pages:,} pages to send{dirty}"
+    return f"{start} {format_ms(item.end_ms)} ms, {item.pages:,} pages to send{dirty}"
 
 
 def _phase_title(phase: Phase) -> str:
@@ -238,7 +256,7 @@ def _phase_title(phase: Phase) -> str:
 def timeline_description(timeline: Timeline) -> str:
     """One paragraph that says what the figure shows (its ``<desc>``, and the docs' alt text)."""
     rounds = ", ".join(
-        f"round {item.number} {item.pages:,} pages"
+        f"round {item.number} {item.pages_label}"
         + ("" if item.dirty_at_end is None else f" ({item.dirty_at_end:,} dirty at its end)")
         for item in timeline.rounds
     )
@@ -270,19 +288,21 @@ class _Scale:
 
 
 def _scale(timeline: Timeline) -> _Scale:
-    top_pages = max([1, *(r.pages for r in timeline.rounds), *(r.dirty_at_end or 0 for r in timeline.rounds)])
+    top_pages = max([1, *(r.drawn_pages for r in timeline.rounds), *(r.dirty_at_end or 0 for r in timeline.rounds)])
     page_step = _nice_step(top_pages, 4)
     return _Scale(timeline.span_ms or 1.0, page_step * math.ceil(top_pages / page_step), page_step)
 
 
-def _header(timeline: Timeline) -> list[str]:
+def _header(timeline: Timeline, ids: str, top: int | None) -> list[str]:
+    """The panel's ``<svg>`` element (at ``top`` inside a figure of several), its title and its summary line."""
+    place = "" if top is None else f' x="0" y="{top}"'
     return [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="vfm-timeline-title vfm-timeline-desc" '
+        f'<svg xmlns="http://www.w3.org/2000/svg"{place} width="{WIDTH}" height="{HEIGHT}" '
+        f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="{ids}-timeline-title {ids}-timeline-desc" '
         f'font-family="sans-serif" class="vfm-timeline" data-outcome={_attr(timeline.outcome)} '
         f'data-rounds="{len(timeline.rounds)}" data-downtime-ms="{timeline.downtime_ms}">',
-        f'<title id="vfm-timeline-title">{escape(timeline.title)}</title>',
-        f'<desc id="vfm-timeline-desc">{escape(timeline_description(timeline))}</desc>',
+        f'<title id="{ids}-timeline-title">{escape(timeline.title)}</title>',
+        f'<desc id="{ids}-timeline-desc">{escape(timeline_description(timeline))}</desc>',
         f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
         f'<g fill="{COLOURS["text"]}">',
         _text(_LEFT, 24, timeline.title, size=15, extra=' font-weight="bold"'),
@@ -360,24 +380,25 @@ def _text_width(text: str, size: int) -> float:
     return 0.62 * size * len(text)
 
 
-def _round(item: Round, timeline: Timeline, scale: _Scale) -> list[str]:
+def _round(item: Round, timeline: Timeline, scale: _Scale, ids: str) -> list[str]:
     """One pre-copy round: a bar as long as the round and as high as its pages, its dirty log at its end."""
     x0 = scale.x(item.start_ms)
     x1 = scale.x(item.end_ms if item.end_ms is not None else timeline.precopy_end_ms)
     width = max(x1 - x0, 1.0)
-    y = scale.y(item.pages)
+    y = scale.y(item.drawn_pages)
     dirty = "" if item.dirty_at_end is None else f' data-dirty-at-end="{item.dirty_at_end}"'
     end = "" if item.end_ms is None else f' data-end-ms="{item.end_ms}"'
     dashed = ' stroke-dasharray="4 3"' if item.end_ms is None else ""
+    sent = "" if item.sent is None else f' data-sent="{item.sent}"'
     out = [
-        f'<g class="vfm-round" id="vfm-round-{item.number}" data-round="{item.number}" '
-        f'data-pages="{item.pages}"{dirty} data-start-ms="{item.start_ms}"{end}>'
+        f'<g class="vfm-round" id="{ids}-round-{item.number}" data-round="{item.number}" '
+        f'data-pages="{item.pages}"{sent}{dirty} data-start-ms="{item.start_ms}"{end}>'
         f"<title>{escape(_round_title(item))}</title>",
         f'<rect class="vfm-round-pages" x="{x0:.2f}" y="{y:.2f}" width="{width:.2f}" '
         f'height="{_PLOT_BOTTOM - y:.2f}" fill="{COLOURS["round"]}" fill-opacity="0.85" '
         f'stroke="#ffffff" stroke-width="1"{dashed}/>',
     ]
-    labelled = width >= max(_LABEL_WIDTH, _text_width(f"{item.pages:,} pages", 11))
+    labelled = width >= max(_LABEL_WIDTH, _text_width(item.pages_label, 11))
     if item.dirty_at_end is not None:
         dirty_y = scale.y(item.dirty_at_end)
         dirty_width = min(_DIRTY_WIDTH, width / 2)
@@ -391,16 +412,17 @@ def _round(item: Round, timeline: Timeline, scale: _Scale) -> list[str]:
     if labelled:
         middle = x0 + width / 2
         out.append(_text(middle, y - 18, f"round {item.number}", anchor="middle", size=11))
-        pages = f"{item.pages:,} pages"
-        out.append(_text(middle, y - 5, pages, anchor="middle", size=11, extra=f' fill="{COLOURS["round"]}"'))
+        out.append(
+            _text(middle, y - 5, item.pages_label, anchor="middle", size=11, extra=f' fill="{COLOURS["round"]}"')
+        )
     out.append("</g>")
     return out
 
 
-def _rounds(timeline: Timeline, scale: _Scale) -> list[str]:
+def _rounds(timeline: Timeline, scale: _Scale, ids: str) -> list[str]:
     out = ['<g class="vfm-rounds">']
     for item in timeline.rounds:
-        out += _round(item, timeline, scale)
+        out += _round(item, timeline, scale, ids)
     if not timeline.rounds:
         out.append(_text(_LEFT + 10, _PLOT_TOP + 20, "no pre-copy round", extra=f' fill="{COLOURS["muted"]}"'))
     out.append("</g>")
@@ -458,17 +480,45 @@ def _legend(timeline: Timeline) -> list[str]:
     return out
 
 
-def timeline_svg(report: Mapping[str, Any]) -> str:
-    """The timeline of the last migration of a ``vfmig simulate --json`` report, as a standalone SVG document."""
-    timeline = migration_timeline(report)
+def _panel(timeline: Timeline, *, ids: str = "vfm", top: int | None = None) -> list[str]:
+    """One migration's drawing, an ``<svg>`` element of WIDTH x HEIGHT; ``ids`` prefixes its element IDs."""
     scale = _scale(timeline)
-    parts = [
-        *_header(timeline),
+    return [
+        *_header(timeline, ids, top),
         *_axes(scale),
         *_bands(timeline, scale),
-        *_rounds(timeline, scale),
+        *_rounds(timeline, scale, ids),
         *_switch_over(timeline, scale),
         *_legend(timeline),
         "</svg>",
     ]
+
+
+def _each_migration(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The report once per migration, each carrying the run's ``config`` (for the titles)."""
+    migrations = report.get("migrations")
+    if not isinstance(migrations, Sequence) or len(migrations) < 2:
+        return [report]
+    return [{**migration, "config": report.get("config")} for migration in migrations]
+
+
+def timeline_svg(report: Mapping[str, Any]) -> str:
+    """The timeline of every migration of a ``vfmig simulate --json`` report, as a standalone SVG document.
+
+    One migration is one drawing; several are drawn one under the other, each as its own ``<svg>``
+    panel inside the document, in the order they ran.
+    """
+    runs = _each_migration(report)
+    if len(runs) == 1:
+        return "\n".join(_panel(migration_timeline(runs[0]))) + "\n"
+    height = HEIGHT * len(runs)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif" class="vfm-timelines">',
+        f"<title>{len(runs)} migrations</title>",
+    ]
+    for index, run in enumerate(runs):
+        timeline = migration_timeline(run)
+        parts += _panel(timeline, ids=f"vfm-m{run.get('number', index + 1)}", top=index * HEIGHT)
+    parts.append("</svg>")
     return "\n".join(parts) + "\n"

@@ -183,7 +183,18 @@ def test_default_run_reads_well_and_succeeds(capsys: pytest.CaptureFixture[str])
 
 @pytest.mark.parametrize(
     ("text", "nbytes"),
-    [("4GiB", 4 << 30), ("512MiB", 512 << 20), ("64MiB", 64 << 20), ("1.5GB", 1_500_000_000), ("4096", 4096)],
+    [
+        ("4GiB", 4 << 30),
+        ("512MiB", 512 << 20),
+        ("64MiB", 64 << 20),
+        ("4096", 4096),
+        ("4G", 4 << 30),
+        ("4g", 4 << 30),
+        ("1.5G", 3 << 29),
+        ("512M", 512 << 20),
+        ("8K", 8 << 10),
+        ("1T", 1 << 40),
+    ],
 )
 def test_parse_size(text: str, nbytes: int) -> None:
     assert parse_size(text) == nbytes
@@ -220,13 +231,15 @@ def test_parse_duration(text: str, ns: int) -> None:
     assert parse_duration(text) == ns
 
 
-@pytest.mark.parametrize("text", ["", "4XB", "GiB", "four GiB", "-1GiB", "0", "0.5", "4 GiB/s"])
+@pytest.mark.parametrize(
+    "text", ["", "4XB", "GiB", "four GiB", "-1GiB", "0", "0.5", "4 GiB/s", "5GB", "1.5GB", "4kB", "1e9", "4Gb"]
+)
 def test_parse_size_refuses_garbage(text: str) -> None:
     with pytest.raises(UnitError):
         parse_size(text)
 
 
-@pytest.mark.parametrize("text", ["", "fast", "10Gb/h", "1e", "-5MiB/s x"])
+@pytest.mark.parametrize("text", ["", "fast", "10Gb/h", "1e", "-5MiB/s x", "-1MiB/s", "1e999"])
 def test_parse_rate_refuses_garbage(text: str) -> None:
     with pytest.raises(UnitError):
         parse_rate(text)

@@ -50,6 +50,7 @@ def _drawn_rounds(svg: str) -> list[dict[str, object]]:
             "start_ms": float(group.attrib["data-start-ms"]),
             "end_ms": float(group.attrib["data-end-ms"]) if "data-end-ms" in group.attrib else None,
             "pages": int(group.attrib["data-pages"]),
+            "sent": int(group.attrib["data-sent"]),
             "dirty_at_end": int(group.attrib["data-dirty-at-end"]) if "data-dirty-at-end" in group.attrib else None,
         }
         for group in _groups(svg, "vfm-round")
@@ -121,12 +122,13 @@ def test_migrations_that_end_otherwise_are_drawn_too(arguments: tuple[str, ...],
     assert [phase.name for phase in migration_timeline(document).phases] == phases
 
 
-def test_several_migrations_draw_the_last_one() -> None:
+def test_several_migrations_draw_each_in_order() -> None:
     document = _report("--migrations", "2")
-    last = document["migrations"][-1]
+    first, last = document["migrations"]
     svg = timeline_svg(document)
-    assert _drawn_rounds(svg) == last["rounds"] == document["rounds"]
-    assert migration_timeline(document).end_ms == last["total_time_ms"]
+    assert _drawn_rounds(svg) == first["rounds"] + last["rounds"], "the first migration's panel, then the last's"
+    assert last["rounds"] == document["rounds"]
+    assert migration_timeline(document).end_ms == last["total_time_ms"], "the Timeline of a report is its last"
 
 
 def test_simulate_timeline_writes_the_svg_of_the_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -144,7 +146,7 @@ def test_simulate_timeline_to_a_missing_directory_is_a_usage_error(
 ) -> None:
     code = main(["simulate", *SMALL, "--no-progress", "--timeline", str(tmp_path / "no" / "such.svg")])
     assert code == EXIT_USAGE
-    assert "cannot write the timeline" in capsys.readouterr().err
+    assert "--timeline: cannot write" in capsys.readouterr().err
 
 
 def test_simulation_config_reads_the_commands_options() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -68,15 +69,55 @@ class Requirement:
         return self.keyword.is_mandatory
 
 
+PROJECT_NAME = "vfmig"
+SPEC_MARKER = "index.rst"
+"""The file that makes a directory named ``spec`` the spec (its table of contents, read by Sphinx)."""
+
+
+def _names_vfmig(pyproject: Path) -> bool:
+    """Whether ``pyproject`` is the vfmig project's (an unreadable or foreign one is not)."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    project = data.get("project")
+    return isinstance(project, dict) and project.get("name") == PROJECT_NAME
+
+
+def checkout_root(start: Path | None = None) -> Path | None:
+    """The vfmig checkout that ``start`` (default: the working directory) is in, or None.
+
+    A checkout is the first of ``start`` and its parents that holds a ``pyproject.toml`` naming the
+    ``vfmig`` project and a ``spec/`` with its :data:`SPEC_MARKER`.  Both are asked for: a project
+    that vendors a copy of vfmig's spec, or a directory that happens to be called ``spec``, is not one.
+    """
+    here = (start or Path.cwd()).resolve()
+    for directory in (here, *here.parents):
+        if (directory / "spec" / SPEC_MARKER).is_file() and _names_vfmig(directory / "pyproject.toml"):
+            return directory
+    return None
+
+
+def installed_spec() -> Path:
+    """The copy of the spec that the installed package carries (``vfmig_proto/spec``)."""
+    return Path(str(resources.files("vfmig_proto") / "spec"))
+
+
 def spec_directory() -> Path:
-    """Where the spec lives: ``$VFMIG_SPEC_DIR``, the source tree's ``spec/``, or the installed copy."""
+    """Where the spec lives: ``$VFMIG_SPEC_DIR``; else the ``spec/`` of the checkout that the working
+    directory is in (the text being edited, even when vfmig is installed from elsewhere); else the source
+    tree the package is imported from; else the copy installed with the package.
+    """
     override = os.environ.get(SPEC_DIR_ENV)
     if override:
         return Path(override)
+    checkout = checkout_root()
+    if checkout is not None:
+        return checkout / "spec"
     source_tree = Path(__file__).resolve().parent.parent / "spec"
-    if source_tree.is_dir():
+    if (source_tree / SPEC_MARKER).is_file():
         return source_tree
-    return Path(str(resources.files("vfmig_proto") / "spec"))
+    return installed_spec()
 
 
 def _section_titles(lines: list[str]) -> list[str]:
