@@ -557,9 +557,11 @@ def step_failure(
             )
             state.record(result, on_verdict)
     if error.step_name in _initializers(plan.target):
-        detail = f"the world could not be built: {error}"
+        # the failure is the attributed requirements'; the rest could not be judged without a world
+        detail = f"not judged: the world could not be built ({error})"
         for requirement in plan.wanted:
-            state.record(RequirementResult(requirement, verdict, 0, detail), on_verdict)
+            state.record(RequirementResult(requirement, Verdict.INCOMPLETE, 0, detail), on_verdict)
+        state.stopped = f"the world could not be built: step {error.step_name} {verdict.value}"
         state.done = True
 
 

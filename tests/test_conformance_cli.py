@@ -212,7 +212,8 @@ def test_a_hanging_implementation_times_out(tmp_path: Path, capsys: pytest.Captu
     document = _json(report)
     validate_report_json(document)
     assert "timeout" in _verdicts(document)
-    assert _verdicts(document) <= {"timeout", "pass", "not-covered"}
+    # the hang is the timed-out requirements'; what a hang while building the world leaves unjudged is incomplete
+    assert _verdicts(document) <= {"timeout", "pass", "not-covered", "incomplete"}
 
 
 def test_a_report_in_a_missing_directory_is_refused_before_the_run(

@@ -120,7 +120,7 @@ def test_a_hang_inside_c_is_attributed_from_outside(tmp_path: Path) -> None:
 
 
 def test_a_flood_of_output_ends_up_bounded_in_the_report(tmp_path: Path) -> None:
-    code, out, _, _ = _vfmig(tmp_path, "chatty")
+    code, _, _, _ = _vfmig(tmp_path, "chatty")
     assert code == 1
     document, _, _ = _reports(tmp_path)
     details = " ".join(result["detail"] for result in document["results"])
@@ -149,3 +149,15 @@ def test_state_carried_between_examples_with_a_shared_database(tmp_path: Path) -
         assert code == 1, (out, err)
         document = _assert_not_conformant_anywhere(tmp_path, "not conformant")
         assert any(result["verdict"] == "error" for result in document["results"])
+
+
+def test_an_error_in_one_config_read_is_the_config_requirements(tmp_path: Path) -> None:
+    """The model raises on one config-space offset while the world boots: the error belongs to the requirement
+    whose check read it; what cannot be judged without a world is incomplete, not 53 more errors."""
+    code, out, _, _ = _vfmig(tmp_path, "config_read_raises", timeout="5")
+    assert code == 1, out
+    document = _assert_not_conformant_anywhere(tmp_path, "not conformant")
+    errors = [result for result in document["results"] if result["verdict"] == "error"]
+    assert [result["id"] for result in errors] == ["VFM-GEN-004"]
+    assert "_ConfigReadRaises.config_read" in errors[0]["detail"]
+    assert {result["verdict"] for result in document["results"]} == {"error", "incomplete"}

@@ -74,8 +74,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import vfmig_proto
-from conformance.summary import reason
 from conformance.reports.json_report import ReportValidationError
+from conformance.summary import reason
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
 if TYPE_CHECKING:

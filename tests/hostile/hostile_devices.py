@@ -51,9 +51,9 @@ def _hang_in_c(function: VirtualFunction) -> int:
 
 def _swallow_everything(function: VirtualFunction) -> int:
     while True:
-        try:
+        try:  # noqa: SIM105 - written out: catching everything, the harness's timeout too, is the point
             time.sleep(3600)
-        except BaseException:  # noqa: BLE001, S110 - the point: even the harness's timeout is swallowed
+        except BaseException:
             pass
 
 
@@ -108,7 +108,7 @@ def _fails_every_other_world(function: VirtualFunction) -> int:
 class HostileFunction(VirtualFunction):
     """The reference function, but ``receive`` does what :attr:`misbehave` says."""
 
-    misbehave: Misbehaviour = staticmethod(_busy_loop)  # type: ignore[assignment]
+    misbehave: Misbehaviour = staticmethod(_busy_loop)
 
     def receive(self, nbytes: int) -> int:
         return type(self).misbehave(self)
@@ -123,7 +123,9 @@ class HostileDevice:
     def create_function(
         self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
     ) -> VirtualFunction:
-        cls = type("HostileFunction", (HostileFunction,), {"misbehave": staticmethod(self.misbehave)})
+        cls: type[HostileFunction] = type(
+            "HostileFunction", (HostileFunction,), {"misbehave": staticmethod(self.misbehave)}
+        )
         return cls(name, clock, bus, identity, DeviceTiming())
 
     def create_driver(
@@ -182,3 +184,31 @@ def fails_every_other_world() -> HostileDevice:
 
 def constructor_raises() -> HostileDevice:
     raise RuntimeError("the device model's constructor could not open its configuration")
+
+
+class _ConfigReadRaises(VirtualFunction):
+    """Raises on a configuration read of the Status register (offset 0x06) and only there."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        if offset == 0x06:
+            raise OSError(f"config read at {offset:#04x} failed")
+        return super().config_read(offset, width)
+
+
+@dataclass(frozen=True)
+class ConfigReadRaises:
+    """A device whose functions raise on one config-space offset."""
+
+    def create_function(
+        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
+    ) -> VirtualFunction:
+        return _ConfigReadRaises(name, clock, bus, identity, DeviceTiming())
+
+    def create_driver(
+        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
+    ) -> VfDriver:
+        return VfDriver(guest, core, slot, devfn, allocator, config=DriverConfig(buffers=CONFORMANCE_BUFFERS))
+
+
+def config_read_raises() -> ConfigReadRaises:
+    return ConfigReadRaises()
