@@ -11,7 +11,8 @@
   every worker collects the same items and runs the same shards;
 - ``pytest_collection_modifyitems`` appends one :class:`ConformanceItem` per
   shard (before ``-k``/``-m`` deselection, which therefore applies to them);
-- each item runs :func:`conformance.runner.run` and writes its shard report;
+- each item runs :func:`conformance.harness.run_isolated` (the suite and the implementation in a supervised
+  worker process) and writes its shard report;
 - ``pytest_sessionfinish`` in the controlling process merges the shard reports
   and writes the requested reports; ``pytest_terminal_summary`` prints the
   merged summary.
@@ -30,7 +31,8 @@ import pytest
 
 from conformance.parallel import SHARD_PATTERN, merge_reports, read_shards, shard_seed, write_shard
 from conformance.reports import write_reports
-from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, load_factory, run, target_requirements
+from conformance.harness import AdapterProblem, Interrupted, run_isolated
+from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, load_factory, target_requirements
 from conformance.summary import failure_text, summary_text
 from conformance.verdicts import RunReport, Target
 
@@ -139,16 +141,26 @@ class ConformanceSession:
             raise pytest.UsageError(f"vfmig: {error}") from error
 
     def run_shard(self, index: int) -> RunReport:
-        """Run shard ``index`` and write its report into the shard directory."""
-        report = run(
-            self.target,
-            self.implementation,
-            profile=self.profile,
-            seed=shard_seed(self.seed, index),
-            timeout_s=self.timeout_s,
-            requirements=self.requirements,
-            database_dir=self.database_dir,
-        )
+        """Run shard ``index`` in a supervised worker process and write its report into the shard directory.
+
+        An implementation that cannot be used gives a report in which nothing was judged (the item fails);
+        Ctrl-C writes the report of what was judged and stops the session.
+        """
+        try:
+            report = run_isolated(
+                self.target,
+                self.implementation,
+                profile=self.profile,
+                seed=shard_seed(self.seed, index),
+                timeout_s=self.timeout_s,
+                requirements=self.requirements,
+                database_dir=self.database_dir,
+            )
+        except AdapterProblem as problem:
+            report = problem.report
+        except Interrupted as interrupted:
+            write_shard(interrupted.report, self.shard_dir, index)
+            raise KeyboardInterrupt from None
         write_shard(report, self.shard_dir, index)
         return report
 
