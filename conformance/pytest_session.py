@@ -29,9 +29,9 @@ from typing import Any
 
 import pytest
 
+from conformance.harness import AdapterProblem, Interrupted, run_isolated
 from conformance.parallel import SHARD_PATTERN, merge_reports, read_shards, shard_seed, write_shard
 from conformance.reports import write_reports
-from conformance.harness import AdapterProblem, Interrupted, run_isolated
 from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, load_factory, target_requirements
 from conformance.summary import failure_text, summary_text
 from conformance.verdicts import RunReport, Target

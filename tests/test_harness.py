@@ -82,9 +82,7 @@ def _comparable(report: RunReport) -> dict[str, Any]:
 def test_the_same_seed_gives_the_same_verdicts_steps_and_counterexamples(tmp_path: Path) -> None:
     faulty = "conformance.catalogue.device_faults:forgets_the_ring"
     documents = [
-        _comparable(
-            run_isolated(Target.DEVICE, faulty, profile="quick", seed=11, database_dir=tmp_path / f"db{index}")
-        )
+        _comparable(run_isolated(Target.DEVICE, faulty, profile="quick", seed=11, database_dir=tmp_path / f"db{index}"))
         for index in range(3)
     ]
     assert documents[0]["status"] == "not conformant"
@@ -100,7 +98,9 @@ def test_an_interrupted_run_keeps_an_incomplete_report(tmp_path: Path) -> None:
         *("-m", "conformance.cli", "conformance", "--target", "device", "--seed", "3", "--no-progress"),
         *("--json", str(tmp_path / "report.json"), "--database", str(tmp_path / "db")),
     ]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     time.sleep(4)  # the default profile takes longer than this on the reference
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
