@@ -7,7 +7,7 @@ When the implementation raises, or hangs, while a step of a suite runs, the
 verdict belongs to the requirement whose check or observation was running,
 not to every requirement the step can judge.  The stack says which:
 
-* each frame is *harness* (the suite and the rest of :mod:`conformance`,
+* each frame is *harness* (the suite and the rest of the ``conformance`` package,
   Hypothesis, the standard library, and the reference peers the suite wires
   around the implementation) or *implementation* (the implementation's own
   code: the directory its factory's module lives in, every object whose class

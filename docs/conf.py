@@ -48,6 +48,8 @@ nitpick_ignore_regex = [
     ("py:class", r"rich\.[\w.]+"),
     ("py:class", r"hypothesis\.[\w.]+|(datetime|os|xml\.etree\.ElementTree)\.\w+"),
     ("py:class", r"_P|_R|conformance\.checks\._R|_?pytest\.[\w.]+"),
+    ("py:class", r"(types|multiprocessing\.connection|typing)\.\w+"),
+    ("py:mod", r"multiprocessing"),
 ]
 
 # -- graphviz: SVG rendered at build time by the local `dot` ---------------------------------------

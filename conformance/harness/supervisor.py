@@ -99,7 +99,7 @@ class Progress:
 class AdapterProblem(UsageError):  # noqa: N818 - what the user made, as the user sees it
     """The implementation could not be loaded or does not fit the adapter interface (not a verdict).
 
-    :attr:`report` says so for every requirement (``incomplete``), so that a report is written all the same.
+    its ``report`` says so for every requirement (``incomplete``), so that a report is written all the same.
     """
 
     def __init__(self, message: str, report: RunReport) -> None:
@@ -108,7 +108,7 @@ class AdapterProblem(UsageError):  # noqa: N818 - what the user made, as the use
 
 
 class Interrupted(Exception):  # noqa: N818 - what happened to the run, as the user sees it
-    """Ctrl-C stopped the run; :attr:`report` holds what was judged until then."""
+    """Ctrl-C stopped the run; its ``report`` holds what was judged until then."""
 
     def __init__(self, report: RunReport) -> None:
         super().__init__("interrupted")
