@@ -13,11 +13,22 @@ from collections.abc import Iterator
 
 from vfmig_proto.codec import Capability, decode_capability
 from vfmig_proto.errors import DecodeError
-from vfmig_proto.layout import VFM_CFG_TYPE_MIGRATION, VFM_SIGNATURE
-from vfmig_proto.pci import PCI_CAP_ID_VNDR, PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE, PCI_STATUS, PCI_STATUS_CAP_LIST
+from vfmig_proto.layout import VFM_CFG_TYPE_MIGRATION, VFM_HEADER_SIZE, VFM_SIGNATURE
+from vfmig_proto.pci import (
+    PCI_CAP_ID_VNDR,
+    PCI_CAP_LIST_NEXT,
+    PCI_CAPABILITY_LIST,
+    PCI_CONFIG_SIZE,
+    PCI_STATUS,
+    PCI_STATUS_CAP_LIST,
+    PCI_STD_HEADER_SIZEOF,
+)
 
 _MAX_CAPABILITIES = 48
 """(256 - 64) / 4: a longer walk is a loop in the list."""
+
+_IDENTITY_SIZE = 8
+"""Bytes that identify the migration capability: ID, next, length, type and the 4-byte signature."""
 
 _DUMP_LINE = re.compile(r"^(?P<offset>[0-9a-fA-F]{2,3}):(?P<bytes>(?: [0-9a-fA-F]{2}){1,16})\s*$")
 
@@ -26,45 +37,83 @@ def capabilities(config: bytes) -> Iterator[tuple[int, int]]:
     """``(offset, capability ID)`` of each capability in the list, in list order.
 
     Stops at a pointer of 0, and raises :class:`DecodeError` for a pointer
-    outside the capability area or a list that loops.
+    outside the capability area (0x40 to 0xff), a pointer past the end of
+    ``config`` or a list that loops.  Bytes from 0x100 on (PCI Express
+    extended configuration space) are never part of this list.
     """
-    if len(config) < 0x40 or not config[PCI_STATUS] & PCI_STATUS_CAP_LIST:
+    if len(config) < PCI_STD_HEADER_SIZEOF or not config[PCI_STATUS] & PCI_STATUS_CAP_LIST:
         return
-    pointer = config[PCI_CAPABILITY_LIST] & 0xFC
+    conventional = config[:PCI_CONFIG_SIZE]
+    pointer_at = PCI_CAPABILITY_LIST
+    pointer = config[pointer_at] & 0xFC
     for _ in range(_MAX_CAPABILITIES):
         if pointer == 0:
             return
-        if pointer < 0x40 or pointer + 2 > min(len(config), PCI_CONFIG_SIZE):
-            raise DecodeError("capability list", pointer, "pointer outside the capability area")
+        _check_pointer(conventional, pointer_at, pointer)
         yield pointer, config[pointer]
-        pointer = config[pointer + 1] & 0xFC
+        pointer_at = pointer + PCI_CAP_LIST_NEXT
+        pointer = config[pointer_at] & 0xFC
     raise DecodeError("capability list", PCI_CAPABILITY_LIST, f"more than {_MAX_CAPABILITIES} entries: the list loops")
+
+
+def _check_pointer(conventional: bytes, pointer_at: int, pointer: int) -> None:
+    if pointer < PCI_STD_HEADER_SIZEOF:
+        raise DecodeError(
+            "capability list", pointer, f"the pointer at 0x{pointer_at:02x} points into the standard header"
+        )
+    # A capability's ID and next pointer must both lie in the bytes we hold.
+    if pointer + 2 > len(conventional):
+        raise DecodeError(
+            "capability list",
+            pointer,
+            f"the pointer at 0x{pointer_at:02x} points past the {len(conventional)} bytes of config space given",
+        )
 
 
 def find_migration_capability(config: bytes) -> int | None:
     """Offset of the migration capability in ``config``, or None if the list has none.
 
     A candidate is a vendor-specific capability (ID 0x09) with ``CFG_TYPE``
-    0x56 and the ``VFMG`` signature (spec §2.2).
+    0x56 and the ``VFMG`` signature (spec §2.2), all within the first 256
+    bytes: a vendor capability too close to 0x100 to hold them is another
+    vendor's, whatever follows in extended config space.
     """
-    for offset, cap_id in capabilities(config):
-        if cap_id != PCI_CAP_ID_VNDR or offset + 8 > len(config):
+    conventional = config[:PCI_CONFIG_SIZE]
+    for offset, cap_id in capabilities(conventional):
+        if cap_id != PCI_CAP_ID_VNDR or offset + _IDENTITY_SIZE > len(conventional):
             continue
         if (
-            config[offset + 3] == VFM_CFG_TYPE_MIGRATION
-            and int.from_bytes(config[offset + 4 : offset + 8], "little") == VFM_SIGNATURE
+            conventional[offset + 3] == VFM_CFG_TYPE_MIGRATION
+            and int.from_bytes(conventional[offset + 4 : offset + _IDENTITY_SIZE], "little") == VFM_SIGNATURE
         ):
             return offset
     return None
 
 
 def migration_capability(config: bytes) -> tuple[int, Capability]:
-    """The migration capability's offset and decoded view; :class:`DecodeError` if absent or invalid."""
+    """The migration capability's offset and decoded view; :class:`DecodeError` if absent or invalid.
+
+    One rule whatever the dump's size: the capability lies wholly in the
+    first 256 bytes (conventional config space, where the capability list
+    lives).  One whose ``CAP_LEN`` takes it past 0xff is an error, in a
+    4096-byte dump as in a 256-byte one.
+    """
     offset = find_migration_capability(config)
     if offset is None:
         raise DecodeError("capability list", PCI_CAPABILITY_LIST, "no vfmig migration capability in the list")
-    length = config[offset + 2]
-    return offset, decode_capability(config[offset : offset + length])
+    conventional = config[:PCI_CONFIG_SIZE]
+    length = conventional[offset + 2]
+    end = offset + length
+    if end > len(conventional):
+        raise DecodeError(
+            "cap_len",
+            0x02,
+            f"the capability at 0x{offset:02x} is {length} bytes long and would end at 0x{end - 1:02x}, "
+            f"past the {len(conventional)} bytes of config space where capabilities live",
+        )
+    # A cap_len shorter than the header still gets the whole header, so that the codec
+    # reports the disagreement between cap_len and num_slots rather than a short buffer.
+    return offset, decode_capability(conventional[offset : offset + max(length, VFM_HEADER_SIZE)])
 
 
 def parse_lspci_dump(text: str) -> bytes:
