@@ -135,7 +135,7 @@ def test_a_capability_that_runs_past_0xff_is_refused_in_any_dump(qemu_bridge: by
 def test_a_vendor_capability_whose_signature_would_pass_0xff_is_not_ours(qemu_bridge: bytes, size: int) -> None:
     # ID, next, length and type fit below 0x100; the signature would be at 0x100, in extended space.
     config = _with_capability_at(qemu_bridge, 0xFC, size)
-    assert [offset for offset, _ in capabilities(config)][0] == 0xFC
+    assert next(offset for offset, _ in capabilities(config)) == 0xFC
     assert find_migration_capability(config) is None
 
 
