@@ -32,7 +32,7 @@ from vfmig_proto.config_space import (
     migration_capability,
     parse_lspci_dump,
 )
-from vfmig_proto.errors import ConfigWriteError, DecodeError, ProtocolError, SpecFormatError, VfmigError
+from vfmig_proto.errors import ConfigWriteError, DecodeError, EncodeError, ProtocolError, SpecFormatError, VfmigError
 from vfmig_proto.layout import (
     VFM_VERSION_MAJOR,
     VFM_VERSION_MINOR,
@@ -78,6 +78,7 @@ __all__ = [
     "DevState",
     "DevStatus",
     "DriverReport",
+    "EncodeError",
     "Features",
     "Keyword",
     "MigEvent",

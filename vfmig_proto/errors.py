@@ -27,6 +27,20 @@ class DecodeError(VfmigError, ValueError):
         super().__init__(f"{field} at byte offset 0x{offset:02x}: {problem}")
 
 
+class EncodeError(DecodeError):
+    """A :class:`~vfmig_proto.codec.Capability` view that :func:`~vfmig_proto.codec.encode_capability` cannot encode.
+
+    The only error ``encode_capability`` raises for a bad view: a value of
+    the wrong type (a float, a string, None, a bool in a field that is not a
+    flag, a member of another enum), a value that does not fit its field, a
+    value its enum does not define, a slot count that disagrees with the
+    slot entries, and every check that decoding makes.  ``field`` is the
+    view's path to the value (``"cap_next"``, ``"device[2].dev_ctrl.drv_state"``)
+    and ``offset`` the byte offset it would have in the capability.  A
+    :class:`DecodeError` too, so code that caught that for bad views still does.
+    """
+
+
 class ConfigWriteError(VfmigError, ValueError):
     """A config-space write that no PCI transaction can express.
 
