@@ -80,7 +80,7 @@ def test_dump_format_round_trips(migration_bridge: bytes) -> None:
 
 @pytest.mark.parametrize("text", ["", "title only\n", "00: 00 01\n20: 00\n"])
 def test_malformed_dumps_are_refused(text: str) -> None:
-    with pytest.raises(vfm.DecodeError):
+    with pytest.raises(vfm.DumpError):
         parse_lspci_dump(text)
 
 
