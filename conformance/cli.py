@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 
 import vfmig_proto
+import vfmig_proto.dump_report
 from conformance.harness import AdapterProblem, Interrupted, Isolation, run_isolated
 from conformance.harness.loading import load_checked_implementation
 from conformance.live import ConformanceProgress
@@ -688,6 +689,49 @@ def package_version() -> str:
         return "unknown"
 
 
+def _cmd_decode(args: argparse.Namespace) -> int:
+    source = "standard input" if args.file == "-" else args.file
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8", errors="replace")
+        reports = vfmig_proto.dump_report.decode_dump(text, slot=args.slot)
+    except OSError as exc:
+        print(f"vfmig decode: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnicodeDecodeError:
+        print(f"vfmig decode: {source} is not text; decode reads what lspci -xxx prints", file=sys.stderr)
+        return EXIT_USAGE
+    except VfmigError as exc:
+        print(f"vfmig decode: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(vfmig_proto.dump_report.report_json(reports), indent=2))
+    else:
+        sys.stdout.write(vfmig_proto.dump_report.report_text(reports))
+    problems = vfmig_proto.dump_report.problems_line(reports)
+    if problems is not None:
+        print(f"vfmig decode: {problems}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _add_decode(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    decode = commands.add_parser(
+        "decode",
+        help="find and decode the migration capability in lspci -xxx output (one device or a whole machine)",
+        description="Read what lspci -x, -xxx or -xxxx prints (run as root, so that it shows more than the "
+        "64-byte header) for one device or every device of a machine, and print for each device whether it "
+        "carries the vfmig migration capability and, if it does, every register: offset, field names, values "
+        "and the names of states. Exit 0 when every device was decoded, 2 when the input is not a whole dump "
+        "or a device's capability list or migration capability is broken (one line on standard error).",
+    )
+    decode.add_argument("file", metavar="FILE", help="the lspci output, or - for standard input")
+    decode.add_argument(
+        "--slot", metavar="BB:DD.F", help="decode only the device at this slot, as lspci prints it (e.g. 00:03.0)"
+    )
+    decode.add_argument("--json", action="store_true", help="print one JSON document")
+    decode.set_defaults(handler=_cmd_decode)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``vfmig`` and its subcommands."""
     # Typed as the base class so that the subcommands' helpers take plain argparse types; every subcommand's
@@ -730,6 +774,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_simulate(commands)
     _add_config_dump(commands)
+    _add_decode(commands)
     _add_conformance(commands)
     return parser
 

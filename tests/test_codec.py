@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -167,6 +168,84 @@ class TestEncode:
         with pytest.raises(vfm.DecodeError):
             vfm.encode_capability(view.replace(generation=1 << 32))
 
+    def test_invalid_view_raises_encode_error(self) -> None:
+        view = vfm.decode_capability(vfm.reset_value())
+        with pytest.raises(vfm.EncodeError, match="version_major"):
+            vfm.encode_capability(view.replace(version_major=3))
+
+    @pytest.mark.parametrize(
+        ("changes", "field", "says"),
+        [
+            pytest.param({"cap_next": 1.5}, "cap_next", "1.5 (a float) is not an integer", id="float"),
+            pytest.param({"cap_next": 64.0}, "cap_next", "64.0 (a float) is not an integer", id="whole-float"),
+            pytest.param({"page_shift": True}, "page_shift", "True is a bool", id="bool-in-number"),
+            pytest.param({"ack_timeout_ms": "500"}, "ack_timeout_ms", "'500' (a str) is not an integer", id="str"),
+            pytest.param({"generation": None}, "generation", "None is not an integer", id="none"),
+            pytest.param({"generation": 1 << 32}, "generation", "4294967296 is outside 0..4294967295", id="too-big"),
+            pytest.param({"cap_next": -1}, "cap_next", "-1 is outside 0..255", id="negative"),
+            pytest.param({"mig_state": 9}, "mig_state", "9 is not a MigState value (IDLE=0", id="undefined-enum"),
+            pytest.param(
+                {"mig_state": vfm.DevState.PAUSED}, "mig_state", "DevState.PAUSED is not a MigState", id="other-enum"
+            ),
+            pytest.param({"mig_reason": False}, "mig_reason", "False (a bool) is not a MigReason", id="bool-in-enum"),
+            pytest.param({"control": "enable"}, "control", "expected a Control, found 'enable' (a str)", id="register"),
+            pytest.param({"num_slots": 3}, "num_slots", "is 3, but the view has 8 slot entries", id="slot-count"),
+            pytest.param({"devices": None}, "devices", "expected a tuple of SlotEntry, found None", id="devices"),
+            pytest.param({"num_slots": 0, "devices": ()}, "num_slots", "0 is outside 1..31", id="no-slots"),
+            pytest.param({"cap_len": 0x44}, "cap_len", "is 68, but 8 slots make 64 bytes", id="cap-len"),
+        ],
+    )
+    def test_bad_header_values_name_field_and_value(self, changes: dict[str, object], field: str, says: str) -> None:
+        view = vfm.decode_capability(vfm.reset_value())
+        with pytest.raises(vfm.EncodeError) as caught:
+            vfm.encode_capability(view.replace(**changes))
+        assert caught.value.field == field
+        assert says in str(caught.value)
+
+    @pytest.mark.parametrize(
+        ("entry_changes", "field", "says"),
+        [
+            pytest.param(
+                {"dev_ctrl": vfm.DevCtrl(9, 0)},  # type: ignore[arg-type]
+                "device[2].dev_ctrl.drv_state",
+                "9 is not a DriverReport value (NONE=0, READY=1, DIRTYING=2, PAUSED=3)",
+                id="drv-state-9",
+            ),
+            pytest.param(
+                {"dev_status": vfm.DevStatus(2, False, False, 0)},  # type: ignore[arg-type]
+                "device[2].dev_status.migrated",
+                "2 is outside 0..1, the range of a 1-bit field",
+                id="flag-2",
+            ),
+            pytest.param(
+                {"dev_status": vfm.DevStatus(True, False, False, 1.0)},  # type: ignore[arg-type]
+                "device[2].dev_status.reserved",
+                "1.0 (a float) is not an integer",
+                id="reserved-float",
+            ),
+            pytest.param({"dev_devfn": 0x08}, "device[2].dev_devfn", "already entry 0's", id="devfn-twice"),
+            pytest.param({"dev_state": "EMPTY"}, "device[2].dev_state", "'EMPTY' (a str) is not a DevState", id="name"),
+        ],
+    )
+    def test_bad_slot_values_name_field_and_value(self, entry_changes: dict[str, Any], field: str, says: str) -> None:
+        view = vfm.decode_capability(vfm.reset_value())
+        entry = dataclasses.replace(view.devices[2], **entry_changes)
+        with pytest.raises(vfm.EncodeError) as caught:
+            vfm.encode_capability(view.replace(devices=(*view.devices[:2], entry, *view.devices[3:])))
+        assert caught.value.field == field
+        assert says in str(caught.value)
+
+    @pytest.mark.parametrize("not_a_view", [None, b"\x09\x00\x40", {"cap_id": 9}])
+    def test_something_that_is_not_a_view_is_refused(self, not_a_view: object) -> None:
+        with pytest.raises(vfm.EncodeError, match="expected a Capability"):
+            vfm.encode_capability(not_a_view)  # type: ignore[arg-type]
+
+    def test_plain_values_that_mean_the_same_are_accepted(self) -> None:
+        view = vfm.decode_capability(vfm.reset_value())
+        flags = vfm.Control(enable=1, event_ie=0, reserved=0)  # type: ignore[arg-type]
+        same = view.replace(mig_state=int(vfm.MigState.IDLE), control=flags, devices=list(view.devices))
+        assert vfm.encode_capability(same) == vfm.encode_capability(view.replace(control=vfm.Control(True, False, 0)))
+
     def test_view_changes_land_in_the_right_bytes(self) -> None:
         view = vfm.decode_capability(vfm.reset_value())
         entry = dataclasses.replace(
@@ -217,6 +296,82 @@ class TestRoundTrip:
         assert load(changed, placed) == new_value
         others = [p for p in placed_fields(cap[0x0A]) if p.path != placed.path]
         assert all(load(changed, p) == load(cap, p) for p in others)
+
+
+# --- Garbage in a view: encode_capability raises EncodeError and nothing else.
+
+_GARBAGE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=0, max_value=300),
+    st.floats(),
+    st.complex_numbers(max_magnitude=10),
+    st.text(max_size=4),
+    st.binary(max_size=4),
+    st.lists(st.integers(0, 3), max_size=3),
+    st.tuples(),
+    st.sampled_from([*vfm.MigState, *vfm.MigReason, *vfm.DevState, *vfm.DriverReport, vfm.Access.RO]),
+    st.builds(object),
+    st.builds(vfm.Control, st.booleans(), st.booleans(), st.integers(0, 3)),
+)
+
+
+def _view_paths(num_slots: int) -> list[str]:
+    """Every place of a view that holds a value: registers, their fields, slot entries and the devices tuple."""
+    paths = ["devices"]
+    for register in HEADER_REGISTERS:
+        paths.append(register.name)
+        if len(register.fields) > 1:
+            paths.extend(f"{register.name}.{fld.name}" for fld in register.fields)
+    for slot in range(num_slots):
+        paths.append(f"device[{slot}]")
+        for register in DEVICE_REGISTERS:
+            paths.append(f"device[{slot}].{register.name}")
+            if len(register.fields) > 1:
+                paths.extend(f"device[{slot}].{register.name}.{fld.name}" for fld in register.fields)
+    return paths
+
+
+def _put(holder: object, names: list[str], value: object) -> object:
+    """``holder`` with the value at the dotted ``names`` replaced (frozen dataclasses take anything)."""
+    head, *rest = names
+    new = value if not rest else _put(getattr(holder, head), rest, value)
+    return dataclasses.replace(holder, **{head: new})  # type: ignore[type-var]
+
+
+def _with_garbage(view: vfm.Capability, path: str, value: object) -> vfm.Capability:
+    if not path.startswith("device["):
+        result = _put(view, path.split("."), value)
+    else:
+        index, _, rest = path.removeprefix("device[").partition("]")
+        devices: list[object] = list(view.devices)
+        slot = int(index)
+        devices[slot] = _put(devices[slot], rest.lstrip(".").split("."), value) if rest else value
+        result = view.replace(devices=tuple(devices))
+    assert isinstance(result, vfm.Capability)
+    return result
+
+
+@settings(max_examples=400)
+@given(valid_capabilities(max_slots=4), st.data())
+def test_garbage_in_any_field_of_a_view_raises_only_encode_error(cap: bytes, data: st.DataObject) -> None:
+    view = vfm.decode_capability(cap)
+    paths = data.draw(st.lists(st.sampled_from(_view_paths(view.num_slots)), min_size=1, max_size=3, unique=True))
+    # A path is longer than any path that holds it: fill the inside of a register or entry before replacing it.
+    for path in sorted(paths, key=len, reverse=True):
+        view = _with_garbage(view, path, data.draw(_GARBAGE, label=path))
+    try:
+        encoded = vfm.encode_capability(view)
+    except vfm.EncodeError as exc:
+        error: vfm.EncodeError | None = exc
+    else:
+        error = None
+        # Garbage that happens to mean a valid value must encode what it means.
+        assert vfm.decode_capability(encoded) == view
+    if error is not None:
+        assert error.field, "an EncodeError names the field"
+        assert error.field in str(error)
 
 
 # --- Fuzzing: random and mutated bytes give DecodeError or a valid capability, nothing else.

@@ -80,7 +80,7 @@ def test_dump_format_round_trips(migration_bridge: bytes) -> None:
 
 @pytest.mark.parametrize("text", ["", "title only\n", "00: 00 01\n20: 00\n"])
 def test_malformed_dumps_are_refused(text: str) -> None:
-    with pytest.raises(vfm.DecodeError):
+    with pytest.raises(vfm.DumpError):
         parse_lspci_dump(text)
 
 
@@ -97,3 +97,54 @@ def test_real_lspci_decodes_the_migration_bridge(tmp_path: Path, migration_bridg
         "Capabilities: [48] Slot ID: 0 slots, First+, chassis 01",
         "Capabilities: [40] Hot-plug capable",
     ]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One rule for 256- and 4096-byte dumps: capabilities live in the first 256 bytes.
+
+
+def _with_capability_at(qemu_bridge: bytes, offset: int, size: int) -> bytes:
+    """QEMU's bridge of ``size`` bytes with an 8-slot migration capability linked first at ``offset``.
+
+    Bytes of the capability past ``size`` are cut off, as a short dump would.
+    """
+    capability = vfm.reset_value(vfm.CapabilityParams(num_slots=8, next_pointer=qemu_bridge[0x34]))
+    config = bytearray(qemu_bridge.ljust(max(size, offset + len(capability)), b"\0"))
+    config[offset : offset + len(capability)] = capability
+    config[0x34] = offset
+    return bytes(config[:size])
+
+
+@pytest.mark.parametrize("size", [256, 4096])
+def test_a_capability_that_ends_at_0xff_is_accepted(qemu_bridge: bytes, size: int) -> None:
+    config = _with_capability_at(qemu_bridge, 0xC0, size)
+    offset, view = migration_capability(config)
+    assert (offset, view.cap_len) == (0xC0, 0x40)
+
+
+@pytest.mark.parametrize("size", [256, 4096])
+def test_a_capability_that_runs_past_0xff_is_refused_in_any_dump(qemu_bridge: bytes, size: int) -> None:
+    config = _with_capability_at(qemu_bridge, 0xE0, size)
+    assert find_migration_capability(config) == 0xE0
+    with pytest.raises(vfm.DecodeError, match=r"at 0xe0 is 64 bytes long and would end at 0x11f") as caught:
+        migration_capability(config)
+    assert caught.value.field == "cap_len"
+
+
+@pytest.mark.parametrize("size", [256, 4096])
+def test_a_vendor_capability_whose_signature_would_pass_0xff_is_not_ours(qemu_bridge: bytes, size: int) -> None:
+    # ID, next, length and type fit below 0x100; the signature would be at 0x100, in extended space.
+    config = _with_capability_at(qemu_bridge, 0xFC, size)
+    assert next(offset for offset, _ in capabilities(config)) == 0xFC
+    assert find_migration_capability(config) is None
+
+
+@pytest.mark.parametrize(
+    ("pointer", "problem"),
+    [(0x20, "pointer at 0x34 points into the standard header"), (0x80, "past the 64 bytes of config space given")],
+)
+def test_bad_list_pointers_name_where_they_are(qemu_bridge: bytes, pointer: int, problem: str) -> None:
+    config = bytearray(qemu_bridge[:64])
+    config[0x34] = pointer
+    with pytest.raises(vfm.DecodeError, match=problem):
+        list(capabilities(bytes(config)))

@@ -2,7 +2,8 @@
 
 The capability layout (:mod:`vfmig_proto.layout`), the state enums
 (:mod:`vfmig_proto.states`), the transition tables
-(:mod:`vfmig_proto.transitions`), the codec (:mod:`vfmig_proto.codec`), the
+(:mod:`vfmig_proto.transitions`), the codec (:mod:`vfmig_proto.codec`), lspci
+dumps and what they say (:mod:`vfmig_proto.config_space`, :mod:`vfmig_proto.dump_report`), the
 config-space access rules (:mod:`vfmig_proto.access`) and the requirement index
 read from ``spec/`` (:mod:`vfmig_proto.requirements`).  This package imports
 no other vfmig package.
@@ -27,12 +28,23 @@ from vfmig_proto.codec import (
     with_field,
 )
 from vfmig_proto.config_space import (
+    DumpedFunction,
     find_migration_capability,
     format_lspci_dump,
     migration_capability,
     parse_lspci_dump,
+    parse_lspci_functions,
+    select_function,
 )
-from vfmig_proto.errors import ConfigWriteError, DecodeError, ProtocolError, SpecFormatError, VfmigError
+from vfmig_proto.errors import (
+    ConfigWriteError,
+    DecodeError,
+    DumpError,
+    EncodeError,
+    ProtocolError,
+    SpecFormatError,
+    VfmigError,
+)
 from vfmig_proto.layout import (
     VFM_VERSION_MAJOR,
     VFM_VERSION_MINOR,
@@ -78,6 +90,9 @@ __all__ = [
     "DevState",
     "DevStatus",
     "DriverReport",
+    "DumpError",
+    "DumpedFunction",
+    "EncodeError",
     "Features",
     "Keyword",
     "MigEvent",
@@ -107,9 +122,11 @@ __all__ = [
     "migration_event_allowed",
     "migration_transition",
     "parse_lspci_dump",
+    "parse_lspci_functions",
     "requirement",
     "requirement_index",
     "reset_value",
+    "select_function",
     "validate",
     "with_field",
     "write_masks",

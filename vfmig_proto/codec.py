@@ -9,15 +9,15 @@ a :class:`~vfmig_proto.errors.DecodeError` naming the field and byte offset.
 from __future__ import annotations
 
 import dataclasses
-import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from functools import cache
 from typing import Any
 
 import construct as cs
 
-from vfmig_proto.errors import DecodeError
+from vfmig_proto.errors import DecodeError, EncodeError
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
     HEADER_REGISTERS,
@@ -336,12 +336,6 @@ def _register_view(register: Register, raw: Any) -> Any:
     return view_class(**{fld.name: _convert(fld, raw[fld.name]) for fld in register.fields})
 
 
-def _register_raw(register: Register, view: Any) -> Any:
-    if len(register.fields) == 1:
-        return int(view)
-    return {fld.name: int(getattr(view, fld.name)) for fld in register.fields}
-
-
 def decode_capability(data: bytes) -> Capability:
     """Decode a migration capability strictly.
 
@@ -364,24 +358,124 @@ def decode_capability(data: bytes) -> Capability:
 def encode_capability(view: Capability) -> bytes:
     """Encode ``view``; ``encode_capability(decode_capability(b)) == b`` for every valid ``b``.
 
-    Raises :class:`DecodeError` when the view does not describe a valid
-    capability (the same checks as decoding).
+    Raises :class:`~vfmig_proto.errors.EncodeError`, and nothing else, when
+    the view does not describe a valid capability: a value of the wrong type
+    or out of its field's range, an undefined enum value, slot entries that
+    ``num_slots`` does not count, or anything decoding would refuse.
+
+    What each field accepts: an ``int`` (not a ``bool``) in its range; a
+    one-bit flag also takes a ``bool``; an enum field takes a member of its
+    own enum or an ``int`` that enum defines.  Floats are refused even when
+    whole: a view is built from decoded values, and a float in one is a bug
+    worth hearing about.
     """
-    container: dict[str, Any] = {
-        register.name: _register_raw(register, getattr(view, register.name)) for register in HEADER_REGISTERS
-    }
-    container["devices"] = [
-        {register.name: _register_raw(register, getattr(entry, register.name)) for register in DEVICE_REGISTERS}
-        for entry in view.devices
-    ]
-    if len(view.devices) != view.num_slots:
-        raise DecodeError("num_slots", 0x0A, f"is {view.num_slots}, but the view has {len(view.devices)} slot entries")
+    container = _checked_container(view)
+    data = _COMPILED.build(container)
     try:
-        data = _COMPILED.build(container)
-    except (cs.ConstructError, ValueError, TypeError, OverflowError, struct.error) as exc:
-        raise DecodeError("capability", 0, f"cannot be encoded: {exc}") from exc
-    validate(data)
+        validate(data)
+    except DecodeError as exc:
+        raise EncodeError(exc.field, exc.offset, exc.problem) from None
     return bytes(data)
+
+
+# ---------------------------------------------------------------------------
+# Checking a view before it is encoded: each value is judged where the view holds it.
+
+
+def _describe(value: object) -> str:
+    """``value`` as a user would recognise it in an error message."""
+    if isinstance(value, Enum):
+        return f"{type(value).__name__}.{value.name}"
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    text = repr(value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{text} (a {type(value).__name__})"
+
+
+def _expect(value: object, view_class: type[Any], path: str, offset: int) -> None:
+    if not isinstance(value, view_class):
+        raise EncodeError(path, offset, f"expected a {view_class.__name__}, found {_describe(value)}")
+
+
+def _enum_raw(placed: PlacedField, value: object) -> int:
+    enum = placed.field.values
+    assert enum is not None
+    if isinstance(value, enum):
+        return int(value)
+    if isinstance(value, Enum | bool) or not isinstance(value, int):
+        raise EncodeError(placed.path, placed.offset, f"{_describe(value)} is not a {enum.__name__}")
+    if value not in enum._value2member_map_:
+        names = ", ".join(f"{member.name}={int(member)}" for member in enum)
+        raise EncodeError(placed.path, placed.offset, f"{value} is not a {enum.__name__} value ({names})")
+    return value
+
+
+def _is_flag(fld: Field) -> bool:
+    return fld.width == 1 and not fld.is_reserved
+
+
+def _field_raw(placed: PlacedField, value: object) -> int:
+    """The integer that ``value`` stands for in ``placed``; :class:`EncodeError` if it stands for none."""
+    fld = placed.field
+    if fld.values is not None:
+        return _enum_raw(placed, value)
+    if isinstance(value, bool) and not _is_flag(fld):
+        raise EncodeError(placed.path, placed.offset, f"{value} is a bool; this field holds a number")
+    if not isinstance(value, int):
+        kind = "True, False, 0 or 1" if _is_flag(fld) else "an integer"
+        raise EncodeError(placed.path, placed.offset, f"{_describe(value)} is not {kind}")
+    highest = (1 << fld.width) - 1
+    if not 0 <= value <= highest:
+        raise EncodeError(
+            placed.path, placed.offset, f"{value} is outside 0..{highest}, the range of a {fld.width}-bit field"
+        )
+    return int(value)
+
+
+def _register_value(placed: tuple[PlacedField, ...], holder: object) -> Any:
+    """Construct's value of one register, read from ``holder`` (the Capability or SlotEntry holding it)."""
+    first = placed[0]
+    value = getattr(holder, first.register.name)
+    if len(placed) == 1:
+        return _field_raw(first, value)
+    register_path = first.path.rsplit(".", 1)[0]
+    _expect(value, REGISTER_VIEWS[first.register.name], register_path, first.offset)
+    return {item.field.name: _field_raw(item, getattr(value, item.field.name)) for item in placed}
+
+
+def _by_register(fields: tuple[PlacedField, ...]) -> list[tuple[PlacedField, ...]]:
+    groups: dict[tuple[int | None, str], list[PlacedField]] = {}
+    for placed in fields:
+        groups.setdefault((placed.slot, placed.register.name), []).append(placed)
+    return [tuple(group) for group in groups.values()]
+
+
+def _slot_entries(view: Capability, num_slots: int) -> tuple[Any, ...]:
+    devices = view.devices
+    if not isinstance(devices, tuple | list):
+        raise EncodeError("devices", VFM_HEADER_SIZE, f"expected a tuple of SlotEntry, found {_describe(devices)}")
+    if len(devices) != num_slots:
+        raise EncodeError("num_slots", 0x0A, f"is {num_slots}, but the view has {len(devices)} slot entries")
+    for slot, entry in enumerate(devices):
+        _expect(entry, SlotEntry, f"device[{slot}]", slot_offset(slot))
+    return tuple(devices)
+
+
+def _checked_container(view: Capability) -> dict[str, Any]:
+    """Construct's container for ``view``, every value checked for type and range first."""
+    _expect(view, Capability, "capability", 0)
+    container = {group[0].register.name: _register_value(group, view) for group in _by_register(_placed(0))}
+    # Slot entries are placed by their count in the view; num_slots must agree with it.
+    entries = _slot_entries(view, container["num_slots"])
+    devices: list[dict[str, Any]] = [{} for _ in entries]
+    for group in _by_register(tuple(placed for placed in _placed(len(entries)) if placed.slot is not None)):
+        slot = group[0].slot
+        assert slot is not None
+        devices[slot][group[0].register.name] = _register_value(group, entries[slot])
+    container["devices"] = devices
+    return container
 
 
 def reset_value(params: CapabilityParams | None = None) -> bytes:

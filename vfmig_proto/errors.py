@@ -1,8 +1,9 @@
 """Exception types raised by :mod:`vfmig_proto`.
 
 Every error names what it is about: the field and byte offset for codec
-errors, the offset and width for config-space writes, the state machine,
-state and event for protocol errors, and the file and line for spec errors.
+errors, the device and what is wrong with its dump for lspci text, the
+offset and width for config-space writes, the state machine, state and
+event for protocol errors, and the file and line for spec errors.
 """
 
 from __future__ import annotations
@@ -25,6 +26,36 @@ class DecodeError(VfmigError, ValueError):
         self.offset = offset
         self.problem = problem
         super().__init__(f"{field} at byte offset 0x{offset:02x}: {problem}")
+
+
+class EncodeError(DecodeError):
+    """A :class:`~vfmig_proto.codec.Capability` view that :func:`~vfmig_proto.codec.encode_capability` cannot encode.
+
+    The only error ``encode_capability`` raises for a bad view: a value of
+    the wrong type (a float, a string, None, a bool in a field that is not a
+    flag, a member of another enum), a value that does not fit its field, a
+    value its enum does not define, a slot count that disagrees with the
+    slot entries, and every check that decoding makes.  ``field`` is the
+    view's path to the value (``"cap_next"``, ``"device[2].dev_ctrl.drv_state"``)
+    and ``offset`` the byte offset it would have in the capability.  A
+    :class:`DecodeError` too, so code that caught that for bad views still does.
+    """
+
+
+class DumpError(VfmigError, ValueError):
+    """Text that is not a usable ``lspci -x`` / ``-xxx`` / ``-xxxx`` dump, or a function it does not hold.
+
+    The message speaks of what the user has in hand: devices by the slot
+    lspci printed for them (``"00:03.0"``, or ``"device 2"`` for a dump
+    without a title line), offsets in config space and the lspci option
+    that makes a usable dump.  ``device`` is that name, or None when the
+    problem is the text as a whole.
+    """
+
+    def __init__(self, problem: str, device: str | None = None) -> None:
+        self.device = device
+        self.problem = problem
+        super().__init__(problem)
 
 
 class ConfigWriteError(VfmigError, ValueError):
