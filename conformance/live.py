@@ -89,7 +89,7 @@ class ConformanceProgress:
         self._printed.add(result.requirement.id)
         self.counts[result.verdict] += 1
         if self._live is not None:
-            self._live.console.print(Text(verdict_line(result), style=STYLES[result.verdict]))
+            self._live.console.print(Text(verdict_line(result, chars=None), style=STYLES[result.verdict]))
 
     def progress(self, figures: Progress) -> None:
         """The harness's latest figures (examples, steps, requirements judged)."""

@@ -43,16 +43,18 @@ def reason(result: RequirementResult) -> str:
     return lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
 
 
-def short_message(result: RequirementResult) -> str:
-    """:func:`reason` on one line of at most :data:`MESSAGE_CHARS` characters."""
+def short_message(result: RequirementResult, chars: int | None = MESSAGE_CHARS) -> str:
+    """:func:`reason` on one line of at most ``chars`` characters (None: all of it)."""
     line = " ".join(reason(result).split())
-    return line if len(line) <= MESSAGE_CHARS else line[: MESSAGE_CHARS - 1].rstrip() + "…"
+    return line if chars is None or len(line) <= chars else line[: chars - 1].rstrip() + "…"
 
 
-def verdict_line(result: RequirementResult) -> str:
-    """``VFM-AREA-NNN  verdict  KEYWORD  message``."""
+def verdict_line(result: RequirementResult, chars: int | None = MESSAGE_CHARS) -> str:
+    """``VFM-AREA-NNN  verdict  KEYWORD  message``, the message cut at ``chars`` (None: whole, for a display
+    that wraps it at words)."""
     requirement = result.requirement
-    return f"{requirement.id:<15} {result.verdict.value:<12} {requirement.keyword.value:<10} {short_message(result)}"
+    message = short_message(result, chars)
+    return f"{requirement.id:<15} {result.verdict.value:<12} {requirement.keyword.value:<10} {message}"
 
 
 def counts_line(report: RunReport) -> str:

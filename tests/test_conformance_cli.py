@@ -7,6 +7,7 @@ imported it: the runner finds the module in ``sys.modules``.
 
 from __future__ import annotations
 
+import io
 import json
 import time
 import traceback
@@ -15,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from rich.text import Text
 
 from conformance import cli
 from conformance.checks import RequirementViolation
 from conformance.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, main
+from conformance.harness import Progress
 from conformance.live import ConformanceProgress
 from conformance.parallel import SHARD_SEED_STRIDE, run_parallel
 from conformance.reports import validate_junit, validate_report_json
 from conformance.runner import implementation_key
+from conformance.summary import verdict_line
 from conformance.verdicts import RequirementResult, RunReport, Target, Verdict
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.factories import ReferenceDevice
@@ -163,6 +168,8 @@ def test_a_faulty_implementation_fails_with_a_runnable_reproduction(
         (["--requirement", "VFM-CAP-001"], "not requirements of target device: VFM-CAP-001"),
         (["--profile", "nope"], "invalid choice: 'nope'"),
         (["--timeout", "-1"], "--timeout must not be negative"),
+        (["--database", "/etc/passwd"], "--database /etc/passwd is a file; it must be a directory"),
+        (["--memory-limit", "lots"], "--memory-limit"),
         (["--profile", "thorough", "--impl", "nosuch:thing"], "cannot import 'nosuch'"),
     ],
 )
@@ -172,6 +179,8 @@ def test_usage_errors_exit_2_with_a_message(
     assert _vfmig(tmp_path, "--profile", "quick", *argv) == EXIT_USAGE
     captured = capsys.readouterr()
     assert message in captured.err
+    assert len(captured.err.splitlines()) == 1
+    assert "Traceback" not in captured.err
     assert captured.out == ""
 
 
@@ -312,3 +321,27 @@ def test_live_progress_prints_each_finding_once(capsys: pytest.CaptureFixture[st
     with ConformanceProgress("off", enabled=False, shards=2) as quiet:
         quiet.shard_done(0, RunReport(Target.DEVICE, "vendor:make", "quick", 1, [failed], 1.0, 10))
     assert capsys.readouterr().err == ""
+
+
+def test_the_live_display_fits_80_columns_and_wraps_findings_at_words() -> None:
+    """Examples, steps, requirements judged and the profile's budget, each line whole at 80 columns; a finding
+    printed above the display wraps at word boundaries instead of being cut."""
+    display = ConformanceProgress(
+        "vfmig conformance: hypervisor", enabled=False, budget="400 examples x 80 steps a group"
+    )
+    display.progress(Progress(examples=12_345, steps=1_234_567, judged=17, total=54, restarts=3, seconds=61.0))
+    lines = display.lines()
+    assert all(len(line) <= 76 for line in lines), lines  # room for the spinner and the indent
+    text = "\n".join(lines)
+    for figure in ("examples 12,345", "steps 1,234,567", "judged 17 of 54 requirements", "400 examples x 80 steps"):
+        assert figure in text
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(display)
+    words = "the function wrote guest memory by DMA after it acknowledged the pause " * 3
+    finding = RequirementResult(requirement(FAULTY_REQUIREMENT), Verdict.FAIL, 3, words)
+    console.print(Text(verdict_line(finding, chars=None)))  # as the display prints a finding
+    rendered = console.export_text().splitlines()
+    assert not any("…" in line for line in rendered)
+    assert all(len(line) <= 80 for line in rendered)
+    printed = " ".join(line.strip() for line in rendered[len(lines) :])
+    assert " ".join(words.split()) in printed  # every word whole, in order, across the wrapped lines
