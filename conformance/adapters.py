@@ -10,6 +10,10 @@ for the other roles:
 * ``bridge``: a :class:`BridgeImplementation`, asked for bridges (:class:`BridgeUnderTest`);
 * ``hypervisor``: a :class:`HypervisorImplementation`, asked for hosts (:class:`HypervisorUnderTest`).
 
+Where a method's docstring says it is *judged under* a requirement, an exception or a hang in that
+method, when no check of the suite was waiting for its answer, is that requirement's ``error`` or
+``timeout`` (:mod:`conformance.attribution` reads the IDs from here).
+
 Every interface here is a :class:`typing.Protocol`: an implementation
 satisfies it by its shape, without importing this module.  The reference
 implementation (``reference_impl.factories``) does exactly that.
@@ -67,16 +71,19 @@ class FunctionUnderTest(Protocol):
         """Whether the function holds nothing a driver programmed (as after a function-level reset)."""
 
     def config_read(self, offset: int, width: int) -> int:
-        """A configuration read of 1, 2 or 4 bytes."""
+        """A configuration read of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        """A configuration write of 1, 2 or 4 bytes."""
+        """A configuration write of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
 
     def function_level_reset(self, how: str) -> None:
         """Reset the function (``how``: ``"flr"`` or ``"group"``)."""
 
     def receive(self, nbytes: int) -> int:
-        """Frames of ``nbytes`` arrive from the network; DMA them into posted buffers. Returns buffers filled."""
+        """Frames of ``nbytes`` arrive from the network; DMA them into posted buffers. Returns buffers filled.
+
+        Judged under VFM-FN-001 and VFM-FN-004 (what the function may write, and when).
+        """
 
     def fail(self) -> None:
         """The function hits an uncorrectable error (the suite injects device errors through this)."""
@@ -202,10 +209,10 @@ class BridgeUnderTest(Protocol):
         """The function in each slot (None: empty)."""
 
     def config_read(self, offset: int, width: int) -> int:
-        """A guest configuration read."""
+        """A guest configuration read (judged under VFM-ACC-005)."""
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        """A guest configuration write."""
+        """A guest configuration write (judged under VFM-ACC-005)."""
 
     def start(self) -> None:
         """START."""

@@ -17,7 +17,12 @@ not to every requirement the step can judge.  The stack says which:
   frames below it are its stack;
 * walking outwards from that call, the first suite function that holds checks
   (read from the suites' source as :mod:`conformance.traceability` reads them)
-  names the requirements: those checks were waiting for the call's answer.
+  names the requirements: those checks were waiting for the call's answer;
+* when no check was waiting (the world called the implementation as it ran),
+  the requirements the called interface method is *judged under* (its
+  docstring in :mod:`conformance.adapters`) own the failure, the ones the step
+  declares among them first;
+* only when neither names one do the step's declared requirements get it.
 
 Frames come from a live stack (an exception's traceback, or the frame a timer
 interrupted) or from a text dump (``faulthandler``'s, written by a worker
@@ -39,6 +44,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 
 from conformance.verdicts import Target
+from vfmig_proto.requirements import ID_PATTERN
 
 _CONFORMANCE_DIR = Path(__file__).resolve().parent
 _CATALOGUE_DIR = _CONFORMANCE_DIR / "catalogue"
@@ -279,7 +285,28 @@ def attribute(
         requirements = tuple(requirement for requirement in span.requirements if requirement in wanted)
         if requirements:
             return Attribution(requirements, call, stack, span.qualname)
-    return Attribution(tuple(requirement for requirement in declared if requirement in wanted), call, stack, None)
+    stated = tuple(requirement for requirement in declared if requirement in wanted)
+    if boundary is not None:
+        governed = [req for req in judged_under(frames[boundary].name.rsplit(".", 1)[-1]) if req in wanted]
+        if governed:
+            return Attribution(tuple(req for req in governed if req in stated) or tuple(governed), call, stack, None)
+    return Attribution(stated, call, stack, None)
+
+
+@functools.cache
+def judged_under(method: str) -> tuple[str, ...]:
+    """The requirements an interface method of :mod:`conformance.adapters` is judged under (by its docstring)."""
+    from conformance import adapters  # noqa: PLC0415 - the interfaces import the reference's types: only on a failure
+
+    found: list[str] = []
+    for protocol in vars(adapters).values():
+        member = getattr(protocol, method, None) if getattr(protocol, "_is_protocol", False) else None
+        if member is None:
+            continue
+        doc = inspect.getdoc(member.fget if isinstance(member, property) else member) or ""
+        if "judged under" in doc.lower():
+            found += [match[0] for match in ID_PATTERN.finditer(doc)]
+    return tuple(dict.fromkeys(found))
 
 
 def _short(file: str) -> str:

@@ -498,7 +498,8 @@ def _give_up_after_repeats(state: RunState) -> None:
 def finish(plan: RunPlan, state: RunState, *, seconds: float | None = None) -> RunReport:
     """The report of a run that ended: every wanted requirement with its verdict."""
     checks = state.checks
-    results = [_final(req, state.found, checks, state.stopped) for req in plan.wanted]
+    blocked = _blocked_by_skipped_steps(plan.target, checks.disabled_steps)
+    results = [_final(req, state.found, checks, state.stopped, blocked.get(req.id, ())) for req in plan.wanted]
     return RunReport(
         target=plan.target,
         implementation=plan.implementation,
@@ -570,8 +571,22 @@ def _initializers(target: Target) -> frozenset[str]:
     return suite_class(target).initializers()
 
 
+def _blocked_by_skipped_steps(target: Target, skipped: set[str]) -> dict[str, tuple[str, ...]]:
+    """Per requirement, the skipped steps (they hung or raised before) that declare it."""
+    machine = suite_class(target)
+    blocked: dict[str, list[str]] = {}
+    for name in sorted(skipped):
+        for requirement in getattr(getattr(machine, name, None), "requirements", ()):
+            blocked.setdefault(requirement, []).append(name)
+    return {requirement: tuple(steps) for requirement, steps in blocked.items()}
+
+
 def _final(
-    requirement: Requirement, found: dict[str, RequirementResult], checks: Checks, stopped: str | None
+    requirement: Requirement,
+    found: dict[str, RequirementResult],
+    checks: Checks,
+    stopped: str | None,
+    blocked_by: tuple[str, ...],
 ) -> RequirementResult:
     if requirement.id in found:
         result = found[requirement.id]
@@ -580,6 +595,12 @@ def _final(
     count = checks.counts[requirement.id]
     if stopped is not None:
         detail = f"not judged: the run stopped before it finished ({stopped}); its checks ran {count} times"
+        return RequirementResult(requirement, Verdict.INCOMPLETE, count, detail)
+    if not count and blocked_by:
+        detail = (
+            f"not judged: the steps that exercise it ({', '.join(blocked_by)}) were switched off after the "
+            "implementation hung or raised in them"
+        )
         return RequirementResult(requirement, Verdict.INCOMPLETE, count, detail)
     verdict = Verdict.PASS if count else Verdict.NOT_COVERED
     detail = "" if count else "no check of the suite exercised this requirement"
