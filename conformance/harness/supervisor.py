@@ -188,10 +188,11 @@ class _Supervisor:
                 self._supervise(worker)
                 worker = None
         except KeyboardInterrupt:
-            if worker is not None:
-                worker.kill()
             self.state.stopped = "interrupted (Ctrl-C)"
             raise Interrupted(self._report()) from None
+        finally:
+            if worker is not None:
+                worker.kill()  # whatever ended the supervision, no worker outlives it
         return self._report()
 
     def _report(self) -> RunReport:
