@@ -311,12 +311,12 @@ class _Running:
         return context is not None and bool(frames) and context.sides.is_implementation(frames[-1])
 
     def _implementation_error(self, error: BaseException) -> ImplementationError:
-        attribution = self.checks.attribute(frames_of_traceback(error.__traceback__), self.requirements)
-        failure = ImplementationError(self._path(), self.requirements, error, attribution)
-        # The trace is text now: let go of the frames' locals (an implementation that ran out of memory holds
-        # its hoard in them, and the run must go on without it).
+        frames = frames_of_traceback(error.__traceback__)
+        # Let go of the frames' locals before anything else is built: an implementation that ran out of memory
+        # holds its hoard in them, and formatting the trace (or anything after) needs memory again.
         traceback.clear_frames(error.__traceback__)
-        return failure
+        attribution = self.checks.attribute(frames, self.requirements)
+        return ImplementationError(self._path(), self.requirements, error, attribution)
 
     def _path(self) -> str:
         """The step's name, with the steps around it when it runs inside another."""

@@ -88,7 +88,7 @@ RUNTIME_HOSTILES = {
 def test_a_hostile_model_gets_a_true_report_in_bounded_time(tmp_path: Path, factory: str) -> None:
     expected = RUNTIME_HOSTILES[factory]
     timeout = "0.5" if expected == "timeout" else "5"  # a hang costs one timeout a step; the rest needs time to fail
-    code, out, err, seconds = _vfmig(tmp_path, factory, "--memory-limit", "1GiB", timeout=timeout)
+    code, out, err, seconds = _vfmig(tmp_path, factory, "--memory-limit", "768MiB", timeout=timeout)
     assert "Traceback" not in err
     assert code == 1, (out, err)
     assert seconds < WALL_LIMIT_S

@@ -210,8 +210,8 @@ class _Supervisor:
                 worker.reap()
                 return
             if not worker.alive():
-                finished = self._take_messages(worker)  # what it said before it died
                 worker.reap()
+                finished = self._take_messages(worker)  # what it said before it ended
                 if not finished:
                     self._died(worker, worker.beacon_reading or reading, timed_out=False)
                 return
@@ -220,6 +220,8 @@ class _Supervisor:
                 last_sequence, last_change = reading.sequence, max(now, worker.heard_at)
             if self._overdue(reading, now) or self._idle(now - last_change):
                 worker.kill(dump_first=True)
+                if self._take_messages(worker):  # it finished as it was being killed: no death to judge
+                    return
                 self._died(worker, reading, timed_out=reading.depth > 0)
                 return
 
@@ -345,6 +347,8 @@ class _Worker:
         self.eof = False
         self.beacon_reading: BeaconReading | None = None
         """The beacon's last word, read when the worker was reaped."""
+        self.leftover: list[object] = []
+        """Messages read when the worker was reaped, not yet handled."""
 
     @classmethod
     def start(cls, supervisor: _Supervisor) -> _Worker:
@@ -365,16 +369,23 @@ class _Worker:
 
     def messages(self) -> list[object]:
         """Every message waiting (and the worker's output drained), after at most a short wait."""
+        if self.connection.closed:  # reaped: what it said last was kept
+            left, self.leftover = self.leftover, []
+            return left
         wait([self.connection, self.output_fd], timeout=_POLL_S)
         self._drain_output()
+        received = self._receive_waiting()
+        if received:
+            self.heard_at = time.monotonic()
+        return received
+
+    def _receive_waiting(self) -> list[object]:
         received: list[object] = []
         while not self.eof and self.connection.poll():
             try:
                 received.append(self.connection.recv())
             except (EOFError, OSError):
                 self.eof = True
-        if received:
-            self.heard_at = time.monotonic()
         return received
 
     def _drain_output(self) -> None:
@@ -437,7 +448,9 @@ class _Worker:
         if self.beacon_reading is None:
             self.beacon_reading = self.beacon.read()
             self.beacon.close()
-        self.connection.close()
+        if not self.connection.closed:
+            self.leftover += self._receive_waiting()  # a message sent just before the end is still heard
+            self.connection.close()
 
     def dump_text(self) -> str:
         self.dump.seek(0)
