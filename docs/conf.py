@@ -27,6 +27,7 @@ extensions = [
     "vfmig_sphinx",
     "vfmig_examples",
     "vfmig_traceability",
+    "vfmig_site",
 ]
 
 # spec/ is linked into docs/ as docs/spec; the generated tables are included by the chapters.
