@@ -23,6 +23,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.graphviz",
     "sphinx.ext.viewcode",
+    # A copy button on every code block; the extension ships its script and styles, so it works offline.
+    "sphinx_copybutton",
     "vfmig_autodoc",
     "vfmig_sphinx",
     "vfmig_examples",
