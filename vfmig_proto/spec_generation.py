@@ -178,7 +178,8 @@ def _register_section(register: Register, offset_prefix: str) -> str:
     Registers of one field repeat the register's description in the field's row only.
     """
     heading = f"{offset_prefix}0x{register.offset:02X}: ``{register.name.upper()}`` ({_byte_count(register.size)})"
-    lines = [f".. rubric:: {heading}", "   :class: vfm-register", ""]
+    anchor = f"spec-register-{register.name.replace('_', '-')}"
+    lines = [f".. rubric:: {heading}", "   :class: vfm-register", f"   :name: {anchor}", ""]
     if len(register.fields) > 1:
         lines += [_describe(register.doc), ""]
     body = _list_table("", _REGISTER_HEADER, _field_rows(register), _REGISTER_WIDTHS)
