@@ -170,16 +170,44 @@ def _blocks(results: dict[str, dict[str, object]]) -> list[Block]:
     return blocks
 
 
+_FROM_ELEMENT = """
+<script>
+for (let node = document.getElementById(FRAGMENT); node && node.tagName !== "ARTICLE"; node = node.parentElement) {
+  while (node.previousElementSibling) node.previousElementSibling.remove();
+}
+</script>
+"""
+
+
 def screenshot(site: Path, page: str, target: Path, *, width: int, height: int, timeout: float = 60) -> None:
-    """A PNG of ``page`` (a path within ``site``, with an optional ``#fragment``) at ``width`` x ``height``."""
+    """A PNG of ``page`` (a path within ``site``, with an optional ``#fragment``) at ``width`` x ``height``.
+
+    Headless Chromium takes the picture from the top, fragment or not, so the copy it is shown leaves out
+    everything of the article before the fragment's element.
+    """
     binary = chromium()
     if binary is None:
         raise RuntimeError("chromium is not installed")
     path, _, fragment = page.partition("#")
-    url = (site / path).as_uri() + (f"#{fragment}" if fragment else "")
-    subprocess.run(
-        _chromium_command(binary, f"--window-size={width},{height}", f"--screenshot={target}", url),
-        capture_output=True,
-        timeout=timeout,
-        check=True,
+    source = site / path
+    shown = source.with_name(source.stem + ".layout-shot.html")
+    scroll = _FROM_ELEMENT.replace("FRAGMENT", json.dumps(fragment))
+    shown.write_text(
+        source.read_text(encoding="utf-8").replace("</body>", (scroll if fragment else "") + "</body>"),
+        encoding="utf-8",
     )
+    try:
+        subprocess.run(
+            _chromium_command(
+                binary,
+                f"--window-size={width},{height}",
+                "--virtual-time-budget=5000",
+                f"--screenshot={target}",
+                shown.as_uri(),
+            ),
+            capture_output=True,
+            timeout=timeout,
+            check=True,
+        )
+    finally:
+        shown.unlink()
