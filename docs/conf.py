@@ -23,10 +23,13 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.graphviz",
     "sphinx.ext.viewcode",
+    # A copy button on every code block; the extension ships its script and styles, so it works offline.
+    "sphinx_copybutton",
     "vfmig_autodoc",
     "vfmig_sphinx",
     "vfmig_examples",
     "vfmig_traceability",
+    "vfmig_site",
 ]
 
 # spec/ is linked into docs/ as docs/spec; the generated tables are included by the chapters.

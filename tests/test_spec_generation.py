@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from enum import Enum
 from pathlib import Path
 
 import pytest
 
-from vfmig_proto.spec_generation import GENERATED_DIR, GENERATORS, member_docs, stale_generated, write_generated
+from vfmig_proto.layout import DEVICE_REGISTERS, HEADER_REGISTERS, Param
+from vfmig_proto.spec_generation import (
+    GENERATED_DIR,
+    GENERATORS,
+    member_docs,
+    registers_rst,
+    stale_generated,
+    write_generated,
+)
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS
 
@@ -43,3 +52,18 @@ def test_tables_have_one_row_per_rule() -> None:
     assert rows == len(DEVICE_TRANSITIONS)
     table = migration.split(".. _spec-migration-transitions:")[1].split(".. _spec-fanout:")[0]
     assert table.count("   * - ") - 1 == len(MIGRATION_TRANSITIONS)
+
+
+def test_register_tables_say_what_each_bridge_chosen_reset_value_is() -> None:
+    text = registers_rst(SPEC_DIR)
+    for param in Param:
+        assert f"({param.value})" not in text, f"the Python name of {param} shows as a reset value"
+    for register in (*HEADER_REGISTERS, *DEVICE_REGISTERS):
+        assert f"``{register.name.upper()}`` (" in text, f"{register.name} has no heading of its own"
+
+
+def test_section_references_in_generated_tables_are_links() -> None:
+    for name, generate in GENERATORS.items():
+        text = generate(SPEC_DIR)
+        bare = re.findall(r"(?<!:ref:`)§\d+(?:\.\d+)*", text)
+        assert not bare, f"{name}: section references that are not links: {bare}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum, IntEnum
@@ -25,7 +26,12 @@ from vfmig_proto.diagrams import EdgeKind, common_device_events, device_state_di
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
     HEADER_REGISTERS,
+    VFM_DEFAULT_ACK_TIMEOUT_MS,
     VFM_HEADER_SIZE,
+    VFM_MAX_PAGE_SHIFT,
+    VFM_MAX_SLOTS,
+    VFM_MIN_PAGE_SHIFT,
+    VFM_MIN_SLOTS,
     VFM_SLOT_ENTRY_SIZE,
     CapabilityParams,
     Field,
@@ -107,50 +113,87 @@ def _bits(fld: Field) -> str:
     return f"{high}" if fld.width == 1 else f"{high}:{fld.lsb}"
 
 
+# What each bridge-chosen reset value is, for a reader of the register tables: the parameter's Python
+# name would mean nothing there.
+_PARAM_RESET_TEXT: Mapping[Param, str] = {
+    Param.NEXT_POINTER: "offset of the next capability; 0 if this one is last",
+    Param.LENGTH: f"0x{VFM_HEADER_SIZE:02X} + {VFM_SLOT_ENTRY_SIZE} x ``NUM_SLOTS``",
+    Param.NUM_SLOTS: f"the bridge's number of slots, {VFM_MIN_SLOTS} to {VFM_MAX_SLOTS}",
+    Param.PAGE_SHIFT: f"the bridge's choice, {VFM_MIN_PAGE_SHIFT} to {VFM_MAX_PAGE_SHIFT}",
+    Param.ACK_TIMEOUT_MS: f"the bridge's choice; {VFM_DEFAULT_ACK_TIMEOUT_MS} in the reference bridge",
+    Param.SLOT_DEVFN: "devfn of the slot's function: (device << 3) | function",
+}
+
+
 def _reset_text(fld: Field) -> str:
     reset = fld.reset
     if isinstance(reset, Param):
-        return f"set by the bridge ({reset.value})"
+        return _PARAM_RESET_TEXT[reset]
     if fld.values is not None:
-        return f"{int(reset)} ({fld.values(reset).name})"
+        return f"{int(reset)} (``{fld.values(reset).name}``)"
     if fld.const:
         return f"0x{int(reset):0{(fld.width + 3) // 4}X}"
     return f"0x{int(reset):X}" if reset > 9 else str(int(reset))
 
 
+# "§4.3.1" and "spec §5" in the definitions' docstrings: the chapters' labels are spec-4-3-1 and spec-5.  A
+# number before the sign ("PCIe Base 6.0 §7.4") makes it a section of another standard, which stays text.
+_SECTION_REFERENCE = re.compile(r"(?<!\d )(?:spec )?§(?P<number>\d+(?:\.\d+)*)")
+
+
+def _link_sections(text: str) -> str:
+    """Text whose references to sections of this spec are links to them."""
+    return _SECTION_REFERENCE.sub(
+        lambda match: f":ref:`§{match['number']} <spec-{match['number'].replace('.', '-')}>`", text
+    )
+
+
+def _describe(text: str) -> str:
+    """Docstring text for a table cell: escaped, its section references linked."""
+    return _link_sections(_escape(text))
+
+
 def _field_description(fld: Field) -> str:
-    text = fld.doc
+    text = _describe(fld.doc)
     if fld.values is not None:
         text += f" Values: see :ref:`{fld.values.__name__} <spec-enum-{fld.values.__name__.lower()}>`."
-    return _escape(text)
+    return text
 
 
-def _register_rows(registers: Iterable[Register]) -> list[list[str]]:
+def _field_rows(register: Register) -> list[list[str]]:
     rows: list[list[str]] = []
-    for register in registers:
-        for fld in sorted(register.fields, key=lambda f: f.lsb):
-            name = register.name.upper() if len(register.fields) == 1 else f"{register.name.upper()}.{fld.name.upper()}"
-            rows.append(
-                [
-                    f"0x{register.offset:02x}",
-                    str(register.size),
-                    _bits(fld),
-                    f"``{name}``",
-                    fld.access.value,
-                    _reset_text(fld),
-                    _field_description(fld),
-                ]
-            )
+    for fld in sorted(register.fields, key=lambda f: f.lsb, reverse=True):
+        name = register.name.upper() if len(register.fields) == 1 else fld.name.upper()
+        rows.append([_bits(fld), f"``{name}``", fld.access.value, _reset_text(fld), _field_description(fld)])
     return rows
 
 
-_REGISTER_HEADER = ("Offset", "Size", "Bits", "Field", "Access", "Reset", "Description")
-_REGISTER_WIDTHS = (7, 5, 6, 22, 7, 14, 45)
+def _byte_count(size: int) -> str:
+    return "1 byte" if size == 1 else f"{size} bytes"
+
+
+def _register_section(register: Register, offset_prefix: str) -> str:
+    """One register as the PCI Express spec lays it out: a heading with offset and size, then its fields.
+
+    Registers of one field repeat the register's description in the field's row only.
+    """
+    heading = f"{offset_prefix}0x{register.offset:02X}: ``{register.name.upper()}`` ({_byte_count(register.size)})"
+    anchor = f"spec-register-{register.name.replace('_', '-')}"
+    lines = [f".. rubric:: {heading}", "   :class: vfm-register", f"   :name: {anchor}", ""]
+    if len(register.fields) > 1:
+        lines += [_describe(register.doc), ""]
+    body = _list_table("", _REGISTER_HEADER, _field_rows(register), _REGISTER_WIDTHS)
+    table = body.replace(".. list-table:: \n", ".. list-table::\n   :class: vfm-register-table\n", 1)
+    return "\n".join(lines) + "\n" + table + "\n"
+
+
+_REGISTER_HEADER = ("Bits", "Field", "Access", "Reset", "Description")
+_REGISTER_WIDTHS = (8, 22, 9, 21, 40)
 
 
 def _enum_table(enum_class: type[IntEnum]) -> str:
     docs = member_docs(enum_class)
-    rows = [[str(member.value), f"``{member.name}``", _escape(docs.get(member.name, ""))] for member in enum_class]
+    rows = [[str(member.value), f"``{member.name}``", _describe(docs.get(member.name, ""))] for member in enum_class]
     label = f"spec-enum-{enum_class.__name__.lower()}"
     return _labelled_table(label, f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
 
@@ -178,23 +221,27 @@ def write_masks_rst() -> str:
     )
 
 
+def _register_group(title: str, intro: str, registers: Iterable[Register], offset_prefix: str) -> str:
+    sections = "".join(_register_section(register, offset_prefix) for register in registers)
+    return f".. rubric:: {title}\n   :class: vfm-register-group\n\n{intro}\n\n{sections}"
+
+
 def registers_rst(spec_dir: Path) -> str:
     """The register tables of the capability header, the slot entry and the value enums."""
     parts = [
         _BANNER,
-        _list_table(
-            f"Capability header (offsets from the capability's first byte, {VFM_HEADER_SIZE} bytes)",
-            _REGISTER_HEADER,
-            _register_rows(HEADER_REGISTERS),
-            _REGISTER_WIDTHS,
+        _register_group(
+            "Capability header",
+            f"{VFM_HEADER_SIZE} bytes; offsets count from the capability's first byte.",
+            HEADER_REGISTERS,
+            "",
         ),
-        "\n",
-        _list_table(
-            f"Slot entry N (at offset 0x{VFM_HEADER_SIZE:02x} + {VFM_SLOT_ENTRY_SIZE} x N, "
-            f"{VFM_SLOT_ENTRY_SIZE} bytes)",
-            _REGISTER_HEADER,
-            _register_rows(DEVICE_REGISTERS),
-            _REGISTER_WIDTHS,
+        _register_group(
+            "Slot entry N",
+            f"{VFM_SLOT_ENTRY_SIZE} bytes at offset 0x{VFM_HEADER_SIZE:02X} + {VFM_SLOT_ENTRY_SIZE} x N; "
+            "offsets count from the entry's first byte.",
+            DEVICE_REGISTERS,
+            "entry + ",
         ),
     ]
     parts.append(write_masks_rst())
@@ -206,7 +253,7 @@ def registers_rst(spec_dir: Path) -> str:
 def device_transitions_rst(spec_dir: Path) -> str:
     """The device state machine's table, one row per allowed (state, event) pair."""
     docs = member_docs(DevEvent)
-    event_rows = [[f"``{event.name}``", event.origin.value, _escape(docs.get(event.name, ""))] for event in DevEvent]
+    event_rows = [[f"``{event.name}``", event.origin.value, _describe(docs.get(event.name, ""))] for event in DevEvent]
     rows = []
     for state in DevState:
         for event in DevEvent:
@@ -250,7 +297,7 @@ _ALL_SLOT_STATES = list(DevState)
 def migration_transitions_rst(spec_dir: Path) -> str:
     """The migration state machine's table and the rules that tie it to the slots."""
     docs = member_docs(MigEvent)
-    event_rows = [[f"``{event.name}``", _escape(docs.get(event.name, ""))] for event in MigEvent]
+    event_rows = [[f"``{event.name}``", _describe(docs.get(event.name, ""))] for event in MigEvent]
     rows = [
         [f"``{state.name}``", f"``{event.name}``", f"``{MIGRATION_TRANSITIONS[(state, event)].name}``"]
         for state in MigState
