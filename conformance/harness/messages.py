@@ -116,6 +116,3 @@ class Finished:
     """The run ended in the worker; its final state."""
 
     state: StateSnapshot
-
-
-Message = Ready | UsageProblem | VerdictFound | Counts | StateSync | Finished

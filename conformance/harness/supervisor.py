@@ -342,7 +342,6 @@ class _Worker:
         self.output = bytearray()
         self.ready = False
         self.status: int | None = None
-        self.killed = False
         self.heard_at = time.monotonic()
         self.eof = False
         self.beacon_reading: BeaconReading | None = None
@@ -419,7 +418,6 @@ class _Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, DUMP_SIGNAL)
             self._await_dump()
-        self.killed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)  # the worker leads its own session: whatever it started goes too
         with contextlib.suppress(ProcessLookupError):
