@@ -10,11 +10,14 @@ import pytest
 
 import vfmig_proto as vfm
 from vfmig_proto.config_space import (
+    CapabilityLoopError,
+    CapabilityPointerError,
     capabilities,
     find_migration_capability,
     format_lspci_dump,
     migration_capability,
     parse_lspci_dump,
+    walk_capabilities,
 )
 from vfmig_proto.spec_generation import QEMU_BRIDGE_DUMP, qemu_bridge_with_capability
 
@@ -70,6 +73,60 @@ def test_a_looping_list_is_an_error(migration_bridge: bytes) -> None:
     config[0x40 + 1] = 0x64  # SHPC's next pointer back to the head
     with pytest.raises(vfm.DecodeError, match="loops"):
         list(capabilities(bytes(config)))
+
+
+def test_a_loop_names_the_pointer_and_keeps_what_was_walked(migration_bridge: bytes) -> None:
+    config = bytearray(migration_bridge)
+    config[0x40 + 1] = 0x4C  # SHPC, the last, points back to MSI
+    with pytest.raises(CapabilityLoopError, match="pointer at 0x41 points back to 0x4c") as caught:
+        list(capabilities(bytes(config)))
+    assert (caught.value.pointer_at, caught.value.pointer, caught.value.offset) == (0x41, 0x4C, 0x41)
+    assert caught.value.walked == ((0x64, 0x09), (0x4C, 0x05), (0x48, 0x04), (0x40, 0x0C))
+
+
+def test_a_capability_that_points_to_itself_is_a_loop(migration_bridge: bytes) -> None:
+    config = bytearray(migration_bridge)
+    config[0x48 + 1] = 0x48
+    with pytest.raises(CapabilityLoopError) as caught:
+        list(capabilities(bytes(config)))
+    assert caught.value.walked == ((0x64, 0x09), (0x4C, 0x05), (0x48, 0x04))
+
+
+class _Reads:
+    """Config reads of ``config``, recorded as ``(offset, width)``: what a guest would issue."""
+
+    def __init__(self, config: bytes) -> None:
+        self.config = config
+        self.log: list[tuple[int, int]] = []
+
+    def __call__(self, offset: int, width: int) -> int:
+        self.log.append((offset, width))
+        return int.from_bytes(self.config[offset : offset + width], "little")
+
+
+def test_walking_by_config_reads_finds_what_the_bytes_hold(migration_bridge: bytes) -> None:
+    reads = _Reads(migration_bridge)
+    assert list(walk_capabilities(reads)) == list(capabilities(migration_bridge))
+    assert reads.log[:2] == [(0x06, 2), (0x34, 1)]  # Status, then the Capabilities Pointer
+    assert all(width == 1 for _, width in reads.log[1:])
+
+
+def test_a_walk_stops_reading_when_its_caller_has_found_what_it_wanted(migration_bridge: bytes) -> None:
+    reads = _Reads(migration_bridge)
+    assert next(walk_capabilities(reads)) == (0x64, 0x09)
+    assert reads.log == [(0x06, 2), (0x34, 1), (0x64, 1)]
+
+
+def test_without_the_capabilities_list_bit_there_is_no_list(migration_bridge: bytes) -> None:
+    config = bytearray(migration_bridge)
+    config[0x06] &= ~0x10
+    assert list(capabilities(bytes(config))) == []
+
+
+def test_pointer_low_bits_are_ignored(migration_bridge: bytes) -> None:
+    config = bytearray(migration_bridge)
+    config[0x34] |= 0x03
+    assert next(capabilities(bytes(config))) == (0x64, 0x09)
 
 
 def test_dump_format_round_trips(migration_bridge: bytes) -> None:
@@ -146,5 +203,7 @@ def test_a_vendor_capability_whose_signature_would_pass_0xff_is_not_ours(qemu_br
 def test_bad_list_pointers_name_where_they_are(qemu_bridge: bytes, pointer: int, problem: str) -> None:
     config = bytearray(qemu_bridge[:64])
     config[0x34] = pointer
-    with pytest.raises(vfm.DecodeError, match=problem):
+    with pytest.raises(CapabilityPointerError, match=problem) as caught:
         list(capabilities(bytes(config)))
+    assert (caught.value.pointer_at, caught.value.pointer, caught.value.walked) == (0x34, pointer, ())
+    assert isinstance(caught.value, vfm.DecodeError)  # code that caught DecodeError for a broken list still does

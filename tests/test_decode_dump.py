@@ -205,7 +205,7 @@ def test_an_invalid_capability_is_reported_at_its_config_space_offset() -> None:
 @pytest.mark.parametrize(
     ("offset", "pointer", "problem"),
     [
-        (0x40 + 1, 0x4C, "more than 48 entries: the list loops"),  # SHPC, the last, points back to MSI, the first
+        (0x40 + 1, 0x4C, "the pointer at 0x41 points back to 0x4c, walked before: the list loops"),  # SHPC -> MSI
         (0x34, 0x20, "the pointer at 0x34 points into the standard header"),
     ],
 )

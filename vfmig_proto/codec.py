@@ -382,6 +382,10 @@ def encode_capability(view: Capability) -> bytes:
 # Checking a view before it is encoded: each value is judged where the view holds it.
 
 
+_LONGEST_DESCRIPTION = 40
+"""Characters of a value's repr that an error message quotes before it cuts it short with "..."."""
+
+
 def _describe(value: object) -> str:
     """``value`` as a user would recognise it in an error message."""
     if isinstance(value, Enum):
@@ -389,8 +393,8 @@ def _describe(value: object) -> str:
     if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return str(value)
     text = repr(value)
-    if len(text) > 40:
-        text = text[:37] + "..."
+    if len(text) > _LONGEST_DESCRIPTION:
+        text = text[: _LONGEST_DESCRIPTION - len("...")] + "..."
     return f"{text} (a {type(value).__name__})"
 
 

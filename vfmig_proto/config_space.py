@@ -9,7 +9,7 @@ that dumps can be read and written exactly as pciutils does (spec §3.1).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from vfmig_proto.codec import Capability, decode_capability
@@ -17,7 +17,9 @@ from vfmig_proto.errors import DecodeError, DumpError
 from vfmig_proto.layout import VFM_CFG_TYPE_MIGRATION, VFM_HEADER_SIZE, VFM_SIGNATURE
 from vfmig_proto.pci import (
     PCI_CAP_ID_VNDR,
+    PCI_CAP_LIST_ID,
     PCI_CAP_LIST_NEXT,
+    PCI_CAP_POINTER_MASK,
     PCI_CAPABILITY_LIST,
     PCI_CONFIG_SIZE,
     PCI_STATUS,
@@ -25,50 +27,99 @@ from vfmig_proto.pci import (
     PCI_STD_HEADER_SIZEOF,
 )
 
-_MAX_CAPABILITIES = 48
-"""(256 - 64) / 4: a longer walk is a loop in the list."""
-
 _IDENTITY_SIZE = 8
 """Bytes that identify the migration capability: ID, next, length, type and the 4-byte signature."""
 
+_CAP_LIST_BYTES = 2
+"""A capability's ID and next pointer: what a walk of the list reads of each entry."""
+
 _DUMP_LINE = re.compile(r"^(?P<offset>[0-9a-fA-F]{2,3}):(?P<bytes>(?: [0-9a-fA-F]{2}){1,16})\s*$")
+
+ConfigRead = Callable[[int, int], int]
+"""``read(offset, width)``: a configuration read of ``width`` (1, 2 or 4) bytes, little-endian, as a guest issues it."""
+
+
+class CapabilityListError(DecodeError):
+    """A capability list that cannot be walked to its end (PCI Local Bus 3.0 §6.7).
+
+    Raised by :func:`walk_capabilities` and :func:`capabilities` in place of
+    the bad entry.  The data a caller needs to report the problem instead of
+    raising it: ``pointer_at`` is the config-space offset of the bad pointer
+    (0x34 or an entry's next pointer), ``pointer`` its value, ``walked`` the
+    ``(offset, ID)`` of every capability before it, in list order, and
+    ``problem`` the words (with both offsets).  ``offset`` (of
+    :class:`DecodeError`) is ``pointer_at``.
+    """
+
+    def __init__(self, problem: str, *, pointer_at: int, pointer: int, walked: Sequence[tuple[int, int]]) -> None:
+        self.pointer_at = pointer_at
+        self.pointer = pointer
+        self.walked = tuple(walked)
+        super().__init__("capability list", pointer_at, problem)
+
+
+class CapabilityLoopError(CapabilityListError):
+    """A next pointer leads back to a capability already walked: the list never ends."""
+
+
+class CapabilityPointerError(CapabilityListError):
+    """A pointer into the standard header (below 0x40) or past the configuration bytes there are."""
+
+
+def walk_capabilities(read: ConfigRead, size: int = PCI_CONFIG_SIZE) -> Iterator[tuple[int, int]]:
+    """``(offset, capability ID)`` of each capability in a function's list, in list order, by config reads.
+
+    The one walker of the capability list: what a guest does (Status bit 4,
+    the pointer at 0x34, then each entry's ID and next pointer, the pointers'
+    two low bits ignored).  Nothing when Status says the function has no
+    list.  Stops at a pointer of 0, and raises :class:`CapabilityLoopError`
+    for a pointer back to an entry already walked and
+    :class:`CapabilityPointerError` for one into the standard header or past
+    ``size`` bytes (capabilities live below 0x100, so ``size`` is at most
+    that).  Entries walked before the problem have been yielded, and are in
+    the error's ``walked``.
+    """
+    size = min(size, PCI_CONFIG_SIZE)
+    if size < PCI_STD_HEADER_SIZEOF or not read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
+        return
+    walked: list[tuple[int, int]] = []
+    pointer_at = PCI_CAPABILITY_LIST
+    pointer = read(pointer_at, 1) & PCI_CAP_POINTER_MASK
+    while pointer:
+        _check_pointer(pointer_at, pointer, size, walked)
+        entry = (pointer, read(pointer + PCI_CAP_LIST_ID, 1))
+        walked.append(entry)
+        yield entry
+        pointer_at = pointer + PCI_CAP_LIST_NEXT
+        pointer = read(pointer_at, 1) & PCI_CAP_POINTER_MASK
+
+
+def _check_pointer(pointer_at: int, pointer: int, size: int, walked: Sequence[tuple[int, int]]) -> None:
+    where = f"the pointer at 0x{pointer_at:02x}"
+    if any(offset == pointer for offset, _ in walked):
+        problem = f"{where} points back to 0x{pointer:02x}, walked before: the list loops"
+        raise CapabilityLoopError(problem, pointer_at=pointer_at, pointer=pointer, walked=walked)
+    if pointer < PCI_STD_HEADER_SIZEOF:
+        problem = f"{where} points into the standard header"
+        raise CapabilityPointerError(problem, pointer_at=pointer_at, pointer=pointer, walked=walked)
+    if pointer + _CAP_LIST_BYTES > size:
+        problem = f"{where} points to 0x{pointer:02x}, past the {size} bytes of config space given"
+        raise CapabilityPointerError(problem, pointer_at=pointer_at, pointer=pointer, walked=walked)
 
 
 def capabilities(config: bytes) -> Iterator[tuple[int, int]]:
-    """``(offset, capability ID)`` of each capability in the list, in list order.
+    """``(offset, capability ID)`` of each capability in the list held in ``config``, in list order.
 
-    Stops at a pointer of 0, and raises :class:`DecodeError` for a pointer
-    outside the capability area (0x40 to 0xff), a pointer past the end of
-    ``config`` or a list that loops.  Bytes from 0x100 on (PCI Express
-    extended configuration space) are never part of this list.
+    :func:`walk_capabilities` over bytes in hand (a dump, an emulator's
+    array): the same stops and the same :class:`CapabilityListError`.  Bytes
+    from 0x100 on (PCI Express extended configuration space) are never part
+    of this list.
     """
-    if len(config) < PCI_STD_HEADER_SIZEOF or not config[PCI_STATUS] & PCI_STATUS_CAP_LIST:
-        return
-    conventional = config[:PCI_CONFIG_SIZE]
-    pointer_at = PCI_CAPABILITY_LIST
-    pointer = config[pointer_at] & 0xFC
-    for _ in range(_MAX_CAPABILITIES):
-        if pointer == 0:
-            return
-        _check_pointer(conventional, pointer_at, pointer)
-        yield pointer, config[pointer]
-        pointer_at = pointer + PCI_CAP_LIST_NEXT
-        pointer = config[pointer_at] & 0xFC
-    raise DecodeError("capability list", PCI_CAPABILITY_LIST, f"more than {_MAX_CAPABILITIES} entries: the list loops")
 
+    def read(offset: int, width: int) -> int:
+        return int.from_bytes(config[offset : offset + width], "little")
 
-def _check_pointer(conventional: bytes, pointer_at: int, pointer: int) -> None:
-    if pointer < PCI_STD_HEADER_SIZEOF:
-        raise DecodeError(
-            "capability list", pointer, f"the pointer at 0x{pointer_at:02x} points into the standard header"
-        )
-    # A capability's ID and next pointer must both lie in the bytes we hold.
-    if pointer + 2 > len(conventional):
-        raise DecodeError(
-            "capability list",
-            pointer,
-            f"the pointer at 0x{pointer_at:02x} points past the {len(conventional)} bytes of config space given",
-        )
+    return walk_capabilities(read, len(config))
 
 
 def find_migration_capability(config: bytes) -> int | None:

@@ -193,8 +193,12 @@ def report_json(reports: Sequence[FunctionReport]) -> dict[str, Any]:
 # Text, as lspci writes flags (``enable+``, ``event-``).
 
 
+_LARGEST_DIGIT = 9
+"""Values up to 9 read the same in decimal and hexadecimal; larger ones are given in both."""
+
+
 def _number(value: int) -> str:
-    return f"0x{value:x} ({value})" if value >= 10 else str(value)
+    return f"0x{value:x} ({value})" if value > _LARGEST_DIGIT else str(value)
 
 
 def _value_text(field: DecodedField) -> str:

@@ -17,10 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 
+# PCI_CAP_ID_VNDR is a PCI fact and lives in pci.py.  The alias is mypy --strict's explicit re-export, for callers
+# that still import it from here (reference_impl/driver.py, conformance/catalogue/device_core_faults.py); drop it
+# once they import it from vfmig_proto.pci.
+from vfmig_proto.pci import PCI_CAP_ID_VNDR as PCI_CAP_ID_VNDR  # noqa: PLC0414
+from vfmig_proto.pci import PCI_DEVICES_PER_BUS
 from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
-
-PCI_CAP_ID_VNDR = 0x09
-"""PCI capability ID of a vendor-specific capability (PCI Local Bus 3.0, Appendix H)."""
 
 VFM_CFG_TYPE_MIGRATION = 0x56
 """Value of the capability's type byte (offset 3) that identifies this protocol (``"V"``).
@@ -55,6 +57,21 @@ VFM_MAX_PAGE_SHIFT = 30
 
 VFM_DEFAULT_ACK_TIMEOUT_MS = 500
 """Default deadline for a driver to answer a request (spec §8)."""
+
+VFM_MIN_ACK_TIMEOUT_MS = 1
+VFM_MAX_ACK_TIMEOUT_MS = 0xFFFF
+"""ACK_TIMEOUT_MS is a 16-bit register that is never 0 (spec §3.2, VFM-CAP-005)."""
+
+QEMU_BRIDGE_CAP_OFFSET = 0x64
+"""Where a bridge derived from QEMU's ``pci-bridge`` places the capability (spec §3.1.1, VFM-CAP-003).
+
+The first free DWORD after QEMU's 24-byte MSI capability at 0x4C; from 0x64
+to 0xFF there are 0x9C bytes, room for a capability of 31 slots.
+"""
+
+QEMU_BRIDGE_CAP_NEXT = 0x4C
+"""``CAP_NEXT`` of the capability at :data:`QEMU_BRIDGE_CAP_OFFSET`: QEMU's MSI capability, the list's old head
+(spec §3.1.1, VFM-CAP-003)."""
 
 
 class Access(Enum):
@@ -455,8 +472,11 @@ class CapabilityParams:
     def __post_init__(self) -> None:
         if not VFM_MIN_SLOTS <= self.num_slots <= VFM_MAX_SLOTS:
             raise ValueError(f"num_slots {self.num_slots} is outside {VFM_MIN_SLOTS}..{VFM_MAX_SLOTS}")
-        if self.first_device < 0 or self.first_device + self.num_slots > 32:
-            raise ValueError(f"devices {self.first_device}..{self.first_device + self.num_slots - 1} do not fit 0..31")
+        if self.first_device < 0 or self.first_device + self.num_slots > PCI_DEVICES_PER_BUS:
+            raise ValueError(
+                f"devices {self.first_device}..{self.first_device + self.num_slots - 1} "
+                f"do not fit 0..{PCI_DEVICES_PER_BUS - 1}"
+            )
 
     @property
     def length(self) -> int:

@@ -46,6 +46,8 @@ PCI_INTERRUPT_LINE = 0x3C
 PCI_INTERRUPT_PIN = 0x3D
 PCI_CONFIG_SIZE = 0x100
 """Conventional configuration space: capabilities live in the first 256 bytes."""
+PCI_DEVICES_PER_BUS = 32
+"""Device numbers 0 to 31 on one bus (a 5-bit field of the devfn, PCI Local Bus 3.0 §3.2.2.3.1)."""
 PCI_STD_HEADER_SIZEOF = 0x40
 
 # --- Type-1 (PCI-to-PCI bridge) header ---------------------------------------
@@ -73,11 +75,17 @@ PCI_BRIDGE_CTL_DISCARD_STATUS = 0x0400
 # --- Capability IDs -----------------------------------------------------------
 PCI_CAP_ID_MSI = 0x05
 PCI_CAP_ID_VNDR = 0x09
+"""Vendor-specific capability (PCI Local Bus 3.0, Appendix H); the migration capability is one (spec §3)."""
 PCI_CAP_ID_SLOTID = 0x04
 PCI_CAP_ID_SHPC = 0x0C
 PCI_CAP_ID_EXP = 0x10
+PCI_CAP_ID_MSIX = 0x11
 PCI_CAP_LIST_ID = 0
 PCI_CAP_LIST_NEXT = 1
+PCI_CAP_POINTER_MASK = 0xFC
+"""Capability pointers address DWORDs: their two low bits are reserved and ignored (PCI Local Bus 3.0 §6.7)."""
+PCI_CAP_LIST_MAX_ENTRIES = (PCI_CONFIG_SIZE - PCI_STD_HEADER_SIZEOF) // 4
+"""48: as many DWORD-aligned capabilities as fit between the header and 0x100; a longer walk has looped."""
 
 # --- MSI capability (64-bit address, per-vector masking) -----------------------
 PCI_MSI_FLAGS = 0x02
@@ -91,6 +99,12 @@ PCI_MSI_DATA_64 = 0x0C
 PCI_MSI_MASK_64 = 0x10
 PCI_MSI_PENDING_64 = 0x14
 PCI_MSI_64_MASKABLE_SIZEOF = 0x18
+
+# --- MSI-X capability (PCI Local Bus 3.0 §6.8.2) -------------------------------
+PCI_MSIX_FLAGS = 0x02
+PCI_MSIX_FLAGS_MASKALL = 0x4000
+"""Function Mask: every vector is masked; messages wait as pending."""
+PCI_MSIX_FLAGS_ENABLE = 0x8000
 
 # --- Slot ID and SHPC capabilities --------------------------------------------
 PCI_SID_ESR = 0x02

@@ -26,6 +26,7 @@ from vfmig_proto.diagrams import EdgeKind, common_device_events, device_state_di
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
     HEADER_REGISTERS,
+    QEMU_BRIDGE_CAP_OFFSET,
     VFM_DEFAULT_ACK_TIMEOUT_MS,
     VFM_HEADER_SIZE,
     VFM_MAX_PAGE_SHIFT,
@@ -125,6 +126,10 @@ _PARAM_RESET_TEXT: Mapping[Param, str] = {
 }
 
 
+_LARGEST_DIGIT = 9
+"""Reset values up to 9 read the same in decimal and hexadecimal; larger ones are written in hex."""
+
+
 def _reset_text(fld: Field) -> str:
     reset = fld.reset
     if isinstance(reset, Param):
@@ -133,7 +138,7 @@ def _reset_text(fld: Field) -> str:
         return f"{int(reset)} (``{fld.values(reset).name}``)"
     if fld.const:
         return f"0x{int(reset):0{(fld.width + 3) // 4}X}"
-    return f"0x{int(reset):X}" if reset > 9 else str(int(reset))
+    return f"0x{int(reset):X}" if reset > _LARGEST_DIGIT else str(int(reset))
 
 
 # "§4.3.1" and "spec §5" in the definitions' docstrings: the chapters' labels are spec-4-3-1 and spec-5.  A
@@ -358,9 +363,6 @@ def migration_transitions_rst(spec_dir: Path) -> str:
 
 QEMU_BRIDGE_DUMP = Path("data") / "qemu-7.2-pci-bridge.lspci"
 """Config space of QEMU 7.2's pci-bridge (1b36:0001) read from a running QEMU, relative to ``spec/``."""
-
-QEMU_BRIDGE_CAP_OFFSET = 0x64
-"""Where the migration capability goes in that bridge: after MSI at 0x4c, which is 24 bytes long (spec §3.1.1)."""
 
 
 def qemu_bridge_with_capability(spec_dir: Path) -> tuple[bytes, str]:
