@@ -76,6 +76,7 @@ PCI_CAP_ID_VNDR = 0x09
 PCI_CAP_ID_SLOTID = 0x04
 PCI_CAP_ID_SHPC = 0x0C
 PCI_CAP_ID_EXP = 0x10
+PCI_CAP_ID_MSIX = 0x11
 PCI_CAP_LIST_ID = 0
 PCI_CAP_LIST_NEXT = 1
 
@@ -91,6 +92,13 @@ PCI_MSI_DATA_64 = 0x0C
 PCI_MSI_MASK_64 = 0x10
 PCI_MSI_PENDING_64 = 0x14
 PCI_MSI_64_MASKABLE_SIZEOF = 0x18
+
+# --- MSI-X capability (a function's interrupts) --------------------------------
+PCI_MSIX_FLAGS = 0x02
+PCI_MSIX_FLAGS_ENABLE = 0x8000
+"""MSI-X Enable: the function signals interrupts by MSI-X messages."""
+PCI_MSIX_FLAGS_MASKALL = 0x4000
+"""Function Mask: every vector is masked, whatever its own mask bit says."""
 
 # --- Slot ID and SHPC capabilities --------------------------------------------
 PCI_SID_ESR = 0x02
