@@ -23,30 +23,41 @@ from typing import Any
 
 import numpy as np
 
-from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity
 from reference_impl.guest import DmaRegionAllocator
 from reference_impl.memory import GuestMemory, Pages
-from vfmig_proto.pci import PCI_CAP_ID_EXP, PCI_EXP_DEVCTL
+from vfmig_proto.config_space import capabilities
+from vfmig_proto.errors import DecodeError
+from vfmig_proto.pci import (
+    PCI_CAP_ID_EXP,
+    PCI_CAP_LIST_ID,
+    PCI_CONFIG_SIZE,
+    PCI_EXP_DEVCTL,
+    PCI_EXP_DEVCTL_BCR_FLR,
+)
+
+_DWORD = 4
+"""Bytes of the widest config read: the walk reads config space in these."""
+_FLR_BYTE = (PCI_EXP_DEVCTL_BCR_FLR.bit_length() - 1) // 8
+"""The byte of Device Control that holds Initiate FLR (a guest may write that byte alone)."""
+_FLR_BIT = PCI_EXP_DEVCTL_BCR_FLR >> (8 * _FLR_BYTE)
+"""Initiate FLR within that byte."""
 
 
 @dataclass
 class Ledger:
-    """What happened to guest pages, in order (a sequence number per write)."""
+    """Who is told of each DMA write, CPU write and dirtying of guest pages, as it happens."""
 
-    sequence: int = 0
     dirty_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
     dma_listeners: list[Callable[[Pages], None]] = field(default_factory=list)
     dirtying_listeners: list[Callable[[ObservedMemory, Pages], None]] = field(default_factory=list)
     """Called after each dirtying write (``dirty``, ``dirty_range``: not a CPU write of new data), with the memory."""
 
     def record_dma(self, pages: Pages) -> None:
-        self.sequence += 1
         for listener in tuple(self.dma_listeners):
             listener(pages)
 
     def record_dirty(self, pages: Pages) -> None:
-        self.sequence += 1
         for listener in tuple(self.dirty_listeners):
             listener(pages)
 
@@ -160,9 +171,25 @@ class FunctionProxy:
         object.__setattr__(self, "_last_bme", bool(inner.bus_master))
         inner.bme_listener = self._bme_changed
         inner.interrupt_sink = self._interrupt
-        # Where a write initiates a function-level reset: Device Control's top byte, bit 7 (PCIe).
+        object.__setattr__(self, "_capabilities", {})
+        # Where a write initiates a function-level reset: the byte of Device Control that holds Initiate FLR.
         express = find_capability(self.config_read, PCI_CAP_ID_EXP) if on_reset is not None else None
-        object.__setattr__(self, "_flr_byte", None if express is None else express + PCI_EXP_DEVCTL + 1)
+        object.__setattr__(self, "_flr_byte", None if express is None else express + PCI_EXP_DEVCTL + _FLR_BYTE)
+
+    def capability(self, cap_id: int) -> int | None:
+        """Offset of the function's first capability with ``cap_id`` (:func:`find_capability`), or None.
+
+        The list is walked once; after that one read checks that the ID is still where it was (a function
+        in reset may read all ones), and the list is walked again if it is not.  An observer asks on every
+        interrupt, and a walk reads the whole of config space.
+        """
+        known: int | None = self._capabilities.get(cap_id)
+        if known is not None and self.config_read(known + PCI_CAP_LIST_ID, 1) == cap_id:
+            return known
+        found = find_capability(self.config_read, cap_id)
+        if found is not None:
+            self._capabilities[cap_id] = found
+        return found
 
     @property
     def inner(self) -> Any:
@@ -193,7 +220,9 @@ class FunctionProxy:
 
     def config_write(self, offset: int, width: int, value: int) -> None:
         flr = self._flr_byte
-        initiates = flr is not None and offset <= flr < offset + width and bool(value >> (8 * (flr - offset)) & 0x80)
+        initiates = (
+            flr is not None and offset <= flr < offset + width and bool(value >> (8 * (flr - offset)) & _FLR_BIT)
+        )
         self._inner.config_write(offset, width, value)
         self._poll_bme()
         if initiates:
@@ -254,19 +283,15 @@ class FunctionProxy:
 
 
 def find_capability(config_read: Callable[[int, int], int], cap_id: int) -> int | None:
-    """Offset of the first capability with ``cap_id`` in a function's list, read by config reads."""
-    if not config_read(0x06, 2) & 0x10:
+    """Offset of the first capability with ``cap_id`` in a function's list, read by config reads.
+
+    None if the function has none, or if its list cannot be walked (a function in reset may read all ones):
+    the list's form is not what the observers judge.
+    """
+    config = b"".join(
+        config_read(offset, _DWORD).to_bytes(_DWORD, "little") for offset in range(0, PCI_CONFIG_SIZE, _DWORD)
+    )
+    try:
+        return next((offset for offset, found in capabilities(config) if found == cap_id), None)
+    except DecodeError:
         return None
-    pointer = config_read(0x34, 1) & 0xFC
-    for _ in range(48):
-        if pointer < 0x40:
-            return None
-        if config_read(pointer, 1) == cap_id:
-            return pointer
-        pointer = config_read(pointer + 1, 1) & 0xFC
-    return None
-
-
-def now_ms(clock: SimClock) -> float:
-    """The clock's time in milliseconds, for messages."""
-    return clock.now / 1_000_000

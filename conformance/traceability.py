@@ -10,11 +10,12 @@ a string, and names the requirements a rule or invariant exercises in its
 read from the suites' source, without running anything:
 
 * a *check site* is a requirement ID written in the body of a function of a
-  suite module, or of a ``conformance`` module that a suite module imports
-  (where shared observers live); the site is the innermost function around
-  it, and its *kind* is what Hypothesis made of that function: ``rule``,
-  ``initialize``, ``invariant``, or ``helper`` for the listeners and
-  functions the steps call;
+  suite module (of any module of a suite that is a package), or of a
+  ``conformance`` module that a suite module imports (where shared observers
+  live); the site is the innermost function around it, and its *kind* is
+  what Hypothesis made of that function: ``rule``, ``initialize``,
+  ``invariant``, or ``helper`` for the listeners and functions the steps
+  call (a state machine composed of mixins has its steps in several classes);
 * a *declaration* is an ID in a ``@step(...)`` decorator.
 
 A helper's check runs when a step runs it, so each helper site also lists the
@@ -42,10 +43,12 @@ import ast
 import importlib
 import inspect
 import itertools
+import pkgutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 
 from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
@@ -218,16 +221,38 @@ class TraceabilityError(Exception):
 
 
 def suite_sources(target: Target) -> list[SuiteSource]:
-    """The suite module of ``target`` and the ``conformance`` modules it imports (one level)."""
+    """The suite of ``target`` (its module, or every module of its package) and the ``conformance`` modules
+    those import (one level; every module of an imported package)."""
     machine = suite_class(target)
     module = inspect.getmodule(machine)
     assert module is not None
-    sources = [SuiteSource(module.__name__, inspect.getsource(module), machine, inspect.getsourcefile(module))]
-    for name in _imported_conformance_modules(sources[0].text):
-        if name != module.__name__:
-            imported = importlib.import_module(name)
-            sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
+    sources = [_source(name, machine) for name in _suite_modules(module)]
+    suite = {source.module for source in sources}
+    for source in list(sources):
+        for imported in _imported_conformance_modules(source.text):
+            # A package the suite lives in (``conformance``, say) is read alone, not with every module in it.
+            around = module.__name__.startswith(f"{imported}.")
+            for name in [imported] if around else _suite_modules(importlib.import_module(imported)):
+                if name not in suite:
+                    suite.add(name)
+                    sources.append(_source(name))
     return sources
+
+
+def _suite_modules(module: ModuleType) -> list[str]:
+    """``module`` and, if it is a package (a suite or a helper split by concern), every module in it."""
+    names = [module.__name__]
+    if hasattr(module, "__path__"):
+        found = pkgutil.walk_packages(module.__path__, prefix=f"{module.__name__}.")
+        names += sorted(info.name for info in found)
+    return names
+
+
+def _source(name: str, machine: type[ConformanceMachine] | None = None) -> SuiteSource:
+    """The source of module ``name``; ``machine`` if the module defines the suite's state machine."""
+    imported = importlib.import_module(name)
+    defines = machine is not None and machine.__module__ == name
+    return SuiteSource(name, inspect.getsource(imported), machine if defines else None, inspect.getsourcefile(imported))
 
 
 def _imported_conformance_modules(text: str) -> list[str]:
@@ -353,8 +378,17 @@ def _tables(tree: ast.Module) -> Iterator[_Table]:
                 yield _Table(target.id, ids)
 
 
-def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> SiteKind:
-    if machine is None or function.cls != machine.__name__:
+_Key = tuple[str, str]
+"""A function of a suite: ``(module, qualname)``."""
+
+
+def _machine_classes(machine: type[ConformanceMachine] | None) -> list[tuple[str, str]]:
+    """``(module, name)`` of the machine's classes, most derived first: a suite split into mixins has several."""
+    return [] if machine is None else [(cls.__module__, cls.__name__) for cls in machine.__mro__]
+
+
+def _kind(machine: type[ConformanceMachine] | None, module: str, function: _Function) -> SiteKind:
+    if machine is None or (module, function.cls) not in _machine_classes(machine):
         return SiteKind.HELPER
     attribute = getattr(machine, function.node.name, None)
     if getattr(attribute, _INITIALIZE_MARKER, None) is not None:
@@ -366,27 +400,53 @@ def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> Site
     return SiteKind.HELPER
 
 
-def _reached_from(functions: Sequence[_Function], kinds: Mapping[str, SiteKind]) -> dict[str, tuple[str, ...]]:
+def _method_tables(
+    functions: Mapping[str, Sequence[_Function]], machine: type[ConformanceMachine] | None
+) -> dict[tuple[str, str | None], dict[str, tuple[str, _Function]]]:
+    """Per ``(module, class)``, the methods ``self.<name>`` finds there, with their modules.
+
+    A class of the machine finds the methods of every class of the machine, the most derived first (as an
+    instance of the machine does); any other class finds its own.
+    """
+    tables: dict[tuple[str, str | None], dict[str, tuple[str, _Function]]] = {}
+    for module, found in functions.items():
+        for function in found:
+            tables.setdefault((module, function.cls), {})[function.node.name] = (module, function)
+    classes = _machine_classes(machine)
+    merged: dict[str, tuple[str, _Function]] = {}
+    for cls in reversed(classes):
+        merged.update(tables.get(cls, {}))
+    for cls in classes:
+        tables[cls] = merged
+    return tables
+
+
+def _reached_from(
+    functions: Mapping[str, Sequence[_Function]],
+    kinds: Mapping[_Key, SiteKind],
+    machine: type[ConformanceMachine] | None,
+) -> dict[_Key, tuple[str, ...]]:
     """For each method, the steps of its class that reach it through ``self.<name>`` references."""
-    by_class: dict[str | None, dict[str, _Function]] = {}
-    for function in functions:
-        by_class.setdefault(function.cls, {})[function.node.name] = function
-    reached: dict[str, set[str]] = {function.qualname: set() for function in functions}
-    for function in functions:
-        if kinds[function.qualname] is SiteKind.HELPER:
-            continue
-        methods = by_class.get(function.cls, {})
-        seen: set[str] = set()
-        pending = list(function.references)
-        while pending:
-            name = pending.pop()
-            if name in seen or name not in methods:
+    tables = _method_tables(functions, machine)
+    reached: dict[_Key, set[str]] = {
+        (module, function.qualname): set() for module, found in functions.items() for function in found
+    }
+    for module, found in functions.items():
+        for function in found:
+            if kinds[module, function.qualname] is SiteKind.HELPER:
                 continue
-            seen.add(name)
-            callee = methods[name]
-            reached[callee.qualname].add(function.node.name)
-            pending.extend(callee.references)
-    return {name: tuple(sorted(steps)) for name, steps in reached.items()}
+            methods = tables.get((module, function.cls), {})
+            seen: set[str] = set()
+            pending = list(function.references)
+            while pending:
+                name = pending.pop()
+                if name in seen or name not in methods:
+                    continue
+                seen.add(name)
+                callee_module, callee = methods[name]
+                reached[callee_module, callee.qualname].add(function.node.name)
+                pending.extend(callee.references)
+    return {key: tuple(sorted(steps)) for key, steps in reached.items()}
 
 
 def _reads_table(function: _Function, table: str, methods: Mapping[str, _Function]) -> bool:
@@ -429,23 +489,33 @@ def _table_sites(
 def read_suite(
     target: Target, sources: Iterable[SuiteSource]
 ) -> tuple[list[CheckSite], list[Declaration], list[Mention]]:
-    """The check sites, step declarations and other mentions of IDs in ``sources``, ``target``'s suite."""
+    """The check sites, step declarations and other mentions of IDs in ``sources``, ``target``'s suite.
+
+    The suite's state machine may be composed of mixins in several of the sources: a step reaches the
+    methods of all of them.
+    """
     sites: list[CheckSite] = []
     declarations: list[Declaration] = []
     mentions: list[Mention] = []
-    for source in sources:
-        tree = ast.parse(source.text)
-        functions = list(_functions(tree))
-        for found in _table_sites(target, source, tree, functions):
+    chosen = list(sources)
+    trees = {source.module: ast.parse(source.text) for source in chosen}
+    functions = {module: list(_functions(tree)) for module, tree in trees.items()}
+    machine = next((source.machine for source in chosen if source.machine is not None), None)
+    kinds = {
+        (module, function.qualname): _kind(machine, module, function)
+        for module, found in functions.items()
+        for function in found
+    }
+    reached = _reached_from(functions, kinds, machine)
+    for source in chosen:
+        for found in _table_sites(target, source, trees[source.module], functions[source.module]):
             if isinstance(found, CheckSite):
                 sites.append(found)
             else:
                 mentions.append(found)
-        kinds = {function.qualname: _kind(source.machine, function) for function in functions}
-        reached = _reached_from(functions, kinds)
-        for function in functions:
-            kind = kinds[function.qualname]
-            via = reached[function.qualname] if kind is SiteKind.HELPER else ()
+        for function in functions[source.module]:
+            kind = kinds[source.module, function.qualname]
+            via = reached[source.module, function.qualname] if kind is SiteKind.HELPER else ()
             sites.extend(
                 CheckSite(requirement, target, source.module, function.qualname, kind, line, via)
                 for requirement, line in function.ids

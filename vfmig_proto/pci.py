@@ -105,6 +105,7 @@ PCI_MSIX_FLAGS = 0x02
 PCI_MSIX_FLAGS_MASKALL = 0x4000
 """Function Mask: every vector is masked; messages wait as pending."""
 PCI_MSIX_FLAGS_ENABLE = 0x8000
+"""MSI-X Enable: the function signals interrupts by MSI-X messages."""
 
 # --- Slot ID and SHPC capabilities --------------------------------------------
 PCI_SID_ESR = 0x02

@@ -1,0 +1,1 @@
+"""What the ``device`` suite observes, one module per aspect; each defines a mixin of the suite's world."""
