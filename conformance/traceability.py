@@ -514,7 +514,9 @@ def _machine_sources(machine: type) -> list[_ClassSource]:
     return found
 
 
-def _reachable(start: _Function, methods: Mapping[str, _Function], functions: Mapping[str, _Function]) -> list[_Function]:
+def _reachable(
+    start: _Function, methods: Mapping[str, _Function], functions: Mapping[str, _Function]
+) -> list[_Function]:
     """``start`` and every function it reaches: methods through ``self.<name>``, module functions by name."""
     reached = [start]
     seen = {id(start)}

@@ -33,12 +33,12 @@ def test_step_above_any_hypothesis_decorator_is_refused(decorator: object, name:
         step()(marked)
 
 
-class _Boom(RuntimeError):
+class _BoomError(RuntimeError):
     pass
 
 
 def _implementation_call() -> None:
-    raise _Boom("from the implementation")
+    raise _BoomError("from the implementation")
 
 
 class _WellOrdered(ConformanceMachine):
@@ -53,7 +53,7 @@ class _WellOrdered(ConformanceMachine):
 def test_step_under_rule_guards_the_step() -> None:
     machine = _WellOrdered()
     before = machine.checks.steps
-    with pytest.raises(ImplementationError, match="step raises: _Boom"):
+    with pytest.raises(ImplementationError, match="step raises: _BoomError"):
         machine.raises()
     assert machine.checks.steps == before + 1
     assert "raises" in _WellOrdered.rule_names()
