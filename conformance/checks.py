@@ -206,6 +206,19 @@ class ConformanceMachine(RuleBasedStateMachine):
         """Names of the rules (what a counterexample's steps are made of)."""
         return _marked(cls, _RULE_MARKER) | _marked(cls, _INITIALIZE_MARKER)
 
+    @classmethod
+    def step_requirements(cls, name: str) -> tuple[str, ...]:
+        """The requirements step ``name`` can judge: those of the checks it reaches, read from the suite's source.
+
+        A hang or an exception in the step that no check on the stack claims goes to these.  The IDs written
+        in ``@step(...)`` come first and are kept: they name the requirements of checks that run in event
+        listeners, which the step sets off without calling them.
+        """
+        from conformance.traceability import derived_step_requirements  # noqa: PLC0415 - it imports this module
+
+        declared: tuple[str, ...] = getattr(getattr(cls, name, None), "requirements", ())
+        return tuple(dict.fromkeys([*declared, *derived_step_requirements(cls).get(name, ())]))
+
     @staticmethod
     def factory() -> Any:
         """``MODULE:FACTORY`` of the implementation under test, loaded (the runner binds it)."""
@@ -250,7 +263,12 @@ def _alarm_available() -> bool:
 
 
 def step(*requirements: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Decorate a rule or invariant: it exercises ``requirements`` and runs under the step timeout."""
+    """Decorate a rule or invariant: it runs under the step timeout.
+
+    The requirements a step can judge are derived from the checks it reaches
+    (:meth:`ConformanceMachine.step_requirements`); ``requirements`` adds those of checks it only sets off
+    (event listeners), which no reading of the source can tie to it.
+    """
 
     def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
         name = method.__name__
@@ -266,7 +284,7 @@ def step(*requirements: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
             if name in checks.disabled_steps:
                 return None  # type: ignore[return-value]  # a step that hung or raised before is skipped
             checks.steps += 1
-            running = _Running(name, requirements, checks, machine.timeout_s)
+            running = _Running(name, type(machine).step_requirements(name), checks, machine.timeout_s)
             return running.run(lambda: method(*args, **kwargs))
 
         guarded.requirements = requirements  # type: ignore[attr-defined]

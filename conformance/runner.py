@@ -576,7 +576,7 @@ def _blocked_by_skipped_steps(target: Target, skipped: set[str]) -> dict[str, tu
     machine = suite_class(target)
     blocked: dict[str, list[str]] = {}
     for name in sorted(skipped):
-        for requirement in getattr(getattr(machine, name, None), "requirements", ()):
+        for requirement in machine.step_requirements(name):
             blocked.setdefault(requirement, []).append(name)
     return {requirement: tuple(steps) for requirement, steps in blocked.items()}
 

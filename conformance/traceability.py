@@ -48,6 +48,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 
 from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
@@ -59,6 +60,8 @@ _INITIALIZE_MARKER = "hypothesis_stateful_initialize_rule"
 _RULE_MARKER = "hypothesis_stateful_rule"
 _INVARIANT_MARKER = "hypothesis_stateful_invariant"
 _PACKAGE = "conformance"
+_CHECKS_MODULE = "conformance.checks"
+"""Defines the machine's base class; read like any other module the suite imports, not as the suite's own."""
 
 
 class SiteKind(Enum):
@@ -220,15 +223,25 @@ class TraceabilityError(Exception):
 
 
 def suite_sources(target: Target) -> list[SuiteSource]:
-    """The suite module of ``target`` and the ``conformance`` modules it imports (one level)."""
+    """The modules of ``target``'s suite and the ``conformance`` modules they import (one level).
+
+    A suite's modules are those that define a class of its state machine's MRO: the machine may be assembled
+    from mixins spread over the modules of a package.
+    """
     machine = suite_class(target)
-    module = inspect.getmodule(machine)
-    assert module is not None
-    sources = [SuiteSource(module.__name__, inspect.getsource(module), machine, inspect.getsourcefile(module))]
-    for name in _imported_conformance_modules(sources[0].text):
-        if name != module.__name__:
-            imported = importlib.import_module(name)
-            sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
+    defining = [sys.modules[cls.__module__] for cls in machine.__mro__ if cls.__module__.split(".")[0] == _PACKAGE]
+    modules = list(dict.fromkeys(module for module in defining if module.__name__ != _CHECKS_MODULE))
+    sources = [
+        SuiteSource(module.__name__, inspect.getsource(module), machine, inspect.getsourcefile(module))
+        for module in modules
+    ]
+    named = {source.module for source in sources}
+    for suite_module in list(sources):
+        for name in _imported_conformance_modules(suite_module.text):
+            if name not in named:
+                named.add(name)
+                imported = importlib.import_module(name)
+                sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
     return sources
 
 
@@ -356,7 +369,7 @@ def _tables(tree: ast.Module) -> Iterator[_Table]:
 
 
 def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> SiteKind:
-    if machine is None or function.cls != machine.__name__:
+    if machine is None or function.cls not in {cls.__name__ for cls in machine.__mro__}:
         return SiteKind.HELPER
     attribute = getattr(machine, function.node.name, None)
     if getattr(attribute, _INITIALIZE_MARKER, None) is not None:
@@ -533,7 +546,7 @@ def _reachable(
     return reached
 
 
-def derived_step_requirements(machine: type[ConformanceMachine]) -> dict[str, tuple[str, ...]]:
+def derived_step_requirements(machine: type[ConformanceMachine]) -> Mapping[str, tuple[str, ...]]:
     """Per step (rule, initializer, invariant) of ``machine``: the requirements of the checks it reaches.
 
     The checks are read from the source of every class of the machine's MRO (a suite may be a package whose
@@ -543,11 +556,11 @@ def derived_step_requirements(machine: type[ConformanceMachine]) -> dict[str, tu
     reached check that takes its requirement from a table.  What a step can judge is what it checks; a
     ``@step(...)`` list is not needed for that.
     """
-    return dict(_derived(machine))
+    return _derived(machine)
 
 
 @functools.cache
-def _derived(machine: type[ConformanceMachine]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+def _derived(machine: type[ConformanceMachine]) -> Mapping[str, tuple[str, ...]]:
     sources = _machine_sources(machine)
     methods: dict[str, _Function] = {}
     functions: dict[str, _Function] = {}
@@ -556,7 +569,7 @@ def _derived(machine: type[ConformanceMachine]) -> tuple[tuple[str, tuple[str, .
         methods.update(source.methods)
         functions.update(source.functions)
         tables.update(source.tables)
-    derived = []
+    derived: dict[str, tuple[str, ...]] = {}
     for name in sorted(_step_names(machine)):
         start = methods.get(name)
         if start is None:
@@ -566,8 +579,8 @@ def _derived(machine: type[ConformanceMachine]) -> tuple[tuple[str, tuple[str, .
         if any(function.indirect for function in reached):
             read = set().union(*(function.names | function.references for function in reached))
             ids += [requirement for table, written in tables.items() if table in read for requirement in written]
-        derived.append((name, tuple(dict.fromkeys(ids))))
-    return tuple(derived)
+        derived[name] = tuple(dict.fromkeys(ids))
+    return MappingProxyType(derived)
 
 
 def _step_names(machine: type) -> set[str]:
