@@ -7,6 +7,7 @@ importing the protocol package at run time loads nothing above it.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import tomllib
@@ -44,6 +45,26 @@ def test_the_import_contracts_are_kept() -> None:
         env={"PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_architecture_page_draws_the_imports_the_code_has() -> None:
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    try:
+        vfmig_imports = importlib.import_module("vfmig_imports")  # a docs extension: not a package of ours
+    finally:
+        sys.path.remove(str(ROOT / "docs" / "_ext"))
+    packages = vfmig_imports.import_edges(vfmig_imports.PACKAGES)
+    assert set(packages) == {
+        ("conformance", "reference_impl"),
+        ("conformance", "vfmig_proto"),
+        ("reference_impl", "vfmig_proto"),
+    }
+    modules = vfmig_imports.import_edges(vfmig_imports.PACKAGES, expand="conformance")
+    assert ("conformance.runner", "conformance.checks") in modules
+    assert not any(source.startswith("vfmig_proto") for source, _ in modules)
+    dot = "\n".join(vfmig_imports.import_graph_dot(expand="conformance"))
+    assert dot.startswith("digraph")
+    assert '"conformance.cli" -> "conformance.cli_options";' in dot
 
 
 def test_importing_the_protocol_loads_nothing_above_it() -> None:
