@@ -34,6 +34,16 @@ The matrix is consistent when:
 
 The docs build renders :func:`render_rst` on the traceability page and fails
 on any :class:`Problem`; ``vfmig traceability`` prints the same findings.
+
+The same reading says what each step can judge
+(:func:`derived_step_requirements`): the requirements of the checks the step
+reaches through ``self.<name>`` and the module functions it calls, with
+methods resolved along the state machine's MRO, so a suite may be a package
+whose machine is assembled from mixins in several modules (its sources are
+the modules of every class of that MRO, :func:`suite_sources`).  A hang or an
+exception in a step that no check on the stack claims goes to those
+requirements.  Checks that run in event listeners are set off by a step, not
+called from it; the ``@step(...)`` list names those.
 """
 
 from __future__ import annotations
