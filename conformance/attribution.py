@@ -22,7 +22,9 @@ not to every requirement the step can judge.  The stack says which:
   the requirements the called interface method is *judged under* (its
   docstring in :mod:`conformance.adapters`) own the failure, the ones the step
   declares among them first;
-* only when neither names one do the step's declared requirements get it.
+* only when neither names one do the requirements the step can judge get it:
+  those of the checks it reaches, read from the suite's source, and those its
+  ``@step(...)`` lists (:meth:`~conformance.checks.ConformanceMachine.step_requirements`).
 
 Frames come from a live stack (an exception's traceback, or the frame a timer
 interrupted) or from a text dump (``faulthandler``'s, written by a worker

@@ -2,9 +2,11 @@
 
 A suite is a Hypothesis ``RuleBasedStateMachine``
 derived from :class:`ConformanceMachine`.  Its rules and invariants are
-decorated with :func:`step`, which names the requirements the step exercises
-and runs the step under the step timeout; inside, the suite states what the
-spec demands with :meth:`Checks.that`:
+decorated with :func:`step`, which runs the step under the step timeout; inside,
+the suite states what the spec demands with :meth:`Checks.that`.  ``@step``
+goes directly above the ``def``, under Hypothesis's decorator (the other way
+round, Hypothesis would run the bare method: :func:`step` refuses it with
+:class:`StepOrderError`):
 
 .. code-block:: python
 
@@ -159,13 +161,10 @@ class Checks:
         listeners), where an implementation's ``except Exception`` could
         swallow the violation.
         """
-        if requirement not in self.known:
-            raise KeyError(f"check of {requirement}, which is not a requirement of this target")
-        self.counts[requirement] += 1
-        if condition or requirement in self.disabled:
-            return
-        self.first_failure_at.setdefault(requirement, time.perf_counter() - self.started)
-        self.pending.append((requirement, message() if callable(message) else message))
+        try:
+            self.that(requirement, condition, message)
+        except RequirementViolation as violation:
+            self.pending.append((violation.requirement, violation.message))
 
     def raise_pending(self) -> None:
         """Raise the first failure :meth:`record` kept (and forget the rest: they come back if real)."""
@@ -207,6 +206,19 @@ class ConformanceMachine(RuleBasedStateMachine):
         """Names of the rules (what a counterexample's steps are made of)."""
         return _marked(cls, _RULE_MARKER) | _marked(cls, _INITIALIZE_MARKER)
 
+    @classmethod
+    def step_requirements(cls, name: str) -> tuple[str, ...]:
+        """The requirements step ``name`` can judge: those of the checks it reaches, read from the suite's source.
+
+        A hang or an exception in the step that no check on the stack claims goes to these.  The IDs written
+        in ``@step(...)`` come first and are kept: they name the requirements of checks that run in event
+        listeners, which the step sets off without calling them.
+        """
+        from conformance.traceability import derived_step_requirements  # noqa: PLC0415 - it imports this module
+
+        declared: tuple[str, ...] = getattr(getattr(cls, name, None), "requirements", ())
+        return tuple(dict.fromkeys([*declared, *derived_step_requirements(cls).get(name, ())]))
+
     @staticmethod
     def factory() -> Any:
         """``MODULE:FACTORY`` of the implementation under test, loaded (the runner binds it)."""
@@ -219,6 +231,27 @@ class ConformanceMachine(RuleBasedStateMachine):
 # Hypothesis marks rule functions with these attributes (hypothesis.stateful).
 _RULE_MARKER = "hypothesis_stateful_rule"
 _INITIALIZE_MARKER = "hypothesis_stateful_initialize_rule"
+_DECORATOR_OF_MARKER = {
+    _RULE_MARKER: "rule",
+    _INITIALIZE_MARKER: "initialize",
+    "hypothesis_stateful_invariant": "invariant",
+    "hypothesis_stateful_preconditions": "precondition",
+}
+
+
+class StepOrderError(TypeError):
+    """:func:`step` was applied above a Hypothesis decorator instead of below it.
+
+    Hypothesis keeps the function it was given: with ``@step`` on top, it would run the bare method, with no
+    step timeout, no :class:`ImplementationError` and no step count.
+    """
+
+    def __init__(self, function: str, decorator: str) -> None:
+        super().__init__(
+            f"@step is above @{decorator} on {function}: Hypothesis would run the method without the step "
+            f"guard; put @{decorator}(...) first and @step(...) directly above the def"
+        )
+        self.function = function
 
 
 def _marked(cls: type, marker: str) -> frozenset[str]:
@@ -230,10 +263,18 @@ def _alarm_available() -> bool:
 
 
 def step(*requirements: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
-    """Decorate a rule or invariant: it exercises ``requirements`` and runs under the step timeout."""
+    """Decorate a rule or invariant: it runs under the step timeout.
+
+    The requirements a step can judge are derived from the checks it reaches
+    (:meth:`ConformanceMachine.step_requirements`); ``requirements`` adds those of checks it only sets off
+    (event listeners), which no reading of the source can tie to it.
+    """
 
     def decorate(method: Callable[_P, _R]) -> Callable[_P, _R]:
         name = method.__name__
+        for marker, decorator in _DECORATOR_OF_MARKER.items():
+            if getattr(method, marker, None) is not None:
+                raise StepOrderError(method.__qualname__, decorator)
 
         @functools.wraps(method)
         def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _R:
@@ -243,7 +284,7 @@ def step(*requirements: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
             if name in checks.disabled_steps:
                 return None  # type: ignore[return-value]  # a step that hung or raised before is skipped
             checks.steps += 1
-            running = _Running(name, requirements, checks, machine.timeout_s)
+            running = _Running(name, type(machine).step_requirements(name), checks, machine.timeout_s)
             return running.run(lambda: method(*args, **kwargs))
 
         guarded.requirements = requirements  # type: ignore[attr-defined]

@@ -19,10 +19,20 @@ import tomllib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO
 
 import vfmig_proto
 import vfmig_proto.dump_report
+from conformance.cli_options import (
+    CommandError,
+    OptionError,
+    existing_directory,
+    fraction,
+    in_range,
+    positive,
+    read_option,
+    writable_file,
+)
 from conformance.harness import AdapterProblem, Interrupted, Isolation, run_isolated
 from conformance.harness.loading import load_checked_implementation
 from conformance.live import ConformanceProgress
@@ -41,7 +51,7 @@ from reference_impl.report import simulation_json, simulation_summary
 from reference_impl.scenario import Fault, Simulation, SimulationConfig, SimulationResult
 from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
 from reference_impl.timeline import timeline_svg
-from reference_impl.units import UnitError, format_size, parse_duration, parse_rate, parse_size
+from reference_impl.units import format_size, parse_duration, parse_rate, parse_size
 from vfmig_proto import layout
 from vfmig_proto.c_header import c_header
 from vfmig_proto.config_space import format_lspci_dump
@@ -141,7 +151,7 @@ def _print_summary(summary: dict[str, object]) -> None:
 
 def _spec_to_read(args: argparse.Namespace) -> Path:
     """--spec, or the spec that :func:`spec_directory` finds (the checkout's, else the installed copy)."""
-    return _existing_directory("--spec", args.spec) if args.spec else spec_directory()
+    return existing_directory("--spec", args.spec) if args.spec else spec_directory()
 
 
 def _cmd_spec_summary(args: argparse.Namespace) -> int:
@@ -170,7 +180,7 @@ def _cmd_traceability(args: argparse.Namespace) -> int:
 def _spec_to_generate(args: argparse.Namespace) -> Path:
     """Where spec-generate works: --spec, or the checkout's spec/; never the copy installed with the package."""
     if args.spec:
-        spec_dir = _existing_directory("--spec", args.spec)
+        spec_dir = existing_directory("--spec", args.spec)
     elif args.check:
         spec_dir = spec_directory()  # only read: checking the installed copy against the installed code is fine
     else:
@@ -200,7 +210,7 @@ def _cmd_spec_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_c_header(args: argparse.Namespace) -> int:
-    output = _writable("--output", args.output) if args.output else None
+    output = writable_file("--output", args.output) if args.output else None
     text = c_header()
     if output is not None:
         output.write_text(text, encoding="utf-8")
@@ -209,74 +219,9 @@ def _cmd_c_header(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class CommandError(Exception):
-    """A command refuses to run; the message says why (``main`` prints it as one line and exits 2)."""
-
-
-class OptionError(CommandError, ValueError):
-    """A value on the command line that the command cannot use; the message starts with the option's name."""
-
-    def __init__(self, option: str, problem: str) -> None:
-        super().__init__(f"{option}: {problem}")
-        self.option = option
-
-
-_Value = TypeVar("_Value")
-_Number = TypeVar("_Number", int, float)
-
-
-def _read(option: str, text: str, parse: Callable[[str], _Value]) -> _Value:
-    """``parse(text)``, with a :class:`UnitError` turned into an :class:`OptionError` naming ``option``."""
-    try:
-        return parse(text)
-    except UnitError as exc:
-        raise OptionError(option, str(exc)) from None
-
-
-def _existing_directory(option: str, path: str) -> Path:
-    directory = Path(path)
-    if not directory.is_dir():
-        raise OptionError(option, f"{path!r} is not a directory")
-    return directory
-
-
-def _writable(option: str, path: str) -> Path:
-    """``path``, once it is clear that a file can be written there: asked before a long run, not after it."""
-    target = Path(path)
-    if target.is_dir():
-        raise OptionError(option, f"cannot write {path!r}: it is a directory")
-    parent = target.absolute().parent
-    if not parent.is_dir():
-        raise OptionError(option, f"cannot write {path!r}: no directory {str(parent)!r}")
-    if not os.access(parent, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
-        raise OptionError(option, f"cannot write {path!r}: permission denied")
-    return target
-
-
-def _in_range(option: str, value: int, low: int, high: int | None = None) -> int:
-    if value < low or (high is not None and value > high):
-        allowed = f"at least {low}" if high is None else f"{low}..{high}"
-        raise OptionError(option, f"{value} is out of range ({allowed})")
-    return value
-
-
-def _positive(option: str, text: str, parse: Callable[[str], _Number]) -> _Number:
-    value = _read(option, text, parse)
-    if value <= 0:
-        raise OptionError(option, f"{text!r} must be more than 0")
-    return value
-
-
-def _fraction(option: str, value: float) -> float:
-    # NaN fails both comparisons, so it is refused here too.
-    if not 0 < value <= 1:
-        raise OptionError(option, f"{value:g} is out of range (more than 0, at most 1)")
-    return value
-
-
 def _guest_memory(args: argparse.Namespace) -> int:
     """--memory in bytes: whole pages, and room for every function's receive ring and buffers."""
-    size = _read("--memory", args.memory, parse_size)
+    size = read_option("--memory", args.memory, parse_size)
     page_size = 1 << SimulationConfig.page_shift
     if size % page_size:
         raise OptionError("--memory", f"{args.memory!r} is {size} bytes, not a whole number of {page_size}-byte pages")
@@ -301,31 +246,31 @@ def _slots(option: str, slots: int | None, vfs: int) -> int | None:
 
 def _migration_config(args: argparse.Namespace) -> MigrationConfig:
     return MigrationConfig(
-        bandwidth=_positive("--bandwidth", args.bandwidth, parse_rate),
-        downtime_limit_ns=_positive("--downtime-limit", args.downtime_limit, parse_duration),
-        link_latency_ns=_read("--link-latency", args.link_latency, parse_duration),
-        precopy_limit_ns=_positive("--precopy-limit", args.precopy_limit, parse_duration),
-        max_precopy_rounds=_in_range("--max-rounds", args.max_rounds, 0),
+        bandwidth=positive("--bandwidth", args.bandwidth, parse_rate),
+        downtime_limit_ns=positive("--downtime-limit", args.downtime_limit, parse_duration),
+        link_latency_ns=read_option("--link-latency", args.link_latency, parse_duration),
+        precopy_limit_ns=positive("--precopy-limit", args.precopy_limit, parse_duration),
+        max_precopy_rounds=in_range("--max-rounds", args.max_rounds, 0),
         on_precopy_limit=PrecopyLimitAction(args.on_precopy_limit),
     )
 
 
 def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
     """The configuration the arguments ask for; :class:`OptionError` naming the first option out of range."""
-    vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
-    buffers = _in_range("--buffers", args.buffers, 1)
+    vfs = in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
+    buffers = in_range("--buffers", args.buffers, 1)
     return SimulationConfig(
         memory_bytes=_guest_memory(args),
         vfs=vfs,
-        dma_rate=_read("--dma-rate", args.dma_rate, parse_rate),
-        dma_read_rate=_read("--dma-read-rate", args.dma_read_rate, parse_rate),
-        cpu_dirty_rate=_read("--cpu-dirty-rate", args.cpu_dirty_rate, parse_rate),
-        cpu_working_set=_fraction("--cpu-working-set", args.cpu_working_set),
+        dma_rate=read_option("--dma-rate", args.dma_rate, parse_rate),
+        dma_read_rate=read_option("--dma-read-rate", args.dma_read_rate, parse_rate),
+        cpu_dirty_rate=read_option("--cpu-dirty-rate", args.cpu_dirty_rate, parse_rate),
+        cpu_working_set=fraction("--cpu-working-set", args.cpu_working_set),
         migration=_migration_config(args),
-        migrations=_in_range("--migrations", args.migrations, 1),
-        seed=_in_range("--seed", args.seed, 0),
+        migrations=in_range("--migrations", args.migrations, 1),
+        seed=in_range("--seed", args.seed, 0),
         fault=Fault(args.fault) if args.fault else None,
-        ack_timeout_ms=_in_range("--ack-timeout-ms", args.ack_timeout_ms, 1, ACK_TIMEOUT_MS_MAX),
+        ack_timeout_ms=in_range("--ack-timeout-ms", args.ack_timeout_ms, 1, ACK_TIMEOUT_MS_MAX),
         buffers=buffers,
         num_slots=_slots("--slots", args.slots, vfs),
     )
@@ -364,8 +309,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a check of SimulationConfig's own that the options' checks missed
         raise CommandError(str(exc)) from None
     # Both outputs are checked before the run, which can take minutes, rather than after it.
-    trace = _writable("--trace", args.trace) if args.trace else None
-    timeline = _writable("--timeline", args.timeline) if args.timeline else None
+    trace = writable_file("--trace", args.trace) if args.trace else None
+    timeline = writable_file("--timeline", args.timeline) if args.timeline else None
     warning = convergence_warning(config)
     if warning is not None:
         print(f"vfmig simulate: warning: {warning}", file=sys.stderr)
@@ -382,11 +327,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_dump(args: argparse.Namespace) -> int:
-    output = _writable("--output", args.output) if args.output else None
+    output = writable_file("--output", args.output) if args.output else None
     try:
-        vfs = _in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
+        vfs = in_range("--vfs", args.vfs, 1, VFM_MAX_SLOTS)
         slots = _slots("--slots", args.slots, vfs)
-        seed = _in_range("--seed", args.seed, 0)
+        seed = in_range("--seed", args.seed, 0)
         config = bridge_config_at(args.at, vfs=vfs, num_slots=args.slots if slots is None else slots, seed=seed)
     except (SnapshotError, ValueError) as exc:
         print(f"vfmig config-dump: {exc}", file=sys.stderr)

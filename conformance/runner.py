@@ -572,11 +572,11 @@ def _initializers(target: Target) -> frozenset[str]:
 
 
 def _blocked_by_skipped_steps(target: Target, skipped: set[str]) -> dict[str, tuple[str, ...]]:
-    """Per requirement, the skipped steps (they hung or raised before) that declare it."""
+    """Per requirement, the skipped steps (they hung or raised before) that can judge it."""
     machine = suite_class(target)
     blocked: dict[str, list[str]] = {}
     for name in sorted(skipped):
-        for requirement in getattr(getattr(machine, name, None), "requirements", ()):
+        for requirement in machine.step_requirements(name):
             blocked.setdefault(requirement, []).append(name)
     return {requirement: tuple(steps) for requirement, steps in blocked.items()}
 

@@ -35,20 +35,32 @@ The matrix is consistent when:
 
 The docs build renders :func:`render_rst` on the traceability page and fails
 on any :class:`Problem`; ``vfmig traceability`` prints the same findings.
+
+The same reading says what each step can judge
+(:func:`derived_step_requirements`): the requirements of the checks the step
+reaches through ``self.<name>`` and the module functions it calls, with
+methods resolved along the state machine's MRO, so a suite may be a package
+whose machine is assembled from mixins in several modules (its sources are
+the modules of every class of that MRO, :func:`suite_sources`).  A hang or an
+exception in a step that no check on the stack claims goes to those
+requirements.  Checks that run in event listeners are set off by a step, not
+called from it; the ``@step(...)`` list names those.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 import itertools
 import pkgutil
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 
 from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
@@ -60,6 +72,8 @@ _INITIALIZE_MARKER = "hypothesis_stateful_initialize_rule"
 _RULE_MARKER = "hypothesis_stateful_rule"
 _INVARIANT_MARKER = "hypothesis_stateful_invariant"
 _PACKAGE = "conformance"
+_CHECKS_MODULE = "conformance.checks"
+"""Defines the machine's base class; read like any other module the suite imports, not as the suite's own."""
 
 
 class SiteKind(Enum):
@@ -525,6 +539,126 @@ def read_suite(
                 for requirement, line in function.declared
             )
     return sites, declarations, mentions
+
+
+# ------------------------------------------------------------------------------------------ what a step can judge
+
+
+@dataclass(frozen=True)
+class _ClassSource:
+    """The functions of one class of a machine's MRO, and the module around it, read from source."""
+
+    methods: dict[str, _Function]
+    functions: dict[str, _Function]
+    """The module-level functions of the class's module (a step may call them by name)."""
+    tables: dict[str, tuple[str, ...]]
+    """The module's and the class's constants that write requirement IDs."""
+
+
+@functools.cache
+def _parsed_module(module_name: str) -> tuple[ast.Module, tuple[_Function, ...]] | None:
+    module = sys.modules.get(module_name)
+    try:
+        text = inspect.getsource(module) if module is not None else None
+    except (OSError, TypeError):
+        return None  # a class defined where no source is (an interactive session): nothing to derive
+    if text is None:
+        return None
+    tree = ast.parse(text)
+    return tree, tuple(_functions(tree))
+
+
+def _class_source(cls: type) -> _ClassSource | None:
+    parsed = _parsed_module(cls.__module__)
+    if parsed is None:
+        return None
+    tree, functions = parsed
+    prefix = f"{cls.__qualname__}."
+    methods = {
+        function.node.name: function
+        for function in functions
+        if function.qualname.startswith(prefix) and "." not in function.qualname[len(prefix) :]
+    }
+    top_level = {function.qualname: function for function in functions if function.cls is None}
+    tables = {table.name: tuple(requirement for requirement, _ in table.ids) for table in _tables(tree)}
+    return _ClassSource(methods, top_level, tables)
+
+
+def _machine_sources(machine: type) -> list[_ClassSource]:
+    """The classes of ``machine``'s MRO that have source (its mixins, wherever they live), most derived first."""
+    found = []
+    for cls in machine.__mro__:
+        if cls.__module__.split(".")[0] in {"hypothesis", "builtins"}:
+            continue
+        source = _class_source(cls)
+        if source is not None:
+            found.append(source)
+    return found
+
+
+def _reachable(
+    start: _Function, methods: Mapping[str, _Function], functions: Mapping[str, _Function]
+) -> list[_Function]:
+    """``start`` and every function it reaches: methods through ``self.<name>``, module functions by name."""
+    reached = [start]
+    seen = {id(start)}
+    index = 0
+    while index < len(reached):
+        current = reached[index]
+        index += 1
+        callees = [methods.get(name) for name in sorted(current.references)]
+        callees += [functions.get(name) for name in sorted(current.names)]
+        for callee in callees:
+            if callee is not None and id(callee) not in seen:
+                seen.add(id(callee))
+                reached.append(callee)
+    return reached
+
+
+def derived_step_requirements(machine: type[ConformanceMachine]) -> Mapping[str, tuple[str, ...]]:
+    """Per step (rule, initializer, invariant) of ``machine``: the requirements of the checks it reaches.
+
+    The checks are read from the source of every class of the machine's MRO (a suite may be a package whose
+    state machine is assembled from mixins in several modules) and of the modules those classes live in: the
+    IDs a step writes in its body, those of the methods it reaches through ``self.<name>`` (resolved in MRO
+    order, as Python resolves them) and of the module functions it calls, and the IDs of the tables read by a
+    reached check that takes its requirement from a table.  What a step can judge is what it checks; a
+    ``@step(...)`` list is not needed for that.
+    """
+    return _derived(machine)
+
+
+@functools.cache
+def _derived(machine: type[ConformanceMachine]) -> Mapping[str, tuple[str, ...]]:
+    sources = _machine_sources(machine)
+    methods: dict[str, _Function] = {}
+    functions: dict[str, _Function] = {}
+    tables: dict[str, tuple[str, ...]] = {}
+    for source in reversed(sources):  # the most derived class's definition wins, as in the MRO
+        methods.update(source.methods)
+        functions.update(source.functions)
+        tables.update(source.tables)
+    derived: dict[str, tuple[str, ...]] = {}
+    for name in sorted(_step_names(machine)):
+        start = methods.get(name)
+        if start is None:
+            continue
+        reached = _reachable(start, methods, functions)
+        ids = [requirement for function in reached for requirement, _ in function.ids]
+        if any(function.indirect for function in reached):
+            read = set().union(*(function.names | function.references for function in reached))
+            ids += [requirement for table, written in tables.items() if table in read for requirement in written]
+        derived[name] = tuple(dict.fromkeys(ids))
+    return MappingProxyType(derived)
+
+
+def _step_names(machine: type) -> set[str]:
+    markers = (_RULE_MARKER, _INITIALIZE_MARKER, _INVARIANT_MARKER)
+    return {
+        name
+        for name in dir(machine)
+        if any(getattr(getattr(machine, name, None), marker, None) is not None for marker in markers)
+    }
 
 
 # ------------------------------------------------------------------------------------------ the matrix

@@ -285,7 +285,7 @@ class _Supervisor:
         frames = frames_of_dump(worker.dump_text())
         if reading.depth > 0 and names:
             step = names[-1]
-            declared: tuple[str, ...] = getattr(getattr(self.machine, step), "requirements", ())
+            declared = self.machine.step_requirements(step)
             found = (
                 attribute(frames, self.sides, self.plan.target, self.plan.all_ids, declared)
                 if frames
