@@ -10,11 +10,12 @@ a string, and names the requirements a rule or invariant exercises in its
 read from the suites' source, without running anything:
 
 * a *check site* is a requirement ID written in the body of a function of a
-  suite module, or of a ``conformance`` module that a suite module imports
-  (where shared observers live); the site is the innermost function around
-  it, and its *kind* is what Hypothesis made of that function: ``rule``,
-  ``initialize``, ``invariant``, or ``helper`` for the listeners and
-  functions the steps call;
+  suite module (every module of a suite that is a package), or of a
+  ``conformance`` module that a suite module imports (where shared observers
+  live); the site is the innermost function around it, and its *kind* is what
+  Hypothesis made of that function: ``rule``, ``initialize``, ``invariant``,
+  or ``helper`` for the listeners and functions the steps call (a suite's
+  machine may gather its methods from mixins, one per module);
 * a *declaration* is an ID in a ``@step(...)`` decorator.
 
 A helper's check runs when a step runs it, so each helper site also lists the
@@ -42,10 +43,12 @@ import ast
 import importlib
 import inspect
 import itertools
+import pkgutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 
 from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
@@ -218,16 +221,33 @@ class TraceabilityError(Exception):
 
 
 def suite_sources(target: Target) -> list[SuiteSource]:
-    """The suite module of ``target`` and the ``conformance`` modules it imports (one level)."""
+    """The suite of ``target`` (its module, or every module of its package) and the ``conformance`` modules those
+    import (one level)."""
     machine = suite_class(target)
     module = inspect.getmodule(machine)
     assert module is not None
-    sources = [SuiteSource(module.__name__, inspect.getsource(module), machine, inspect.getsourcefile(module))]
-    for name in _imported_conformance_modules(sources[0].text):
-        if name != module.__name__:
-            imported = importlib.import_module(name)
-            sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
+    suite = [module, *_package_modules(module)]
+    names = {member.__name__ for member in suite}
+    sources = [
+        SuiteSource(member.__name__, inspect.getsource(member), machine, inspect.getsourcefile(member))
+        for member in suite
+    ]
+    for source in list(sources):
+        for name in _imported_conformance_modules(source.text):
+            if name not in names:
+                names.add(name)
+                imported = importlib.import_module(name)
+                sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
     return sources
+
+
+def _package_modules(module: ModuleType) -> list[ModuleType]:
+    """Every module under ``module`` if it is a package (none if it is a plain module)."""
+    path = getattr(module, "__path__", None)
+    if path is None:
+        return []
+    found = pkgutil.walk_packages(path, prefix=f"{module.__name__}.")
+    return [importlib.import_module(info.name) for info in sorted(found, key=lambda info: info.name)]
 
 
 def _imported_conformance_modules(text: str) -> list[str]:
@@ -354,7 +374,7 @@ def _tables(tree: ast.Module) -> Iterator[_Table]:
 
 
 def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> SiteKind:
-    if machine is None or function.cls != machine.__name__:
+    if machine is None or function.cls not in _class_names(machine):
         return SiteKind.HELPER
     attribute = getattr(machine, function.node.name, None)
     if getattr(attribute, _INITIALIZE_MARKER, None) is not None:
@@ -366,16 +386,48 @@ def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> Site
     return SiteKind.HELPER
 
 
-def _reached_from(functions: Sequence[_Function], kinds: Mapping[str, SiteKind]) -> dict[str, tuple[str, ...]]:
-    """For each method, the steps of its class that reach it through ``self.<name>`` references."""
+def _class_names(machine: type[ConformanceMachine]) -> set[str]:
+    """The machine's class and those it inherits from (a suite's mixins)."""
+    return {cls.__name__ for cls in machine.__mro__}
+
+
+def _methods_by_class(
+    functions: Sequence[_Function], machine: type[ConformanceMachine] | None
+) -> dict[str | None, dict[str, _Function]]:
+    """The methods of each class by name; the machine's own and its bases' as one class, each name resolved as
+    Python resolves it on the machine (a mixin's method before a base's declaration of it)."""
+    mro = [cls.__name__ for cls in machine.__mro__] if machine is not None else []
     by_class: dict[str | None, dict[str, _Function]] = {}
     for function in functions:
-        by_class.setdefault(function.cls, {})[function.node.name] = function
+        if function.cls in mro and machine is not None:
+            methods = by_class.setdefault(machine.__name__, {})
+            known = methods.get(function.node.name)
+            if known is None or mro.index(str(function.cls)) < mro.index(str(known.cls)):
+                methods[function.node.name] = function
+        else:
+            by_class.setdefault(function.cls, {})[function.node.name] = function
+    return by_class
+
+
+def _class_key(function: _Function, machine: type[ConformanceMachine] | None) -> str | None:
+    if machine is not None and function.cls in _class_names(machine):
+        return machine.__name__
+    return function.cls
+
+
+def _reached_from(
+    functions: Sequence[_Function],
+    kinds: Mapping[str, SiteKind],
+    machine: type[ConformanceMachine] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """For each method, the steps of its class (or of the machine, across its mixins) that reach it through
+    ``self.<name>`` references."""
+    by_class = _methods_by_class(functions, machine)
     reached: dict[str, set[str]] = {function.qualname: set() for function in functions}
     for function in functions:
         if kinds[function.qualname] is SiteKind.HELPER:
             continue
-        methods = by_class.get(function.cls, {})
+        methods = by_class.get(_class_key(function, machine), {})
         seen: set[str] = set()
         pending = list(function.references)
         while pending:
@@ -405,17 +457,25 @@ def _reads_table(function: _Function, table: str, methods: Mapping[str, _Functio
 
 
 def _table_sites(
-    target: Target, source: SuiteSource, tree: ast.Module, functions: Sequence[_Function]
+    target: Target,
+    source: SuiteSource,
+    tree: ast.Module,
+    functions: Sequence[_Function],
+    machine: type[ConformanceMachine] | None = None,
 ) -> list[CheckSite | Mention]:
-    """The tables of ``tree``: check sites if a check takes its requirement from them, mentions otherwise."""
+    """The tables of ``tree``: check sites if a check takes its requirement from them, mentions otherwise.
+
+    ``functions`` are those that may read the tables: the module's, or every module's of a suite package.
+    """
     found: list[CheckSite | Mention] = []
+    by_class = _methods_by_class(functions, machine)
     for table in _tables(tree):
         checkers = tuple(
             sorted(
                 function.qualname
                 for function in functions
                 if function.indirect
-                and _reads_table(function, table.name, {f.node.name: f for f in functions if f.cls == function.cls})
+                and _reads_table(function, table.name, by_class.get(_class_key(function, machine), {}))
             )
         )
         for requirement, line in table.ids:
@@ -433,16 +493,24 @@ def read_suite(
     sites: list[CheckSite] = []
     declarations: list[Declaration] = []
     mentions: list[Mention] = []
-    for source in sources:
-        tree = ast.parse(source.text)
-        functions = list(_functions(tree))
-        for found in _table_sites(target, source, tree, functions):
+    parsed = [(source, ast.parse(source.text)) for source in sources]
+    functions_of = {id(source): list(_functions(tree)) for source, tree in parsed}
+    # The modules of the suite itself (those that hold its machine's methods) are read as one: a table or a method
+    # in one module serves the checks of another.
+    suite = [function for source, _ in parsed if source.machine is not None for function in functions_of[id(source)]]
+    machine = next((source.machine for source, _ in parsed if source.machine is not None), None)
+    suite_kinds = {function.qualname: _kind(machine, function) for function in suite}
+    suite_reached = _reached_from(suite, suite_kinds, machine)
+    for source, tree in parsed:
+        functions = functions_of[id(source)]
+        scope = suite if source.machine is not None else functions
+        for found in _table_sites(target, source, tree, scope, source.machine):
             if isinstance(found, CheckSite):
                 sites.append(found)
             else:
                 mentions.append(found)
         kinds = {function.qualname: _kind(source.machine, function) for function in functions}
-        reached = _reached_from(functions, kinds)
+        reached = suite_reached if source.machine is not None else _reached_from(functions, kinds)
         for function in functions:
             kind = kinds[function.qualname]
             via = reached[function.qualname] if kind is SiteKind.HELPER else ()
