@@ -22,6 +22,7 @@ from conformance.suites.hypervisor.settings import (
     PHASES,
     QUIET_SLOTS,
     RUN_LIMIT_NS,
+    UNDEFINED_REPORT,
     WATCHED_THROUGHOUT,
 )
 from conformance.suites.hypervisor.watch import Cause, Watch
@@ -32,10 +33,7 @@ from reference_impl.driver import VfDriver
 from reference_impl.hypervisor import MigrationError
 from reference_impl.memory import GuestMemory
 from vfmig_proto.codec import find_field
-from vfmig_proto.pci import (
-    PCI_BRIDGE_CONTROL,
-    PCI_BRIDGE_CTL_BUS_RESET,
-)
+from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
 from vfmig_proto.states import DevState, MigReason, MigState
 
 
@@ -137,6 +135,7 @@ class EnvironmentRules(HypervisorWorld):
             self.clock.schedule(0, partial(self._fired, action), f"suite: {label}")
 
     def _fired(self, action: Callable[[], None]) -> None:
+        """An armed action whose time came (a guard, not a precondition: it runs on the clock, inside a step)."""
         if not self.dead:
             action()
 
@@ -289,9 +288,10 @@ class EnvironmentRules(HypervisorWorld):
         bridge = self._guest_bridge()
         if bridge is None:
             return
-        offset = bridge.cap + find_field(bridge.num_slots, f"device[{slot}].dev_ctrl.drv_state").offset
-        reserved = bridge.config_read(offset, 1) & ~0x7
-        self._as_guest(partial(bridge.config_write, offset, 1, reserved | 5))
+        placed = find_field(bridge.num_slots, f"device[{slot}].dev_ctrl.drv_state")
+        offset = bridge.cap + placed.offset
+        reserved = bridge.config_read(offset, 1) & ~placed.field.mask
+        self._as_guest(partial(bridge.config_write, offset, 1, reserved | UNDEFINED_REPORT))
 
     @precondition(alive)
     @rule(slot=st.integers(0, 2), at=st.sampled_from((*GUEST_AT, "STOPPED")))

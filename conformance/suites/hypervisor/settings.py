@@ -8,10 +8,7 @@ from reference_impl.clock import NS_PER_MS, ms
 from reference_impl.device import PCIE_CAP_OFFSET
 from reference_impl.hypervisor import MigrationConfig
 from vfmig_proto.layout import VFM_MIN_PAGE_SHIFT
-from vfmig_proto.pci import (
-    PCI_BASE_ADDRESS_0,
-    PCI_EXP_DEVCTL,
-)
+from vfmig_proto.pci import PCI_BASE_ADDRESS_0, PCI_EXP_DEVCTL
 from vfmig_proto.states import DevState, MigState
 
 CHECKED = frozenset(
@@ -42,6 +39,7 @@ PAGE = 1 << PAGE_SHIFT
 MEMORY_PAGES = 256
 """A 1 MiB guest: a first pre-copy round of 32 ms at 32 MiB/s."""
 ACK_TIMEOUT_MS = 20
+"""The bridges' ACK_TIMEOUT_MS, A: the deadline of each request to the guest."""
 BACKGROUND_DMA = 2 * PAGE * 1000
 """Bytes per second each function receives all the time: two pages a millisecond."""
 BUFFERS = 8
@@ -60,6 +58,7 @@ MIGRATION = MigrationConfig(
 )
 """The management layer's settings: P = 80 ms, S = 50 ms, e = 1 ms, L = 5 ms (R x L = 40 pages)."""
 RUN_LIMIT_NS = ms(300)
+"""How long a rule lets time pass at most while it waits for a phase of the migration."""
 IN_PROGRESS = frozenset({MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING, MigState.STOPPED})
 """MIG_STATE while a migration is in progress on the source (spec 7)."""
 GUEST_HELP = frozenset({MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING})
@@ -81,6 +80,8 @@ PHASE_LIMITS: dict[MigState, tuple[str, int]] = {
     MigState.RESUMING: ("VFM-TMO-005", ACK_TIMEOUT_MS * NS_PER_MS),
 }
 """Each phase on the source, the requirement that bounds it and its length (spec 7.6, chapter 8)."""
+UNDEFINED_REPORT = 5
+"""A DRV_STATE value no version defines (:class:`~vfmig_proto.states.DriverReport` ends at 3): the bridge rejects it."""
 GUEST_AT = ("now", "PREPARE", "PRECOPY", "PAUSING", "RESUMING")
 """When a guest action happens: now, or as the migration enters that MIG_STATE (the vCPUs run in each)."""
 HOST_AT = (*GUEST_AT, "STOPPED")

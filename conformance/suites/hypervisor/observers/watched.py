@@ -21,9 +21,7 @@ from reference_impl.guest import DmaRegionAllocator, Guest
 from reference_impl.memory import DirtyLog, DirtyLogReadError, GuestMemory, Pages
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.pci import (
-    PCI_EXP_DEVCTL_BCR_FLR,
-)
+from vfmig_proto.pci import PCI_EXP_DEVCTL_BCR_FLR
 from vfmig_proto.states import DevEvent, MigEvent, MigReason
 
 if TYPE_CHECKING:
