@@ -479,17 +479,25 @@ def _reads_table(function: _Function, table: str, methods: Mapping[str, _Functio
 
 
 def _table_sites(
-    target: Target, source: SuiteSource, tree: ast.Module, functions: Sequence[_Function]
+    target: Target,
+    source: SuiteSource,
+    tree: ast.Module,
+    readers: Sequence[tuple[str, _Function]],
+    methods: Mapping[tuple[str, str | None], Mapping[str, tuple[str, _Function]]],
 ) -> list[CheckSite | Mention]:
-    """The tables of ``tree``: check sites if a check takes its requirement from them, mentions otherwise."""
+    """The tables of ``tree``: check sites if a check takes its requirement from them, mentions otherwise.
+
+    ``readers`` are the ``(module, function)`` pairs that may read the tables: the module's own, or every
+    module's of a suite package (a table in one module may serve the checks of another).
+    """
     found: list[CheckSite | Mention] = []
     for table in _tables(tree):
         checkers = tuple(
             sorted(
                 function.qualname
-                for function in functions
+                for module, function in readers
                 if function.indirect
-                and _reads_table(function, table.name, {f.node.name: f for f in functions if f.cls == function.cls})
+                and _reads_table(function, table.name, _by_name(methods.get((module, function.cls), {})))
             )
         )
         for requirement, line in table.ids:
@@ -498,6 +506,18 @@ def _table_sites(
             else:
                 found.append(Mention(requirement, target, source.module, table.name, line))
     return found
+
+
+def _by_name(methods: Mapping[str, tuple[str, _Function]]) -> dict[str, _Function]:
+    return {name: function for name, (_, function) in methods.items()}
+
+
+def _in_suite_package(module: str, machine: type[ConformanceMachine] | None) -> bool:
+    """Whether ``module`` is one of the modules of the package that defines the suite's machine."""
+    if machine is None:
+        return False
+    package = machine.__module__
+    return module == package or module.startswith(f"{package}.")
 
 
 def read_suite(
@@ -521,8 +541,16 @@ def read_suite(
         for function in found
     }
     reached = _reached_from(functions, kinds, machine)
+    methods = _method_tables(functions, machine)
     for source in chosen:
-        for found in _table_sites(target, source, trees[source.module], functions[source.module]):
+        in_suite = _in_suite_package(source.module, machine)
+        readers = [
+            (module, function)
+            for module, defined in functions.items()
+            if module == source.module or (in_suite and _in_suite_package(module, machine))
+            for function in defined
+        ]
+        for found in _table_sites(target, source, trees[source.module], readers, methods):
             if isinstance(found, CheckSite):
                 sites.append(found)
             else:

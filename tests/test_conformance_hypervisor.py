@@ -20,6 +20,7 @@ from conformance.catalogue.hypervisor_faults import CATALOGUE
 from conformance.detection import detect
 from conformance.runner import run, target_requirements
 from conformance.suites.hypervisor import CHECKED
+from conformance.traceability import SiteKind, build_matrix
 from conformance.verdicts import RunReport, Target, Verdict
 from reference_impl.hypervisor import DestinationMigration, Hypervisor, SourceMigration
 
@@ -52,6 +53,19 @@ def test_every_requirement_the_suite_checks_passes_and_no_other_is_claimed() -> 
     assert coverage.problems == []
     assert coverage.unreached == set(), f"not reached in seeds {coverage.seeds}"
     assert coverage.passed == CHECKED
+
+
+def test_the_matrix_reads_every_module_of_the_suite_package() -> None:
+    """The suite is a package of mixins: the matrix finds the checks of every module, a table in one module is the
+    requirement of checks in another, and a helper is reached from steps defined in other modules."""
+    sites = [site for site in build_matrix().sites if site.target is Target.HYPERVISOR]
+    modules = {site.module.removeprefix("conformance.suites.hypervisor.") for site in sites}
+    observers = {"dirtying", "timing", "cancellation", "config_space", "interrupts", "placement", "handover"}
+    assert {"world", "settings", "management", "scenarios"} | {f"observers.{name}" for name in observers} <= modules
+    table = next(site for site in sites if site.kind is SiteKind.TABLE and site.requirement == "VFM-TMO-001")
+    assert table.reached_from == ("TimingObserver._due", "TimingObserver._phase_left")
+    ended = next(site for site in sites if site.function == "TimingObserver._ended" and site.kind is SiteKind.HELPER)
+    assert {"build", "cancel", "driver_scenario"} <= set(ended.reached_from)
 
 
 def _declared(protocol: type) -> set[str]:
