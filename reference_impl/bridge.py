@@ -219,7 +219,7 @@ class MigrationBridge:
     step, named and documented so that a variant of the bridge (a deliberately
     faulty one in the conformance catalogue, say) overrides one phase instead
     of copying the machinery: :meth:`begin_step`, :meth:`on_guest_write`,
-    :meth:`on_driver_report`, :meth:`judge_report`, :meth:`catch_up`,
+    :meth:`on_driver_report`, :meth:`judge_report`, :meth:`apply_report`, :meth:`catch_up`,
     :meth:`report_rejected`, :meth:`migration_event`, :meth:`slot_event`,
     :meth:`reset_group`, :meth:`commit`, :meth:`settle`, :meth:`finish_step`
     and the interrupt phases :meth:`signal_event`, :meth:`send_msi`,
@@ -481,12 +481,17 @@ class MigrationBridge:
         """
         written = read_field(self.config, self._f.drv_state[slot], self.cap)
         verdict = self.judge_report(slot, old_report, written, self.bus_master(slot))
-        self.commit(self.engine.report(verdict), step)
+        self.apply_report(verdict, step)
         self.catch_up(verdict, step)
 
     def judge_report(self, slot: int, old_report: int, written: int, bus_master: bool) -> ReportVerdict:
         """The verdict on a report: the device table and the BME rule (VFM-DEV-002, 003, 010, 011)."""
         return self.engine.judge_report(slot, written, bus_master=bus_master, old=old_report)
+
+    def apply_report(self, verdict: ReportVerdict, step: BridgeStep) -> None:
+        """Carry a verdict out: the row taken (VFM-DEV-002), or ``DRV_STATE`` restored (VFM-DEV-003) and, for a
+        rejection, ``PROTOCOL_ERROR`` set and the hypervisor told (VFM-DEV-010)."""
+        self.commit(self.engine.report(verdict), step)
 
     def catch_up(self, verdict: ReportVerdict, step: BridgeStep) -> None:
         """Bring a slot that a report moved to READY up to the migration's phase (VFM-MIG-008)."""

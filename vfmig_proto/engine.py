@@ -118,16 +118,28 @@ class ProtocolState:
 
 @unique
 class StateField(Enum):
-    """A capability field the engine writes; the value is its path (:func:`vfmig_proto.codec.find_field`)."""
+    """A capability field the engine writes (spec §3.2); the value is its path, per slot for slot fields.
+
+    The paths are those of :func:`vfmig_proto.codec.find_field`, so that an embedder stores a write with one
+    lookup.
+    """
 
     MIG_STATE = "mig_state"
+    """The migration machine's state (§4.3)."""
     MIG_REASON = "mig_reason"
+    """How the last migration ended (§4.4)."""
     GENERATION = "generation"
+    """START's counter (§4.3.1, VFM-MIG-002)."""
     DEV_STATE = "dev_state"
+    """A slot's device machine state (§4.2)."""
     DRV_STATE = "dev_ctrl.drv_state"
+    """A slot's last accepted report (§4.2, VFM-DEV-002, VFM-DEV-010)."""
     MIGRATED = "dev_status.migrated"
+    """Set by ARRIVE (§7.5, VFM-FLAG-001)."""
     RESET = "dev_status.reset"
+    """Set by GROUP_RESET (§7.9, VFM-ERR-005)."""
     PROTOCOL_ERROR = "dev_status.protocol_error"
+    """Set by a rejected report (§4.5, VFM-DEV-010)."""
 
     @property
     def per_slot(self) -> bool:

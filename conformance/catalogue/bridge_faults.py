@@ -274,17 +274,10 @@ class SettlesAtNextAccess(MigrationBridge):
 class ReadyClearsMigrated(MigrationBridge):
     """An accepted READY report clears DEV_STATUS.MIGRATED, as if the driver had acknowledged it."""
 
-    def on_driver_report(self, slot: int, old_report: int, step: BridgeStep) -> None:
-        accepted_before = len(step.effects.transitions)
-        super().on_driver_report(slot, old_report, step)
-        if any(
-            isinstance(change, DeviceTransition)
-            and change.slot == slot
-            and change.event is DevEvent.DRIVER_READY
-            and change.old is not change.new
-            for change in step.effects.transitions[accepted_before:]
-        ):
-            self.set_field(f"device[{slot}].dev_status.migrated", 0)
+    def apply_report(self, verdict: ReportVerdict, step: BridgeStep) -> None:
+        super().apply_report(verdict, step)
+        if verdict.judgement is Judgement.ACCEPT and verdict.event is DevEvent.DRIVER_READY:
+            self.set_field(f"device[{verdict.slot}].dev_status.migrated", 0)
 
 
 # ---------------------------------------------------------------------------------------------- migration events
