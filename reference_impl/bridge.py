@@ -60,7 +60,7 @@ from vfmig_proto.engine import (
     ProtocolState,
     ReportRejected,
     ReportVerdict,
-    SlotState,
+    read_protocol_state,
     writes_of,
 )
 from vfmig_proto.errors import DecodeError
@@ -295,15 +295,7 @@ class MigrationBridge:
 
     def protocol_state(self) -> ProtocolState:
         """The registers of chapter 4 as the capability holds them now."""
-        slots = tuple(
-            SlotState(
-                self.dev_state(slot),
-                read_field(self.config, self._f.drv_state[slot], self.cap),
-                *self.dev_status(slot),
-            )
-            for slot in range(self.num_slots)
-        )
-        return ProtocolState(slots, self.mig_state, self.mig_reason, self.generation)
+        return read_protocol_state(self.config, self.num_slots, self.cap)
 
     def devfn(self, slot: int) -> int:
         """The device/function number of ``slot``'s function on the secondary bus (``DEV_DEVFN``)."""

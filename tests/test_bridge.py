@@ -26,9 +26,9 @@ from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
 from vfmig_proto.access import WRITE_WIDTHS, write_masks
 from vfmig_proto.access import config_write as masked_write
-from vfmig_proto.codec import decode_capability, find_field, read_field, reset_value, store_field, with_field
+from vfmig_proto.codec import decode_capability, find_field, reset_value, store_field, with_field
 from vfmig_proto.config_space import capabilities
-from vfmig_proto.engine import Effects, Judgement, ProtocolEngine, ProtocolState, SlotState, slot_states
+from vfmig_proto.engine import Effects, Judgement, ProtocolEngine, ProtocolState, read_protocol_state, slot_states
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import Access, CapabilityParams, capability_length, placed_fields, slot_offset
 from vfmig_proto.pci import (
@@ -245,22 +245,8 @@ def migration_model(mig: MigState, states: list[DevState], event: MigEvent) -> t
 
 
 def engine_of(rig: Rig) -> ProtocolEngine:
-    """An engine in the protocol state the rig's capability shows, read through the codec (not the bridge)."""
-    data = rig.bridge.capability_bytes()
-
-    def get(path: str) -> int:
-        return read_field(data, find_field(rig.num_slots, path))
-
-    slots = tuple(
-        SlotState(
-            DevState(get(f"device[{slot}].dev_state")),
-            get(f"device[{slot}].dev_ctrl.drv_state"),
-            *(bool(get(f"device[{slot}].dev_status.{flag}")) for flag in ("migrated", "reset", "protocol_error")),
-        )
-        for slot in range(rig.num_slots)
-    )
-    state = ProtocolState(slots, MigState(get("mig_state")), MigReason(get("mig_reason")), get("generation"))
-    return ProtocolEngine(rig.num_slots, state)
+    """An engine in the protocol state the rig's capability shows."""
+    return ProtocolEngine(rig.num_slots, read_protocol_state(rig.bridge.capability_bytes(), rig.num_slots))
 
 
 def expected_capability(before: bytes, effects: Effects) -> bytes:

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from vfmig_proto.codec import reset_value, with_field
 from vfmig_proto.engine import (
     DeviceTransition,
     Effects,
@@ -28,9 +29,11 @@ from vfmig_proto.engine import (
     ReportRejected,
     SlotState,
     StateField,
+    read_protocol_state,
     slot_states,
 )
 from vfmig_proto.errors import ProtocolError
+from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState, Origin, SlotFlag
 from vfmig_proto.transitions import (
     BUS_MASTER_REJECTIONS,
@@ -404,3 +407,21 @@ class TestExamples:
     def test_load_refuses_a_state_of_another_size(self) -> None:
         with pytest.raises(ValueError, match="slots"):
             ProtocolEngine(2).load(ProtocolState.after_reset(3))
+
+
+def test_the_state_a_capability_holds_is_read_field_by_field() -> None:
+    data = reset_value(CapabilityParams(num_slots=2))
+    writes = (
+        FieldWrite(StateField.MIG_STATE, MigState.PAUSING),
+        FieldWrite(StateField.MIG_REASON, MigReason.ACK_TIMEOUT),
+        FieldWrite(StateField.GENERATION, 7),
+        FieldWrite(StateField.DEV_STATE, DevState.PAUSE_REQ, 1),
+        FieldWrite(StateField.DRV_STATE, DriverReport.DIRTYING, 1),
+        FieldWrite(StateField.RESET, 1, 1),
+    )
+    for write in writes:
+        data = with_field(data, write.path, write.value)
+    engine = ProtocolEngine(2)
+    engine.apply(Effects(writes))
+    assert read_protocol_state(data, 2) == engine.state
+    assert read_protocol_state(bytes(3) + data, 2, base=3) == engine.state

@@ -49,6 +49,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum, unique
 
+from vfmig_proto.codec import find_field, read_field
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState, Origin, SlotFlag
 from vfmig_proto.transitions import (
@@ -596,3 +597,22 @@ def _slot_written(slot: SlotState, field: StateField, value: int) -> SlotState:
 def slot_states(dev_states: Iterable[DevState]) -> tuple[SlotState, ...]:
     """Slot states with the given ``DEV_STATE`` values and every other field at its reset value (for tests, models)."""
     return tuple(SlotState(dev_state=state) for state in dev_states)
+
+
+def read_protocol_state(data: bytes | bytearray, num_slots: int, base: int = 0) -> ProtocolState:
+    """The protocol state a capability holds; ``base`` is its offset in ``data`` (a bridge's config space)."""
+
+    def get(path: str) -> int:
+        return read_field(data, find_field(num_slots, path), base)
+
+    slots = tuple(
+        SlotState(
+            dev_state=DevState(get(f"device[{slot}].dev_state")),
+            drv_state=get(f"device[{slot}].dev_ctrl.drv_state"),
+            migrated=bool(get(f"device[{slot}].dev_status.migrated")),
+            reset=bool(get(f"device[{slot}].dev_status.reset")),
+            protocol_error=bool(get(f"device[{slot}].dev_status.protocol_error")),
+        )
+        for slot in range(num_slots)
+    )
+    return ProtocolState(slots, MigState(get("mig_state")), MigReason(get("mig_reason")), get("generation"))
