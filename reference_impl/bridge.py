@@ -23,8 +23,17 @@ act on it:
 Each call is one *step* (spec VFM-ACC-007, VFM-MIG-006): the state changes,
 the fan-out, the catch-up for a late binder, the settled ``ALL_*`` event and
 the setting of ``STATUS.EVENT`` all happen before the call returns, and then
-the interrupt is signalled at most once (VFM-NOTIF-002).  Every rule comes
-from :mod:`vfmig_proto.transitions`; this module keeps no copy of a rule.
+the interrupt is signalled at most once (VFM-NOTIF-002).
+
+Every protocol decision is the :class:`~vfmig_proto.engine.ProtocolEngine`'s:
+the bridge loads it from the registers when a step begins
+(:meth:`MigrationBridge.begin_step`), asks it what an input does, and commits
+the answer change by change (:meth:`MigrationBridge.commit`): each register
+written, then each transition published.  The bridge itself keeps the
+configuration space, the write masks, the functions behind it and the
+interrupt; it keeps no copy of a rule.  A step is a sequence of named public
+phases, listed on :class:`MigrationBridge`, that a variant overrides one at a
+time.
 
 The bridge tells its :class:`BridgeObserver` (the hypervisor) about every step
 and every rejected report before the guest's write completes, so that the
@@ -42,7 +51,19 @@ from typing import Protocol
 from reference_impl.events import EventBus, EventKind
 from vfmig_proto.access import apply_write_byte, write_masks
 from vfmig_proto.codec import Capability, decode_capability, find_field, read_field, reset_value, store_field
-from vfmig_proto.errors import DecodeError, ProtocolError
+from vfmig_proto.engine import (
+    Change,
+    DeviceTransition,
+    Effects,
+    MigrationTransition,
+    ProtocolEngine,
+    ProtocolState,
+    ReportRejected,
+    ReportVerdict,
+    read_protocol_state,
+    writes_of,
+)
+from vfmig_proto.errors import DecodeError
 from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, slot_offset
 from vfmig_proto.pci import (
     MSI_64_MASKABLE_MASKS,
@@ -80,18 +101,7 @@ from vfmig_proto.pci import (
     TYPE1_HEADER_MASKS,
     place_masks,
 )
-from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
-from vfmig_proto.transitions import (
-    CATCH_UP,
-    DEVICE_TRANSITIONS,
-    FANOUT,
-    MIGRATION_TRANSITIONS,
-    REPORT_EVENTS,
-    SETTLED_STATES,
-    Action,
-    device_transition,
-    migration_transition,
-)
+from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 
 # QEMU 7.2's pci-bridge (hw/pci-bridge/pci_bridge_dev.c), as spec §3.1 and the brief describe it.
 QEMU_BRIDGE_VENDOR_ID = 0x1B36
@@ -142,18 +152,16 @@ class BridgeError(ValueError):
 
 
 @dataclass
-class _Step:
-    """What one step changed, to decide STATUS.EVENT and the interrupt (spec VFM-NOTIF-001)."""
+class BridgeStep:
+    """One step (spec §4.1, VFM-ACC-007): who caused it and the engine's effects committed in it."""
 
-    mig_state_changed: bool = False
-    host_changed_dev_state: bool = False
-    flag_set: bool = False
-    guest_changed: bool = False
-    causes: list[str] = field(default_factory=list)
+    causes: list[str]
+    effects: Effects = field(default_factory=Effects)
 
     @property
     def sets_event(self) -> bool:
-        return self.mig_state_changed or self.host_changed_dev_state or self.flag_set
+        """Whether the step sets STATUS.EVENT and signals the event interrupt (VFM-NOTIF-001)."""
+        return self.effects.sets_event
 
 
 @cache
@@ -205,7 +213,18 @@ def bridge_reset_config(params: CapabilityParams) -> bytearray:
 
 
 class MigrationBridge:
-    """The emulated migration bridge of one guest on one host."""
+    """The emulated migration bridge of one guest on one host.
+
+    The public methods below the host-event methods are the *phases* of a
+    step, named and documented so that a variant of the bridge (a deliberately
+    faulty one in the conformance catalogue, say) overrides one phase instead
+    of copying the machinery: :meth:`begin_step`, :meth:`on_guest_write`,
+    :meth:`on_driver_report`, :meth:`judge_report`, :meth:`apply_report`, :meth:`catch_up`,
+    :meth:`report_rejected`, :meth:`migration_event`, :meth:`slot_event`,
+    :meth:`reset_group`, :meth:`commit`, :meth:`settle`, :meth:`finish_step`
+    and the interrupt phases :meth:`signal_event`, :meth:`send_msi`,
+    :meth:`update_intx`.
+    """
 
     def __init__(
         self,
@@ -220,12 +239,16 @@ class MigrationBridge:
         self.num_slots = self.params.num_slots
         self.cap = MIGRATION_CAP_OFFSET
         self.config = bridge_reset_config(self.params)
-        self._wmask, self._w1cmask = _bridge_masks(self.num_slots)
+        self.wmask, self.w1cmask = _bridge_masks(self.num_slots)
+        """Per-byte write and write-1-to-clear masks of the 256-byte config space (VFM-ACC-001)."""
         self.functions: list[SlotFunction | None] = [None] * self.num_slots
         self.observers: list[BridgeObserver] = []
         self.interrupt_sink: Callable[[], None] | None = None
         """Called once per interrupt the bridge signals (MSI message, or INTx rising edge)."""
-        self._intx_asserted = False
+        self.intx_asserted = False
+        """Whether the bridge currently asserts its INTx pin for migration events (VFM-NOTIF-003)."""
+        self.engine = ProtocolEngine(self.num_slots)
+        """The protocol rules; loaded from the registers at the start of every step (:meth:`begin_step`)."""
         self._f = _FieldIndex(self.num_slots)
 
     # ------------------------------------------------------------------ field access (host side)
@@ -234,8 +257,9 @@ class MigrationBridge:
         """The current value of a capability field, e.g. ``"mig_state"`` or ``"device[0].dev_state"``."""
         return read_field(self.config, self._f.get(path), self.cap)
 
-    def _set(self, placed: PlacedField, value: int) -> None:
-        store_field(self.config, placed, value, self.cap)
+    def set_field(self, path: str, value: int) -> None:
+        """Set a capability field as the bridge does (no access rules, no state machine)."""
+        store_field(self.config, self._f.get(path), value, self.cap)
 
     @property
     def mig_state(self) -> MigState:
@@ -269,6 +293,10 @@ class MigrationBridge:
             bool(read_field(self.config, self._f.protocol_error[index], self.cap)),
         )
 
+    def protocol_state(self) -> ProtocolState:
+        """The registers of chapter 4 as the capability holds them now."""
+        return read_protocol_state(self.config, self.num_slots, self.cap)
+
     def devfn(self, slot: int) -> int:
         """The device/function number of ``slot``'s function on the secondary bus (``DEV_DEVFN``)."""
         return read_field(self.config, self._f.devfn[self._slot(slot)], self.cap)
@@ -279,6 +307,11 @@ class MigrationBridge:
             if self.devfn(slot) == devfn:
                 return slot
         return None
+
+    def bus_master(self, slot: int) -> bool:
+        """Whether the function in ``slot`` has Bus Master Enable set (False for an empty slot)."""
+        function = self.functions[slot]
+        return function is not None and function.bus_master
 
     @property
     def secondary_bus_reset(self) -> bool:
@@ -318,161 +351,66 @@ class MigrationBridge:
         for index in range(width):
             position = offset + index
             self.config[position] = apply_write_byte(
-                self.config[position], data[index], self._wmask[position], self._w1cmask[position]
+                self.config[position], data[index], self.wmask[position], self.w1cmask[position]
             )
-        step = _Step(causes=["guest"])
-        self._after_guest_write(offset, width, before, step)
-        self._finish(step)
-
-    def _after_guest_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
-        if before != bytes(self.config[offset : offset + width]):
-            step.guest_changed = True
-        for slot in range(self.num_slots):
-            ctrl = self.cap + slot_offset(slot) + 1
-            if offset <= ctrl < offset + width:
-                old = read_field(before, self._f.drv_state[slot], self.cap - offset)
-                self._driver_report(slot, old, step)
-                step.guest_changed = True
-        if offset <= PCI_BRIDGE_CONTROL < offset + width:
-            was_set = bool(before[PCI_BRIDGE_CONTROL - offset] & PCI_BRIDGE_CTL_BUS_RESET)
-            if self.secondary_bus_reset and not was_set:
-                for observer in tuple(self.observers):
-                    observer.secondary_bus_reset_requested(self)
-                self._group_reset(step)
-        mask = MSI_OFFSET + PCI_MSI_MASK_64
-        if offset < mask + 4 and mask < offset + width:
-            self._msi_mask_written()
-        if offset <= PCI_COMMAND + 1 < offset + width or offset <= self.cap + self._f.status_offset < offset + width:
-            self._update_intx()
-
-    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
-        """Judge the report a write of ``DEV_CTRL.DRV_STATE`` carries (spec §4.2, VFM-DEV-001..011)."""
-        written = read_field(self.config, self._f.drv_state[slot], self.cap)
-        state = self.dev_state(slot)
-        try:
-            report = DriverReport(written)
-        except ValueError:
-            self._reject(slot, old_report, written, state, "undefined DRV_STATE value")
-            return
-        function = self.functions[slot]
-        bme = function is not None and function.bus_master
-        if bme and report is DriverReport.PAUSED:
-            self._reject(slot, old_report, written, state, "PAUSED reported while Bus Master Enable is set")
-            return
-        if bme and report is DriverReport.NONE and self.mig_state is not MigState.IDLE:
-            self._reject(slot, old_report, written, state, "NONE reported with Bus Master Enable set mid-migration")
-            return
-        event = REPORT_EVENTS[report]
-        outcome = DEVICE_TRANSITIONS.get((state, event))
-        if outcome is None:
-            self._reject(slot, old_report, written, state, f"no row for {event.name} in {state.name}")
-            return
-        if outcome.action is Action.IGNORE:
-            self._set(self._f.drv_state[slot], old_report)
-            self._publish_dev(slot, event, state, state, Action.IGNORE)
-            return
-        self._set_dev_state(slot, outcome.next_state, event, state)
-        if outcome.next_state is DevState.READY:
-            for catch_up in CATCH_UP.get(self.mig_state, ()):
-                self._host_device_event(slot, catch_up, step)
-
-    def _reject(self, slot: int, old_report: int, written: int, state: DevState, why: str) -> None:
-        self._set(self._f.drv_state[slot], old_report)
-        self._set(self._f.protocol_error[slot], 1)
-        self.bus.publish(EventKind.REPORT_REJECTED, self.name, slot=slot, report=written, state=state, why=why)
-        for observer in tuple(self.observers):
-            observer.report_rejected(self, slot, written, why)
+        step = self.begin_step("guest")
+        self.on_guest_write(offset, width, before, step)
+        self.finish_step(step)
 
     # ------------------------------------------------------------------ host side: migration events
 
     def start(self) -> None:
         """START (spec VFM-MIG-002): GENERATION + 1, MIG_REASON NONE, MIG_STATE PREPARE, fan-out."""
-        step = _Step(causes=["start"])
-        self._migration_event(MigEvent.START, step)
-        self._set(self._f.generation, (self.generation + 1) & 0xFFFFFFFF)
-        self._set(self._f.mig_reason, MigReason.NONE)
-        self._finish(step)
+        self._host_step("start", lambda step: self.migration_event(MigEvent.START, step))
 
     def request_pause(self) -> None:
         """REQUEST_PAUSE: the hypervisor switches over; devices are asked to pause."""
-        step = _Step(causes=["request_pause"])
-        self._migration_event(MigEvent.REQUEST_PAUSE, step)
-        self._finish(step)
+        self._host_step("request_pause", lambda step: self.migration_event(MigEvent.REQUEST_PAUSE, step))
 
     def cancel(self, reason: MigReason) -> None:
-        """CANCEL with ``reason`` (spec VFM-MIG-009, VFM-MIG-010)."""
-        if reason in (MigReason.NONE, MigReason.COMPLETED):
-            raise ProtocolError("migration", self.mig_state, MigEvent.CANCEL)
-        step = _Step(causes=[f"cancel:{reason.name}"])
-        self._migration_event(MigEvent.CANCEL, step)
-        self._set(self._f.mig_reason, reason)
-        self._finish(step)
+        """CANCEL with ``reason`` (spec VFM-MIG-009, VFM-MIG-010); :class:`ProtocolError` for NONE or COMPLETED."""
+        self._host_step(f"cancel:{reason.name}", lambda step: self.migration_event(MigEvent.CANCEL, step, reason))
 
     def arrive(self) -> None:
         """ARRIVE on the destination: MIG_REASON COMPLETED, MIGRATED set in every present slot (VFM-FLAG-001)."""
-        step = _Step(causes=["arrive"])
-        self._migration_event(MigEvent.ARRIVE, step)
-        self._set(self._f.mig_reason, MigReason.COMPLETED)
-        for slot, state in enumerate(self.dev_states()):
-            if state is not DevState.EMPTY:
-                self._set(self._f.migrated[slot], 1)
-                step.flag_set = True
-        self._finish(step)
+        self._host_step("arrive", lambda step: self.migration_event(MigEvent.ARRIVE, step))
 
     def group_reset(self) -> None:
         """A group reset the hypervisor performs (spec §7.9): as if the guest had toggled Secondary Bus Reset."""
-        step = _Step(causes=["group_reset"])
-        self._group_reset(step)
-        self._finish(step)
-
-    def _group_reset(self, step: _Step) -> None:
-        self._migration_event(MigEvent.GROUP_RESET, step)
-        for slot, function in enumerate(self.functions):
-            if function is not None:
-                function.function_level_reset("group")
-            if self.dev_state(slot) is not DevState.EMPTY:
-                self._set(self._f.reset[slot], 1)
-                step.flag_set = True
+        self._host_step("group_reset", self.reset_group)
 
     # ------------------------------------------------------------------ host side: slot events
 
     def hot_add(self, slot: int, function: SlotFunction) -> None:
         """HOT_ADD: ``function`` appears in ``slot`` (spec VFM-DEV-013)."""
-        if self.functions[self._slot(slot)] is not None:
-            raise BridgeError(f"slot {slot} already holds {self.functions[slot].name!r}")  # type: ignore[union-attr]
-        step = _Step(causes=["hot_add"])
+        present = self.functions[self._slot(slot)]
+        if present is not None:
+            raise BridgeError(f"slot {slot} already holds {present.name!r}")
+        step = self.begin_step("hot_add")
         self.functions[slot] = function
-        self._host_device_event(slot, DevEvent.HOT_ADD, step)
-        self._clear_slot_registers(slot)
+        self.slot_event(slot, DevEvent.HOT_ADD, step)
         self.bus.publish(EventKind.HOT_PLUG, self.name, slot=slot, action="add", function=function.name)
-        self._finish(step)
+        self.finish_step(step)
 
     def surprise_removal(self, slot: int) -> None:
         """SURPRISE_REMOVAL: the function in ``slot`` is gone (spec §7.9)."""
-        step = _Step(causes=["surprise_removal"])
-        self._host_device_event(self._slot(slot), DevEvent.SURPRISE_REMOVAL, step)
-        self._clear_slot_registers(slot)
+        step = self.begin_step("surprise_removal")
+        self.slot_event(self._slot(slot), DevEvent.SURPRISE_REMOVAL, step)
         function = self.functions[slot]
         self.functions[slot] = None
         self.bus.publish(
             EventKind.HOT_PLUG, self.name, slot=slot, action="remove", function=function.name if function else None
         )
-        self._finish(step)
+        self.finish_step(step)
 
     def device_error(self, slot: int) -> None:
         """DEVICE_ERROR: the function in ``slot`` reported an uncorrectable error."""
-        step = _Step(causes=["device_error"])
-        self._host_device_event(self._slot(slot), DevEvent.DEVICE_ERROR, step)
-        self._finish(step)
+        self._host_step("device_error", lambda step: self.slot_event(self._slot(slot), DevEvent.DEVICE_ERROR, step))
 
-    def _clear_slot_registers(self, slot: int) -> None:
-        for placed in (
-            self._f.drv_state[slot],
-            self._f.migrated[slot],
-            self._f.reset[slot],
-            self._f.protocol_error[slot],
-        ):
-            self._set(placed, 0)
+    def _host_step(self, cause: str, phase: Callable[[BridgeStep], None]) -> None:
+        step = self.begin_step(cause)
+        phase(step)
+        self.finish_step(step)
 
     # ------------------------------------------------------------------ destination restore, reset
 
@@ -493,65 +431,143 @@ class MigrationBridge:
         self.config = bridge_reset_config(self.params)
         for slot, function in enumerate(self.functions):
             if function is not None:
-                self._set(self._f.dev_state[slot], DevState.UNBOUND)
-        self._update_intx()
+                store_field(self.config, self._f.dev_state[slot], DevState.UNBOUND, self.cap)
+        self.update_intx()
         for observer in tuple(self.observers):
             observer.bridge_stepped(self, "conventional_reset")
 
-    # ------------------------------------------------------------------ the machinery of a step
+    # ------------------------------------------------------------------ the phases of a step
 
-    def _migration_event(self, event: MigEvent, step: _Step) -> None:
-        old = self.mig_state
-        new = migration_transition(old, event)
-        self._set(self._f.mig_state, new)
-        step.mig_state_changed = step.mig_state_changed or new is not old
-        self.bus.publish(EventKind.MIG_TRANSITION, self.name, event=event, old=old, new=new, generation=self.generation)
-        device_event = FANOUT.get(event)
-        if device_event is not None:
-            for slot, state in enumerate(self.dev_states()):
-                if (state, device_event) in DEVICE_TRANSITIONS:
-                    self._host_device_event(slot, device_event, step)
+    def begin_step(self, cause: str) -> BridgeStep:
+        """A step starts: the engine takes the registers over, whoever wrote them last (a restore, the guest)."""
+        self.engine.load(self.protocol_state())
+        return BridgeStep([cause])
 
-    def _host_device_event(self, slot: int, event: DevEvent, step: _Step) -> None:
-        old = self.dev_state(slot)
-        outcome = device_transition(old, event)  # ProtocolError if the host causes an event without a row
-        self._set_dev_state(slot, outcome.next_state, event, old)
-        if outcome.next_state is not old:
-            step.host_changed_dev_state = True
+    def on_guest_write(self, offset: int, width: int, before: bytes, step: BridgeStep) -> None:
+        """What a legal guest write meant, after the masks applied it (``before``: the bytes it covered).
 
-    def _set_dev_state(self, slot: int, new: DevState, event: DevEvent, old: DevState) -> None:
-        self._set(self._f.dev_state[slot], new)
-        self._publish_dev(slot, event, old, new, Action.ACCEPT)
+        A report for each slot whose ``DEV_CTRL`` byte it covers (VFM-DEV-001), a group reset on a 0 -> 1
+        edge of Secondary Bus Reset (VFM-ERR-004), the held MSI message on unmask, the INTx level.
+        """
+        for slot in range(self.num_slots):
+            ctrl = self.cap + slot_offset(slot) + 1
+            if offset <= ctrl < offset + width:
+                self.on_driver_report(slot, read_field(before, self._f.drv_state[slot], self.cap - offset), step)
+        if offset <= PCI_BRIDGE_CONTROL < offset + width:
+            was_set = bool(before[PCI_BRIDGE_CONTROL - offset] & PCI_BRIDGE_CTL_BUS_RESET)
+            if self.secondary_bus_reset and not was_set:
+                for observer in tuple(self.observers):
+                    observer.secondary_bus_reset_requested(self)
+                self.reset_group(step)
+        mask = MSI_OFFSET + PCI_MSI_MASK_64
+        if offset < mask + 4 and mask < offset + width:
+            self.msi_mask_written()
+        if offset <= PCI_COMMAND + 1 < offset + width or offset <= self.cap + self._f.status_offset < offset + width:
+            self.update_intx()
 
-    def _publish_dev(self, slot: int, event: DevEvent, old: DevState, new: DevState, action: Action) -> None:
-        self.bus.publish(EventKind.DEV_TRANSITION, self.name, slot=slot, event=event, old=old, new=new, action=action)
+    def on_driver_report(self, slot: int, old_report: int, step: BridgeStep) -> None:
+        """A write of ``slot``'s ``DEV_CTRL.DRV_STATE``, whose value before the write was ``old_report``.
 
-    def _settle(self, step: _Step) -> None:
-        """Raise the settled event the current MIG_STATE waits for, if every slot has settled (VFM-MIG-007)."""
-        while True:
-            state = self.mig_state
-            pending = [
-                event
-                for event, allowed in SETTLED_STATES.items()
-                if (state, event) in MIGRATION_TRANSITIONS and all(s in allowed for s in self.dev_states())
-            ]
-            if not pending:
-                return
-            self._migration_event(pending[0], step)
+        The report is judged (:meth:`judge_report`), its effects committed, and a driver that bound
+        mid-migration caught up (:meth:`catch_up`), all within the write (VFM-DEV-004).
+        """
+        written = read_field(self.config, self._f.drv_state[slot], self.cap)
+        verdict = self.judge_report(slot, old_report, written, self.bus_master(slot))
+        self.apply_report(verdict, step)
+        self.catch_up(verdict, step)
 
-    def _finish(self, step: _Step) -> None:
-        self._settle(step)
+    def judge_report(self, slot: int, old_report: int, written: int, bus_master: bool) -> ReportVerdict:
+        """The verdict on a report: the device table and the BME rule (VFM-DEV-002, 003, 010, 011)."""
+        return self.engine.judge_report(slot, written, bus_master=bus_master, old=old_report)
+
+    def apply_report(self, verdict: ReportVerdict, step: BridgeStep) -> None:
+        """Carry a verdict out: the row taken (VFM-DEV-002), or ``DRV_STATE`` restored (VFM-DEV-003) and, for a
+        rejection, ``PROTOCOL_ERROR`` set and the hypervisor told (VFM-DEV-010)."""
+        self.commit(self.engine.report(verdict), step)
+
+    def catch_up(self, verdict: ReportVerdict, step: BridgeStep) -> None:
+        """Bring a slot that a report moved to READY up to the migration's phase (VFM-MIG-008)."""
+        self.commit(self.engine.catch_up(verdict), step)
+
+    def report_rejected(self, verdict: ReportVerdict) -> None:
+        """Tell the bus and the hypervisor of a rejected report (VFM-DEV-010), before the write completes."""
+        slot, written = verdict.slot, verdict.written
+        self.bus.publish(
+            EventKind.REPORT_REJECTED, self.name, slot=slot, report=written, state=verdict.state, why=verdict.reason
+        )
+        for observer in tuple(self.observers):
+            observer.report_rejected(self, slot, written, verdict.reason)
+
+    def migration_event(self, event: MigEvent, step: BridgeStep, reason: MigReason | None = None) -> None:
+        """A migration event the hypervisor causes, with its fan-out and the fields it sets (spec §4.3)."""
+        self.commit(self.engine.migration_event(event, reason=reason), step)
+
+    def slot_event(self, slot: int, event: DevEvent, step: BridgeStep) -> None:
+        """A host event for one slot: HOT_ADD, SURPRISE_REMOVAL (with a clean entry, VFM-DEV-013), DEVICE_ERROR."""
+        self.commit(self.engine.slot_event(slot, event), step)
+
+    def reset_group(self, step: BridgeStep) -> None:
+        """GROUP_RESET (VFM-ERR-004): the transitions and DEV_STATUS.RESET (VFM-ERR-005), then every function reset."""
+        self.migration_event(MigEvent.GROUP_RESET, step)
+        for function in self.functions:
+            if function is not None:
+                function.function_level_reset("group")
+
+    def commit(self, effects: Effects, step: BridgeStep) -> None:
+        """Make the engine's effects true, change by change: the registers, the engine, then the bus.
+
+        Each change is in the registers before it is published, so that whoever listens (and may act on the
+        bridge from within, as the hypervisor does on a rejected report) sees the bridge as it now is.
+        """
+        for change in effects.changes:
+            for write in writes_of(change):
+                store_field(self.config, self._f.get(write.path), write.value, self.cap)
+            self.engine.apply_change(change)
+            step.effects += Effects((change,))
+            self._publish(change)
+
+    def _publish(self, change: Change) -> None:
+        if isinstance(change, MigrationTransition):
+            self.bus.publish(
+                EventKind.MIG_TRANSITION,
+                self.name,
+                event=change.event,
+                old=change.old,
+                new=change.new,
+                generation=self.generation,
+            )
+        elif isinstance(change, DeviceTransition):
+            self.bus.publish(
+                EventKind.DEV_TRANSITION,
+                self.name,
+                slot=change.slot,
+                event=change.event,
+                old=change.old,
+                new=change.new,
+                action=change.action,
+            )
+        elif isinstance(change, ReportRejected):
+            self.report_rejected(change.verdict)
+
+    def settle(self, step: BridgeStep) -> None:
+        """Raise the settled events every slot has settled for, in this step (VFM-MIG-007)."""
+        self.commit(self.engine.settle(), step)
+
+    def finish_step(self, step: BridgeStep) -> None:
+        """End a step: settled events, STATUS.EVENT and one interrupt if it sets it (VFM-NOTIF-001/002)."""
+        self.settle(step)
         if step.sets_event:
-            self._set(self._f.event, 1)
-            self._signal()
-        self._update_intx()
+            store_field(self.config, self._f.event, 1, self.cap)
+            self.signal_event()
+        self.update_intx()
         for observer in tuple(self.observers):
             observer.bridge_stepped(self, ",".join(step.causes))
 
     # ------------------------------------------------------------------ interrupts (spec §6.2)
 
     @property
-    def _enabled_for_events(self) -> bool:
+    def events_enabled(self) -> bool:
+        """Whether the guest enabled the event interrupt: CONTROL.ENABLE and CONTROL.EVENT_IE (VFM-NOTIF-002)."""
         return bool(self.field("control.enable")) and bool(self.field("control.event_ie"))
 
     @property
@@ -559,48 +575,44 @@ class MigrationBridge:
         """Whether the guest enabled MSI in the bridge's MSI capability."""
         return bool(self.config[MSI_OFFSET + PCI_MSI_FLAGS] & PCI_MSI_FLAGS_ENABLE)
 
-    def _signal(self) -> None:
+    def signal_event(self) -> None:
         """One MSI message for a step that set STATUS.EVENT (VFM-NOTIF-002)."""
-        if not self._enabled_for_events or not self.msi_enabled:
+        if not self.events_enabled or not self.msi_enabled:
             return
         if self.config[MSI_OFFSET + PCI_MSI_MASK_64] & 0x01:
             self.config[MSI_OFFSET + PCI_MSI_PENDING_64] |= 0x01  # held pending until unmasked (spec §6.2)
             return
-        self._send_msi()
+        self.send_msi()
 
-    def _send_msi(self) -> None:
+    def send_msi(self) -> None:
+        """Send the MSI message."""
         self.bus.publish(EventKind.BRIDGE_INTERRUPT, self.name, mode="msi")
         if self.interrupt_sink is not None:
             self.interrupt_sink()
 
-    def _msi_mask_written(self) -> None:
+    def msi_mask_written(self) -> None:
         """Unmasking a vector with its pending bit set sends the held message."""
         pending = self.config[MSI_OFFSET + PCI_MSI_PENDING_64] & 0x01
         if pending and not self.config[MSI_OFFSET + PCI_MSI_MASK_64] & 0x01:
             self.config[MSI_OFFSET + PCI_MSI_PENDING_64] &= 0xFE
             if self.msi_enabled:
-                self._send_msi()
+                self.send_msi()
 
-    def _update_intx(self) -> None:
+    def update_intx(self) -> None:
         """INTx follows STATUS.EVENT & ENABLE & EVENT_IE while MSI is off (VFM-NOTIF-003)."""
         command = int.from_bytes(self.config[PCI_COMMAND : PCI_COMMAND + 2], "little")
         asserted = (
             not self.msi_enabled
-            and self._enabled_for_events
+            and self.events_enabled
             and bool(self.field("status.event"))
             and not command & PCI_COMMAND_INTX_DISABLE
         )
-        rising = asserted and not self._intx_asserted
-        self._intx_asserted = asserted
+        rising = asserted and not self.intx_asserted
+        self.intx_asserted = asserted
         if rising:
             self.bus.publish(EventKind.BRIDGE_INTERRUPT, self.name, mode="intx")
             if self.interrupt_sink is not None:
                 self.interrupt_sink()
-
-    @property
-    def intx_asserted(self) -> bool:
-        """Whether the bridge currently asserts its INTx pin for migration events."""
-        return self._intx_asserted
 
 
 class _FieldIndex:

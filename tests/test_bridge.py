@@ -1,8 +1,12 @@
 """The reference migration bridge, driven through its guest config space and its host events.
 
 Every expectation comes from :mod:`vfmig_proto`: the write masks from
-:mod:`vfmig_proto.access`, the transitions, fan-out, settled sets and catch-up
-from :mod:`vfmig_proto.transitions`, the reset value from the codec.  The
+:mod:`vfmig_proto.access`, what each report and host event does to the
+protocol state (transitions, fan-out, settled events, catch-up, the BME rule,
+STATUS.EVENT) from :class:`vfmig_proto.engine.ProtocolEngine`, loaded with
+the state the capability shows and read through the codec, and the reset
+value from the codec.  The bridge is judged on how it carries the engine's
+answer out: its registers, its interrupts and what it tells its observer.  The
 functions behind the bridge are fakes that record their resets; the observer
 stands in for the hypervisor.
 """
@@ -24,6 +28,7 @@ from vfmig_proto.access import WRITE_WIDTHS, write_masks
 from vfmig_proto.access import config_write as masked_write
 from vfmig_proto.codec import decode_capability, find_field, reset_value, store_field, with_field
 from vfmig_proto.config_space import capabilities
+from vfmig_proto.engine import Effects, Judgement, ProtocolEngine, ProtocolState, read_protocol_state, slot_states
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import Access, CapabilityParams, capability_length, placed_fields, slot_offset
 from vfmig_proto.pci import (
@@ -45,14 +50,8 @@ from vfmig_proto.transitions import (
     DEVICE_TRANSITIONS,
     FANOUT,
     MIGRATION_TRANSITIONS,
-    REPORT_EVENTS,
-    SETTLED_STATES,
-    Action,
     device_transition,
-    fanout_targets,
-    migration_event_allowed,
     migration_transition,
-    settled,
 )
 
 CAP_OFFSET = 0x64
@@ -227,22 +226,34 @@ def intx(rig: Rig) -> bool:
 
 
 def settle_model(mig: MigState, states: list[DevState]) -> MigState:
-    """Raise the settled events the tables call for (spec §4.3.9)."""
-    while True:
-        pending = [event for event in SETTLED_STATES if migration_event_allowed(mig, event) and settled(event, states)]
-        if not pending:
-            return mig
-        mig = migration_transition(mig, pending[0])
+    """MIG_STATE once the engine has raised every settled event due (spec §4.3.9)."""
+    engine = ProtocolEngine(len(states), ProtocolState(slot_states(states), mig))
+    engine.apply(engine.settle())
+    return engine.mig_state
+
+
+def _reason(event: MigEvent) -> MigReason | None:
+    """The reason the tests' hypervisor gives a migration event: CANCELLED for CANCEL, none for the others."""
+    return MigReason.CANCELLED if event is MigEvent.CANCEL else None
 
 
 def migration_model(mig: MigState, states: list[DevState], event: MigEvent) -> tuple[MigState, list[DevState]]:
     """MIG_STATE and DEV_STATEs after a migration event with its fan-out and settled events (spec §4.3.8, §4.3.9)."""
-    new_states = list(states)
-    device_event = FANOUT.get(event)
-    if device_event is not None:
-        for slot in fanout_targets(event, states):
-            new_states[slot] = device_transition(states[slot], device_event).next_state
-    return settle_model(migration_transition(mig, event), new_states), new_states
+    engine = ProtocolEngine(len(states), ProtocolState(slot_states(states), mig))
+    engine.process_migration_event(event, reason=_reason(event))
+    return engine.mig_state, engine.dev_states()
+
+
+def engine_of(rig: Rig) -> ProtocolEngine:
+    """An engine in the protocol state the rig's capability shows."""
+    return ProtocolEngine(rig.num_slots, read_protocol_state(rig.bridge.capability_bytes(), rig.num_slots))
+
+
+def expected_capability(before: bytes, effects: Effects) -> bytes:
+    """The capability after a step with ``effects``: every field written, and STATUS.EVENT if the step sets it."""
+    for write in effects.writes:
+        before = with_field(before, write.path, write.value)
+    return with_field(before, "status.event", 1) if effects.sets_event else before
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -415,21 +426,6 @@ class TestAccessRules:
 # Reports (VFM-DEV-001..011, VFM-MIG-008, VFM-SEC-003)
 
 
-def _judge(state: DevState, written: int) -> Action | None:
-    """The table's action for a report of ``written`` in ``state`` (None: no row or undefined value)."""
-    if written not in DriverReport._value2member_map_:
-        return None
-    outcome = DEVICE_TRANSITIONS.get((state, REPORT_EVENTS[DriverReport(written)]))
-    return None if outcome is None else outcome.action
-
-
-def _catch_up(mig: MigState, state: DevState) -> DevState:
-    if state is DevState.READY:
-        for event in CATCH_UP.get(mig, ()):
-            state = device_transition(state, event).next_state
-    return state
-
-
 def _report_rig(mig: MigState, state: DevState, old: int, *, bme: bool = False) -> Rig:
     """Slot 0 in ``state`` with DRV_STATE ``old``; slot 1 in ERROR, which keeps every settled event away."""
     rig = Rig(2)
@@ -441,42 +437,32 @@ def _report_rig(mig: MigState, state: DevState, old: int, *, bme: bool = False) 
     return rig
 
 
-def _check_report(rig: Rig, mig: MigState, state: DevState, old: int, written: int, *, rejected: bool) -> list[str]:
-    """Write DRV_STATE = ``written`` to slot 0 and compare with the spec; the problems found."""
+def _check_report(rig: Rig, written: int, *, expect: set[Judgement] | None = None) -> list[str]:
+    """Write DRV_STATE = ``written`` to slot 0 and compare the bridge with the engine; the problems found."""
+    engine = engine_of(rig)
+    bus_master = rig.bridge.functions[0] is not None and rig.functions[0].bus_master
+    verdict, effects = engine.process_report(0, written, bus_master=bus_master)
     before = rig.bridge.capability_bytes()
     rig.report(0, written)
     after = rig.bridge.capability_bytes()
-    where = f"DRV_STATE {old}->{written} in {state.name}, MIG_STATE {mig.name}"
+    where = verdict.describe()
     seen = (
         f"DEV_STATE {rig.bridge.dev_state(0).name}, DRV_STATE {rig.value('device[0].dev_ctrl.drv_state')}, "
         f"DEV_STATUS {rig.bridge.dev_status(0)}, STATUS.EVENT {rig.value('status.event')}, "
         f"MIG_STATE {rig.bridge.mig_state.name}"
     )
-    action = None if rejected else _judge(state, written)
     problems = []
-    interrupts = 0
-    if action is None:
-        if after != with_field(before, "device[0].dev_status.protocol_error", 1):
-            problems.append(f"VFM-DEV-010: rejected {where}: {seen}")
-        if rig.observer.rejected != [(0, written)]:
-            problems.append(f"VFM-DEV-010: rejected {where}: the observer was told {rig.observer.rejected}")
-    elif action is Action.IGNORE:
-        if after != before:
-            problems.append(f"VFM-DEV-003: ignored {where} changed the capability: {seen}")
-    else:
-        outcome = device_transition(state, REPORT_EVENTS[DriverReport(written)])
-        final = _catch_up(mig, outcome.next_state)
-        expected = with_field(before, "device[0].dev_state", final)
-        expected = with_field(expected, "device[0].dev_ctrl.drv_state", written)
-        if final is not outcome.next_state:  # catch-up requests are host events (VFM-NOTIF-001)
-            expected = with_field(expected, "status.event", 1)
-            interrupts = 1
-        if after != expected:
-            problems.append(f"VFM-DEV-002/VFM-MIG-008/VFM-NOTIF-001: accepted {where}, expected {final.name}: {seen}")
-    if action is not None and rig.observer.rejected:
-        problems.append(f"VFM-DEV-002/VFM-DEV-003: {where} has a row in the table but was rejected")
-    if rig.interrupts != interrupts:
-        problems.append(f"VFM-SEC-003/VFM-NOTIF-002: {where} raised {rig.interrupts} interrupt(s), not {interrupts}")
+    if expect is not None and verdict.judgement not in expect:
+        problems.append(f"VFM-DEV-011: {where}: expected {sorted(j.name for j in expect)}")
+    if after != expected_capability(before, effects):
+        problems.append(f"VFM-DEV-002/003/010, VFM-MIG-008, VFM-NOTIF-001: {where}: {seen}")
+    if verdict.judgement is Judgement.IGNORE and after != before:
+        problems.append(f"VFM-DEV-003: {where} changed the capability: {seen}")
+    told = [(0, written)] if verdict.judgement.rejected else []
+    if rig.observer.rejected != told:
+        problems.append(f"VFM-DEV-010: {where}: the observer was told {rig.observer.rejected}")
+    if rig.interrupts != int(effects.sets_event):
+        problems.append(f"VFM-SEC-003/VFM-NOTIF-002: {where} raised {rig.interrupts} interrupt(s)")
     return problems
 
 
@@ -488,8 +474,7 @@ class TestReports:
         for mig in MigState:
             # The same value again is a report too (VFM-DEV-001), and so is a different one.
             for old in {written % 4, (written + 1) % 4}:
-                rig = _report_rig(mig, state, old)
-                problems += _check_report(rig, mig, state, old, written, rejected=False)
+                problems += _check_report(_report_rig(mig, state, old), written)
         assert problems == []
 
     @pytest.mark.parametrize("state", [s for s in DevState if s is not DevState.EMPTY], ids=lambda s: s.name)
@@ -497,7 +482,7 @@ class TestReports:
         problems: list[str] = []
         for mig in MigState:
             rig = _report_rig(mig, state, DriverReport.DIRTYING, bme=True)
-            problems += _check_report(rig, mig, state, DriverReport.DIRTYING, DriverReport.PAUSED, rejected=True)
+            problems += _check_report(rig, DriverReport.PAUSED, expect={Judgement.REJECT_BUS_MASTER})
         assert problems == [], "VFM-DEV-011: PAUSED while BME is set is rejected whatever the table says"
 
     @pytest.mark.parametrize("state", [s for s in DevState if s is not DevState.EMPTY], ids=lambda s: s.name)
@@ -505,8 +490,9 @@ class TestReports:
         problems: list[str] = []
         for mig in MigState:
             rig = _report_rig(mig, state, DriverReport.READY, bme=True)
-            rejected = mig is not MigState.IDLE
-            problems += _check_report(rig, mig, state, DriverReport.READY, DriverReport.NONE, rejected=rejected)
+            allowed = {Judgement.ACCEPT, Judgement.IGNORE, Judgement.REJECT}  # in IDLE the table alone decides
+            expect = allowed if mig is MigState.IDLE else {Judgement.REJECT_BUS_MASTER}
+            problems += _check_report(rig, DriverReport.NONE, expect=expect)
         assert problems == [], "VFM-DEV-011: NONE while BME is set and MIG_STATE is not IDLE is rejected"
 
     def test_reserved_bits_of_dev_ctrl_do_not_change_the_report(self) -> None:
@@ -531,8 +517,10 @@ class TestReports:
         assert mig_state(rig) is phase
         rig.clear_event()
         rig.interrupts = 0
+        engine = engine_of(rig)
+        engine.process_report(1, DriverReport.READY, bus_master=False)
+        expected = engine.dev_state(1)
         rig.report(1, DriverReport.READY)
-        expected = _catch_up(phase, DevState.READY)
         assert rig.bridge.dev_state(1) is expected, (
             f"VFM-MIG-008: READY from UNBOUND in {phase.name} lands in {expected.name}"
         )
@@ -671,7 +659,7 @@ def _host_event(rig: Rig, event: MigEvent) -> None:
     actions = {
         MigEvent.START: bridge.start,
         MigEvent.REQUEST_PAUSE: bridge.request_pause,
-        MigEvent.CANCEL: lambda: bridge.cancel(MigReason.CANCELLED),
+        MigEvent.CANCEL: lambda: bridge.cancel(MigReason.CANCELLED),  # as _reason gives it
         MigEvent.ARRIVE: bridge.arrive,
         MigEvent.GROUP_RESET: bridge.group_reset,
     }
@@ -698,14 +686,17 @@ class TestMigrationEvents:
         rig = Rig(4)
         rig.setup(mig, states)
         rig.events_by_msi()
-        expected_mig, expected_states = migration_model(mig, states, event)
+        engine = engine_of(rig)
+        effects = engine.process_migration_event(event, reason=_reason(event))
+        before = rig.bridge.capability_bytes()
         _host_event(rig, event)
-        assert rig.bridge.dev_states() == expected_states, f"VFM-MIG-006: fan-out of {event.name} in {mig.name}"
-        assert mig_state(rig) is expected_mig, f"VFM-MIG-007: {event.name} in {mig.name} with {states}"
-        flags = event in (MigEvent.ARRIVE, MigEvent.GROUP_RESET) and any(s is not DevState.EMPTY for s in states)
-        changed = expected_mig is not mig or expected_states != states or flags
-        assert event_set(rig) is changed, f"VFM-NOTIF-001: STATUS.EVENT after {event.name} in {mig.name}"
-        assert rig.interrupts == int(changed), "VFM-NOTIF-002: one message per step that sets STATUS.EVENT"
+        assert rig.bridge.dev_states() == engine.dev_states(), f"VFM-MIG-006: fan-out of {event.name} in {mig.name}"
+        assert mig_state(rig) is engine.mig_state, f"VFM-MIG-007: {event.name} in {mig.name} with {states}"
+        assert rig.bridge.capability_bytes() == expected_capability(before, effects), (
+            f"VFM-MIG-002/009, VFM-FLAG-001, VFM-ERR-005: the fields {event.name} sets in {mig.name}"
+        )
+        assert event_set(rig) is effects.sets_event, f"VFM-NOTIF-001: STATUS.EVENT after {event.name} in {mig.name}"
+        assert rig.interrupts == int(effects.sets_event), "VFM-NOTIF-002: one message per step that sets STATUS.EVENT"
 
     def test_passing_through_states_with_no_bound_slot(self) -> None:
         rig = Rig(3)

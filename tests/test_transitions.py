@@ -10,18 +10,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import vfmig_proto as vfm
-from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigState, Origin
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState, Origin, SlotFlag
 from vfmig_proto.transitions import (
     ACKNOWLEDGED_BY,
+    BUS_MASTER_REJECTIONS,
+    CANCEL_REASONS,
     CATCH_UP,
+    CLEAN_ENTRY_EVENTS,
     DEVICE_TRANSITIONS,
+    EVENT_STATUS_FLAGS,
     FANOUT,
+    FLAGS_SET_BY,
     MIGRATION_TRANSITIONS,
     PENDING_REQUEST_STATES,
+    REASON_SET_BY,
     REPORT_EVENTS,
     SETTLED_STATES,
     Action,
     fanout_targets,
+    rejected_for_bus_master,
     settled,
 )
 
@@ -246,3 +253,30 @@ def test_tables_compose_without_a_dead_end(steps: list[tuple[str, int]], slots: 
     mig, devs = _run_bridge(steps + finish, slots)
     assert mig is MigState.IDLE
     assert all(state in {DevState.UNBOUND, DevState.READY} for state in devs)
+
+
+class TestRulesBesideTheDeviceTable:
+    def test_bus_master_rejections_are_those_of_vfm_dev_011(self) -> None:
+        assert vfm.requirement("VFM-DEV-011").id == "VFM-DEV-011"
+        assert BUS_MASTER_REJECTIONS[DriverReport.PAUSED] == frozenset(MigState), "PAUSED: whatever MIG_STATE"
+        assert BUS_MASTER_REJECTIONS[DriverReport.NONE] == frozenset(MigState) - {MigState.IDLE}, "NONE: not IDLE"
+        assert set(BUS_MASTER_REJECTIONS) == {DriverReport.PAUSED, DriverReport.NONE}
+        assert rejected_for_bus_master(DriverReport.NONE, MigState.RESUMING)
+        assert not rejected_for_bus_master(DriverReport.READY, MigState.PRECOPY)
+
+    def test_mig_reason_is_set_by_start_cancel_and_arrive_only(self) -> None:
+        # Spec §4.4 / VFM-MIG-009, VFM-MIG-010.
+        assert REASON_SET_BY == {MigEvent.START: MigReason.NONE, MigEvent.ARRIVE: MigReason.COMPLETED}
+        assert MigReason.NONE not in CANCEL_REASONS
+        assert MigReason.COMPLETED not in CANCEL_REASONS
+        assert CANCEL_REASONS | {MigReason.NONE, MigReason.COMPLETED} == set(MigReason)
+
+    def test_flags_follow_fanned_out_events(self) -> None:
+        assert set(FLAGS_SET_BY) <= set(FANOUT), "flags are set in the step of a migration event with a fan-out"
+        assert set(EVENT_STATUS_FLAGS) == set(FLAGS_SET_BY.values()), "VFM-NOTIF-001: the flags host events set"
+        assert SlotFlag.PROTOCOL_ERROR not in EVENT_STATUS_FLAGS, "VFM-SEC-003"
+
+    def test_clean_entry_events_are_the_hot_plug_events(self) -> None:
+        assert {DEVICE_TRANSITIONS[(DevState.EMPTY, DevEvent.HOT_ADD)].next_state} == {DevState.UNBOUND}
+        assert all(event.origin is Origin.HOST for event in CLEAN_ENTRY_EVENTS)
+        assert frozenset({DevEvent.HOT_ADD, DevEvent.SURPRISE_REMOVAL}) == CLEAN_ENTRY_EVENTS

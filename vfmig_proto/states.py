@@ -106,6 +106,21 @@ class DriverReport(IntEnum):
     """The function is quiesced: bus mastering off, DMA stopped, every written page dirtied."""
 
 
+@unique
+class SlotFlag(Enum):
+    """The status flags of a slot entry, register ``DEV_STATUS`` (spec §3.5); the value is the field's name.
+
+    The bridge sets them; the guest clears them by writing 1 (RW1C).
+    """
+
+    MIGRATED = "migrated"
+    """The function is a fresh one on the destination; its driver must reinitialise it (spec §7.5, VFM-FLAG-001)."""
+    RESET = "reset"
+    """A group reset reset the function (spec §7.9, VFM-ERR-005)."""
+    PROTOCOL_ERROR = "protocol_error"
+    """The bridge rejected a report for the slot (spec §4.5, VFM-DEV-010)."""
+
+
 class Origin(Enum):
     """Who causes an event."""
 

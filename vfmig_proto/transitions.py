@@ -18,6 +18,14 @@ delivered to every slot whose current state has a row for the device event,
 and leaves the other slots alone.  A driver that binds while a migration is
 in progress is brought up to the migration's phase by ``CATCH_UP``.
 
+Two conditions on a report depend on the function rather than on the slot's
+state: ``BUS_MASTER_REJECTIONS`` rejects them on top of the device table
+(spec §4.5).  What a migration event writes besides the states is data too:
+``REASON_SET_BY`` and ``CANCEL_REASONS`` for ``MIG_REASON`` (§4.4),
+``FLAGS_SET_BY`` for the ``DEV_STATUS`` flags, ``CLEAN_ENTRY_EVENTS`` for the
+slot entries that hot-plug clears (§4.2.1), and ``EVENT_STATUS_FLAGS`` for the
+flags whose setting sets ``STATUS.EVENT`` (§4.1).
+
 Guest writes race with host requests: a driver may acknowledge a request that
 the hypervisor has just withdrawn.  The device table therefore has three
 outcomes: ``ACCEPT`` (take the transition), ``IGNORE`` (a stale or repeated
@@ -27,7 +35,8 @@ previous ``DRV_STATE`` and sets ``DEV_STATUS.PROTOCOL_ERROR``; a host event
 without a row is a bug in the hypervisor or bridge.
 
 The tables are the truth.  Code asks :func:`device_transition` and
-:func:`migration_transition`; it never keeps a private copy of a rule.  The
+:func:`migration_transition`, or runs them all through
+:class:`vfmig_proto.engine.ProtocolEngine`; it never keeps a private copy of a rule.  The
 spec's transition tables and diagrams are generated from these tables.
 """
 
@@ -38,7 +47,7 @@ from enum import Enum
 from typing import NamedTuple
 
 from vfmig_proto.errors import ProtocolError
-from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigState
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState, SlotFlag
 
 
 class Action(Enum):
@@ -248,6 +257,48 @@ REPORT_EVENTS: Mapping[DriverReport, DevEvent] = {
 """The device event that a write of each ``DEV_CTRL.DRV_STATE`` value causes."""
 
 
+BUS_MASTER_REJECTIONS: Mapping[DriverReport, frozenset[MigState]] = {
+    DriverReport.PAUSED: frozenset(MigState),
+    DriverReport.NONE: frozenset(MigState) - {MigState.IDLE},
+}
+"""Reports rejected while the function's Bus Master Enable is set, in the ``MIG_STATE`` values listed (VFM-DEV-011).
+
+Spec §4.5: whatever the device table's row, PAUSED is rejected while BME is set (a function with bus
+mastering on is not paused), and NONE while BME is set and ``MIG_STATE`` is not IDLE (a driver leaves the
+protocol only after stopping its function).  A NONE report for an EMPTY slot concerns no function, so no
+BME is set and it stays ignored.
+"""
+
+
+REASON_SET_BY: Mapping[MigEvent, MigReason] = {
+    MigEvent.START: MigReason.NONE,
+    MigEvent.ARRIVE: MigReason.COMPLETED,
+}
+"""The ``MIG_REASON`` each migration event sets (VFM-MIG-009); CANCEL sets the hypervisor's reason."""
+
+
+CANCEL_REASONS: frozenset[MigReason] = frozenset(MigReason) - {MigReason.NONE, MigReason.COMPLETED}
+"""The reasons a CANCEL may carry (VFM-MIG-010)."""
+
+
+FLAGS_SET_BY: Mapping[MigEvent, SlotFlag] = {
+    MigEvent.ARRIVE: SlotFlag.MIGRATED,
+    MigEvent.GROUP_RESET: SlotFlag.RESET,
+}
+"""The ``DEV_STATUS`` flag a migration event sets in every slot that holds a function (VFM-FLAG-001, VFM-ERR-005)."""
+
+
+CLEAN_ENTRY_EVENTS: frozenset[DevEvent] = frozenset({DevEvent.HOT_ADD, DevEvent.SURPRISE_REMOVAL})
+"""Events after which the slot's ``DRV_STATE`` is NONE and its ``DEV_STATUS`` flags clear (VFM-DEV-013)."""
+
+
+EVENT_STATUS_FLAGS: frozenset[SlotFlag] = frozenset({SlotFlag.MIGRATED, SlotFlag.RESET})
+"""Flags whose setting sets ``STATUS.EVENT`` even where no state changes (spec §4.1, VFM-NOTIF-001).
+
+``PROTOCOL_ERROR`` is not among them: a rejected report raises no interrupt (VFM-SEC-003).
+"""
+
+
 PENDING_REQUEST_STATES: frozenset[DevState] = frozenset(
     {DevState.DIRTY_REQ, DevState.PAUSE_REQ, DevState.RESUME_REQ, DevState.REINIT_REQ}
 )
@@ -317,3 +368,8 @@ def settled(event: MigEvent, slot_states: Iterable[DevState]) -> bool:
     """Whether every slot is in a state that lets the bridge raise ``event`` (an ``ALL_*`` event)."""
     allowed = SETTLED_STATES[event]
     return all(state in allowed for state in slot_states)
+
+
+def rejected_for_bus_master(report: DriverReport, mig_state: MigState) -> bool:
+    """Whether ``report`` is rejected in ``mig_state`` while its function's BME is set (VFM-DEV-011)."""
+    return mig_state in BUS_MASTER_REJECTIONS.get(report, frozenset())

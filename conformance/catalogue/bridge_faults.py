@@ -4,8 +4,10 @@ The ``bridge`` suite (:mod:`conformance.suites.bridge`) must find every one of
 them and name the requirement it breaks (``tests/test_conformance_bridge.py``,
 ``python -m conformance.detection --target bridge``).  Each fault is a
 subclass of the reference :class:`~reference_impl.bridge.MigrationBridge`
-that changes one method or one mask; :class:`FaultyBridge` makes it a
-``bridge`` implementation.
+that overrides one of its public phases (or bends one mask); a phase that
+commits the protocol engine's effects may bend them first
+(:meth:`~vfmig_proto.engine.Effects.filter`).  :class:`FaultyBridge` makes it
+a ``bridge`` implementation.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ from dataclasses import dataclass, replace
 
 from conformance.catalogue import Fault
 from conformance.verdicts import Target
-from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, MigrationBridge, _Step
-from reference_impl.events import EventBus, EventKind
-from vfmig_proto.codec import read_field
+from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, BridgeStep, MigrationBridge
+from reference_impl.events import EventBus
+from vfmig_proto.engine import (
+    Change,
+    DeviceTransition,
+    Effects,
+    FieldWrite,
+    Judgement,
+    MigrationTransition,
+    ReportVerdict,
+    StateField,
+)
 from vfmig_proto.layout import CapabilityParams, capability_length
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_CAPABILITY_LIST, PCI_SHPC_DWORD_DATA
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
-from vfmig_proto.transitions import (
-    DEVICE_TRANSITIONS,
-    FANOUT,
-    MIGRATION_TRANSITIONS,
-    REPORT_EVENTS,
-    SETTLED_STATES,
-    Action,
-)
+from vfmig_proto.transitions import FANOUT, settled
 
 _MODULE = "conformance.catalogue.bridge_faults"
 
@@ -58,12 +62,12 @@ class _MaskedBridge(MigrationBridge):
 
     def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
         super().__init__(bus, params, name=name)
-        wmask, w1cmask = bytearray(self._wmask), bytearray(self._w1cmask)
+        wmask, w1cmask = bytearray(self.wmask), bytearray(self.w1cmask)
         for offset, bits in self.wmask_changes:
             wmask[self.cap + offset] |= bits
         for offset, bits in self.w1cmask_changes:
             w1cmask[self.cap + offset] &= ~bits & 0xFF
-        self._wmask, self._w1cmask = bytes(wmask), bytes(w1cmask)
+        self.wmask, self.w1cmask = bytes(wmask), bytes(w1cmask)
 
 
 # ---------------------------------------------------------------------------------------------- access rules
@@ -154,7 +158,7 @@ class ReadClearsEvent(MigrationBridge):
         status = self.cap + _STATUS
         if offset <= status < offset + width:
             self.config[status] &= 0xFE
-            self._update_intx()
+            self.update_intx()
         return value
 
 
@@ -189,75 +193,52 @@ class IgnoresAckTimeoutParameter(MigrationBridge):
 class RejectsIgnoredReports(MigrationBridge):
     """A report the device table ignores (a stale answer) is rejected and sets PROTOCOL_ERROR."""
 
-    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
-        written = read_field(self.config, self._f.drv_state[slot], self.cap)
-        state = self.dev_state(slot)
-        if written in DriverReport._value2member_map_:
-            outcome = DEVICE_TRANSITIONS.get((state, REPORT_EVENTS[DriverReport(written)]))
-            if outcome is not None and outcome.action is Action.IGNORE:
-                self._reject(slot, old_report, written, state, "a stale report taken for an error")
-                return
-        super()._driver_report(slot, old_report, step)
+    def judge_report(self, slot: int, old_report: int, written: int, bus_master: bool) -> ReportVerdict:
+        verdict = super().judge_report(slot, old_report, written, bus_master)
+        if verdict.judgement is Judgement.IGNORE:
+            return replace(verdict, judgement=Judgement.REJECT, reason="a stale report taken for an error")
+        return verdict
 
 
 class RejectionKeepsDrvState(MigrationBridge):
     """A rejected report sets PROTOCOL_ERROR but leaves the rejected value in DRV_STATE."""
 
-    def _reject(self, slot: int, old_report: int, written: int, state: DevState, why: str) -> None:
-        super()._reject(slot, old_report, written, state, why)
-        self._set(self._f.drv_state[slot], written)
+    def report_rejected(self, verdict: ReportVerdict) -> None:
+        super().report_rejected(verdict)
+        self.set_field(f"device[{verdict.slot}].dev_ctrl.drv_state", verdict.written)
 
 
 class RejectionRaisesEvent(MigrationBridge):
     """A rejected report sets STATUS.EVENT and signals the event interrupt."""
 
-    def _reject(self, slot: int, old_report: int, written: int, state: DevState, why: str) -> None:
-        super()._reject(slot, old_report, written, state, why)
-        self._set(self._f.event, 1)
-        self._signal()
+    def report_rejected(self, verdict: ReportVerdict) -> None:
+        super().report_rejected(verdict)
+        self.set_field("status.event", 1)
+        self.signal_event()
 
 
 class PausedAcceptedWithBusMaster(MigrationBridge):
     """A PAUSED report is judged by the table alone, even while the function's BME is set."""
 
-    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
-        written = read_field(self.config, self._f.drv_state[slot], self.cap)
-        function = self.functions[slot]
-        if written != DriverReport.PAUSED or function is None:
-            super()._driver_report(slot, old_report, step)
-            return
-        self.functions[slot] = None  # out of sight: its BME is not looked at
-        try:
-            super()._driver_report(slot, old_report, step)
-        finally:
-            self.functions[slot] = function
+    def judge_report(self, slot: int, old_report: int, written: int, bus_master: bool) -> ReportVerdict:
+        bus_master_seen = bus_master and written != DriverReport.PAUSED  # out of sight for PAUSED
+        return super().judge_report(slot, old_report, written, bus_master_seen)
 
 
 class RepeatedReportIgnored(MigrationBridge):
     """A write that repeats the value DRV_STATE already holds is not taken for a report."""
 
-    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
-        if read_field(self.config, self._f.drv_state[slot], self.cap) == old_report:
+    def on_driver_report(self, slot: int, old_report: int, step: BridgeStep) -> None:
+        if self.field(f"device[{slot}].dev_ctrl.drv_state") == old_report:
             return
-        super()._driver_report(slot, old_report, step)
+        super().on_driver_report(slot, old_report, step)
 
 
 class NoCatchUp(MigrationBridge):
     """A driver that binds during a migration stays READY: no catch-up requests."""
 
-    _reporting = False
-
-    def _driver_report(self, slot: int, old_report: int, step: _Step) -> None:
-        self._reporting = True
-        try:
-            super()._driver_report(slot, old_report, step)
-        finally:
-            self._reporting = False
-
-    def _host_device_event(self, slot: int, event: DevEvent, step: _Step) -> None:
-        if self._reporting and event in (DevEvent.REQUEST_DIRTYING, DevEvent.REQUEST_PAUSE):
-            return
-        super()._host_device_event(slot, event, step)
+    def catch_up(self, verdict: ReportVerdict, step: BridgeStep) -> None:
+        return
 
 
 class SettlesAtNextAccess(MigrationBridge):
@@ -278,28 +259,25 @@ class SettlesAtNextAccess(MigrationBridge):
         finally:
             self._in_write = False
 
-    def _settle(self, step: _Step) -> None:
-        if self._in_write and any(
-            (self.mig_state, event) in MIGRATION_TRANSITIONS and all(state in allowed for state in self.dev_states())
-            for event, allowed in SETTLED_STATES.items()
-        ):
+    def settle(self, step: BridgeStep) -> None:
+        if self._in_write and self.engine.due_settled_events():
             self._owed = True  # left for later, as a deferred handler would
             return
-        super()._settle(step)
+        super().settle(step)
 
     def _pay(self) -> None:
         if self._owed:
             self._owed = False
-            self._finish(_Step(causes=["deferred"]))
+            self.finish_step(self.begin_step("deferred"))
 
 
 class ReadyClearsMigrated(MigrationBridge):
     """An accepted READY report clears DEV_STATUS.MIGRATED, as if the driver had acknowledged it."""
 
-    def _set_dev_state(self, slot: int, new: DevState, event: DevEvent, old: DevState) -> None:
-        super()._set_dev_state(slot, new, event, old)
-        if event is DevEvent.DRIVER_READY:
-            self._set(self._f.migrated[slot], 0)
+    def apply_report(self, verdict: ReportVerdict, step: BridgeStep) -> None:
+        super().apply_report(verdict, step)
+        if verdict.judgement is Judgement.ACCEPT and verdict.event is DevEvent.DRIVER_READY:
+            self.set_field(f"device[{verdict.slot}].dev_status.migrated", 0)
 
 
 # ---------------------------------------------------------------------------------------------- migration events
@@ -308,25 +286,22 @@ class ReadyClearsMigrated(MigrationBridge):
 class NoAllPaused(MigrationBridge):
     """The bridge never raises ALL_PAUSED: PAUSING never becomes STOPPED."""
 
-    def _settle(self, step: _Step) -> None:
+    def settle(self, step: BridgeStep) -> None:
         if self.mig_state is MigState.PAUSING:
             return
-        super()._settle(step)
+        super().settle(step)
 
 
 class ResumesWithoutRow(MigrationBridge):
     """ALL_RESUMED is raised whenever every slot is READY, EMPTY or UNBOUND, also where MIG_STATE has no row for it."""
 
-    def _settle(self, step: _Step) -> None:
-        super()._settle(step)
+    def settle(self, step: BridgeStep) -> None:
+        super().settle(step)
         old = self.mig_state
-        if old is MigState.IDLE or not all(
-            state in SETTLED_STATES[MigEvent.ALL_RESUMED] for state in self.dev_states()
-        ):
+        if old is MigState.IDLE or not settled(MigEvent.ALL_RESUMED, self.dev_states()):
             return
-        self._set(self._f.mig_state, MigState.IDLE)  # what ALL_RESUMED leads to where it has a row
-        step.mig_state_changed = True
-        self.bus.publish(EventKind.MIG_TRANSITION, self.name, event=MigEvent.ALL_RESUMED, old=old, new=MigState.IDLE)
+        # What ALL_RESUMED leads to where it has a row, committed as if the table had one here.
+        self.commit(Effects((MigrationTransition(MigEvent.ALL_RESUMED, old, MigState.IDLE),)), step)
 
 
 class GenerationFrozen(MigrationBridge):
@@ -335,7 +310,7 @@ class GenerationFrozen(MigrationBridge):
     def start(self) -> None:
         generation = self.generation
         super().start()
-        self._set(self._f.generation, generation)
+        self.set_field("generation", generation)
 
 
 class CancelKeepsReason(MigrationBridge):
@@ -344,46 +319,48 @@ class CancelKeepsReason(MigrationBridge):
     def cancel(self, reason: MigReason) -> None:
         kept = self.mig_reason
         super().cancel(reason)
-        self._set(self._f.mig_reason, kept)
+        self.set_field("mig_reason", kept)
 
 
 class UnboundNotFlaggedOnArrive(MigrationBridge):
     """ARRIVE sets DEV_STATUS.MIGRATED only in slots that have a driver, not in UNBOUND ones."""
 
-    def arrive(self) -> None:
-        step = _Step(causes=["arrive"])
-        self._migration_event(MigEvent.ARRIVE, step)
-        self._set(self._f.mig_reason, MigReason.COMPLETED)
-        for slot, state in enumerate(self.dev_states()):
-            if state not in (DevState.EMPTY, DevState.UNBOUND):
-                self._set(self._f.migrated[slot], 1)
-                step.flag_set = True
-        self._finish(step)
+    def migration_event(self, event: MigEvent, step: BridgeStep, reason: MigReason | None = None) -> None:
+        if event is not MigEvent.ARRIVE:
+            super().migration_event(event, step, reason)
+            return
+        unbound = {slot for slot, state in enumerate(self.dev_states()) if state is DevState.UNBOUND}
+
+        def keep(change: Change) -> bool:
+            return not (
+                isinstance(change, FieldWrite) and change.field is StateField.MIGRATED and change.slot in unbound
+            )
+
+        self.commit(self.engine.migration_event(event).filter(keep), step)
 
 
 class FanOutSkipsOddSlots(MigrationBridge):
     """The fan-out of a migration event reaches only the even-numbered slots."""
 
-    _fanning = False
+    def migration_event(self, event: MigEvent, step: BridgeStep, reason: MigReason | None = None) -> None:
+        def keep(change: Change) -> bool:
+            return not (
+                isinstance(change, DeviceTransition) and change.slot % 2 == 1 and change.event in FANOUT.values()
+            )
 
-    def _migration_event(self, event: MigEvent, step: _Step) -> None:
-        self._fanning = True
-        try:
-            super()._migration_event(event, step)
-        finally:
-            self._fanning = False
-
-    def _host_device_event(self, slot: int, event: DevEvent, step: _Step) -> None:
-        if self._fanning and slot % 2 == 1 and event in FANOUT.values():
-            return
-        super()._host_device_event(slot, event, step)
+        self.commit(self.engine.migration_event(event, reason=reason).filter(keep), step)
 
 
 class HotAddKeepsStatus(MigrationBridge):
     """HOT_ADD and SURPRISE_REMOVAL reset DRV_STATE but leave the slot's DEV_STATUS flags set."""
 
-    def _clear_slot_registers(self, slot: int) -> None:
-        self._set(self._f.drv_state[slot], 0)
+    def slot_event(self, slot: int, event: DevEvent, step: BridgeStep) -> None:
+        flags = (StateField.MIGRATED, StateField.RESET, StateField.PROTOCOL_ERROR)
+
+        def keep(change: Change) -> bool:
+            return not (isinstance(change, FieldWrite) and change.field in flags)
+
+        self.commit(self.engine.slot_event(slot, event).filter(keep), step)
 
 
 # ---------------------------------------------------------------------------------------------- group reset
@@ -392,16 +369,16 @@ class HotAddKeepsStatus(MigrationBridge):
 class ResetOnFallingEdge(MigrationBridge):
     """The group reset happens when the guest clears Secondary Bus Reset (1 -> 0), not when it sets it."""
 
-    def _after_guest_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
+    def on_guest_write(self, offset: int, width: int, before: bytes, step: BridgeStep) -> None:
         if not offset <= PCI_BRIDGE_CONTROL < offset + width:
-            super()._after_guest_write(offset, width, before, step)
+            super().on_guest_write(offset, width, before, step)
             return
         # The reference resets on a 0 -> 1 edge; show it the bit inverted on both sides of the write.
         flipped = bytearray(before)
         flipped[PCI_BRIDGE_CONTROL - offset] ^= PCI_BRIDGE_CTL_BUS_RESET
         self.config[PCI_BRIDGE_CONTROL] ^= PCI_BRIDGE_CTL_BUS_RESET
         try:
-            super()._after_guest_write(offset, width, bytes(flipped), step)
+            super().on_guest_write(offset, width, bytes(flipped), step)
         finally:
             self.config[PCI_BRIDGE_CONTROL] ^= PCI_BRIDGE_CTL_BUS_RESET
 
@@ -409,8 +386,11 @@ class ResetOnFallingEdge(MigrationBridge):
 class NoResetFlag(MigrationBridge):
     """A group reset resets the functions and moves the states, but never sets DEV_STATUS.RESET."""
 
-    def _group_reset(self, step: _Step) -> None:
-        self._migration_event(MigEvent.GROUP_RESET, step)
+    def reset_group(self, step: BridgeStep) -> None:
+        def keep(change: Change) -> bool:
+            return not (isinstance(change, FieldWrite) and change.field is StateField.RESET)
+
+        self.commit(self.engine.migration_event(MigEvent.GROUP_RESET).filter(keep), step)
         for function in self.functions:
             if function is not None:
                 function.function_level_reset("group")
@@ -431,40 +411,40 @@ class NoEventOnArrive(MigrationBridge):
         finally:
             self._arriving = False
 
-    def _finish(self, step: _Step) -> None:
-        super()._finish(_Step(causes=step.causes) if self._arriving else step)
+    def finish_step(self, step: BridgeStep) -> None:
+        super().finish_step(BridgeStep(step.causes) if self._arriving else step)
 
 
 class InterruptsWithoutEventIe(MigrationBridge):
     """The event interrupt is gated by CONTROL.ENABLE alone: EVENT_IE is not looked at."""
 
     @property
-    def _enabled_for_events(self) -> bool:
+    def events_enabled(self) -> bool:
         return bool(self.field("control.enable"))
 
 
 class TwoMessagesPerStep(MigrationBridge):
     """Every MSI message is sent twice."""
 
-    def _send_msi(self) -> None:
-        super()._send_msi()
-        super()._send_msi()
+    def send_msi(self) -> None:
+        super().send_msi()
+        super().send_msi()
 
 
 class IntxPulsesPerStep(MigrationBridge):
     """INTx is treated as an edge per step: every step that sets STATUS.EVENT asserts the pin anew."""
 
-    def _finish(self, step: _Step) -> None:
+    def finish_step(self, step: BridgeStep) -> None:
         if step.sets_event:
-            self._intx_asserted = False
-        super()._finish(step)
+            self.intx_asserted = False
+        super().finish_step(step)
 
 
 class ShpcShowsMigrationEvents(MigrationBridge):
     """Every step that sets STATUS.EVENT also advances a count in the SHPC's DWORD Data window."""
 
-    def _finish(self, step: _Step) -> None:
-        super()._finish(step)
+    def finish_step(self, step: BridgeStep) -> None:
+        super().finish_step(step)
         if step.sets_event:
             data = SHPC_OFFSET + PCI_SHPC_DWORD_DATA
             self.config[data] = (self.config[data] + 1) & 0xFF
@@ -491,10 +471,10 @@ class LaterMinorBridge(MigrationBridge):
 
     def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
         super().__init__(bus, params, name=name)
-        wmask, w1cmask = bytearray(self._wmask), bytearray(self._w1cmask)
+        wmask, w1cmask = bytearray(self.wmask), bytearray(self.w1cmask)
         wmask[self.cap + _GUEST_FEATURES] |= _OVERRUN_FEATURE
         w1cmask[self.cap + _STATUS] |= _OVERRUN_STATUS
-        self._wmask, self._w1cmask = bytes(wmask), bytes(w1cmask)
+        self.wmask, self.w1cmask = bytes(wmask), bytes(w1cmask)
         self._present_version()
 
     def conventional_reset(self) -> None:
@@ -508,10 +488,10 @@ class LaterMinorBridge(MigrationBridge):
     def _overrun_accepted(self) -> bool:
         return bool(self.config[self.cap + _GUEST_FEATURES] & _OVERRUN_FEATURE)
 
-    def _finish(self, step: _Step) -> None:
+    def finish_step(self, step: BridgeStep) -> None:
         if step.sets_event and self.field("status.event") and self._overrun_accepted():
             self.config[self.cap + _STATUS] |= _OVERRUN_STATUS
-        super()._finish(step)
+        super().finish_step(step)
 
 
 class LaterMinorUngated(LaterMinorBridge):

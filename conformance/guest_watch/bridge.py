@@ -85,7 +85,7 @@ class WatchedBridge(MigrationBridge):
         """Slot -> a ``DEV_STATE`` value the guest reads instead of the real one (a faulty bridge, for a moment)."""
         self.decoys: list[tuple[int, int]] = []
         """``[start, end)`` of each decoy capability in the configuration space."""
-        self._base_masks = (self._wmask, self._w1cmask)
+        self._base_masks = (self.wmask, self.w1cmask)
         self._present()
 
     # ------------------------------------------------------------------ the variant
@@ -139,7 +139,7 @@ class WatchedBridge(MigrationBridge):
         self.config[offset : offset + length] = data
         wmask[offset : offset + length] = masks[0]
         w1cmask[offset : offset + length] = masks[1]
-        self._wmask, self._w1cmask = bytes(wmask), bytes(w1cmask)
+        self.wmask, self.w1cmask = bytes(wmask), bytes(w1cmask)
         self.cap = offset
         self._repoint(old, offset)
 
@@ -214,6 +214,6 @@ class WatchedBridge(MigrationBridge):
 
     def spurious_event(self) -> None:
         """Set ``STATUS.EVENT`` and signal the event interrupt with nothing changed (as a faulty bridge might)."""
-        self._set(self._f.event, 1)
-        self._signal()
-        self._update_intx()
+        self.set_field("status.event", 1)
+        self.signal_event()
+        self.update_intx()
