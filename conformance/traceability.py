@@ -10,17 +10,19 @@ a string, and names the requirements a rule or invariant exercises in its
 read from the suites' source, without running anything:
 
 * a *check site* is a requirement ID written in the body of a function of a
-  suite module, or of a ``conformance`` module that a suite module imports
-  (where shared observers live); the site is the innermost function around
-  it, and its *kind* is what Hypothesis made of that function: ``rule``,
-  ``initialize``, ``invariant``, or ``helper`` for the listeners and
-  functions the steps call;
+  suite module (every module of the package, for a suite that is a package),
+  or of a ``conformance`` module that a suite module imports (where shared
+  observers live); the site is the innermost function around it, and its
+  *kind* is what Hypothesis made of that function: ``rule``, ``initialize``,
+  ``invariant``, or ``helper`` for the listeners and functions the steps
+  call;
 * a *declaration* is an ID in a ``@step(...)`` decorator.
 
 A helper's check runs when a step runs it, so each helper site also lists the
-steps that reach it through ``self.<name>`` references.  That a check site
-really runs is a matter for the suites' own tests (each asserts that every
-requirement its suite names is judged ``pass`` on the reference).
+steps that reach it through ``self.<name>`` references (across the mixin
+classes a state machine may be composed of).  That a check site really runs
+is a matter for the suites' own tests (each asserts that every requirement
+its suite names is judged ``pass`` on the reference).
 
 The matrix is consistent when:
 
@@ -42,10 +44,12 @@ import ast
 import importlib
 import inspect
 import itertools
+import pkgutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 
 from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
@@ -123,7 +127,7 @@ class SuiteSource:
     module: str
     text: str
     machine: type[ConformanceMachine] | None = None
-    """The suite's state machine, if this module defines it (step kinds are read from it)."""
+    """The suite's state machine, if this module is the suite's or one of its package (step kinds are read from it)."""
     path: str | None = None
     """The module's file."""
 
@@ -218,16 +222,30 @@ class TraceabilityError(Exception):
 
 
 def suite_sources(target: Target) -> list[SuiteSource]:
-    """The suite module of ``target`` and the ``conformance`` modules it imports (one level)."""
+    """The suite of ``target`` (its module, or each module of its package) and the conformance modules they import."""
     machine = suite_class(target)
     module = inspect.getmodule(machine)
     assert module is not None
-    sources = [SuiteSource(module.__name__, inspect.getsource(module), machine, inspect.getsourcefile(module))]
-    for name in _imported_conformance_modules(sources[0].text):
-        if name != module.__name__:
-            imported = importlib.import_module(name)
-            sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
+    sources = [
+        SuiteSource(own.__name__, inspect.getsource(own), machine, inspect.getsourcefile(own))
+        for own in (module, *_package_modules(module))
+    ]
+    read = {source.module for source in sources}
+    for source in list(sources):
+        for name in _imported_conformance_modules(source.text):
+            if name not in read:
+                read.add(name)
+                imported = importlib.import_module(name)
+                sources.append(SuiteSource(name, inspect.getsource(imported), path=inspect.getsourcefile(imported)))
     return sources
+
+
+def _package_modules(module: ModuleType) -> list[ModuleType]:
+    """Every module below ``module`` if it is a package (none if it is a plain module), by name."""
+    if not hasattr(module, "__path__"):
+        return []
+    found = pkgutil.walk_packages(module.__path__, f"{module.__name__}.")
+    return [importlib.import_module(name) for name in sorted(info.name for info in found)]
 
 
 def _imported_conformance_modules(text: str) -> list[str]:
@@ -264,13 +282,17 @@ class _Table:
     ids: tuple[tuple[str, int], ...]
 
 
-def _functions(tree: ast.Module) -> Iterator[_Function]:
-    """Every function of a module (methods as ``Class.name``), with the IDs it writes and declares."""
+def _functions(tree: ast.Module, merged: Mapping[str, str] | None = None) -> Iterator[_Function]:
+    """Every function of a module (methods as ``Class.name``), with the IDs it writes and declares.
+
+    A class named in ``merged`` counts as the class it maps to (its methods' ``cls``): the mixins of a state
+    machine are one class, whose methods reach each other through ``self``.
+    """
 
     def visit(node: ast.AST, cls: str | None, prefix: str) -> Iterator[_Function]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ClassDef):
-                yield from visit(child, child.name, f"{prefix}{child.name}.")
+                yield from visit(child, (merged or {}).get(child.name, child.name), f"{prefix}{child.name}.")
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 function = _Function(f"{prefix}{child.name}", child, cls)
                 function.declared = list(_step_declarations(child))
@@ -353,6 +375,14 @@ def _tables(tree: ast.Module) -> Iterator[_Table]:
                 yield _Table(target.id, ids)
 
 
+def _machine_classes(source: SuiteSource) -> dict[str, str]:
+    """The classes of ``source`` that its state machine is made of (itself, its mixins), each to the machine's name."""
+    machine = source.machine
+    if machine is None:
+        return {}
+    return {cls.__name__: machine.__name__ for cls in machine.__mro__ if cls.__module__ == source.module}
+
+
 def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> SiteKind:
     if machine is None or function.cls != machine.__name__:
         return SiteKind.HELPER
@@ -366,14 +396,14 @@ def _kind(machine: type[ConformanceMachine] | None, function: _Function) -> Site
     return SiteKind.HELPER
 
 
-def _reached_from(functions: Sequence[_Function], kinds: Mapping[str, SiteKind]) -> dict[str, tuple[str, ...]]:
-    """For each method, the steps of its class that reach it through ``self.<name>`` references."""
+def _reached_from(functions: Sequence[_Function], kinds: Mapping[int, SiteKind]) -> dict[int, tuple[str, ...]]:
+    """For each method (by ``id``), the steps of its class that reach it through ``self.<name>`` references."""
     by_class: dict[str | None, dict[str, _Function]] = {}
     for function in functions:
         by_class.setdefault(function.cls, {})[function.node.name] = function
-    reached: dict[str, set[str]] = {function.qualname: set() for function in functions}
+    reached: dict[int, set[str]] = {id(function): set() for function in functions}
     for function in functions:
-        if kinds[function.qualname] is SiteKind.HELPER:
+        if kinds[id(function)] is SiteKind.HELPER:
             continue
         methods = by_class.get(function.cls, {})
         seen: set[str] = set()
@@ -384,9 +414,9 @@ def _reached_from(functions: Sequence[_Function], kinds: Mapping[str, SiteKind])
                 continue
             seen.add(name)
             callee = methods[name]
-            reached[callee.qualname].add(function.node.name)
+            reached[id(callee)].add(function.node.name)
             pending.extend(callee.references)
-    return {name: tuple(sorted(steps)) for name, steps in reached.items()}
+    return {key: tuple(sorted(steps)) for key, steps in reached.items()}
 
 
 def _reads_table(function: _Function, table: str, methods: Mapping[str, _Function]) -> bool:
@@ -433,19 +463,27 @@ def read_suite(
     sites: list[CheckSite] = []
     declarations: list[Declaration] = []
     mentions: list[Mention] = []
+    parsed = []
     for source in sources:
         tree = ast.parse(source.text)
-        functions = list(_functions(tree))
-        for found in _table_sites(target, source, tree, functions):
+        parsed.append((source, tree, list(_functions(tree, _machine_classes(source)))))
+    kinds = {id(function): _kind(source.machine, function) for source, _, functions in parsed for function in functions}
+    # The machine's methods may be spread over mixin classes in the suite's modules: they reach each other.
+    machine_functions = [
+        function for source, _, functions in parsed if source.machine is not None for function in functions
+    ]
+    reached = _reached_from(machine_functions, kinds)
+    for source, tree, functions in parsed:
+        if source.machine is None:
+            reached.update(_reached_from(functions, kinds))
+        for found in _table_sites(target, source, tree, functions if source.machine is None else machine_functions):
             if isinstance(found, CheckSite):
                 sites.append(found)
             else:
                 mentions.append(found)
-        kinds = {function.qualname: _kind(source.machine, function) for function in functions}
-        reached = _reached_from(functions, kinds)
         for function in functions:
-            kind = kinds[function.qualname]
-            via = reached[function.qualname] if kind is SiteKind.HELPER else ()
+            kind = kinds[id(function)]
+            via = reached[id(function)] if kind is SiteKind.HELPER else ()
             sites.extend(
                 CheckSite(requirement, target, source.module, function.qualname, kind, line, via)
                 for requirement, line in function.ids
