@@ -74,7 +74,10 @@ The package
   hypervisor;
 * :mod:`~conformance.suites.bridge.scenarios`: a cooperative guest and hypervisor moving migrations along.
 
-Hypothesis collects the rules of every mixin by name, so the package's layout does not change what a run does.
+A mixin that calls another's methods derives from it (the capability observer from the ones it hands a step
+to, the actions from the observers, the rules and the scenarios from the actions), so that each module
+type-checks on its own; :class:`BridgeSuite` lists them all.  Hypothesis collects the rules of every mixin by
+name, so the package's layout does not change what a run does.
 """
 
 from __future__ import annotations
