@@ -19,9 +19,10 @@ read from the suites' source, without running anything:
 * a *declaration* is an ID in a ``@step(...)`` decorator.
 
 A helper's check runs when a step runs it, so each helper site also lists the
-steps that reach it through ``self.<name>`` references.  That a check site
-really runs is a matter for the suites' own tests (each asserts that every
-requirement its suite names is judged ``pass`` on the reference).
+steps that reach it through ``self.<name>`` references (across the mixin
+classes a state machine may be composed of).  That a check site really runs
+is a matter for the suites' own tests (each asserts that every requirement
+its suite names is judged ``pass`` on the reference).
 
 The matrix is consistent when:
 
@@ -140,7 +141,7 @@ class SuiteSource:
     module: str
     text: str
     machine: type[ConformanceMachine] | None = None
-    """The suite's state machine, if this module defines it (step kinds are read from it)."""
+    """The suite's state machine, if this module is the suite's or one of its package (step kinds are read from it)."""
     path: str | None = None
     """The module's file."""
 
@@ -303,13 +304,17 @@ class _Table:
     ids: tuple[tuple[str, int], ...]
 
 
-def _functions(tree: ast.Module) -> Iterator[_Function]:
-    """Every function of a module (methods as ``Class.name``), with the IDs it writes and declares."""
+def _functions(tree: ast.Module, merged: Mapping[str, str] | None = None) -> Iterator[_Function]:
+    """Every function of a module (methods as ``Class.name``), with the IDs it writes and declares.
+
+    A class named in ``merged`` counts as the class it maps to (its methods' ``cls``): the mixins of a state
+    machine are one class, whose methods reach each other through ``self``.
+    """
 
     def visit(node: ast.AST, cls: str | None, prefix: str) -> Iterator[_Function]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.ClassDef):
-                yield from visit(child, child.name, f"{prefix}{child.name}.")
+                yield from visit(child, (merged or {}).get(child.name, child.name), f"{prefix}{child.name}.")
             elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
                 function = _Function(f"{prefix}{child.name}", child, cls)
                 function.declared = list(_step_declarations(child))

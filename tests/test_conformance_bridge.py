@@ -10,8 +10,10 @@ verdict on that requirement (the runner's ``on_verdict`` hook) and tries the
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
+import pkgutil
 import re
 
 import pytest
@@ -29,8 +31,11 @@ DETECTION_PROFILES = ("quick", "default")
 
 
 def _named_in_suite() -> set[str]:
-    """Every requirement ID the bridge suite's source checks or names in a step."""
-    return set(re.findall(r'"(VFM-[A-Z]+-\d{3})"', inspect.getsource(bridge_suite)))
+    """Every requirement ID the bridge suite's source (each module of its package) checks or names in a step."""
+    modules = pkgutil.walk_packages(bridge_suite.__path__, f"{bridge_suite.__name__}.")
+    sources = [inspect.getsource(bridge_suite)]
+    sources += [inspect.getsource(importlib.import_module(module.name)) for module in modules]
+    return {requirement for source in sources for requirement in re.findall(r'"(VFM-[A-Z]+-\d{3})"', source)}
 
 
 def _named_by_steps() -> set[str]:

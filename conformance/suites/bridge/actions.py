@@ -1,0 +1,193 @@
+"""What the suite does to the bridge, in the guest's seat and in the hypervisor's, with what each must do.
+
+Each action is one step: the model computes what the step must leave behind
+(:class:`~conformance.suites.bridge.world.Expectation`), the suite makes the bridge take the step, and the
+observers (:mod:`conformance.suites.bridge.observers`) judge it.  The rules
+(:mod:`conformance.suites.bridge.rules`) and the scenarios (:mod:`conformance.suites.bridge.scenarios`) are
+made of these actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from conformance.suites.bridge.model import SubStep, drv_path
+from conformance.suites.bridge.observers.capability import CapabilityObserver
+from conformance.suites.bridge.observers.discovery import DiscoveryObserver
+from conformance.suites.bridge.world import CANCEL_BEFORE_RESET, Expectation, FakeFunction
+from vfmig_proto.access import WRITE_WIDTHS
+from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_SHPC_SIZEOF, PCI_STD_HEADER_SIZEOF
+from vfmig_proto.states import DevEvent, MigEvent, MigReason
+
+
+class Actions(CapabilityObserver, DiscoveryObserver):
+    """One guest write or host event at a time, each modelled, performed and judged."""
+
+    # ------------------------------------------------------------------ guest writes
+
+    def _guest_write(self, offset: int, width: int, value: int, what: str) -> None:
+        """One guest configuration write, with the model's expectation and every judgement of it."""
+        legal = width in WRITE_WIDTHS and offset % width == 0
+        value = self._as_version_1_0_guest(offset, width, value)
+        expectation = Expectation(
+            what=f"{what} ({width}-byte write of 0x{value:0{2 * width}x} at 0x{offset:02x})",
+            before=bytes(self.model.data),
+            offset=offset,
+            width=width,
+            data=value.to_bytes(width, "little"),
+            legal=legal,
+            header_write=legal and offset < PCI_STD_HEADER_SIZEOF,
+        )
+        if self.shpc_at is not None:
+            expectation.shpc_write = offset < self.shpc_at + PCI_SHPC_SIZEOF and self.shpc_at < offset + width
+        in_cap = self._in_capability(offset, width)
+        sbr_before = None
+        if legal and offset <= PCI_BRIDGE_CONTROL < offset + width:
+            sbr_before = bool(self._read(PCI_BRIDGE_CONTROL, 1) & PCI_BRIDGE_CTL_BUS_RESET)
+        self._begin(expectation)
+        if legal and in_cap:
+            self._model_write(expectation)
+        if sbr_before is False and expectation.data[PCI_BRIDGE_CONTROL - offset] & PCI_BRIDGE_CTL_BUS_RESET:
+            self._model_secondary_bus_reset(expectation)
+        expectation.state_changed = self.model.state_of(expectation.before) != self.model.state_of(self.model.data)
+        self.access_steps = []
+        try:
+            self.bridge.config_write(offset, width, value)
+        except Exception as error:
+            self.checks.raise_pending()
+            if in_cap:
+                self._that(
+                    "VFM-ACC-005",
+                    False,
+                    f"{expectation.what}: a guest write completes normally; it raised {type(error).__name__}: {error}",
+                )
+            raise
+        finally:
+            steps, self.access_steps = self.access_steps, None
+        self.current = None
+        if in_cap:
+            self._that("VFM-ACC-005", True, "")
+            self._judge_one_step(expectation, steps)
+            if expectation.report is not None:
+                self._judge_report_finished(expectation)
+        elif legal:
+            self.registers = self._read_registers()
+        if expectation.header_write:
+            self._check_header()
+        self._expect_interrupts(expectation)
+        self._verify(expectation)
+
+    def _model_write(self, expectation: Expectation) -> None:
+        """The model of a legal write to the capability: the mask model, then the report it carries."""
+        model = self.model
+        start = expectation.offset - self.cap
+        expectation.covered = range(start, start + expectation.width)
+        expectation.covers_rw = any(model.wmask[i] | model.w1cmask[i] for i in expectation.covered)
+        old = {slot: model.get(drv_path(slot)) for slot in range(model.num_slots)}
+        model.apply_write(start, expectation.data)
+        expectation.masked = bytes(model.data)
+        expectation.after_mask = (model.event, model.enabled)
+        for slot, ctrl in enumerate(model.dev_ctrl):
+            if ctrl in expectation.covered:
+                report = model.judge(slot, old[slot], self._bme(slot))
+                expectation.report = report
+                sub = SubStep()
+                model.apply_report(report, sub)
+                expectation.outcomes.append(model.finish(sub))
+
+    def _model_secondary_bus_reset(self, expectation: Expectation) -> None:
+        """The model of a 0 -> 1 edge of Secondary Bus Reset: the hypervisor's CANCEL if needed, then GROUP_RESET."""
+        model = self.model
+        expectation.sbr_edge = True
+        if model.mig_state in CANCEL_BEFORE_RESET:
+            expectation.planned_cancel = True
+            sub = SubStep()
+            model.cancel(MigReason.PROTOCOL_ERROR, sub)
+            expectation.outcomes.append(model.finish(sub))
+        sub = SubStep()
+        model.group_reset(sub)
+        expectation.outcomes.append(model.finish(sub))
+
+    def _write_field(self, path: str, value: int, width: int, what: str) -> None:
+        """A guest write of ``width`` bytes at the register that holds ``path``."""
+        placed = self.model.by_path[path]
+        self._guest_write(self.cap + placed.offset, width, value, what)
+
+    # ------------------------------------------------------------------ host events
+
+    def _host(
+        self,
+        event: str,
+        what: str,
+        call: Callable[[], None],
+        apply: Callable[[SubStep], None],
+        slot: int | None = None,
+    ) -> None:
+        model = self.model
+        expectation = Expectation(what=what, before=bytes(model.data), host_event=event, slot=slot)
+        self._begin(expectation)
+        self.caused.append(MigEvent[event.upper()] if slot is None else (slot, DevEvent[event.upper()]))
+        sub = SubStep()
+        apply(sub)
+        expectation.outcomes.append(model.finish(sub))
+        expectation.state_changed = model.state_of(expectation.before) != model.state_of(model.data)
+        call()
+        self.current = None
+        self._expect_interrupts(expectation)
+        self._verify(expectation)
+
+    def _start(self) -> None:
+        self._host("start", "START", self.bridge.start, self.model.start)
+
+    def _request_pause(self) -> None:
+        self._host("request_pause", "REQUEST_PAUSE", self.bridge.request_pause, self.model.request_pause)
+
+    def _cancel(self, reason: MigReason) -> None:
+        call, apply = partial(self.bridge.cancel, reason), partial(self.model.cancel, reason)
+        self._host("cancel", f"CANCEL with {reason.name}", call, apply)
+
+    def _arrive(self) -> None:
+        self._host("arrive", "ARRIVE", self.bridge.arrive, self.model.arrive)
+
+    def _group_reset(self) -> None:
+        self._host("group_reset", "GROUP_RESET by the hypervisor", self.bridge.group_reset, self.model.group_reset)
+
+    def _hot_add(self, slot: int) -> None:
+        self._functions_made += 1
+        function = FakeFunction(f"vf{self._functions_made}", self.trace)
+        self.functions[slot] = function
+        self._host(
+            "hot_add",
+            f"HOT_ADD of {function.name} into slot {slot}",
+            partial(self.bridge.hot_add, slot, function),
+            partial(self.model.slot_event, slot, DevEvent.HOT_ADD),
+            slot,
+        )
+
+    def _surprise_removal(self, slot: int) -> None:
+        self._host(
+            "surprise_removal",
+            f"SURPRISE_REMOVAL of slot {slot} (DEV_STATE {self.model.dev_state(slot).name})",
+            partial(self.bridge.surprise_removal, slot),
+            partial(self.model.slot_event, slot, DevEvent.SURPRISE_REMOVAL),
+            slot,
+        )
+        self.functions[slot] = None
+
+    def _device_error(self, slot: int) -> None:
+        self._host(
+            "device_error",
+            f"DEVICE_ERROR of slot {slot} (DEV_STATE {self.model.dev_state(slot).name})",
+            partial(self.bridge.device_error, slot),
+            partial(self.model.slot_event, slot, DevEvent.DEVICE_ERROR),
+            slot,
+        )
+
+    # ------------------------------------------------------------------ a driver and the migration core
+
+    def _report(self, slot: int, value: int, what: str) -> None:
+        self._write_field(drv_path(slot), value, 1, what)
+
+    def _clear_event(self, extra: int = 0) -> None:
+        self._write_field("status.event", 1 | extra << 1, 2, "the migration core clears STATUS.EVENT")
