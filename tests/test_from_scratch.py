@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 from from_scratch import bridge as scratch_bridge
+from from_scratch import device as scratch_device
 
 from conformance.interfaces.bridge import BridgeImplementation, BridgeUnderTest
-from conformance.runner import run
-from conformance.verdicts import RunStatus, Target, Verdict
+from conformance.interfaces.device import DeviceImplementation
+from conformance.preflight import AdapterError
+from conformance.runner import RunState, execute, finish, load_factory, plan_run, run
+from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from vfmig_proto.layout import CapabilityParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +33,7 @@ STANDARD_LIBRARY = frozenset(sys.stdlib_module_names)
 
 IMPLEMENTATIONS = {
     Target.BRIDGE: "tests.from_scratch.bridge:make",
+    Target.DEVICE: "tests.from_scratch.device:make",
 }
 
 
@@ -81,14 +85,28 @@ def test_the_from_scratch_bridge_is_typed_as_the_bridge_interface() -> None:
     assert bridge.capability_bytes()[:2] == bytes((0x09, 0x4C))  # vendor-specific, then MSI (spec §3.1)
 
 
-def _run(target: Target, seed: int) -> tuple[RunStatus, list[str]]:
-    report = run(target, IMPLEMENTATIONS[target], profile="quick", seed=seed)
+def _problems(report: RunReport) -> list[str]:
     broken = [
-        f"{result.requirement.id}: {result.verdict.value}"
+        f"{result.requirement.id}: {result.verdict.value}: {result.detail[:300]}"
         for result in report.results
         if result.verdict.breaks_conformance
     ]
-    return report.status, broken + report.unattributed + report.suite_errors
+    return broken + report.unattributed + report.suite_errors
+
+
+def _run(target: Target, seed: int) -> tuple[RunStatus, list[str]]:
+    """A run as ``vfmig conformance`` makes it (the pre-flight check first)."""
+    report = run(target, IMPLEMENTATIONS[target], profile="quick", seed=seed)
+    return report.status, _problems(report)
+
+
+def _run_the_suite_alone(target: Target, seed: int) -> tuple[RunStatus, list[str]]:
+    """The suite's own judgement, without the pre-flight check (which reads the reference-typed adapters)."""
+    plan = plan_run(target, IMPLEMENTATIONS[target], profile="quick", seed=seed)
+    state = RunState.start(plan)
+    execute(plan, load_factory(plan.implementation), state)
+    report = finish(plan, state)
+    return report.status, _problems(report)
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -102,3 +120,37 @@ def test_verdicts_are_what_the_suite_reports() -> None:
     report = run(Target.BRIDGE, IMPLEMENTATIONS[Target.BRIDGE], profile="quick", seed=1)
     not_covered = {result.requirement.id for result in report.results if result.verdict is Verdict.NOT_COVERED}
     assert not_covered == {"VFM-DEV-012"}
+
+
+def test_the_from_scratch_device_is_typed_as_the_device_interface() -> None:
+    implementation: DeviceImplementation = scratch_device.make()
+    function = implementation.create_function("vf0", _Clock(), object(), None)
+    assert function.identity.vendor_id == scratch_device.ScratchIds().vendor_id
+    assert function.in_reset_state
+    assert not function.msix_enabled
+    assert not function.failed
+
+
+class _Clock:
+    now = 0
+
+    def schedule(self, delay: int, callback: object, label: str = "") -> object:
+        raise AssertionError("a fresh function schedules nothing")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_suite_judges_the_from_scratch_device_conformant(seed: int) -> None:
+    status, problems = _run_the_suite_alone(Target.DEVICE, seed)
+    assert status is RunStatus.CONFORMANT, problems
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AdapterError,
+    reason="the pre-flight check (conformance/preflight.py) probes FunctionUnderTest.identity against "
+    "conformance.adapters, whose type is reference_impl.device.FunctionIdentity: an identity of the "
+    "implementation's own (conformance.interfaces.common.FunctionIds) is refused before the suite runs",
+)
+def test_the_from_scratch_device_is_conformant() -> None:
+    status, problems = _run(Target.DEVICE, 1)
+    assert status is RunStatus.CONFORMANT, problems

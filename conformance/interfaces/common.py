@@ -59,6 +59,10 @@ class GuestMemoryView(Protocol):
         """A function writes pages ``start .. stop - 1`` by DMA (the host's dirty log does not see it: the
         driver has to dirty them, spec §5)."""
 
+    def cpu_write_range(self, start: int, stop: int) -> None:
+        """The guest's CPU writes new content into pages ``start .. stop - 1`` (a driver writing descriptors);
+        the host's dirty log sees it."""
+
     def dirty_range(self, start: int, stop: int) -> None:
         """The guest marks pages ``start .. stop - 1`` dirty for the host (what a driver does in dirtying
         mode: it rewrites them from the CPU)."""

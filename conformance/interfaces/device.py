@@ -112,6 +112,11 @@ class MigrationCore(Protocol):
     sequences (VFM-NOTIF-010) unless the driver is ``busy``; then it sets ``look_again`` and waits for the
     driver's :meth:`sequence_done`."""
 
+    @property
+    def cap(self) -> int | None:
+        """Offset of the migration capability the core found and enabled (None: the guest takes no part, and
+        a driver leaves the migration registers alone)."""
+
     def register(self, slot: int, driver: DriverUnderTest) -> None:
         """``driver`` handles ``slot`` from now on."""
 
