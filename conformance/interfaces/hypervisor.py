@@ -11,6 +11,7 @@ hypervisor's own doing, observed on the bridge, the functions, the guest's vCPUs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from enum import Enum
 from typing import Protocol, Self, runtime_checkable
 
 from conformance.interfaces.bridge import BridgeUnderTest
@@ -54,6 +55,15 @@ class HostMemory(GuestMemoryView, Protocol):
     @property
     def log(self) -> DirtyLog:
         """The dirty log of this copy."""
+
+    def receive_range_from(self, source: HostMemory, start: int, stop: int) -> None:
+        """Pages ``start .. stop - 1`` of ``source`` arrive in this copy (one page-copy of the stream)."""
+
+    def continue_stamps_from(self, source: HostMemory) -> None:
+        """This copy takes the guest over from ``source``: later writes here are newer than any there.
+
+        (The suite's memory tells page contents apart by a write counter; a destination calls this once, when
+        the guest arrives.)"""
 
 
 class HostedGuest(Protocol):
@@ -143,8 +153,22 @@ class MigrationSettings(Protocol):
         """log2 of the host's dirty-tracking granularity (None: the guest's page size)."""
 
 
+class MigrationOutcome(Enum):
+    """How a migration ended, as the management layer sees it."""
+
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    """The management layer cancelled it."""
+    FAILED = "failed"
+    """It ended early for any other reason (``MIG_REASON`` says which)."""
+
+
 class MigrationRecordView(Protocol):
     """How a migration went, as the hypervisor measured it (VFM-GEN-002)."""
+
+    @property
+    def outcome(self) -> MigrationOutcome | None:
+        """How it ended (None: it has not ended).  The suite takes ``COMPLETED`` as the source's handover."""
 
     @property
     def reason(self) -> MigReason:
@@ -184,7 +208,10 @@ class IncomingMigration(Protocol):
         """The bridge's saved configuration space and the functions' BARs arrive from the source: check the
         capability (spec §10.6), restore it on a fresh bridge
         (:meth:`~conformance.interfaces.bridge.BridgeUnderTest.restore_capability`), place equal functions
-        after a function-level reset, confirm, then ARRIVE (VFM-REP-001, VFM-SEC-008)."""
+        after a function-level reset, confirm, then ARRIVE (VFM-REP-001, VFM-SEC-008).
+
+        The suite replaces this attribute on the object to see the state arrive, so the source looks it up
+        when it delivers, not before."""
 
 
 @runtime_checkable
