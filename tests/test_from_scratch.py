@@ -20,12 +20,15 @@ import pytest
 from from_scratch import bridge as scratch_bridge
 from from_scratch import device as scratch_device
 
-from conformance.interfaces.bridge import BridgeImplementation, BridgeUnderTest
+from conformance.interfaces.bridge import BridgeImplementation, BridgeUnderTest, RestoreRefusedError
+from conformance.interfaces.common import ResetKind
 from conformance.interfaces.device import DeviceImplementation
 from conformance.preflight import AdapterError
 from conformance.runner import RunState, execute, finish, load_factory, plan_run, run
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
+from vfmig_proto.codec import field_value, find_field
 from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.states import MigReason, MigState
 
 ROOT = Path(__file__).resolve().parents[1]
 FROM_SCRATCH = ROOT / "tests" / "from_scratch"
@@ -154,3 +157,56 @@ def test_the_suite_judges_the_from_scratch_device_conformant(seed: int) -> None:
 def test_the_from_scratch_device_is_conformant() -> None:
     status, problems = _run(Target.DEVICE, 1)
     assert status is RunStatus.CONFORMANT, problems
+
+
+class _Function:
+    """A function in a slot, as a bridge sees it: never a bus master."""
+
+    name = "vf"
+    bus_master = False
+
+    def function_level_reset(self, how: ResetKind) -> None:
+        """Nothing to forget."""
+
+
+def _stopped_source(generations: int) -> BridgeUnderTest:
+    """A source bridge with a function in slot 0, after ``generations`` migrations started, now STOPPED."""
+    source = scratch_bridge.make().create_bridge(object(), CapabilityParams(num_slots=2), "source")
+    source.hot_add(0, _Function())
+    for _ in range(generations - 1):
+        source.start()
+        source.cancel(MigReason.CANCELLED)
+    source.start()
+    source.request_pause()
+    assert source.mig_state is MigState.STOPPED
+    return source
+
+
+def test_a_restored_bridge_carries_the_sources_generation_into_the_arrival() -> None:
+    """The restore path the bridge suite does not drive (no check of the suite calls ``restore``)."""
+    source = _stopped_source(generations=3)
+    destination = scratch_bridge.make().create_bridge(object(), CapabilityParams(num_slots=2), "destination")
+    function = _Function()
+    destination.restore(source.config_space(), [function, None], dirty_page_shift=12)
+    assert destination.generation == source.generation == 3
+    assert destination.capability_bytes() == source.capability_bytes()
+    assert list(destination.functions) == [function, None]
+    destination.arrive()  # slot 0 has no driver: ARRIVED settles at once (ALL_REINITIALISED)
+    assert destination.mig_state is MigState.IDLE
+    assert field_value(destination.capability_bytes(), "mig_reason") == MigReason.COMPLETED.value
+    assert field_value(destination.capability_bytes(), "device[0].dev_status.migrated") == 1
+    assert destination.generation == 3  # ARRIVE does not start a generation; the next START does
+
+
+def test_a_refused_restore_leaves_the_destination_as_it_was() -> None:
+    source = _stopped_source(generations=1)
+    saved = bytearray(source.config_space())
+    state = source.cap + find_field(2, "mig_state").offset
+    saved[state] = MigState.PRECOPY.value
+    destination = scratch_bridge.make().create_bridge(object(), CapabilityParams(num_slots=2), "destination")
+    before = destination.config_space()
+    with pytest.raises(RestoreRefusedError, match="PRECOPY"):
+        destination.restore(bytes(saved), [_Function(), None], dirty_page_shift=12)
+    assert destination.config_space() == before
+    with pytest.raises(RestoreRefusedError, match="page_shift"):
+        destination.restore(source.config_space(), [_Function(), None], dirty_page_shift=11)

@@ -90,7 +90,12 @@ class BridgeUnderTest(Protocol):
         """A guest configuration write (judged under VFM-ACC-005)."""
 
     def capability_bytes(self) -> bytes:
-        """The capability's current bytes (what the migration stream carries)."""
+        """The capability's current bytes, as the host reads them (no guest access, no side effect)."""
+
+    def config_space(self) -> bytes:
+        """The whole configuration space (256 bytes: the header, MSI, the capability) as the host reads it,
+        without a guest access and without side effects: what the source saves into the migration stream
+        when the vCPUs have stopped (VFM-REP-001) and what a hypervisor reads the bridge's registers from."""
 
     def start(self) -> None:
         """The host event START."""
@@ -102,7 +107,7 @@ class BridgeUnderTest(Protocol):
         """The host event CANCEL with ``reason``."""
 
     def arrive(self) -> None:
-        """The host event ARRIVE (destination, after :meth:`restore_capability`)."""
+        """The host event ARRIVE (destination, after :meth:`restore`)."""
 
     def group_reset(self) -> None:
         """A group reset initiated by the host (spec §7.9): every present function is reset with ``"group"``
@@ -120,11 +125,16 @@ class BridgeUnderTest(Protocol):
     def device_error(self, slot: int) -> None:
         """The host event DEVICE_ERROR of the function in ``slot``."""
 
-    def restore_capability(self, data: bytes, *, dirty_page_shift: int) -> None:
-        """On the destination: load the capability the source sent (spec VFM-REP-001), ``GENERATION``
-        included, after the checks of §10.6 against this bridge's own parameters and the host's dirty
-        tracking granularity ``dirty_page_shift``.  Raises :class:`RestoreRefusedError` (or another
-        :class:`ValueError`) naming the failed check; the bridge is then unchanged (VFM-SEC-008)."""
+    def restore(self, config: bytes, functions: Sequence[SlotFunction | None], *, dirty_page_shift: int) -> None:
+        """On the destination, before ARRIVE: take over the source's saved :meth:`config_space`.
+
+        The bridge checks the capability in ``config`` against its own parameters and the host's dirty
+        tracking granularity ``dirty_page_shift`` (spec §10.6: same NUM_SLOTS, PAGE_SHIFT, ACK_TIMEOUT_MS,
+        HOST_FEATURES, version and DEV_DEVFNs; MIG_STATE STOPPED; every slot EMPTY, UNBOUND or PAUSED; a
+        PAGE_SHIFT no coarser than the tracking).  If they hold, it presents every byte of ``config`` (the
+        capability with its GENERATION, and what the guest programmed in the header and MSI) and holds
+        ``functions[slot]`` in each slot, with no HOT_ADD: the restored ``DEV_STATE`` stays.  Otherwise it
+        raises :class:`RestoreRefusedError` naming the failed check and is unchanged (VFM-SEC-008)."""
 
 
 class BridgeImplementation(Protocol):

@@ -207,7 +207,7 @@ class IncomingMigration(Protocol):
     def receive_state(self, config: bytes, bars: dict[int, tuple[int, ...]] | None = None) -> None:
         """The bridge's saved configuration space and the functions' BARs arrive from the source: check the
         capability (spec §10.6), restore it on a fresh bridge
-        (:meth:`~conformance.interfaces.bridge.BridgeUnderTest.restore_capability`), place equal functions
+        (:meth:`~conformance.interfaces.bridge.BridgeUnderTest.restore`), place equal functions
         after a function-level reset, confirm, then ARRIVE (VFM-REP-001, VFM-SEC-008).
 
         The suite replaces this attribute on the object to see the state arrive, so the source looks it up

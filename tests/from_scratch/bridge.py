@@ -405,12 +405,24 @@ class ScratchBridge:
         self._host_slot_event(slot, DevEvent.DEVICE_ERROR, step)
         self._end_step(step)
 
-    def restore_capability(self, data: bytes, *, dirty_page_shift: int) -> None:
-        """Load the capability the source sent, after the checks of spec §10.6."""
-        problem = self._restore_problem(data, dirty_page_shift)
+    def config_space(self) -> bytes:
+        """The whole configuration space, as the host reads it."""
+        return bytes(self._config)
+
+    def restore(self, config: bytes, functions: Sequence[SlotFunction | None], *, dirty_page_shift: int) -> None:
+        """Take over the source's configuration space and the destination's functions (spec §10.6)."""
+        if len(config) != PCI_CONFIG_SIZE or len(functions) != self.num_slots:
+            raise RestoreRefusedError(
+                f"expected {PCI_CONFIG_SIZE} bytes and {self.num_slots} slots, "
+                f"not {len(config)} bytes and {len(functions)} slots"
+            )
+        capability = config[self.cap : self.cap + capability_length(self.num_slots)]
+        problem = self._restore_problem(capability, dirty_page_shift)
         if problem is not None:
             raise RestoreRefusedError(f"restored capability refused: {problem}")
-        self._config[self.cap : self.cap + len(data)] = data
+        self._config[:] = config
+        self._slots = list(functions)
+        self._intx_high = self._intx_level()  # the level the source left; the stopped guest is not interrupted
 
     def _restore_problem(self, data: bytes, dirty_page_shift: int) -> str | None:
         try:
@@ -508,15 +520,19 @@ class ScratchBridge:
             if self._msi_on():
                 self._interrupt()
 
-    def _update_intx(self) -> None:
+    def _intx_level(self) -> bool:
         """INTx follows STATUS.EVENT, ENABLE and EVENT_IE while MSI is off and INTx is not disabled."""
         command = int.from_bytes(self._config[PCI_COMMAND : PCI_COMMAND + 2], "little")
-        high = (
+        return (
             not self._msi_on()
             and self._events_enabled()
             and bool(self._get(self._fields.event))
             and not command & PCI_COMMAND_INTX_DISABLE
         )
+
+    def _update_intx(self) -> None:
+        """Assert or deassert INTx; a rising edge is one interrupt."""
+        high = self._intx_level()
         rising = high and not self._intx_high
         self._intx_high = high
         if rising:
