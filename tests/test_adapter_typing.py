@@ -21,7 +21,7 @@ from conformance.adapters import (
 )
 from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView
 from conformance.interfaces.device import GuestView
-from conformance.interfaces.hypervisor import HostedGuest, MigrationSettings
+from conformance.interfaces.hypervisor import MigrationSettings
 from reference_impl import factories
 from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import SimClock
@@ -77,19 +77,19 @@ def test_the_objects_the_suite_hands_to_an_implementation_fit_the_reference_free
 
     A from-scratch implementation types its parameters with these protocols; the suite's objects (the
     reference's clock, bus, memory, allocator, guest and function identity) must satisfy them.  (Not yet the
-    reference's memory as a hypervisor's ``HostMemory``: its page copy takes only a reference ``GuestMemory``.)
+    reference's memory as a hypervisor's ``HostMemory`` nor its guest as a ``HostedGuest``: the page copy takes
+    only a reference ``GuestMemory``, ``Guest.move_to`` only a platform whose memory is one.)
     """
     clock = SimClock()
     bus = EventBus(clock)
     memory = GuestMemory(64 << 12, 12)
     guest = Guest("guest", clock, bus, _Platform(memory))
-    handed: tuple[Clock, EventSink, GuestMemoryView, DmaAllocator, FunctionIds, GuestView, HostedGuest] = (
+    handed: tuple[Clock, EventSink, GuestMemoryView, DmaAllocator, FunctionIds, GuestView] = (
         clock,
         bus,
         memory,
         DmaRegionAllocator(memory.num_pages),
         FunctionIdentity(),
-        guest,
         guest,
     )
     settings: MigrationSettings = MigrationConfig()

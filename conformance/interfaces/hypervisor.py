@@ -20,6 +20,11 @@ from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason
 
 
+class MigrationRefusedError(RuntimeError):
+    """A host refuses to start a migration (a start condition of spec §4.3.1 fails, the destination is busy or
+    tracks dirty memory finer than the guest's pages) or to hot-plug during one (VFM-CANCEL-002)."""
+
+
 class DirtyLog(Protocol):
     """The host's dirty log of one copy of guest RAM (what KVM's dirty logging gives a hypervisor)."""
 
@@ -66,6 +71,21 @@ class HostMemory(GuestMemoryView, Protocol):
         the guest arrives.)"""
 
 
+class GuestPlatform(Protocol):
+    """A host as the guest runs on it: its copy of the guest's RAM, its bridge and its functions."""
+
+    @property
+    def memory(self) -> HostMemory:
+        """This host's copy of the guest's RAM."""
+
+    @property
+    def bridge(self) -> BridgeUnderTest:
+        """The guest's migration bridge on this host."""
+
+    def function_at(self, devfn: int) -> object | None:
+        """The function at ``devfn`` on the bridge's secondary bus, or None."""
+
+
 class HostedGuest(Protocol):
     """The guest, as the host that runs it uses it."""
 
@@ -79,6 +99,9 @@ class HostedGuest(Protocol):
     def run(self, host: str) -> None:
         """Run the vCPUs on ``host``."""
 
+    def move_to(self, platform: GuestPlatform) -> None:
+        """The guest runs on ``platform`` from now on (the destination, when it takes the guest over)."""
+
     def inject_bridge_interrupt(self) -> None:
         """Deliver an interrupt of the migration bridge to the guest."""
 
@@ -90,6 +113,8 @@ class HostFunction(Protocol):
     """A function the host assigns to the guest (made by the ``functions`` factory the suite passes)."""
 
     name: str
+    memory: GuestMemoryView | None
+    """The host sets it: the guest memory the function's DMA reaches (None: unassigned, VFM-SEC-007)."""
     interrupt_sink: Callable[[str], None] | None
     """The host sets it: the function calls it with its name for each MSI-X message."""
     bme_listener: Callable[[object], None] | None
@@ -237,11 +262,11 @@ class HypervisorUnderTest(Protocol):
 
     @property
     def memory(self) -> HostMemory:
-        """This host's copy of the guest's RAM (may raise while the host holds none)."""
+        """This host's copy of the guest's RAM (raises a :class:`RuntimeError` while the host holds none)."""
 
     @property
     def bridge(self) -> BridgeUnderTest:
-        """The guest's migration bridge on this host (may raise while the host has none)."""
+        """The guest's migration bridge on this host (raises a :class:`RuntimeError` while the host has none)."""
 
     @property
     def bridge_or_none(self) -> BridgeUnderTest | None:
@@ -257,11 +282,11 @@ class HypervisorUnderTest(Protocol):
         """Run ``guest`` here with ``memory``."""
 
     def assign_function(self, slot: int, identity: FunctionIds | None = None) -> HostFunction:
-        """Assign a fresh function to ``slot`` (HOT_ADD)."""
+        """Assign a fresh function to ``slot`` (HOT_ADD); :class:`MigrationRefusedError` during a migration."""
 
     def migrate_to(self, destination: Self, number: int = 1) -> MigrationHandle:
-        """Start migrating this host's guest to ``destination`` (START); refuse with a :class:`RuntimeError`
-        when a start condition fails."""
+        """Start migrating this host's guest to ``destination`` (START); refuse with
+        :class:`MigrationRefusedError` when a start condition fails."""
 
     def surprise_remove(self, slot: int) -> None:
         """The function in ``slot`` disappeared."""
