@@ -14,7 +14,9 @@ import ast
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from from_scratch import bridge as scratch_bridge
@@ -22,13 +24,19 @@ from from_scratch import device as scratch_device
 from from_scratch import hypervisor as scratch_hypervisor
 
 from conformance.interfaces.bridge import BridgeImplementation, BridgeUnderTest, RestoreRefusedError
-from conformance.interfaces.common import ResetKind
+from conformance.interfaces.common import Clock, EventSink, FunctionIds, ResetKind
 from conformance.interfaces.device import DeviceImplementation
-from conformance.interfaces.hypervisor import HypervisorImplementation, MigrationOutcome, MigrationRefusedError
+from conformance.interfaces.hypervisor import (
+    HostFunction,
+    HypervisorImplementation,
+    MigrationOutcome,
+    MigrationRefusedError,
+    MigrationSettings,
+)
 from conformance.preflight import AdapterError, protocol_members
 from conformance.runner import RunState, execute, finish, load_factory, plan_run, run
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
-from reference_impl.bridge import MigrationBridge
+from reference_impl.bridge import MigrationBridge, SlotFunction, restore_problem
 from reference_impl.hypervisor import MigrationError, Outcome
 from vfmig_proto.codec import field_value, find_field
 from vfmig_proto.layout import CapabilityParams
@@ -260,3 +268,89 @@ def test_the_suite_takes_the_interfaces_refusal() -> None:
 )
 def test_the_suite_takes_the_interfaces_outcome() -> None:
     assert MigrationOutcome.COMPLETED is Outcome.COMPLETED  # type: ignore[comparison-overlap]
+
+
+class _ReferenceBridgeGaps:
+    """The hypervisor implementation object of tests/from_scratch, with the three gaps above bridged.
+
+    Only here, in the test: the suite's reference bridges get ``config_space`` and ``restore`` (what the
+    reference hypervisor does by hand with ``bridge.config``), refusals become the reference's
+    ``MigrationError`` and outcomes the reference's ``Outcome``.  Everything else is the from-scratch host.
+    """
+
+    def create_hypervisor(
+        self,
+        name: str,
+        clock: Clock,
+        bus: EventSink,
+        config: MigrationSettings,
+        *,
+        functions: scratch_hypervisor.FunctionFactory,
+        bridges: scratch_hypervisor.BridgeFactory | None,
+    ) -> scratch_hypervisor.ScratchHost:
+        restoring = _restoring(bridges) if bridges is not None else None
+        return _ReferenceTypedHost(name, clock, bus, config, functions=functions, bridges=restoring)
+
+
+def _restoring(bridges: scratch_hypervisor.BridgeFactory) -> scratch_hypervisor.BridgeFactory:
+    def make(bus: EventSink, params: CapabilityParams, name: str) -> BridgeUnderTest:
+        bridge = bridges(bus, params, name)
+        reference = cast("MigrationBridge", bridge)
+
+        def restore(config: bytes, functions: Sequence[object | None], *, dirty_page_shift: int) -> None:
+            capability = config[reference.cap : reference.cap + len(reference.capability_bytes())]
+            problem = restore_problem(reference.capability_bytes(), capability, dirty_page_shift)
+            if problem is not None:
+                raise RestoreRefusedError(problem)
+            reference.config[:] = config
+            reference.functions[:] = [cast("SlotFunction | None", function) for function in functions]
+
+        setattr(bridge, "config_space", lambda: bytes(reference.config))  # noqa: B010 - this instance only
+        setattr(bridge, "restore", restore)  # noqa: B010 - this instance only
+        return bridge
+
+    return make
+
+
+class _ReferenceTypedRecord:
+    def __init__(self, record: scratch_hypervisor.ScratchRecord) -> None:
+        self._record = record
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._record, name)
+
+    @property
+    def outcome(self) -> Outcome | None:
+        mine = self._record.outcome
+        return None if mine is None else Outcome(mine.value)
+
+
+class _ReferenceTypedHandle:
+    def __init__(self, outgoing: scratch_hypervisor.Outgoing) -> None:
+        self._outgoing = outgoing
+        self.record = _ReferenceTypedRecord(outgoing.record)
+
+    def cancel(self, reason: MigReason) -> None:
+        self._outgoing.cancel(reason)
+
+
+class _ReferenceTypedHost(scratch_hypervisor.ScratchHost):
+    def migrate_to(self, destination: scratch_hypervisor.ScratchHost, number: int = 1) -> Any:
+        try:
+            return _ReferenceTypedHandle(super().migrate_to(destination, number))
+        except MigrationRefusedError as error:
+            raise MigrationError(str(error)) from error
+
+    def assign_function(self, slot: int, identity: FunctionIds | None = None) -> HostFunction:
+        try:
+            return super().assign_function(slot, identity)
+        except MigrationRefusedError as error:
+            raise MigrationError(str(error)) from error
+
+
+def test_with_those_gaps_bridged_the_suite_judges_the_from_scratch_hypervisor_conformant() -> None:
+    plan = plan_run(Target.HYPERVISOR, "tests.from_scratch.hypervisor:make", profile="quick", seed=1)
+    state = RunState.start(plan)
+    execute(plan, _ReferenceBridgeGaps, state)
+    report = finish(plan, state)
+    assert report.status is RunStatus.CONFORMANT, _problems(report)

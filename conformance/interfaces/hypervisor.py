@@ -43,7 +43,10 @@ class DirtyLog(Protocol):
         """How many pages are logged dirty now."""
 
     def harvest(self) -> Iterable[int]:
-        """The pages logged dirty since the last harvest (the log is cleared)."""
+        """The pages logged dirty since the last harvest (the log is cleared).
+
+        Raises a :class:`RuntimeError` when the read fails (the suite makes some fail): the host must then
+        count every page as dirty (VFM-DIRTY-008)."""
 
 
 class HostMemory(GuestMemoryView, Protocol):
@@ -140,6 +143,9 @@ class HostFunction(Protocol):
 
     def function_level_reset(self, how: ResetKind) -> None:
         """Reset the function."""
+
+    def fail(self) -> None:
+        """The host learned (AER) that the function hit an uncorrectable error: it stops working until a reset."""
 
 
 class MigrationSettings(Protocol):

@@ -181,15 +181,15 @@ class ScratchHost:
         self._bridge: BridgeUnderTest | None = None
         self.slot_functions: dict[int, HostFunction] = {}
         self.identities: dict[int, FunctionIds] = {}
-        self.outgoing: _Outgoing | None = None
-        self._incoming: _Incoming | None = None
+        self.outgoing: Outgoing | None = None
+        self._incoming: Incoming | None = None
         self._made = 0
         self._last_states: list[DevState] = []
 
     # ------------------------------------------------------------------ the platform
 
     @property
-    def incoming(self) -> _Incoming | None:
+    def incoming(self) -> Incoming | None:
         """The migration this host receives."""
         return self._incoming
 
@@ -294,6 +294,8 @@ class ScratchHost:
         """An uncorrectable error (VFM-ABS-004, VFM-ERR-001/002)."""
         function = self.slot_functions.get(slot)
         state = _registers(self.bridge).devices[slot].dev_state
+        if function is not None:
+            function.fail()
         if state is DevState.EMPTY:
             return
         self.bridge.device_error(slot)
@@ -350,11 +352,11 @@ class ScratchHost:
 
     # ------------------------------------------------------------------ migrating
 
-    def migrate_to(self, destination: ScratchHost, number: int = 1) -> _Outgoing:
+    def migrate_to(self, destination: ScratchHost, number: int = 1) -> Outgoing:
         """START a migration of this host's guest to ``destination``."""
         if self.outgoing is not None:
             raise MigrationRefusedError(f"{self.name} is already migrating its guest")
-        migration = _Outgoing(self, destination)
+        migration = Outgoing(self, destination)
         self.outgoing = migration
         try:
             migration.start()
@@ -363,19 +365,20 @@ class ScratchHost:
             raise
         return migration
 
-    def prepare_incoming(self, source: _Outgoing, params: CapabilityParams) -> _Incoming:
+    def prepare_incoming(self, source: Outgoing, params: CapabilityParams) -> Incoming:
         if self.guest is not None or self._incoming is not None:
             raise MigrationRefusedError(f"destination {self.name} is busy")
         if params.page_shift > self.tracking_shift(params.page_shift):  # VFM-DIRTY-007
             raise MigrationRefusedError(f"{self.name} tracks dirty memory finer than 2^{params.page_shift} bytes")
-        self._incoming = _Incoming(self, source, params)
+        self._incoming = Incoming(self, source, params)
         return self._incoming
 
-    def adopt_bridge(self, bridge: BridgeUnderTest) -> None:
-        """The restored bridge becomes the guest's bridge here (at the handover)."""
+    def adopt_incoming(self, bridge: BridgeUnderTest) -> None:
+        """The handover: the restored bridge (and the functions placed behind it) are the guest's here now."""
         self._bridge = bridge
+        self._incoming = None
 
-    def forget_incoming(self, incoming: _Incoming) -> None:
+    def forget_incoming(self, incoming: Incoming) -> None:
         if self._incoming is incoming:
             self._incoming = None
         if incoming.bridge is not None and self.guest is None and self._bridge is incoming.bridge:
@@ -391,7 +394,7 @@ def _own_bridge(bus: EventSink, params: CapabilityParams, name: str) -> BridgeUn
     return ScratchBridge(bus, params, name)
 
 
-class _Outgoing:
+class Outgoing:
     """The source's side of one migration."""
 
     def __init__(self, host: ScratchHost, destination: ScratchHost) -> None:
@@ -408,7 +411,7 @@ class _Outgoing:
         self.epoch = 0
         """Advances with each change of MIG_STATE: a timer armed in an older epoch does nothing."""
         self.consent = (False, False, False)
-        self.incoming: _Incoming | None = None
+        self.incoming: Incoming | None = None
         self.stream: _Stream | None = None
         self.pending_reason: MigReason | None = None
         self.group_reset_due = False
@@ -517,7 +520,7 @@ class _Outgoing:
     def _begin_precopy(self) -> None:
         self.precopy_epoch = self.epoch
         stream = self._stream()
-        self.host.memory.log.harvest()  # round 1 sends every page; the log starts afresh
+        self._dirty_pages()  # round 1 sends every page; the log starts afresh
         stream.enqueue_range(0, self.host.memory.num_pages)
         self.rounds = 1
         self._later(self.config.precopy_limit_ns, self._precopy_limit, "pre-copy limit")
@@ -555,8 +558,16 @@ class _Outgoing:
                 self._precopy_limit()
                 if self.phase() is not MigState.PRECOPY:
                     return
-        self._stream().enqueue_pages(memory.log.harvest())
+        self._stream().enqueue_pages(self._dirty_pages())
         self.rounds += 1
+
+    def _dirty_pages(self) -> Iterable[int]:
+        """Read and clear the dirty log; if the read fails, every page counts as dirty (VFM-DIRTY-008)."""
+        memory = self.host.memory
+        try:
+            return memory.log.harvest()
+        except RuntimeError:
+            return range(memory.num_pages)
 
     def _precopy_limit(self) -> None:
         """VFM-TIME-001: switch over when pre-copy takes too long."""
@@ -578,7 +589,7 @@ class _Outgoing:
                 self.cancel(MigReason.PROTOCOL_ERROR)
                 return
         stream = self._stream()
-        stream.enqueue_pages(self.host.memory.log.harvest())  # VFM-FLOW-001
+        stream.enqueue_pages(self._dirty_pages())  # VFM-FLOW-001
         transfer = stream.transfer_ns()
         stream.send(stream.queued)
         self._later(self.config.stop_copy_limit_ns, partial(self.cancel, MigReason.DESTINATION_FAILURE), "S")
@@ -667,10 +678,10 @@ class _Outgoing:
         self.record.end_ns = self.clock.now
 
 
-class _Incoming:
+class Incoming:
     """The destination's side of one migration."""
 
-    def __init__(self, host: ScratchHost, source: _Outgoing, params: CapabilityParams) -> None:
+    def __init__(self, host: ScratchHost, source: Outgoing, params: CapabilityParams) -> None:
         self.host = host
         self.source = source
         self.params = params
@@ -718,10 +729,10 @@ class _Incoming:
     def take_over(self, guest: HostedGuest | None, source_memory: HostMemory) -> None:
         """The handover message: ARRIVE, then run the vCPUs here (VFM-FLOW-003)."""
         host = self.host
-        host.forget_incoming(self)
         if guest is None or self.bridge is None:
+            host.forget_incoming(self)
             return
-        host.adopt_bridge(self.bridge)
+        host.adopt_incoming(self.bridge)
         self.memory.continue_stamps_from(source_memory)
         guest.move_to(host)
         host.host_guest(guest, self.memory)
