@@ -21,14 +21,14 @@ implementation (``reference_impl.factories``) does exactly that.
 The objects the suite hands *to* an implementation (the simulated clock, the
 event bus, the guest, the migration core, the DMA region allocator) are the
 reference implementation's own; what an implementation may use of them is
-described, without the reference's types, in :mod:`conformance.interfaces.common`
-(re-exported here) and :mod:`conformance.interfaces.device`.  Everything an
+described, without the reference's types, in ``conformance.interfaces.common``
+and ``conformance.interfaces.device``.  Everything an
 implementation does is observed through them and through the interfaces below:
 its config-space behaviour, its DMA into guest memory, its interrupts, its
 reports to the bridge.  Publishing events on the bus is welcome but never
 required.
 
-:mod:`conformance.interfaces` is the same boundary typed with protocol-level types only (one module per
+``conformance.interfaces`` is the same boundary typed with protocol-level types only (one module per
 target, with the bridge's restore and the host's group reset), against which an implementation can be
 written from scratch (``tests/from_scratch``).  The protocols below are still the ones the suites and the
 pre-flight check use, typed with the reference's classes, until the reference implementation and the
@@ -40,7 +40,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
-from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView, ResetKind
 from reference_impl.bridge import MigrationBridge, SlotFunction
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
@@ -51,24 +50,6 @@ from reference_impl.hypervisor import MigrationConfig, MigrationRecord
 from reference_impl.memory import GuestMemory
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import DevState, MigReason, MigState
-
-__all__ = [
-    "BridgeImplementation",
-    "BridgeUnderTest",
-    "Clock",
-    "DeviceImplementation",
-    "DmaAllocator",
-    "DriverUnderTest",
-    "EventSink",
-    "FunctionIds",
-    "FunctionUnderTest",
-    "GuestMemoryView",
-    "HypervisorImplementation",
-    "HypervisorUnderTest",
-    "IncomingMigration",
-    "MigrationHandle",
-    "ResetKind",
-]
 
 # ------------------------------------------------------------------------------------------ device target
 
