@@ -254,8 +254,9 @@ _INSTANCE_ATTRIBUTES = frozenset({"name", "num_slots", "cap", "observers", "inte
 
 @pytest.mark.xfail(
     strict=True,
-    reason="conformance/suites/hypervisor.py (_start, _hot_add) catches reference_impl.hypervisor.MigrationError "
-    "only: a refusal raised as conformance.interfaces.hypervisor.MigrationRefusedError is an error",
+    reason="the hypervisor suite (_start, _hot_add: management.py, rules.py) catches "
+    "reference_impl.hypervisor.MigrationError only: a refusal raised as "
+    "conformance.interfaces.hypervisor.MigrationRefusedError is an error",
 )
 def test_the_suite_takes_the_interfaces_refusal() -> None:
     assert issubclass(MigrationRefusedError, MigrationError)
@@ -263,7 +264,7 @@ def test_the_suite_takes_the_interfaces_refusal() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="conformance/suites/hypervisor.py (handed_over) recognises the handover only from "
+    reason="the hypervisor suite (handed_over, world.py) recognises the handover only from "
     "reference_impl.hypervisor.Outcome.COMPLETED in the record, or from a MIGRATION event on the bus",
 )
 def test_the_suite_takes_the_interfaces_outcome() -> None:
