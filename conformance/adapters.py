@@ -20,11 +20,19 @@ implementation (``reference_impl.factories``) does exactly that.
 
 The objects the suite hands *to* an implementation (the simulated clock, the
 event bus, the guest, the migration core, the DMA region allocator) are the
-reference implementation's own; their documentation is in
-:mod:`reference_impl`.  Everything an implementation does is observed through
-them and through the interfaces below: its config-space behaviour, its DMA
-into guest memory, its interrupts, its reports to the bridge.  Publishing
-events on the bus is welcome but never required.
+reference implementation's own; what an implementation may use of them is
+described, without the reference's types, in ``conformance.interfaces.common``
+and ``conformance.interfaces.device``.  Everything an
+implementation does is observed through them and through the interfaces below:
+its config-space behaviour, its DMA into guest memory, its interrupts, its
+reports to the bridge.  Publishing events on the bus is welcome but never
+required.
+
+``conformance.interfaces`` is the same boundary typed with protocol-level types only (one module per
+target, with the bridge's restore and the host's group reset), against which an implementation can be
+written from scratch (``tests/from_scratch``).  The protocols below are still the ones the suites and the
+pre-flight check use, typed with the reference's classes, until the reference implementation and the
+suites take the reference-free ones over.
 """
 
 from __future__ import annotations

@@ -19,11 +19,17 @@ from conformance.adapters import (
     HypervisorImplementation,
     HypervisorUnderTest,
 )
+from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView
+from conformance.interfaces.device import GuestView
+from conformance.interfaces.hypervisor import MigrationSettings
 from reference_impl import factories
+from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import SimClock
-from reference_impl.device import VirtualFunction
+from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.events import EventBus
+from reference_impl.guest import DmaRegionAllocator, Guest
 from reference_impl.hypervisor import MigrationConfig
+from reference_impl.memory import GuestMemory
 from vfmig_proto.layout import CapabilityParams
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +70,47 @@ def test_the_objects_they_make_are_what_the_suites_drive() -> None:
     # (No isinstance for the host: on Python 3.11 it reads every property, and a host without a guest has
     # no memory to show.  tests/test_conformance_hypervisor.py checks its members by name.)
     assert host.guest is None
+
+
+def test_the_objects_the_suite_hands_to_an_implementation_fit_the_reference_free_interfaces() -> None:
+    """What the suite passes to an implementation is what :mod:`conformance.interfaces` promises it, for mypy too.
+
+    A from-scratch implementation types its parameters with these protocols; the suite's objects (the
+    reference's clock, bus, memory, allocator, guest and function identity) must satisfy them.  (Not yet the
+    reference's memory as a hypervisor's ``HostMemory`` nor its guest as a ``HostedGuest``: the page copy takes
+    only a reference ``GuestMemory``, ``Guest.move_to`` only a platform whose memory is one.)
+    """
+    clock = SimClock()
+    bus = EventBus(clock)
+    memory = GuestMemory(64 << 12, 12)
+    guest = Guest("guest", clock, bus, _Platform(memory))
+    handed: tuple[Clock, EventSink, GuestMemoryView, DmaAllocator, FunctionIds, GuestView] = (
+        clock,
+        bus,
+        memory,
+        DmaRegionAllocator(memory.num_pages),
+        FunctionIdentity(),
+        guest,
+    )
+    settings: MigrationSettings = MigrationConfig()
+    assert handed[0].now == 0
+    assert handed[2].num_pages == 64
+    assert settings.dirty_tracking_shift is None
+
+
+class _Platform:
+    """The least a guest needs of the host it runs on, for the check above."""
+
+    def __init__(self, memory: GuestMemory) -> None:
+        self._memory = memory
+
+    @property
+    def memory(self) -> GuestMemory:
+        return self._memory
+
+    @property
+    def bridge(self) -> MigrationBridge:
+        raise LookupError("no bridge in this check")
+
+    def function_at(self, devfn: int) -> object | None:
+        return None

@@ -1,0 +1,211 @@
+"""The ``device`` target: a virtual function and its guest driver, with the migration core they work with.
+
+``MODULE:FACTORY()`` returns a :class:`DeviceImplementation`; the suite asks it for functions
+(:class:`FunctionUnderTest`), which a host assigns to the guest's migration bridge, and for their drivers
+(:class:`DriverUnderTest`), which run in the guest next to the guest's migration core (:class:`MigrationCore`).
+How a driver programs its own function (rings, buffers, queues) is the implementation's own business: the
+suite reaches the function only through :class:`FunctionUnderTest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView, ResetKind
+from vfmig_proto.states import DevState, DriverReport
+
+
+@runtime_checkable
+class FunctionUnderTest(Protocol):
+    """A virtual function (the ``device`` role): config space, resets and a DMA engine."""
+
+    name: str
+    memory: GuestMemoryView | None
+    """Set by the hypervisor: the guest memory the function's DMA reaches (None: unassigned)."""
+    interrupt_sink: Callable[[str], None] | None
+    """Set by the hypervisor: call it with ``name`` for each MSI-X message the function sends."""
+    bme_listener: Callable[[object], None] | None
+    """Set by the hypervisor: call it (with the function) after each change of Bus Master Enable (VFIO traps
+    Command writes)."""
+
+    @property
+    def identity(self) -> FunctionIds:
+        """Vendor, device, revision and subsystem IDs (the destination places an equal function)."""
+
+    @property
+    def bus_master(self) -> bool:
+        """Whether Bus Master Enable is set in the Command register."""
+
+    @property
+    def msix_enabled(self) -> bool:
+        """Whether MSI-X is enabled and not masked as a whole (the function may then send messages)."""
+
+    @property
+    def in_reset_state(self) -> bool:
+        """Whether the function holds nothing a driver programmed (as after a function-level reset)."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether the function is in the failed state :meth:`fail` put it in (until a reset)."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        """A configuration read of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        """A configuration write of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
+
+    def function_level_reset(self, how: ResetKind) -> None:
+        """Reset the function (a function-level reset, or its part in a group reset)."""
+
+    def receive(self, nbytes: int) -> int:
+        """Frames of ``nbytes`` arrive from the network; DMA them into posted buffers. Returns buffers filled.
+
+        Judged under VFM-FN-001 and VFM-FN-004 (what the function may write, and when).
+        """
+
+    def fail(self) -> None:
+        """The function hits an uncorrectable error (the suite injects device errors through this)."""
+
+
+class GuestPlatformView(Protocol):
+    """The host the guest currently runs on, as a driver reaches it."""
+
+    @property
+    def memory(self) -> GuestMemoryView:
+        """This host's copy of the guest's RAM."""
+
+    def function_at(self, devfn: int) -> object | None:
+        """The function at ``devfn`` on the bridge's secondary bus, or None.
+
+        The object is the implementation's own function (possibly seen through a suite wrapper that forwards
+        every attribute), so a driver reaches its own members by name."""
+
+
+class GuestView(Protocol):
+    """The guest operating system, as a driver uses it."""
+
+    @property
+    def clock(self) -> Clock:
+        """The world's clock."""
+
+    @property
+    def platform(self) -> GuestPlatformView:
+        """The host the guest runs on now (it changes at each migration)."""
+
+    @property
+    def memory(self) -> GuestMemoryView:
+        """The guest's RAM on the host it runs on now."""
+
+    @property
+    def device_interrupt_handlers(self) -> dict[str, Callable[[], None]]:
+        """The handler of each function's interrupts, by function name: a driver installs its own here."""
+
+    def after(self, delay: int, task: Callable[[], None], label: str = "") -> None:
+        """Run ``task`` in the guest ``delay`` ns from now, or as soon as the vCPUs run again."""
+
+
+class MigrationCore(Protocol):
+    """The guest's migration core (one per migration bridge), as a driver uses it (spec §4.4, §6).
+
+    The core calls :meth:`DriverUnderTest.act_on` with the slot's ``DEV_STATE`` in each of the slot's
+    sequences (VFM-NOTIF-010) unless the driver is ``busy``; then it sets ``look_again`` and waits for the
+    driver's :meth:`sequence_done`."""
+
+    @property
+    def cap(self) -> int | None:
+        """Offset of the migration capability the core found and enabled (None: the guest takes no part, and
+        a driver leaves the migration registers alone)."""
+
+    def register(self, slot: int, driver: DriverUnderTest) -> None:
+        """``driver`` handles ``slot`` from now on."""
+
+    def unregister(self, slot: int) -> None:
+        """No driver handles ``slot`` any more."""
+
+    def report(self, slot: int, report: DriverReport) -> None:
+        """Write ``DRV_STATE`` of ``slot``."""
+
+    def dev_state(self, slot: int) -> DevState | int:
+        """``DEV_STATE`` of ``slot`` (an int if the value is unknown to this version)."""
+
+    def dev_status(self, slot: int) -> tuple[bool, bool]:
+        """``DEV_STATUS.MIGRATED`` and ``DEV_STATUS.RESET`` of ``slot``."""
+
+    def clear_dev_status(self, slot: int, migrated: bool, reset: bool) -> None:
+        """Clear the named ``DEV_STATUS`` flags of ``slot`` (write 1 to clear)."""
+
+    def look_at(self, slot: int) -> None:
+        """Run a sequence for ``slot`` now (a driver that was busy asks again)."""
+
+    def sequence_done(self, slot: int) -> None:
+        """A driver that was ``busy`` has finished; the core runs the sequence it owes if ``look_again``."""
+
+    def request_group_reset(self) -> None:
+        """Ask the host for a group reset (the guest's way to recover a failed function, spec §7.9)."""
+
+
+@runtime_checkable
+class DriverUnderTest(Protocol):
+    """The guest driver of one function (the ``driver`` role), working with the guest's :class:`MigrationCore`."""
+
+    slot: int
+    busy: bool
+    """Set while the driver is in the middle of work the core must not interrupt with a new sequence."""
+    look_again: bool
+    """Set by the core when it owed the driver a sequence while it was busy."""
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the driver is bound to its function."""
+
+    @property
+    def up(self) -> bool:
+        """Whether the interface is administratively up."""
+
+    @property
+    def configured(self) -> bool:
+        """Whether the driver has programmed its function (rings, buffers, queues) and it may do DMA."""
+
+    @property
+    def paused(self) -> bool:
+        """Whether the driver has paused its function for a migration (and not yet resumed or reinitialised)."""
+
+    @property
+    def function(self) -> FunctionUnderTest | None:
+        """The function this driver drives: ``guest.platform.function_at(devfn)`` on the host where the guest
+        runs.  The suite sends frames to it."""
+
+    def act_on(self, state: DevState | int) -> None:
+        """One sequence: act on the slot's ``DEV_STATE`` (an int if the value is unknown to this version)."""
+
+    def load(self, *, up: bool = True) -> bool:
+        """Bind to the function (probe); returns whether it bound."""
+
+    def unload(self) -> None:
+        """Unbind from the function."""
+
+    def open(self) -> None:
+        """Bring the interface up."""
+
+    def close(self) -> None:
+        """Bring the interface down."""
+
+    def transmit(self, pages: int) -> int:
+        """Send ``pages`` of data; returns the pages the function read."""
+
+
+class DeviceImplementation(Protocol):
+    """What ``MODULE:FACTORY()`` returns for the ``device`` target."""
+
+    def create_function(
+        self, name: str, clock: Clock, bus: EventSink, identity: FunctionIds | None
+    ) -> FunctionUnderTest:
+        """A fresh function named ``name``, as after a function-level reset (``identity`` None: the
+        implementation's own IDs)."""
+
+    def create_driver(
+        self, guest: GuestView, core: MigrationCore, slot: int, devfn: int, allocator: DmaAllocator
+    ) -> DriverUnderTest:
+        """The driver for the function at ``devfn`` in ``slot``, not yet loaded; ``allocator`` hands out guest
+        pages for rings and buffers."""
