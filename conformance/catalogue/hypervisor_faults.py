@@ -17,7 +17,7 @@ from typing import cast
 
 import numpy as np
 
-from conformance.catalogue import Fault
+from conformance.catalogue.registry import Fault, builds, fault, faults_in
 from conformance.verdicts import Target, Verdict
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
@@ -35,8 +35,6 @@ from reference_impl.hypervisor import (
 from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
 from vfmig_proto.codec import find_field, store_field
 from vfmig_proto.states import DevState, MigReason, MigState
-
-_MODULE = "conformance.catalogue.hypervisor_faults"
 
 
 class FaultyHost(Hypervisor):
@@ -71,6 +69,21 @@ def _host(
     return FaultyHypervisor(cast("type[Hypervisor]", host))
 
 
+@builds(SourceMigration)
+def _with_source(source: type[SourceMigration]) -> FaultyHypervisor:
+    return _host(source=source)
+
+
+@builds(DestinationMigration)
+def _with_destination(destination: type[DestinationMigration]) -> FaultyHypervisor:
+    return _host(destination=destination)
+
+
+@builds(Hypervisor)
+def _with_host(host_class: type[Hypervisor]) -> FaultyHypervisor:
+    return FaultyHypervisor(host_class)
+
+
 def _nothing() -> None:
     return
 
@@ -82,6 +95,7 @@ def _bars(function: VirtualFunction) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------- the source: start
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-001")
 class StartsWithAFailedSlot(SourceMigration):
     """Counts a slot in ERROR among those a migration may start with."""
 
@@ -103,6 +117,7 @@ class StartsWithAFailedSlot(SourceMigration):
                 raise MigrationError(f"slot {slot} is READY but the guest has not enabled the protocol")
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DIRTY-005")
 class EnablesTheDirtyLogLate(SourceMigration):
     """Issues START first and turns the CPU dirty log on afterwards."""
 
@@ -117,6 +132,7 @@ class EnablesTheDirtyLogLate(SourceMigration):
         enable()  # ... and this one turns it on only now, after START
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DIRTY-006")
 class SendsBeforePrecopy(SourceMigration):
     """Begins the first round, the one that sends every page, as soon as the bridge is in PREPARE."""
 
@@ -128,6 +144,7 @@ class SendsBeforePrecopy(SourceMigration):
             sender.send_for(self.config.quantum_ns)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-VER-007")
 class AcceptsAFineTrackingDestination(FaultyHost):
     """Takes a guest whatever the granularity of its own dirty tracking."""
 
@@ -142,6 +159,7 @@ class AcceptsAFineTrackingDestination(FaultyHost):
 # ---------------------------------------------------------------------------------------------- the source: deadlines
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-TMO-004")
 class HalvesTheDeadlines(SourceMigration):
     """Measures ACK_TIMEOUT_MS as half of what the capability says."""
 
@@ -150,6 +168,7 @@ class HalvesTheDeadlines(SourceMigration):
         self.ack_timeout_ns //= 2
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-TMO-003")
 class NeverTimesOutAPause(SourceMigration):
     """Waits for every PAUSED report however long it takes."""
 
@@ -157,6 +176,7 @@ class NeverTimesOutAPause(SourceMigration):
         return
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-TMO-005")
 class NeverResetsOnResumeDeadline(SourceMigration):
     """Waits for every resume however long it takes."""
 
@@ -164,6 +184,7 @@ class NeverResetsOnResumeDeadline(SourceMigration):
         return
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-TIME-001")
 class IgnoresThePrecopyLimit(SourceMigration):
     """Keeps pre-copying until the dirty pages fit the downtime budget, however long that takes."""
 
@@ -172,6 +193,7 @@ class IgnoresThePrecopyLimit(SourceMigration):
         self.clock.cancel(self._precopy_timer)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-TIME-002", verdict=Verdict.WARN)
 class SwitchesOverAfterTheFirstRound(SourceMigration):
     """Requests the pause after round 1, whatever is left to send."""
 
@@ -179,6 +201,7 @@ class SwitchesOverAfterTheFirstRound(SourceMigration):
         return True
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-TIME-003", verdict=Verdict.WARN)
 class StopsSendingWhenPausing(SourceMigration):
     """Stops the migration stream at REQUEST_PAUSE until the vCPUs stop."""
 
@@ -190,6 +213,7 @@ class StopsSendingWhenPausing(SourceMigration):
         super()._tick()
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DEST-005")
 class NoStopCopyLimit(SourceMigration):
     """Waits for the destination's confirmation for ever."""
 
@@ -200,6 +224,7 @@ class NoStopCopyLimit(SourceMigration):
 # ---------------------------------------------------------------------------------------------- the source: causes
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-CANCEL-001")
 class CancelsADeviceErrorAsCancelled(SourceMigration):
     """Cancels with CANCELLED, not DEVICE_ERROR, when a slot enters ERROR."""
 
@@ -210,6 +235,7 @@ class CancelsADeviceErrorAsCancelled(SourceMigration):
         self._group_reset_if_due()
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-ERR-002")
 class NoGroupResetAfterDeviceError(SourceMigration):
     """Cancels for a failed function but leaves the group reset to the guest."""
 
@@ -217,6 +243,7 @@ class NoGroupResetAfterDeviceError(SourceMigration):
         self._group_reset_due = False
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-011")
 class IgnoresConsentWithdrawal(SourceMigration):
     """Goes on when the guest clears CONTROL.ENABLE or a feature it had accepted."""
 
@@ -224,6 +251,7 @@ class IgnoresConsentWithdrawal(SourceMigration):
         return
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DEST-001")
 class IgnoresDestinationFailure(SourceMigration):
     """Does not listen to a destination that reports it cannot take the guest (the stop-and-copy limit still acts)."""
 
@@ -234,6 +262,7 @@ class IgnoresDestinationFailure(SourceMigration):
 # ------------------------------------------------------------------------------------------ the source: stop-and-copy
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-003")
 class KeepsTheVcpusRunning(SourceMigration):
     """Does not stop the guest's vCPUs in STOPPED."""
 
@@ -244,6 +273,7 @@ class KeepsTheVcpusRunning(SourceMigration):
         self.clock.schedule(0, self._stop_and_copy, "stop-and-copy")
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-CANCEL-005")
 class UnmapsTheFunctionsInStopped(SourceMigration):
     """Takes the guest's memory out of the functions' IOMMU mappings as soon as the vCPUs stop."""
 
@@ -253,6 +283,7 @@ class UnmapsTheFunctionsInStopped(SourceMigration):
             function.memory = None
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-012")
 class NoBusMasterCheckInStopped(SourceMigration):
     """Skips the read of every function's Command register before the final read of the dirty log."""
 
@@ -277,6 +308,7 @@ class NoBusMasterCheckInStopped(SourceMigration):
         )
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-FLOW-001")
 class DropsTheFinalDirtyRead(SourceMigration):
     """Reads the dirty log a last time in STOPPED and drops what it held."""
 
@@ -286,6 +318,7 @@ class DropsTheFinalDirtyRead(SourceMigration):
         super()._stop_and_copy()
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DEST-002")
 class ResumesTheSourceAfterHandover(SourceMigration):
     """Runs the guest's vCPUs on the source again once the destination has taken it over."""
 
@@ -296,6 +329,7 @@ class ResumesTheSourceAfterHandover(SourceMigration):
             guest.run(self.host.name)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-CANCEL-002")
 class HotPlugsDuringMigration(FaultyHost):
     """Hot-adds a function behind the bridge whenever the management layer asks, migration or not."""
 
@@ -307,6 +341,7 @@ class HotPlugsDuringMigration(FaultyHost):
             self.outgoing = outgoing
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-SEC-006")
 class KeepsTheSourceFunctions(FaultyHost):
     """Frees the guest's memory after the handover without resetting the functions that could reach it."""
 
@@ -324,6 +359,7 @@ class KeepsTheSourceFunctions(FaultyHost):
 # ---------------------------------------------------------------------------------------------- the destination
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-005")
 class EnablesTheFreshFunctions(DestinationMigration):
     """Sets Bus Master Enable on the functions it placed as soon as the guest runs, before the driver's READY."""
 
@@ -333,6 +369,7 @@ class EnablesTheFreshFunctions(DestinationMigration):
             function.set_bus_master(True)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-FLOW-003")
 class RunsBeforeArrive(DestinationMigration):
     """Runs the guest's vCPUs first and issues ARRIVE just after."""
 
@@ -350,6 +387,7 @@ class RunsBeforeArrive(DestinationMigration):
         host.bus.publish(EventKind.MIGRATION, host.name, what="arrived")
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-REP-001")
 class RestoresItsOwnGeneration(DestinationMigration):
     """Restores the capability from the stream but keeps its own bridge's GENERATION."""
 
@@ -363,6 +401,7 @@ class RestoresItsOwnGeneration(DestinationMigration):
 # ---------------------------------------------------------------------------------------------- the host
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DISC-002")
 class AssignsBesideTheBridge(FaultyHost):
     """Puts a function asked for beyond slot 2 on the guest's root bus, not behind the migration bridge.
 
@@ -380,6 +419,7 @@ class AssignsBesideTheBridge(FaultyHost):
         return function
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DISC-003")
 class PlacesFunctionsAtTheirSlotNumber(FaultyHost):
     """Puts the function of slot N at device number N of the secondary bus, whatever DEV_DEVFN says."""
 
@@ -387,6 +427,7 @@ class PlacesFunctionsAtTheirSlotNumber(FaultyHost):
         return self.slot_functions.get(devfn >> 3) if devfn & 0x7 == 0 else None
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-CAP-008")
 class ResetsTheBridgeMidMigration(FaultyHost):
     """Carries out a conventional reset of the bridge at once, migration or not."""
 
@@ -399,6 +440,7 @@ class ResetsTheBridgeMidMigration(FaultyHost):
 # ---------------------------------------------------------------------------------------------- more of the source
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DIRTY-008")
 class IgnoresALostDirtyLog(SourceMigration):
     """Reads the dirty log's bits only: when the log says it lost entries (every page dirty), it sends nothing."""
 
@@ -414,6 +456,7 @@ class IgnoresALostDirtyLog(SourceMigration):
         setattr(log, "harvest", bits_only)  # noqa: B010 - this host's log only
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DIRTY-008")
 class ShrugsOffAFailedLogRead(SourceMigration):
     """Takes a dirty log read that failed for an empty one, and carries on."""
 
@@ -424,6 +467,7 @@ class ShrugsOffAFailedLogRead(SourceMigration):
             return np.empty(0, dtype=np.int64)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-SEC-004")
 class ForgetsTheLogOnPausedReports(SourceMigration):
     """Takes a driver's report in PAUSING for the end of its dirtying, and forgets what the log held."""
 
@@ -433,6 +477,7 @@ class ForgetsTheLogOnPausedReports(SourceMigration):
         super().bridge_stepped(cause)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-SEC-005")
 class CompletesOnTheLastPausedReport(SourceMigration):
     """Takes the guest's last PAUSED report for the end of the migration: no wait for the destination."""
 
@@ -441,6 +486,7 @@ class CompletesOnTheLastPausedReport(SourceMigration):
             self.destination_confirmed()
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-NOTIF-005")
 class AnnouncesTheMigrationThroughTheFunctions(SourceMigration):
     """Injects each function's interrupt at START, so that the drivers look at the bridge at once."""
 
@@ -452,6 +498,7 @@ class AnnouncesTheMigrationThroughTheFunctions(SourceMigration):
                 guest.inject_device_interrupt(function.name)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DEV-012")
 class CancelsWhileResuming(SourceMigration):
     """Passes the management layer's CANCEL to the bridge in RESUMING too, where the migration table has no row."""
 
@@ -465,6 +512,7 @@ class CancelsWhileResuming(SourceMigration):
 # ---------------------------------------------------------------------------------------------- more of the destination
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-GEN-002")
 class MeasuresDowntimeOnTheGuestClock(DestinationMigration):
     """Times the downtime with the guest's clock, which stood still while the vCPUs were stopped."""
 
@@ -475,6 +523,7 @@ class MeasuresDowntimeOnTheGuestClock(DestinationMigration):
             record.resumed_ns = record.stopped_ns
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-013")
 class KicksTheArrivedFunctions(DestinationMigration):
     """Injects an interrupt of each function it placed as the guest arrives, before any driver's READY."""
 
@@ -485,6 +534,7 @@ class KicksTheArrivedFunctions(DestinationMigration):
                 guest.inject_device_interrupt(function.name)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-DIRTY-007")
 class TracksInHalfPages(DestinationMigration):
     """Makes its copy of the arriving guest's memory, and so its dirty log of it, in half the bridge's pages."""
 
@@ -494,6 +544,7 @@ class TracksInHalfPages(DestinationMigration):
         self.memory = host.make_memory(memory.size_bytes, memory.page_shift - 1, False)
 
 
+@fault(Target.HYPERVISOR, breaks="VFM-SEC-007")
 class MapsTheSourceCopy(DestinationMigration):
     """Maps the functions it placed to the source's copy of the guest's memory, not to its own."""
 
@@ -503,299 +554,5 @@ class MapsTheSourceCopy(DestinationMigration):
             function.memory = source_memory
 
 
-# ---------------------------------------------------------------------------------------------- the catalogue
-
-
-def starts_with_a_failed_slot() -> FaultyHypervisor:
-    return _host(source=StartsWithAFailedSlot)
-
-
-def enables_the_dirty_log_late() -> FaultyHypervisor:
-    return _host(source=EnablesTheDirtyLogLate)
-
-
-def sends_before_precopy() -> FaultyHypervisor:
-    return _host(source=SendsBeforePrecopy)
-
-
-def accepts_a_fine_tracking_destination() -> FaultyHypervisor:
-    return FaultyHypervisor(AcceptsAFineTrackingDestination)
-
-
-def halves_the_deadlines() -> FaultyHypervisor:
-    return _host(source=HalvesTheDeadlines)
-
-
-def never_times_out_a_pause() -> FaultyHypervisor:
-    return _host(source=NeverTimesOutAPause)
-
-
-def never_resets_on_resume_deadline() -> FaultyHypervisor:
-    return _host(source=NeverResetsOnResumeDeadline)
-
-
-def ignores_the_precopy_limit() -> FaultyHypervisor:
-    return _host(source=IgnoresThePrecopyLimit)
-
-
-def switches_over_after_the_first_round() -> FaultyHypervisor:
-    return _host(source=SwitchesOverAfterTheFirstRound)
-
-
-def stops_sending_when_pausing() -> FaultyHypervisor:
-    return _host(source=StopsSendingWhenPausing)
-
-
-def no_stop_copy_limit() -> FaultyHypervisor:
-    return _host(source=NoStopCopyLimit)
-
-
-def cancels_a_device_error_as_cancelled() -> FaultyHypervisor:
-    return _host(source=CancelsADeviceErrorAsCancelled)
-
-
-def no_group_reset_after_device_error() -> FaultyHypervisor:
-    return _host(source=NoGroupResetAfterDeviceError)
-
-
-def ignores_consent_withdrawal() -> FaultyHypervisor:
-    return _host(source=IgnoresConsentWithdrawal)
-
-
-def ignores_destination_failure() -> FaultyHypervisor:
-    return _host(source=IgnoresDestinationFailure)
-
-
-def keeps_the_vcpus_running() -> FaultyHypervisor:
-    return _host(source=KeepsTheVcpusRunning)
-
-
-def unmaps_the_functions_in_stopped() -> FaultyHypervisor:
-    return _host(source=UnmapsTheFunctionsInStopped)
-
-
-def no_bus_master_check_in_stopped() -> FaultyHypervisor:
-    return _host(source=NoBusMasterCheckInStopped)
-
-
-def drops_the_final_dirty_read() -> FaultyHypervisor:
-    return _host(source=DropsTheFinalDirtyRead)
-
-
-def resumes_the_source_after_handover() -> FaultyHypervisor:
-    return _host(source=ResumesTheSourceAfterHandover)
-
-
-def hot_plugs_during_migration() -> FaultyHypervisor:
-    return FaultyHypervisor(HotPlugsDuringMigration)
-
-
-def keeps_the_source_functions() -> FaultyHypervisor:
-    return FaultyHypervisor(KeepsTheSourceFunctions)
-
-
-def enables_the_fresh_functions() -> FaultyHypervisor:
-    return _host(destination=EnablesTheFreshFunctions)
-
-
-def runs_before_arrive() -> FaultyHypervisor:
-    return _host(destination=RunsBeforeArrive)
-
-
-def restores_its_own_generation() -> FaultyHypervisor:
-    return _host(destination=RestoresItsOwnGeneration)
-
-
-def assigns_beside_the_bridge() -> FaultyHypervisor:
-    return FaultyHypervisor(AssignsBesideTheBridge)
-
-
-def places_functions_at_their_slot_number() -> FaultyHypervisor:
-    return FaultyHypervisor(PlacesFunctionsAtTheirSlotNumber)
-
-
-def resets_the_bridge_mid_migration() -> FaultyHypervisor:
-    return FaultyHypervisor(ResetsTheBridgeMidMigration)
-
-
-def ignores_a_lost_dirty_log() -> FaultyHypervisor:
-    return _host(source=IgnoresALostDirtyLog)
-
-
-def shrugs_off_a_failed_log_read() -> FaultyHypervisor:
-    return _host(source=ShrugsOffAFailedLogRead)
-
-
-def forgets_the_log_on_paused_reports() -> FaultyHypervisor:
-    return _host(source=ForgetsTheLogOnPausedReports)
-
-
-def completes_on_the_last_paused_report() -> FaultyHypervisor:
-    return _host(source=CompletesOnTheLastPausedReport)
-
-
-def announces_the_migration_through_the_functions() -> FaultyHypervisor:
-    return _host(source=AnnouncesTheMigrationThroughTheFunctions)
-
-
-def cancels_while_resuming() -> FaultyHypervisor:
-    return _host(source=CancelsWhileResuming)
-
-
-def measures_downtime_on_the_guest_clock() -> FaultyHypervisor:
-    return _host(destination=MeasuresDowntimeOnTheGuestClock)
-
-
-def kicks_the_arrived_functions() -> FaultyHypervisor:
-    return _host(destination=KicksTheArrivedFunctions)
-
-
-def tracks_in_half_pages() -> FaultyHypervisor:
-    return _host(destination=TracksInHalfPages)
-
-
-def maps_the_source_copy() -> FaultyHypervisor:
-    return _host(destination=MapsTheSourceCopy)
-
-
-def _entry(name: str, breaks: str, description: str, verdict: Verdict = Verdict.FAIL) -> Fault:
-    return Fault(
-        name=name,
-        target=Target.HYPERVISOR,
-        factory=f"{_MODULE}:{name.replace('-', '_')}",
-        breaks=breaks,
-        description=description,
-        verdict=verdict,
-    )
-
-
-CATALOGUE: list[Fault] = [
-    _entry("starts-with-a-failed-slot", "VFM-MIG-001", "START while a slot is in ERROR."),
-    _entry("enables-the-dirty-log-late", "VFM-DIRTY-005", "The CPU dirty log is turned on after START."),
-    _entry("sends-before-precopy", "VFM-DIRTY-006", "The first pre-copy round begins in PREPARE."),
-    _entry(
-        "accepts-a-fine-tracking-destination",
-        "VFM-VER-007",
-        "A migration starts towards a host whose dirty tracking is finer than the guest's pages.",
-    ),
-    _entry("halves-the-deadlines", "VFM-TMO-004", "ACK_TIMEOUT after half of ACK_TIMEOUT_MS."),
-    _entry("never-times-out-a-pause", "VFM-TMO-003", "PAUSING waits for ever for a driver that does not pause."),
-    _entry("never-resets-on-resume-deadline", "VFM-TMO-005", "RESUMING waits for ever: no group reset."),
-    _entry("ignores-the-precopy-limit", "VFM-TIME-001", "Pre-copy goes on past P while it does not converge."),
-    _entry(
-        "switches-over-after-the-first-round",
-        "VFM-TIME-002",
-        "REQUEST_PAUSE after round 1 whatever is left to send.",
-        Verdict.WARN,
-    ),
-    _entry(
-        "stops-sending-when-pausing",
-        "VFM-TIME-003",
-        "Nothing is sent while the drivers pause their functions.",
-        Verdict.WARN,
-    ),
-    _entry("no-stop-copy-limit", "VFM-DEST-005", "STOPPED waits for ever for a destination that crashed."),
-    _entry("cancels-a-device-error-as-cancelled", "VFM-CANCEL-001", "A slot in ERROR cancels with CANCELLED."),
-    _entry(
-        "no-group-reset-after-device-error",
-        "VFM-ERR-002",
-        "After a DEVICE_ERROR cancellation the slot in ERROR is left for the guest to reset.",
-    ),
-    _entry("ignores-consent-withdrawal", "VFM-MIG-011", "The guest clears CONTROL.ENABLE and the migration goes on."),
-    _entry(
-        "ignores-destination-failure",
-        "VFM-DEST-001",
-        "A destination that refuses the guest is ignored until the stop-and-copy limit.",
-    ),
-    _entry("keeps-the-vcpus-running", "VFM-MIG-003", "The vCPUs keep running in STOPPED."),
-    _entry(
-        "unmaps-the-functions-in-stopped",
-        "VFM-CANCEL-005",
-        "The functions' IOMMU mappings of guest memory go away in STOPPED, before the handover point.",
-    ),
-    _entry(
-        "no-bus-master-check-in-stopped",
-        "VFM-MIG-012",
-        "No check of the functions' BME before the final read of the dirty log.",
-    ),
-    _entry("drops-the-final-dirty-read", "VFM-FLOW-001", "What the final read of the dirty log holds is not sent."),
-    _entry("resumes-the-source-after-handover", "VFM-DEST-002", "The source runs the guest after the handover."),
-    _entry("hot-plugs-during-migration", "VFM-CANCEL-002", "A function is hot-added behind the bridge mid-migration."),
-    _entry(
-        "keeps-the-source-functions",
-        "VFM-SEC-006",
-        "The source frees the guest after the handover without resetting its functions.",
-    ),
-    _entry(
-        "enables-the-fresh-functions",
-        "VFM-MIG-005",
-        "The destination sets BME on the functions it placed before the driver's READY.",
-    ),
-    _entry("runs-before-arrive", "VFM-FLOW-003", "The destination runs the guest before ARRIVE."),
-    _entry(
-        "restores-its-own-generation",
-        "VFM-REP-001",
-        "The destination restores the capability but keeps its own GENERATION.",
-    ),
-    _entry(
-        "assigns-beside-the-bridge",
-        "VFM-DISC-002",
-        "A function is assigned to the guest on the root bus, and the guest still migrates.",
-    ),
-    _entry(
-        "places-functions-at-their-slot-number",
-        "VFM-DISC-003",
-        "Slot N's function sits at device N, not at the devfn its DEV_DEVFN names.",
-    ),
-    _entry(
-        "resets-the-bridge-mid-migration",
-        "VFM-CAP-008",
-        "A conventional reset of the bridge takes effect during a migration without a CANCEL first.",
-    ),
-    _entry(
-        "ignores-a-lost-dirty-log",
-        "VFM-DIRTY-008",
-        "A dirty log that lost its entries is read as empty: the migration completes without resending every page.",
-    ),
-    _entry(
-        "shrugs-off-a-failed-log-read",
-        "VFM-DIRTY-008",
-        "A read of the dirty log that fails counts as an empty log: pages dirtied before it are never sent again.",
-    ),
-    _entry(
-        "forgets-the-log-on-paused-reports",
-        "VFM-SEC-004",
-        "A driver's report in PAUSING makes the source drop what the dirty log held.",
-    ),
-    _entry(
-        "completes-on-the-last-paused-report",
-        "VFM-SEC-005",
-        "The guest's last PAUSED report is taken for the end: the source hands over with no word from the destination.",
-    ),
-    _entry(
-        "announces-the-migration-through-the-functions",
-        "VFM-NOTIF-005",
-        "START is announced by injecting each function's interrupt.",
-    ),
-    _entry("cancels-while-resuming", "VFM-DEV-012", "CANCEL in RESUMING, which the migration table has no row for."),
-    _entry(
-        "measures-downtime-on-the-guest-clock",
-        "VFM-GEN-002",
-        "The downtime is timed with the guest's clock, which stands still while the vCPUs are stopped.",
-    ),
-    _entry(
-        "kicks-the-arrived-functions",
-        "VFM-MIG-013",
-        "The destination injects an interrupt of each function it placed before the driver's READY.",
-    ),
-    _entry(
-        "tracks-in-half-pages",
-        "VFM-DIRTY-007",
-        "The destination tracks the arriving guest's memory in pages of 2^(PAGE_SHIFT - 1) bytes.",
-    ),
-    _entry(
-        "maps-the-source-copy",
-        "VFM-SEC-007",
-        "The destination maps its functions' DMA to the source's copy of the guest's memory.",
-    ),
-]
+CATALOGUE: list[Fault] = faults_in(__name__)
+"""The faulty ``hypervisor`` implementations and the requirement each breaks."""
