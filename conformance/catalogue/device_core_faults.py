@@ -70,8 +70,8 @@ class TrustsTheCapabilityId(MigrationCore):
     """Takes the first vendor-specific capability for the migration capability, without CFG_TYPE or SIGNATURE."""
 
     def find_capability(self) -> int | None:
-        for offset in self._capability_list():
-            if self._read(offset, 1) == PCI_CAP_ID_VNDR:
+        for offset in self.capability_offsets():
+            if self.config_read(offset, 1) == PCI_CAP_ID_VNDR:
                 return offset
         return None
 
@@ -81,7 +81,7 @@ class AssumesTheUsualOffset(MigrationCore):
     """Looks for the capability at 0x64, where QEMU-based bridges put it, before (or instead of) walking the list."""
 
     def find_capability(self) -> int | None:
-        if self._read(_FIXED_OFFSET + _at("signature"), 4) == VFM_SIGNATURE:
+        if self.config_read(_FIXED_OFFSET + _at("signature"), 4) == VFM_SIGNATURE:
             return _FIXED_OFFSET
         return super().find_capability()
 
@@ -90,57 +90,33 @@ class AssumesTheUsualOffset(MigrationCore):
 class IgnoresTheMajorVersion(MigrationCore):
     """Uses a capability whatever its VERSION_MAJOR (every other check intact)."""
 
-    def _usable(self, cap: int) -> bool:
-        real = self._read
-
-        def read(offset: int, width: int) -> int:
-            if offset == cap + _at("version_major") and width == 1:  # as the reference reads it
-                return 1
-            return real(offset, width)
-
-        self._read = read  # type: ignore[method-assign]
-        try:
-            return super()._usable(cap)
-        finally:
-            del self._read
+    def version_supported(self, cap: int) -> bool:
+        return True
 
 
 @fault(Target.DEVICE, breaks="VFM-VER-001")
 class RejectsANewerMinorVersion(MigrationCore):
     """Refuses a capability whose VERSION_MINOR is higher than the one it implements."""
 
-    def _usable(self, cap: int) -> bool:
-        return self._read(cap + _at("version_minor"), 1) <= VFM_VERSION_MINOR and super()._usable(cap)
+    def version_supported(self, cap: int) -> bool:
+        return self.config_read(cap + _at("version_minor"), 1) <= VFM_VERSION_MINOR and super().version_supported(cap)
 
 
 @fault(Target.DEVICE, breaks="VFM-VER-002")
 class RejectsUnknownFeatures(MigrationCore):
     """Refuses a bridge that offers feature bits it does not know (HOST_FEATURES bits [31:4])."""
 
-    def _usable(self, cap: int) -> bool:
-        return not self._read(cap + _at("host_features.dma_dirty"), 4) >> 4 and super()._usable(cap)
+    def usable(self, cap: int) -> bool:
+        return not self.config_read(cap + _at("host_features.dma_dirty"), 4) >> 4 and super().usable(cap)
 
 
 @fault(Target.DEVICE, breaks="VFM-DISC-007")
 class EnablesBeforeNegotiating(MigrationCore):
     """Sets CONTROL.ENABLE first and writes GUEST_FEATURES afterwards."""
 
-    def probe(self) -> bool:
-        cap = self.find_capability()
-        if cap is None or not self._usable(cap):
-            return False
-        self.cap = cap
-        self.num_slots = self._read(cap + _at("num_slots"), 1)
-        control = self._register_offset("control.enable")
-        self._write(control, 2, (self._read(control, 2) & ~0x3) | 0x3)
-        guest_features = self._register_offset("guest_features.dma_dirty")
-        reserved = self._read(guest_features, 4) & ~0xF
-        self._write(
-            guest_features, 4, reserved | (self._read(self._register_offset("host_features.dma_dirty"), 4) & 0xF)
-        )
-        self.guest.bridge_interrupt_handler = self.interrupt
-        self.interrupt()
-        return True
+    def negotiate_and_enable(self, host_features: int) -> None:
+        self.enable_protocol()
+        self.accept_features(host_features)
 
 
 @fault(Target.DEVICE, breaks="VFM-DISC-008")
@@ -149,10 +125,10 @@ class RenegotiatesOnEveryEvent(MigrationCore):
 
     def interrupt(self) -> None:
         if self.cap is not None:
-            control = self._register_offset("control.enable")
-            value = self._read(control, 2)
-            self._write(control, 2, value & ~0x1)
-            self._write(control, 2, value | 0x1)
+            control = self.register_offset("control.enable")
+            value = self.config_read(control, 2)
+            self.config_write(control, 2, value & ~0x1)
+            self.config_write(control, 2, value | 0x1)
         super().interrupt()
 
 
@@ -178,7 +154,7 @@ class ReadsStatusUnaligned(MigrationCore):
     """Reads a slot's DEV_STATUS as the high byte of a 2-byte read at DEV_CTRL (an odd offset)."""
 
     def dev_status(self, slot: int) -> tuple[bool, bool]:
-        value = self._read(self._register_offset(f"device[{slot}].dev_ctrl.drv_state"), 2) >> 8
+        value = self.config_read(self.register_offset(f"device[{slot}].dev_ctrl.drv_state"), 2) >> 8
         return bool(value & 0x1), bool(value & 0x2)
 
 
@@ -186,43 +162,38 @@ class ReadsStatusUnaligned(MigrationCore):
 class EnablesWithADwordWrite(MigrationCore):
     """Sets CONTROL.ENABLE by writing back the DWORD it read at CONTROL, which carries STATUS.EVENT back too."""
 
-    def _write(self, offset: int, width: int, value: int) -> None:
-        if self.cap is not None and offset == self._register_offset("control.enable") and width == 2:
-            status = self._read(offset, 4) >> 16
-            super()._write(offset, 4, value | status << 16)
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        if self.cap is not None and offset == self.register_offset("control.enable") and width == 2:
+            status = self.config_read(offset, 4) >> 16
+            super().config_write(offset, 4, value | status << 16)
             return
-        super()._write(offset, width, value)
+        super().config_write(offset, width, value)
 
 
 @fault(Target.DEVICE, breaks="VFM-DEV-006")
 class ReportsWithAnEntryWrite(MigrationCore):
     """Writes DRV_STATE with a 2-byte write at the start of the slot entry (DEV_STATE and DEV_CTRL)."""
 
-    def report(self, slot: int, report: DriverReport) -> None:
-        offset = self._register_offset(f"device[{slot}].dev_state")
-        word = self._read(offset, 2)
-        self._write(offset, 2, (word & ~0x0700) | int(report) << 8)
-        self._again[slot] = True
+    def write_drv_state(self, slot: int, report: DriverReport) -> None:
+        offset = self.register_offset(f"device[{slot}].dev_state")
+        word = self.config_read(offset, 2)
+        self.config_write(offset, 2, (word & ~0x0700) | int(report) << 8)
 
 
 @fault(Target.DEVICE, breaks="VFM-VER-003")
 class ZeroesReservedBits(MigrationCore):
     """Writes DEV_CTRL with 0 in its RsvdP bits instead of the value read there."""
 
-    def report(self, slot: int, report: DriverReport) -> None:
-        self._write(self._register_offset(f"device[{slot}].dev_ctrl.drv_state"), 1, int(report))
-        self._again[slot] = True
+    def write_drv_state(self, slot: int, report: DriverReport) -> None:
+        self.config_write(self.register_offset(f"device[{slot}].dev_ctrl.drv_state"), 1, int(report))
 
 
 @fault(Target.DEVICE, breaks="VFM-VER-004")
 class ClearsStatusWithOnes(MigrationCore):
     """Clears STATUS.EVENT by writing all ones to STATUS, its RsvdZ bits too."""
 
-    def interrupt(self) -> None:
-        if self.cap is None:
-            return
-        self._write(self._register_offset("status.event"), 2, 0xFFFF)
-        self._look_at_all()
+    def clear_event(self) -> None:
+        self.config_write(self.register_offset("status.event"), 2, 0xFFFF)
 
 
 # ---------------------------------------------------------------------------------------------- events and reports
@@ -236,24 +207,23 @@ class ReadsBeforeClearing(MigrationCore):
         if self.cap is None:
             return
         self.last_mig_state = MigState(self.field("mig_state"))
-        self._write(self._register_offset("status.event"), 2, 0x0001)
-        self._look_at_all()
+        self.clear_event()
+        self.look_at_all()
 
 
 @fault(Target.DEVICE, breaks="VFM-NOTIF-007")
 class ForgetsToLookAfterReports(MigrationCore):
     """Does not read the slot's DEV_STATE again after a report (a catch-up request goes unseen)."""
 
-    def report(self, slot: int, report: DriverReport) -> None:
-        super().report(slot, report)
-        self._again[slot] = False
+    def look_again_later(self, slot: int) -> None:
+        return
 
 
 @fault(Target.DEVICE, breaks="VFM-FLOW-004")
 class LooksAtTheFirstChangedSlot(MigrationCore):
     """In each event processing, acts only on the first slot whose DEV_STATE changed since it last looked."""
 
-    def _look_at_all(self) -> None:
+    def look_at_all(self) -> None:
         self.last_mig_state = MigState(self.field("mig_state"))
         seen = self.__dict__.setdefault("_seen", {})
         for slot in sorted(self.drivers):
@@ -312,7 +282,7 @@ class DropsStaleGenerations(MigrationCore):
         generation = self.field("generation")
         highest: int = self.__dict__.get("_highest", -1)
         if generation < highest:
-            self._write(self._register_offset("status.event"), 2, 0x0001)
+            self.clear_event()
             return
         self.__dict__["_highest"] = generation
         super().interrupt()

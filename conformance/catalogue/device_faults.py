@@ -72,11 +72,11 @@ def _with_function(function_class: type[VirtualFunction]) -> FaultyDevice:
 class DirtiesBeforeStopping(VfDriver):
     """Dirties its pages first, then stops DMA and acknowledges at once."""
 
-    def _before_migration_pause(self) -> None:
+    def before_migration_pause(self) -> None:
         function = self.function
         if function is None:
             return
-        self._dirty(self._mapped_ranges(), "pause")
+        self.dirty_pages(self.mapped_ranges(), "pause")
         function.set_bus_master(False)
         self.paused = True
         self.core.report(self.slot, DriverReport.PAUSED)
@@ -86,8 +86,8 @@ class DirtiesBeforeStopping(VfDriver):
 class AcknowledgesBeforeQuiescing(VfDriver):
     """Reports PAUSED while its function still has Bus Master Enable set."""
 
-    def _before_migration_pause(self) -> None:
-        self._dirty(self._mapped_ranges(), "pause")
+    def before_migration_pause(self) -> None:
+        self.dirty_pages(self.mapped_ranges(), "pause")
         self.paused = True
         self.core.report(self.slot, DriverReport.PAUSED)
 
@@ -96,7 +96,7 @@ class AcknowledgesBeforeQuiescing(VfDriver):
 class ForgetsTheRing(VfDriver):
     """Its pause pass dirties the buffers but forgets the descriptor ring the function writes back into."""
 
-    def _mapped_ranges(self) -> list[tuple[int, int]]:
+    def mapped_ranges(self) -> list[tuple[int, int]]:
         return [(self.buffer_start, self.buffer_start + self.buffer_count)]
 
     def poll(self) -> None:
@@ -110,7 +110,7 @@ class ForgetsTheRing(VfDriver):
         if self.dirtying:
             from reference_impl.device import buffer_pages  # noqa: PLC0415 - keeps the fault self-contained
 
-            self._dirty(buffer_pages(function.rx, completed), "completion")
+            self.dirty_pages(buffer_pages(function.rx, completed), "completion")
         function.mmio_post(sum(stop - start for start, stop in completed))
 
 
@@ -129,33 +129,33 @@ class EnablesBeforeReady(VfDriver):
 class OpensDuringDirtyRequest(VfDriver):
     """Restarts its function (BME off, then on) on DIRTY_REQ before acknowledging it."""
 
-    def _on_dirty_req(self) -> None:
+    def on_dirty_req(self) -> None:
         function = self.function
         if function is not None and self.configured:
             function.set_bus_master(False)
             function.set_bus_master(True)
-        super()._on_dirty_req()
+        super().on_dirty_req()
 
 
 @fault(Target.DEVICE, breaks="VFM-FLAG-003")
 class NeverReadsTheFlags(VfDriver):
     """Brings the function up without reading DEV_STATUS first (and never clears the flags)."""
 
-    def _bring_up(self) -> None:
-        self._program_function()
+    def bring_up(self) -> None:
+        self.program_function()
 
 
 @fault(Target.DEVICE, breaks="VFM-FLAG-005")
 class ReinitialisesBeforeClearing(VfDriver):
     """Reads the flags on REINIT_REQ but clears them only after reprogramming the function."""
 
-    def _after_migration_reinit(self) -> None:
-        self._set_dirtying(False)
+    def after_migration_reinit(self) -> None:
+        self.set_dirtying(False)
         self.configured = False
         self.paused = False
         if self.up:
             migrated, reset = self.core.dev_status(self.slot)
-            self._program_function()
+            self.program_function()
             self.core.clear_dev_status(self.slot, migrated, reset)
         self.core.report(self.slot, DriverReport.READY)
 
@@ -164,8 +164,8 @@ class ReinitialisesBeforeClearing(VfDriver):
 class TrustsOldState(VfDriver):
     """Answers REINIT_REQ as if the function kept its state: it clears the flags but programs nothing."""
 
-    def _after_migration_reinit(self) -> None:
-        self._set_dirtying(False)
+    def after_migration_reinit(self) -> None:
+        self.set_dirtying(False)
         migrated, reset = self.core.dev_status(self.slot)
         self.core.clear_dev_status(self.slot, migrated, reset)
         self.core.report(self.slot, DriverReport.READY)
@@ -175,9 +175,9 @@ class TrustsOldState(VfDriver):
 class ResumesWithoutRestarting(VfDriver):
     """On the bad path it reports READY but leaves its function stopped."""
 
-    def _bad_path_resume(self) -> None:
+    def bad_path_resume(self) -> None:
         self.paused = False
-        self._set_dirtying(False)
+        self.set_dirtying(False)
         self.core.report(self.slot, DriverReport.READY)
 
 
@@ -213,37 +213,37 @@ class UnbindsRunning(VfDriver):
 class UnbindsWithoutDirtying(VfDriver):
     """Unbinds during a migration without dirtying what its function wrote."""
 
-    def _quiesce(self, then: object, why: str) -> None:
+    def quiesce(self, then: object, why: str) -> None:
         if why == "unbind":
             self.dirtying = False  # it forgets it was dirtying
-        super()._quiesce(then, why)
+        super().quiesce(then, why)
 
 
 @fault(Target.DEVICE, breaks="VFM-TMO-006")
 class NeverAnswersPause(VfDriver):
     """Never acknowledges PAUSE_REQ."""
 
-    def _on_pause_req(self) -> None:
-        self._set_dirtying(True)
+    def on_pause_req(self) -> None:
+        self.set_dirtying(True)
 
 
 @fault(Target.DEVICE, breaks="VFM-DOWN-003")
 class TouchesWhileDown(VfDriver):
     """Answers REINIT_REQ while its interface is down by enabling the function anyway."""
 
-    def _after_migration_reinit(self) -> None:
+    def after_migration_reinit(self) -> None:
         if not self.up:
             function = self.function
             if function is not None:
                 function.set_bus_master(True)
-        super()._after_migration_reinit()
+        super().after_migration_reinit()
 
 
 @fault(Target.DEVICE, breaks="VFM-DEV-008")
 class RestartsWhilePaused(VfDriver):
     """Re-enables bus mastering on the next interrupt it handles while PAUSED (a watchdog gone wrong)."""
 
-    def _on_paused(self) -> None:
+    def on_paused(self) -> None:
         function = self.function
         if function is not None and self.configured:
             function.set_bus_master(True)
@@ -270,9 +270,9 @@ class DirtiesWithLoadAndStore(VfDriver):
 
     STORE_DELAY_NS = ms(1.5)
 
-    def _dirty(self, ranges: list[tuple[int, int]], why: str) -> None:
+    def dirty_pages(self, ranges: list[tuple[int, int]], why: str) -> None:
         if why != "completion":
-            super()._dirty(ranges, why)
+            super().dirty_pages(ranges, why)
             return
         memory = self.guest.memory
         loaded = [(start, stop, memory.versions[start:stop].copy()) for start, stop in ranges]
@@ -293,7 +293,7 @@ class PausesAsIfDown(VfDriver):
         if not self.loaded or not self.up:
             return
         self.up = False
-        self._event("close")
+        self.publish_action("close")
         function = self.function
         if self.configured and not self.paused and not self.busy and function is not None:
             function.mmio_enable_queues(False)
@@ -304,12 +304,12 @@ class PausesAsIfDown(VfDriver):
             function.mmio_enable_queues(True)
         super().open()
 
-    def _on_pause_req(self) -> None:
+    def on_pause_req(self) -> None:
         if not self.up:
-            self._set_dirtying(True)
+            self.set_dirtying(True)
             self.core.report(self.slot, DriverReport.PAUSED)  # the interface-down answer, for a running function
             return
-        super()._on_pause_req()
+        super().on_pause_req()
 
 
 @fault(Target.DEVICE, breaks="VFM-DOWN-002")
@@ -331,20 +331,20 @@ class ReopensFromOldState(VfDriver):
     migration or the reset instead of bringing the function up from its reset state.
     """
 
-    _programmed = False
+    programmed = False
 
     def load(self, *, up: bool = True) -> bool:
-        self._programmed = False
+        self.programmed = False
         return super().load(up=up)
 
-    def _program_function(self) -> None:
-        super()._program_function()
-        self._programmed = True
+    def program_function(self) -> None:
+        super().program_function()
+        self.programmed = True
 
-    def _bring_up(self) -> None:
+    def bring_up(self) -> None:
         function = self.function
-        if not self._programmed or function is None:
-            super()._bring_up()
+        if not self.programmed or function is None:
+            super().bring_up()
             return
         migrated, reset = self.core.dev_status(self.slot)
         self.core.clear_dev_status(self.slot, migrated, reset)
@@ -360,23 +360,23 @@ class ReopensFromOldState(VfDriver):
 class IgnoresResetAfterReady(VfDriver):
     """Never reads DEV_STATUS.RESET after a READY report: a reset under it while it brought the function up is lost."""
 
-    def _on_ready(self) -> None:
-        self._set_dirtying(False)
+    def on_ready(self) -> None:
+        self.set_dirtying(False)
         if self.up and not self.configured:
-            self._bring_up()
+            self.bring_up()
 
 
 @fault(Target.DEVICE, breaks="VFM-ERR-007")
 class ClearsResetAndCarriesOn(VfDriver):
     """Reads DEV_STATUS.RESET after a READY report and clears it, but goes on with the function as it was."""
 
-    def _on_ready(self) -> None:
-        self._set_dirtying(False)
+    def on_ready(self) -> None:
+        self.set_dirtying(False)
         if self.configured:
             _, reset = self.core.dev_status(self.slot)
             self.core.clear_dev_status(self.slot, False, reset)
         if self.up and not self.configured:
-            self._bring_up()
+            self.bring_up()
 
 
 @fault(Target.DEVICE, breaks="VFM-REP-003")
@@ -400,23 +400,23 @@ class RemembersDirtiedPages(VfDriver):
         self.dirtied_earlier: set[int] = set()
         self.dirtied_now: set[int] = set()
 
-    def _set_dirtying(self, on: bool) -> None:
+    def set_dirtying(self, on: bool) -> None:
         if on and not self.dirtying:  # a new migration: what the last one dirtied counts as known
             self.dirtied_earlier |= self.dirtied_now
             self.dirtied_now = set()
-        super()._set_dirtying(on)
+        super().set_dirtying(on)
 
-    def _dirty(self, ranges: list[tuple[int, int]], why: str) -> None:
+    def dirty_pages(self, ranges: list[tuple[int, int]], why: str) -> None:
         pages = [page for start, stop in ranges for page in range(start, stop) if page not in self.dirtied_earlier]
         self.dirtied_now.update(pages)
-        super()._dirty([(page, page + 1) for page in pages], why)
+        super().dirty_pages([(page, page + 1) for page in pages], why)
 
 
 @fault(Target.DEVICE, breaks="VFM-TMO-006", verdict=Verdict.ERROR)
 class RaisesOnPause(VfDriver):
     """Raises an exception when asked to pause."""
 
-    def _on_pause_req(self) -> None:
+    def on_pause_req(self) -> None:
         raise RuntimeError("driver bug: pause callback not implemented")
 
 
@@ -424,7 +424,7 @@ class RaisesOnPause(VfDriver):
 class HangsOnPause(VfDriver):
     """Never returns when asked to pause."""
 
-    def _on_pause_req(self) -> None:
+    def on_pause_req(self) -> None:
         while True:
             pass
 
@@ -439,18 +439,12 @@ class IgnoresBusMaster(VirtualFunction):
     def can_dma(self) -> bool:
         return self.queues_enabled and not self.failed and self.memory is not None
 
-    def _land(self, rx: RxQueue, start: int, count: int) -> None:
-        if self.memory is not None and self.rx is rx:
-            self._write_buffers(rx, start, count)
-            rx.completed.append((start, start + count))
-            self._interrupt(0)
-
 
 @fault(Target.DEVICE, breaks="VFM-FN-005")
 class InterruptsWhenMasked(VirtualFunction):
     """Sends MSI-X messages with the MSI-X Function Mask set."""
 
-    def _interrupt(self, vector: int) -> None:
+    def raise_interrupt(self, vector: int) -> None:
         flags = self.config_read(MSIX_CAP_OFFSET + PCI_MSIX_FLAGS, 2)
         if self.bus_master and flags & 0x8000 and self.interrupt_sink is not None:
             self.interrupt_sink(self.name)
@@ -468,10 +462,10 @@ class KeepsStateAcrossReset(VirtualFunction):
 class WritesPastItsBuffers(VirtualFunction):
     """Writes one page past the end of the buffer pool its driver gave it."""
 
-    def _write_buffers(self, rx: RxQueue, start: int, count: int) -> None:
-        super()._write_buffers(rx, start, count)
+    def land(self, rx: RxQueue, start: int, count: int) -> None:
+        super().land(rx, start, count)
         memory = self.memory
-        if memory is not None and rx.buffer_start + rx.buffer_count < memory.num_pages:
+        if self.rx is rx and memory is not None and rx.buffer_start + rx.buffer_count < memory.num_pages:
             memory.dma_write_range(rx.buffer_start - rx.ring_pages - 1, rx.buffer_start - rx.ring_pages)
 
 
@@ -493,14 +487,14 @@ class SlowToReset(VirtualFunction):
     """Takes 150 ms to complete a function-level reset: until then its config reads return all ones."""
 
     RESET_NS = ms(150)
-    _reset_until = -1
+    reset_until = -1
 
     def function_level_reset(self, how: str) -> None:
         super().function_level_reset(how)
-        self._reset_until = self.clock.now + self.RESET_NS
+        self.reset_until = self.clock.now + self.RESET_NS
 
     def config_read(self, offset: int, width: int) -> int:
-        if self.clock.now < self._reset_until:
+        if self.clock.now < self.reset_until:
             return (1 << (8 * width)) - 1
         return super().config_read(offset, width)
 

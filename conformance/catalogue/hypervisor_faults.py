@@ -12,7 +12,6 @@ fault changes one method of the reference
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import cast
 
 import numpy as np
@@ -21,7 +20,7 @@ from conformance.catalogue.registry import Fault, builds, fault, faults_in
 from conformance.verdicts import Target, Verdict
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.events import EventBus, EventKind
+from reference_impl.events import EventBus
 from reference_impl.guest import Guest
 from reference_impl.hypervisor import (
     BridgeFactory,
@@ -29,7 +28,6 @@ from reference_impl.hypervisor import (
     FunctionFactory,
     Hypervisor,
     MigrationConfig,
-    MigrationError,
     SourceMigration,
 )
 from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
@@ -84,14 +82,6 @@ def _with_host(host_class: type[Hypervisor]) -> FaultyHypervisor:
     return FaultyHypervisor(host_class)
 
 
-def _nothing() -> None:
-    return
-
-
-def _bars(function: VirtualFunction) -> tuple[int, ...]:
-    return tuple(function.config_read(offset, 4) for offset in range(0x10, 0x28, 4))
-
-
 # ---------------------------------------------------------------------------------------------- the source: start
 
 
@@ -99,47 +89,31 @@ def _bars(function: VirtualFunction) -> tuple[int, ...]:
 class StartsWithAFailedSlot(SourceMigration):
     """Counts a slot in ERROR among those a migration may start with."""
 
-    def _check_start(self) -> None:
-        bridge = self.bridge
-        if bridge.mig_state is not MigState.IDLE:
-            raise MigrationError(f"MIG_STATE is {bridge.mig_state.name}, not IDLE")
-        if bridge.secondary_bus_reset:
-            raise MigrationError("the bridge's Secondary Bus Reset bit is set")
-        consent = ("control.enable", "guest_features.dma_dirty", "guest_features.pause_resume")
-        enabled = all(bridge.field(path) for path in consent)
-        for slot, state in enumerate(bridge.dev_states()):
-            if state not in (DevState.EMPTY, DevState.UNBOUND, DevState.READY, DevState.ERROR):  # (ERROR: the fault)
-                raise MigrationError(f"slot {slot} is {state.name}")
-            function = self.host.slot_functions.get(slot)
-            if state is DevState.UNBOUND and function is not None and function.bus_master:
-                raise MigrationError(f"slot {slot} is UNBOUND and its function has Bus Master Enable set")
-            if state is DevState.READY and not enabled:
-                raise MigrationError(f"slot {slot} is READY but the guest has not enabled the protocol")
+    def check_slot_may_start(self, slot: int, state: DevState, *, guest_enabled: bool) -> None:
+        if state is not DevState.ERROR:
+            super().check_slot_may_start(slot, state, guest_enabled=guest_enabled)
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-DIRTY-005")
 class EnablesTheDirtyLogLate(SourceMigration):
     """Issues START first and turns the CPU dirty log on afterwards."""
 
-    def start(self) -> None:
-        log = self.host.memory.log
-        enable = log.enable
-        setattr(log, "enable", _nothing)  # noqa: B010 - the reference's start() would turn it on before START ...
-        try:
-            super().start()
-        finally:
-            delattr(log, "enable")
-        enable()  # ... and this one turns it on only now, after START
+    def enable_dirty_log(self) -> None:
+        return  # not before START ...
+
+    def issue_start(self) -> None:
+        super().issue_start()
+        super().enable_dirty_log()  # ... but after it
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-DIRTY-006")
 class SendsBeforePrecopy(SourceMigration):
     """Begins the first round, the one that sends every page, as soon as the bridge is in PREPARE."""
 
-    def _enter(self, old: MigState, new: MigState) -> None:
-        super()._enter(old, new)
+    def enter_phase(self, old: MigState, new: MigState) -> None:
+        super().enter_phase(old, new)
         if new is MigState.PREPARE:
-            sender = self._sender()
+            sender = self.stream()
             sender.enqueue_all()
             sender.send_for(self.config.quantum_ns)
 
@@ -148,12 +122,8 @@ class SendsBeforePrecopy(SourceMigration):
 class AcceptsAFineTrackingDestination(FaultyHost):
     """Takes a guest whatever the granularity of its own dirty tracking."""
 
-    def prepare_incoming(self, source: SourceMigration) -> DestinationMigration:
-        if self.guest is not None or self.incoming is not None:
-            raise MigrationError(f"destination {self.name} is busy")
-        incoming = self.destination_class(self, source)
-        self.incoming = incoming
-        return incoming
+    def check_tracking(self, page_shift: int) -> None:
+        return
 
 
 # ---------------------------------------------------------------------------------------------- the source: deadlines
@@ -172,7 +142,7 @@ class HalvesTheDeadlines(SourceMigration):
 class NeverTimesOutAPause(SourceMigration):
     """Waits for every PAUSED report however long it takes."""
 
-    def _pausing_deadline(self) -> None:
+    def pausing_deadline(self) -> None:
         return
 
 
@@ -180,7 +150,7 @@ class NeverTimesOutAPause(SourceMigration):
 class NeverResetsOnResumeDeadline(SourceMigration):
     """Waits for every resume however long it takes."""
 
-    def _resuming_deadline(self) -> None:
+    def resuming_deadline(self) -> None:
         return
 
 
@@ -188,16 +158,15 @@ class NeverResetsOnResumeDeadline(SourceMigration):
 class IgnoresThePrecopyLimit(SourceMigration):
     """Keeps pre-copying until the dirty pages fit the downtime budget, however long that takes."""
 
-    def _begin_precopy(self) -> None:
-        super()._begin_precopy()
-        self.clock.cancel(self._precopy_timer)
+    def start_precopy_limit(self) -> None:
+        return
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-TIME-002", verdict=Verdict.WARN)
 class SwitchesOverAfterTheFirstRound(SourceMigration):
     """Requests the pause after round 1, whatever is left to send."""
 
-    def _converged(self) -> bool:
+    def converged(self) -> bool:
         return True
 
 
@@ -205,19 +174,15 @@ class SwitchesOverAfterTheFirstRound(SourceMigration):
 class StopsSendingWhenPausing(SourceMigration):
     """Stops the migration stream at REQUEST_PAUSE until the vCPUs stop."""
 
-    def _tick(self) -> None:
-        if self._state is MigState.PAUSING:
-            self._tick_timer = None
-            self._schedule_tick()
-            return
-        super()._tick()
+    def send_quantum(self) -> int:
+        return 0 if self.phase() is MigState.PAUSING else super().send_quantum()
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-DEST-005")
 class NoStopCopyLimit(SourceMigration):
     """Waits for the destination's confirmation for ever."""
 
-    def _stop_copy_limit(self) -> None:
+    def stop_copy_limit_passed(self) -> None:
         return
 
 
@@ -228,26 +193,23 @@ class NoStopCopyLimit(SourceMigration):
 class CancelsADeviceErrorAsCancelled(SourceMigration):
     """Cancels with CANCELLED, not DEVICE_ERROR, when a slot enters ERROR."""
 
-    def device_error(self) -> None:
-        self._group_reset_due = True
-        if self._state in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING, MigState.STOPPED):
-            self.cancel(MigReason.CANCELLED)
-        self._group_reset_if_due()
+    def cancel(self, reason: MigReason, note: str | None = None) -> None:
+        super().cancel(MigReason.CANCELLED if reason is MigReason.DEVICE_ERROR else reason, note)
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-ERR-002")
 class NoGroupResetAfterDeviceError(SourceMigration):
     """Cancels for a failed function but leaves the group reset to the guest."""
 
-    def _group_reset_if_due(self) -> None:
-        self._group_reset_due = False
+    def reset_failed_functions(self) -> None:
+        return
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-MIG-011")
 class IgnoresConsentWithdrawal(SourceMigration):
     """Goes on when the guest clears CONTROL.ENABLE or a feature it had accepted."""
 
-    def _check_guest_conditions(self) -> None:
+    def check_guest_consent(self) -> None:
         return
 
 
@@ -266,19 +228,16 @@ class IgnoresDestinationFailure(SourceMigration):
 class KeepsTheVcpusRunning(SourceMigration):
     """Does not stop the guest's vCPUs in STOPPED."""
 
-    def _stopped(self) -> None:
-        self.record.stopped_ns = self.clock.now
-        self.clock.cancel(self._tick_timer)
-        self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="stopped")
-        self.clock.schedule(0, self._stop_and_copy, "stop-and-copy")
+    def stop_vcpus(self) -> None:
+        return
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-CANCEL-005")
 class UnmapsTheFunctionsInStopped(SourceMigration):
     """Takes the guest's memory out of the functions' IOMMU mappings as soon as the vCPUs stop."""
 
-    def _stopped(self) -> None:
-        super()._stopped()
+    def enter_stopped(self) -> None:
+        super().enter_stopped()
         for function in self.host.slot_functions.values():
             function.memory = None
 
@@ -287,35 +246,17 @@ class UnmapsTheFunctionsInStopped(SourceMigration):
 class NoBusMasterCheckInStopped(SourceMigration):
     """Skips the read of every function's Command register before the final read of the dirty log."""
 
-    def _stop_and_copy(self) -> None:  # the reference's, without the check of VFM-MIG-012
-        if self.record.ended or self._state is not MigState.STOPPED:
-            return
-        sender = self._sender()
-        sender.enqueue(self.host.memory.log.harvest())
-        pages = sender.queued
-        transfer = sender.drain_time_ns()
-        sender.send_pages(pages)
-        if pages:
-            page_bytes = pages * sender.source.page_size
-            self.host.bus.publish(EventKind.PAGE_SEND, self.host.name, pages=pages, bytes=page_bytes, phase="STOPPED")
-        self._handover_timer = self.clock.schedule(self.config.stop_copy_limit_ns, self._stop_copy_limit, "S")
-        incoming = self.incoming
-        assert incoming is not None
-        config = bytes(self.bridge.config)
-        bars = {slot: _bars(function) for slot, function in self.host.slot_functions.items()}
-        self.clock.schedule(
-            transfer + self.config.link_latency_ns, partial(incoming.receive_state, config, bars), "device state"
-        )
+    def bus_masters_clear(self) -> bool:
+        return True
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-FLOW-001")
 class DropsTheFinalDirtyRead(SourceMigration):
     """Reads the dirty log a last time in STOPPED and drops what it held."""
 
-    def _stop_and_copy(self) -> None:
-        if not self.record.ended and self._state is MigState.STOPPED:
-            self.host.memory.log.harvest()
-        super()._stop_and_copy()
+    def final_dirty_pages(self) -> Pages:
+        super().final_dirty_pages()
+        return np.empty(0, dtype=np.int64)
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-DEST-002")
@@ -345,15 +286,8 @@ class HotPlugsDuringMigration(FaultyHost):
 class KeepsTheSourceFunctions(FaultyHost):
     """Frees the guest's memory after the handover without resetting the functions that could reach it."""
 
-    def release_guest(self) -> None:
-        for function in self.slot_functions.values():
-            function.memory = None
-            function.interrupt_sink = None
-            self.freed_functions.append(function)
-        self.slot_functions = {}
-        self._memory = None
-        self._bridge = None
-        self.guest = None
+    def reset_before_release(self, function: VirtualFunction) -> None:
+        return
 
 
 # ---------------------------------------------------------------------------------------------- the destination
@@ -373,18 +307,9 @@ class EnablesTheFreshFunctions(DestinationMigration):
 class RunsBeforeArrive(DestinationMigration):
     """Runs the guest's vCPUs first and issues ARRIVE just after."""
 
-    def go(self, guest: Guest | None, source_memory: GuestMemory) -> None:
-        host = self.host
-        host.incoming = None
-        if guest is None or self.bridge is None:
-            return
-        self.memory.continue_stamps_from(source_memory)
-        guest.move_to(host)
-        host.host_guest(guest, self.memory)
-        guest.run(host.name)
-        self.source.record.resumed_ns = self.clock.now
-        self.bridge.arrive()
-        host.bus.publish(EventKind.MIGRATION, host.name, what="arrived")
+    def arrive_and_run(self, guest: Guest) -> None:
+        self.run_guest(guest)
+        self.arrive()
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-REP-001")
@@ -431,10 +356,8 @@ class PlacesFunctionsAtTheirSlotNumber(FaultyHost):
 class ResetsTheBridgeMidMigration(FaultyHost):
     """Carries out a conventional reset of the bridge at once, migration or not."""
 
-    def reset_bridge(self) -> None:
-        for function in self.slot_functions.values():
-            function.function_level_reset("flr")
-        self.bridge.conventional_reset()
+    def cancel_migration_for_reset(self) -> None:
+        return
 
 
 # ---------------------------------------------------------------------------------------------- more of the source
@@ -444,23 +367,16 @@ class ResetsTheBridgeMidMigration(FaultyHost):
 class IgnoresALostDirtyLog(SourceMigration):
     """Reads the dirty log's bits only: when the log says it lost entries (every page dirty), it sends nothing."""
 
-    def start(self) -> None:
-        super().start()
-        log = self.host.memory.log
-        read = log.harvest
-
-        def bits_only() -> Pages:
-            pages = read()
-            return pages[:0] if pages.size == log.num_pages else pages  # (the overflow, taken for noise)
-
-        setattr(log, "harvest", bits_only)  # noqa: B010 - this host's log only
+    def read_dirty_log(self) -> Pages:
+        pages = super().read_dirty_log()
+        return pages[:0] if pages.size == self.host.memory.log.num_pages else pages  # (the overflow, taken for noise)
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-DIRTY-008")
 class ShrugsOffAFailedLogRead(SourceMigration):
     """Takes a dirty log read that failed for an empty one, and carries on."""
 
-    def _read_dirty_log(self) -> Pages:
+    def read_dirty_log(self) -> Pages:
         try:
             return self.host.memory.log.harvest()
         except DirtyLogReadError:
@@ -472,7 +388,7 @@ class ForgetsTheLogOnPausedReports(SourceMigration):
     """Takes a driver's report in PAUSING for the end of its dirtying, and forgets what the log held."""
 
     def bridge_stepped(self, cause: str) -> None:
-        if cause == "guest" and not self.record.ended and self._state is MigState.PAUSING:
+        if cause == "guest" and not self.record.ended and self.phase() is MigState.PAUSING:
             self.host.memory.log.harvest()
         super().bridge_stepped(cause)
 
@@ -481,8 +397,8 @@ class ForgetsTheLogOnPausedReports(SourceMigration):
 class CompletesOnTheLastPausedReport(SourceMigration):
     """Takes the guest's last PAUSED report for the end of the migration: no wait for the destination."""
 
-    def _stop_and_copy(self) -> None:
-        if not self.record.ended and self._state is MigState.STOPPED:
+    def stop_and_copy(self) -> None:
+        if not self.record.ended and self.phase() is MigState.STOPPED:
             self.destination_confirmed()
 
 
@@ -503,7 +419,7 @@ class CancelsWhileResuming(SourceMigration):
     """Passes the management layer's CANCEL to the bridge in RESUMING too, where the migration table has no row."""
 
     def cancel(self, reason: MigReason, note: str | None = None) -> None:
-        if not self.record.ended and self._state is MigState.RESUMING:
+        if not self.record.ended and self.phase() is MigState.RESUMING:
             self.bridge.cancel(reason)
             return
         super().cancel(reason, note)

@@ -40,10 +40,10 @@ from conformance.observe import (
 )
 from reference_impl.bridge import MIGRATION_CAP_OFFSET
 from reference_impl.clock import ms
-from reference_impl.device import FunctionIdentity
+from reference_impl.device import POSTED_WRITE_GRACE_NS, FunctionIdentity
 from reference_impl.driver import MigrationCore
 from reference_impl.events import Event, EventKind
-from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationRecord, Outcome
+from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationOutcome, MigrationRecord
 from reference_impl.memory import Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.codec import find_field
@@ -73,8 +73,6 @@ BURST_FRAMES = 12
 BURST_SPACING_NS = 1_000
 """When a running function is asked to pause, a frame arrives every microsecond for a while."""
 DRAIN_LIMIT_NS = ms(50)
-POSTED_WRITE_GRACE_NS = ms(1)
-"""A DMA write issued just before BME was cleared may land just after; a millisecond later it is a new one."""
 """VFM-FN-003: Transactions Pending clear within 50 ms of clearing BME."""
 FLR_LIMIT_NS = ms(100)
 """VFM-FN-007: a function-level reset completes within 100 ms; config requests then complete normally."""
@@ -1208,7 +1206,7 @@ class DeviceSuite(ConformanceMachine):
     @step("VFM-DIRTY-001")
     def no_lost_write(self) -> None:
         for record in self.records:
-            if record.outcome is Outcome.COMPLETED:
+            if record.outcome is MigrationOutcome.COMPLETED:
                 self.checks.that(
                     "VFM-DIRTY-001",
                     record.lost_pages == 0,

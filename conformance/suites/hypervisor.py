@@ -71,7 +71,7 @@ from reference_impl.device import PCIE_CAP_OFFSET, DeviceTiming, FunctionIdentit
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import Event, EventBus, EventKind
 from reference_impl.guest import DmaRegionAllocator, Guest, firmware_setup
-from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, Outcome, PrecopyLimitAction
+from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationOutcome, PrecopyLimitAction
 from reference_impl.memory import DirtyLog, DirtyLogReadError, GuestMemory, Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.codec import find_field
@@ -1653,7 +1653,7 @@ class HypervisorSuite(ConformanceMachine):
         watch = self.current
         if watch is None or watch.handover_ns is not None or event.source != watch.source.name:
             return
-        if event.data.get("what") == "end" and event.data.get("outcome") == Outcome.COMPLETED.value:
+        if event.data.get("what") == "end" and event.data.get("outcome") == MigrationOutcome.COMPLETED.value:
             watch.handover_ns = event.time
             self._handover_checks(watch)
 
@@ -1661,7 +1661,7 @@ class HypervisorSuite(ConformanceMachine):
         """Whether the source has reached the handover point (its record says so, or it announced it)."""
         if watch.handover_ns is None and watch.handle is not None:
             record = getattr(watch.handle, "record", None)
-            if record is not None and record.outcome is Outcome.COMPLETED:
+            if record is not None and record.outcome is MigrationOutcome.COMPLETED:
                 watch.handover_ns = self.clock.now
                 self._handover_checks(watch)
         return watch.handover_ns is not None
