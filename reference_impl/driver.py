@@ -26,6 +26,16 @@ The pause follows spec §5.4 exactly: clear Bus Master Enable, read a device
 register so that every earlier DMA write has landed, wait for Transactions
 Pending to clear, dirty every page the function may have written, and only
 then report ``PAUSED`` (VFM-DIRTY-003, VFM-DIRTY-004).
+
+Extension points: every action of the driver on a ``DEV_STATE`` (``on_<state>``),
+the brief's callbacks (:meth:`VfDriver.before_migration_pause` and the others)
+and the steps they are made of (:meth:`~VfDriver.bring_up`,
+:meth:`~VfDriver.program_function`, :meth:`~VfDriver.dirty_pages`,
+:meth:`~VfDriver.quiesce`, ...) are public, as are the core's phases
+(:meth:`MigrationCore.version_supported`, :meth:`~MigrationCore.negotiate_and_enable`,
+:meth:`~MigrationCore.clear_event`, :meth:`~MigrationCore.write_drv_state`,
+:meth:`~MigrationCore.look_again_later`, ...): a variant, such as a fault of
+``conformance.catalogue.device_faults``, overrides one.
 """
 
 from __future__ import annotations

@@ -38,6 +38,25 @@ cancels or resets.  The :class:`MigrationRecord` says how it ended.
 
 Messages between the hosts take the link's latency; page data takes
 ``bytes / bandwidth`` on top.
+
+Extension points
+----------------
+
+Each phase's work is a public method a variant may override alone (the
+fault catalogue, ``conformance.catalogue.hypervisor_faults``, changes one
+each): on the source :meth:`SourceMigration.check_slot_may_start`,
+:meth:`~SourceMigration.enable_dirty_log`, :meth:`~SourceMigration.issue_start`,
+:meth:`~SourceMigration.enter_phase`, :meth:`~SourceMigration.begin_precopy`,
+:meth:`~SourceMigration.start_precopy_limit`, :meth:`~SourceMigration.send_quantum`,
+:meth:`~SourceMigration.converged`, :meth:`~SourceMigration.read_dirty_log`,
+:meth:`~SourceMigration.stop_vcpus`, :meth:`~SourceMigration.stop_and_copy` (itself
+:meth:`~SourceMigration.bus_masters_clear`, :meth:`~SourceMigration.final_dirty_pages`,
+:meth:`~SourceMigration.send_device_state`), the deadlines and
+:meth:`~SourceMigration.reset_failed_functions`; on the destination
+:meth:`DestinationMigration.arrive_and_run`; on the host
+:meth:`Hypervisor.check_tracking`, :meth:`~Hypervisor.reset_before_release` and
+:meth:`~Hypervisor.cancel_migration_for_reset`.  :meth:`SourceMigration.phase`
+is the MIG_STATE the migration last saw.
 """
 
 from __future__ import annotations
@@ -493,7 +512,8 @@ class MigrationStream:
     """The migration stream: pages queued for sending, sent at the link's rate, one quantum at a time.
 
     ``enqueue_all`` and ``enqueue`` queue pages; ``send_for`` and ``send_pages`` copy them into the
-    destination's memory; ``queued`` and ``sent`` count them."""
+    destination's memory; ``queued`` and ``sent`` count them.
+    """
 
     def __init__(self, source: GuestMemory, target: GuestMemory, bandwidth: float) -> None:
         self.source = source

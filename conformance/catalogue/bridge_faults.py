@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from conformance.catalogue.registry import Fault, builds, fault, faults_in
+from conformance.catalogue import Fault
+from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, MigrationBridge, _Step
 from reference_impl.events import EventBus, EventKind

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conformance.catalogue.registry import Fault, builds, fault, faults_in
+from conformance.catalogue import Fault
+from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction

@@ -16,7 +16,8 @@ from typing import cast
 
 import numpy as np
 
-from conformance.catalogue.registry import Fault, builds, fault, faults_in
+from conformance.catalogue import Fault
+from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target, Verdict
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction

@@ -24,9 +24,9 @@ import inspect
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from conformance.catalogue import Fault
 from conformance.verdicts import Target, Verdict
 
 Builder = Callable[[type[Any]], object]
@@ -43,27 +43,12 @@ class CatalogueError(TypeError):
     """A fault is registered twice, or its class has no builder or no description."""
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One deliberately faulty implementation, and what the suite must find in it."""
-
-    name: str
-    """Kebab-case name, unique in the catalogue."""
-    target: Target
-    factory: str
-    """``MODULE:FACTORY`` of the faulty implementation (a zero-argument factory, like the reference's)."""
-    breaks: str
-    """The requirement ID the fault breaks."""
-    description: str
-    """One sentence: what the implementation does wrong."""
-    verdict: Verdict = Verdict.FAIL
-    """The verdict the suite must give ``breaks`` (``timeout`` or ``error`` for implementations that hang or raise)."""
-
-
 def builds(base: type) -> Callable[[Builder], Builder]:
     """Register the decorated function as the way a faulty subclass of ``base`` becomes an implementation."""
 
     def register(builder: Builder) -> Builder:
+        if base in _BUILDERS:
+            raise CatalogueError(f"a builder for {base.__qualname__} is registered already")
         _BUILDERS[base] = builder
         return builder
 
@@ -97,11 +82,6 @@ def fault(
 def faults_in(module: str) -> list[Fault]:
     """The faults ``module`` registered, in declaration order."""
     return [entry for entry in _FAULTS.values() if entry.factory.partition(":")[0] == module]
-
-
-def registered() -> list[Fault]:
-    """Every fault registered so far (by the catalogue modules imported so far)."""
-    return list(_FAULTS.values())
 
 
 def _factory(cls: type, factory_name: str) -> Callable[[], object]:
