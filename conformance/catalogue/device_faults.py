@@ -5,6 +5,8 @@ breaks (``tests/test_conformance_catalogue.py``, ``tox -e detection``).  Each
 fault is a subclass of the reference :class:`~reference_impl.driver.VfDriver`
 or :class:`~reference_impl.device.VirtualFunction` that changes one method;
 :class:`FaultyDevice` puts them together as a ``device`` implementation.
+A fault overrides one of the reference's public extension points, never a
+private member, and is registered once, with ``@fault``.
 """
 
 from __future__ import annotations

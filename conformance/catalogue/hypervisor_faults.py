@@ -7,6 +7,8 @@ fault changes one method of the reference
 :class:`~reference_impl.hypervisor.SourceMigration` or
 :class:`~reference_impl.hypervisor.DestinationMigration`;
 :class:`FaultyHypervisor` puts them together as a ``hypervisor`` implementation.
+A fault overrides one of the reference's public extension points (its phases),
+never a private member, and is registered once, with ``@fault``.
 """
 
 from __future__ import annotations
