@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reference_impl.hypervisor import GiB, MiB, MigrationConfig, Outcome
+from reference_impl.hypervisor import GiB, MiB, MigrationConfig, MigrationOutcome
 from reference_impl.scenario import Simulation, SimulationConfig
 from reference_impl.units import UnitError, parse_size
 
@@ -144,7 +144,7 @@ class Run:
         if self.error is not None:
             return [self.error]
         found = []
-        if self.outcome != Outcome.COMPLETED.value:
+        if self.outcome != MigrationOutcome.COMPLETED.value:
             found.append(f"outcome {self.outcome} ({self.reason})")
         if self.lost_pages:
             found.append(f"{self.lost_pages} lost pages")

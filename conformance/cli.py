@@ -48,7 +48,7 @@ from reference_impl.driver import dma_pages
 from reference_impl.events import EventBus
 from reference_impl.hypervisor import MigrationConfig, PrecopyLimitAction
 from reference_impl.report import simulation_json, simulation_summary
-from reference_impl.scenario import Fault, Simulation, SimulationConfig, SimulationResult
+from reference_impl.scenario import ScenarioFault, Simulation, SimulationConfig, SimulationResult
 from reference_impl.snapshots import BRIDGE_TITLE, POINTS, RESET, SnapshotError, bridge_config_at
 from reference_impl.timeline import timeline_svg
 from reference_impl.units import format_size, parse_duration, parse_rate, parse_size
@@ -269,7 +269,7 @@ def _simulation_config(args: argparse.Namespace) -> SimulationConfig:
         migration=_migration_config(args),
         migrations=in_range("--migrations", args.migrations, 1),
         seed=in_range("--seed", args.seed, 0),
-        fault=Fault(args.fault) if args.fault else None,
+        fault=ScenarioFault(args.fault) if args.fault else None,
         ack_timeout_ms=in_range("--ack-timeout-ms", args.ack_timeout_ms, 1, ACK_TIMEOUT_MS_MAX),
         buffers=buffers,
         num_slots=_slots("--slots", args.slots, vfs),
@@ -383,9 +383,9 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     simulate.add_argument("--seed", type=int, default=0, metavar="N", help="random seed of the workload (0)")
     simulate.add_argument(
         "--fault",
-        choices=[fault.value for fault in Fault],
+        choices=[fault.value for fault in ScenarioFault],
         metavar="NAME",
-        help="inject one failure into the first migration: " + ", ".join(fault.value for fault in Fault),
+        help="inject one failure into the first migration: " + ", ".join(fault.value for fault in ScenarioFault),
     )
     simulate.add_argument("--json", action="store_true", help="print one JSON object")
     simulate.add_argument("--trace", metavar="FILE", help="write every event as a JSON line to FILE")

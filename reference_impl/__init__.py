@@ -36,10 +36,10 @@ from reference_impl.device import VirtualFunction
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import Event, EventBus, EventKind, EventLog
 from reference_impl.guest import Guest
-from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationRecord, Outcome
+from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationOutcome, MigrationRecord
 from reference_impl.invariants import InvariantMonitor, Violation
 from reference_impl.memory import GuestMemory
-from reference_impl.scenario import Fault, Simulation, SimulationConfig, SimulationResult
+from reference_impl.scenario import ScenarioFault, Simulation, SimulationConfig, SimulationResult
 
 __all__ = [
     "BridgeError",
@@ -48,7 +48,6 @@ __all__ = [
     "EventBus",
     "EventKind",
     "EventLog",
-    "Fault",
     "Guest",
     "GuestMemory",
     "Hypervisor",
@@ -56,8 +55,9 @@ __all__ = [
     "MigrationBridge",
     "MigrationConfig",
     "MigrationCore",
+    "MigrationOutcome",
     "MigrationRecord",
-    "Outcome",
+    "ScenarioFault",
     "SimClock",
     "Simulation",
     "SimulationConfig",

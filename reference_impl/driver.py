@@ -26,6 +26,16 @@ The pause follows spec §5.4 exactly: clear Bus Master Enable, read a device
 register so that every earlier DMA write has landed, wait for Transactions
 Pending to clear, dirty every page the function may have written, and only
 then report ``PAUSED`` (VFM-DIRTY-003, VFM-DIRTY-004).
+
+Extension points: every action of the driver on a ``DEV_STATE`` (``on_<state>``),
+the brief's callbacks (:meth:`VfDriver.before_migration_pause` and the others)
+and the steps they are made of (:meth:`~VfDriver.bring_up`,
+:meth:`~VfDriver.program_function`, :meth:`~VfDriver.dirty_pages`,
+:meth:`~VfDriver.quiesce`, ...) are public, as are the core's phases
+(:meth:`MigrationCore.version_supported`, :meth:`~MigrationCore.negotiate_and_enable`,
+:meth:`~MigrationCore.clear_event`, :meth:`~MigrationCore.write_drv_state`,
+:meth:`~MigrationCore.look_again_later`, ...): a variant, such as a fault of
+``conformance.catalogue.device_faults``, overrides one.
 """
 
 from __future__ import annotations
@@ -99,77 +109,100 @@ class MigrationCore:
 
     # ------------------------------------------------------------------ discovery (spec §2)
 
-    def _read(self, offset: int, width: int) -> int:
+    def config_read(self, offset: int, width: int) -> int:
+        """A config read of the guest at ``offset`` of the bridge (every access the core makes goes here)."""
         return self.guest.platform.bridge.config_read(offset, width)
 
-    def _write(self, offset: int, width: int, value: int) -> None:
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        """A config write of the guest at ``offset`` of the bridge."""
         self.guest.platform.bridge.config_write(offset, width, value)
 
-    def _capability_list(self) -> Iterator[int]:
-        if not self._read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
+    def capability_offsets(self) -> Iterator[int]:
+        """The offsets of the bridge's capabilities, in the order of its capability list."""
+        if not self.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
             return
-        pointer = self._read(PCI_CAPABILITY_LIST, 1) & 0xFC
+        pointer = self.config_read(PCI_CAPABILITY_LIST, 1) & 0xFC
         for _ in range(_MAX_CAPABILITIES):
             if pointer < 0x40:
                 return
             yield pointer
-            pointer = self._read(pointer + 1, 1) & 0xFC
+            pointer = self.config_read(pointer + 1, 1) & 0xFC
 
     def find_capability(self) -> int | None:
         """Offset of the migration capability in the bridge's list (VFM-DISC-004, VFM-DISC-005)."""
-        for offset in self._capability_list():
+        for offset in self.capability_offsets():
             if (
-                self._read(offset, 1) == PCI_CAP_ID_VNDR
-                and self._read(offset + 3, 1) == VFM_CFG_TYPE_MIGRATION
-                and self._read(offset + 4, 4) == VFM_SIGNATURE
+                self.config_read(offset, 1) == PCI_CAP_ID_VNDR
+                and self.config_read(offset + 3, 1) == VFM_CFG_TYPE_MIGRATION
+                and self.config_read(offset + 4, 4) == VFM_SIGNATURE
             ):
                 return offset
         return None
 
-    def _usable(self, cap: int) -> bool:
+    def usable(self, cap: int) -> bool:
         """The checks of VFM-DISC-006: anything else, and the guest leaves the capability alone."""
-        num_slots = self._read(cap + 0x0A, 1)
-        if self._read(cap + 0x08, 1) != VFM_VERSION_MAJOR or not VFM_MIN_SLOTS <= num_slots <= VFM_MAX_SLOTS:
+        return self.version_supported(cap) and self.layout_valid(cap)
+
+    def version_supported(self, cap: int) -> bool:
+        """Whether this core implements the capability's version: VERSION_MAJOR is its own (any VERSION_MINOR)."""
+        return self.config_read(cap + 0x08, 1) == VFM_VERSION_MAJOR
+
+    def layout_valid(self, cap: int) -> bool:
+        """Whether NUM_SLOTS, CAP_LEN, PAGE_SHIFT, ACK_TIMEOUT_MS and the slots' DEV_DEVFN make sense."""
+        num_slots = self.config_read(cap + 0x0A, 1)
+        if not VFM_MIN_SLOTS <= num_slots <= VFM_MAX_SLOTS:
             return False
-        cap_len = self._read(cap + 2, 1)
+        cap_len = self.config_read(cap + 2, 1)
         if cap_len < capability_length(num_slots) or cap + cap_len > PCI_CONFIG_SIZE:
             return False
-        if not VFM_MIN_PAGE_SHIFT <= self._read(cap + 0x0B, 1) <= VFM_MAX_PAGE_SHIFT:
+        if not VFM_MIN_PAGE_SHIFT <= self.config_read(cap + 0x0B, 1) <= VFM_MAX_PAGE_SHIFT:
             return False
-        if self._read(cap + 0x1A, 2) == 0:
+        if self.config_read(cap + 0x1A, 2) == 0:
             return False
-        devfns = [self._read(cap + slot_offset(slot) + 3, 1) for slot in range(num_slots)]
+        devfns = [self.config_read(cap + slot_offset(slot) + 3, 1) for slot in range(num_slots)]
         return len(set(devfns)) == num_slots
 
     def probe(self) -> bool:
         """Find, check, negotiate and enable; then act on the current state (VFM-DISC-009)."""
         cap = self.find_capability()
-        if cap is None or not self._usable(cap):
+        if cap is None or not self.usable(cap):
             return False
         self.cap = cap
-        self.num_slots = self._read(cap + 0x0A, 1)
+        self.num_slots = self.config_read(cap + 0x0A, 1)
         host_features = self.field("host_features.dma_dirty", whole_register=True)
         if host_features & _FEATURES_NEEDED != _FEATURES_NEEDED:
             self.cap = None
             return False
         self._enable_bridge_msi()
-        guest_features = self._register_offset("guest_features.dma_dirty")
-        reserved = self._read(guest_features, 4) & ~0xF  # RsvdP: write back what was read (VFM-VER-003)
-        self._write(guest_features, 4, reserved | (host_features & _FEATURES_WANTED))
-        control = self._register_offset("control.enable")
-        self._write(control, 2, (self._read(control, 2) & ~0x3) | 0x3)
+        self.negotiate_and_enable(host_features)
         self.guest.bridge_interrupt_handler = self.interrupt
         self.interrupt()
         return True
 
+    def negotiate_and_enable(self, host_features: int) -> None:
+        """Accept the features first, then enable the protocol (VFM-DISC-007)."""
+        self.accept_features(host_features)
+        self.enable_protocol()
+
+    def accept_features(self, host_features: int) -> None:
+        """Write GUEST_FEATURES: the wanted features the bridge offers."""
+        guest_features = self.register_offset("guest_features.dma_dirty")
+        reserved = self.config_read(guest_features, 4) & ~0xF  # RsvdP: write back what was read (VFM-VER-003)
+        self.config_write(guest_features, 4, reserved | (host_features & _FEATURES_WANTED))
+
+    def enable_protocol(self) -> None:
+        """Set CONTROL.ENABLE and CONTROL.EVENT_IE."""
+        control = self.register_offset("control.enable")
+        self.config_write(control, 2, (self.config_read(control, 2) & ~0x3) | 0x3)
+
     def _enable_bridge_msi(self) -> None:
         """What the guest's hot-plug driver does: give the bridge's MSI an address and vector, enable it."""
-        for offset in self._capability_list():
-            if self._read(offset, 1) == PCI_CAP_ID_MSI:
-                self._write(offset + PCI_MSI_ADDRESS_LO, 4, _MSI_ADDRESS)
-                self._write(offset + PCI_MSI_ADDRESS_HI, 4, 0)
-                self._write(offset + PCI_MSI_DATA_64, 2, _MSI_VECTOR)
-                self._write(offset + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE)
+        for offset in self.capability_offsets():
+            if self.config_read(offset, 1) == PCI_CAP_ID_MSI:
+                self.config_write(offset + PCI_MSI_ADDRESS_LO, 4, _MSI_ADDRESS)
+                self.config_write(offset + PCI_MSI_ADDRESS_HI, 4, 0)
+                self.config_write(offset + PCI_MSI_DATA_64, 2, _MSI_VECTOR)
+                self.config_write(offset + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE)
                 return
 
     # ------------------------------------------------------------------ field access
@@ -180,7 +213,8 @@ class MigrationCore:
             placed = self._fields[path] = find_field(self.num_slots, path)
         return placed
 
-    def _register_offset(self, path: str) -> int:
+    def register_offset(self, path: str) -> int:
+        """Config-space offset of the register that holds ``path`` (the capability must have been found)."""
         if self.cap is None:
             raise RuntimeError("the migration core has not found the capability")
         return self.cap + self._placed(path).offset
@@ -188,7 +222,7 @@ class MigrationCore:
     def field(self, path: str, *, whole_register: bool = False) -> int:
         """Read one field (or its whole register) from the bridge, as config reads."""
         placed = self._placed(path)
-        word = self._read(self._register_offset(path), placed.register.size)
+        word = self.config_read(self.register_offset(path), placed.register.size)
         return word if whole_register else (word & placed.field.mask) >> placed.field.lsb
 
     def dev_state(self, slot: int) -> DevState | int:
@@ -208,7 +242,7 @@ class MigrationCore:
         """Write 1 to the bits to clear, in a 1-byte write of DEV_STATUS alone (VFM-DEV-006, VFM-ACC-008)."""
         bits = (0x1 if migrated else 0) | (0x2 if reset else 0)
         if bits:
-            self._write(self._register_offset(f"device[{slot}].dev_status.migrated"), 1, bits)
+            self.config_write(self.register_offset(f"device[{slot}].dev_status.migrated"), 1, bits)
 
     # ------------------------------------------------------------------ events and reports
 
@@ -225,15 +259,20 @@ class MigrationCore:
         """The event interrupt: clear STATUS.EVENT, then act on every slot (VFM-NOTIF-006)."""
         if self.cap is None:
             return
-        self._write(self._register_offset("status.event"), 2, 0x0001)
-        self._look_at_all()
+        self.clear_event()
+        self.look_at_all()
 
-    def _look_at_all(self) -> None:
+    def clear_event(self) -> None:
+        """Clear STATUS.EVENT: write 1 to it alone (RW1C; the RsvdZ bits as 0, VFM-VER-004)."""
+        self.config_write(self.register_offset("status.event"), 2, 0x0001)
+
+    def look_at_all(self) -> None:
+        """Read MIG_STATE, then act on every registered slot in turn (VFM-FLOW-004)."""
         self.last_mig_state = MigState(self.field("mig_state"))
         for slot in sorted(self.drivers):
             if not self.guest.running:
                 # A report just stopped the vCPUs (the last PAUSED): the rest runs when they run again.
-                self.guest.after(0, self._look_at_all, "migration core resumes")
+                self.guest.after(0, self.look_at_all, "migration core resumes")
                 return
             self.look_at(slot)
 
@@ -256,17 +295,25 @@ class MigrationCore:
         raise RuntimeError(f"slot {slot}: the driver did not settle after {_MAX_SEQUENCES_PER_LOOK} sequences")
 
     def report(self, slot: int, report: DriverReport) -> None:
-        """Write ``DRV_STATE`` (1-byte write, reserved bits as read); act on the result (VFM-NOTIF-007)."""
-        offset = self._register_offset(f"device[{slot}].dev_ctrl.drv_state")
-        reserved = self._read(offset, 1) & ~0x7
-        self._write(offset, 1, reserved | int(report))
+        """Write ``DRV_STATE``, then look at the slot again: the bridge may have moved it on (VFM-NOTIF-007)."""
+        self.write_drv_state(slot, report)
+        self.look_again_later(slot)
+
+    def write_drv_state(self, slot: int, report: DriverReport) -> None:
+        """A 1-byte write of DEV_CTRL: the report in DRV_STATE, the reserved bits as read (VFM-VER-003)."""
+        offset = self.register_offset(f"device[{slot}].dev_ctrl.drv_state")
+        reserved = self.config_read(offset, 1) & ~0x7
+        self.config_write(offset, 1, reserved | int(report))
+
+    def look_again_later(self, slot: int) -> None:
+        """Read the slot's DEV_STATE again once its current sequence is done."""
         self._again[slot] = True
 
     def request_group_reset(self) -> None:
         """Ask for a group reset, as PCI error recovery does: toggle Secondary Bus Reset (spec §7.9)."""
-        control = self._read(PCI_BRIDGE_CONTROL, 2)
-        self._write(PCI_BRIDGE_CONTROL, 2, control | PCI_BRIDGE_CTL_BUS_RESET)
-        self._write(PCI_BRIDGE_CONTROL, 2, control & ~PCI_BRIDGE_CTL_BUS_RESET)
+        control = self.config_read(PCI_BRIDGE_CONTROL, 2)
+        self.config_write(PCI_BRIDGE_CONTROL, 2, control | PCI_BRIDGE_CTL_BUS_RESET)
+        self.config_write(PCI_BRIDGE_CONTROL, 2, control & ~PCI_BRIDGE_CTL_BUS_RESET)
 
     def sequence_done(self, slot: int) -> None:
         """A driver's waiting sequence ended: look at the slot again."""
@@ -339,18 +386,22 @@ class VfDriver:
         # Whatever the host placed there: the reference function, or a stand-in with its interface.
         return cast("VirtualFunction | None", self.guest.platform.function_at(self.devfn))
 
-    def _event(self, action: str, **data: object) -> None:
+    def publish_action(self, action: str, **data: object) -> None:
+        """A DRIVER event on the bus: what the driver does, for the trace and the suites."""
         self.guest.bus.publish(EventKind.DRIVER, self.name, slot=self.slot, action=action, **data)
 
-    def _set_dirtying(self, on: bool) -> None:
+    def set_dirtying(self, on: bool) -> None:
+        """Turn dirtying mode on or off (the pages the function writes are dirtied while it is on)."""
         if self.dirtying != on:
             self.dirtying = on
-            self._event("dirtying_on" if on else "dirtying_off")
+            self.publish_action("dirtying_on" if on else "dirtying_off")
 
-    def _mapped_ranges(self) -> list[tuple[int, int]]:
+    def mapped_ranges(self) -> list[tuple[int, int]]:
+        """The guest pages the function may write: its descriptor ring and its buffers."""
         return [(self.ring_start, self.buffer_start + self.buffer_count)]
 
-    def _dirty(self, ranges: list[tuple[int, int]], why: str) -> None:
+    def dirty_pages(self, ranges: list[tuple[int, int]], why: str) -> None:
+        """Mark ``ranges`` dirty in the CPU dirty log, as a CPU write to each page does (spec §5.3)."""
         memory = self.guest.memory
         pages = 0
         for start, stop in ranges:
@@ -369,7 +420,7 @@ class VfDriver:
             return False
         self.loaded = True
         self.up = up
-        self._event("bind")
+        self.publish_action("bind")
         function.config_write(PCIE_CAP_OFFSET + PCI_EXP_DEVCTL, 2, PCI_EXP_DEVCTL_BCR_FLR)  # reset at probe
         migrated, reset = self.core.dev_status(self.slot)  # VFM-FLAG-003
         self.core.clear_dev_status(self.slot, migrated, reset)
@@ -382,7 +433,7 @@ class VfDriver:
         """Unbind: quiesce, dirty what the function wrote if dirtying, report NONE (VFM-ABS-001..003)."""
         if not self.loaded or self.busy:
             return
-        self._event("unbind")
+        self.publish_action("unbind")
         self.up = False
 
         def finish() -> None:
@@ -393,14 +444,14 @@ class VfDriver:
             self.dirtying = False
             self.paused = False
 
-        self._quiesce(then=finish, why="unbind")
+        self.quiesce(then=finish, why="unbind")
 
     def open(self) -> None:
         """Bring the interface up: configure the function if the slot's state allows it now."""
         if not self.loaded or self.up:
             return
         self.up = True
-        self._event("open")
+        self.publish_action("open")
         self.core.look_at(self.slot)
 
     def close(self) -> None:
@@ -408,15 +459,15 @@ class VfDriver:
         if not self.loaded or not self.up:
             return
         self.up = False
-        self._event("close")
+        self.publish_action("close")
         if self.busy:
             return
         if self.configured and not self.paused:
-            self._quiesce(then=None, why="close")
+            self.quiesce(then=None, why="close")
         else:
             self.configured = False
 
-    def _quiesce(self, then: object, why: str) -> None:
+    def quiesce(self, then: object, why: str) -> None:
         """Stop the function's DMA, wait for it to drain, dirty if dirtying, forget the configuration."""
         function = self.function
         callback = then if callable(then) else None
@@ -433,7 +484,7 @@ class VfDriver:
 
         def drained() -> None:
             if self.dirtying and self.config.dirty_on_pause:
-                self._dirty(self._mapped_ranges(), why)
+                self.dirty_pages(self.mapped_ranges(), why)
             self.configured = False
             if callback is not None:
                 callback()
@@ -463,25 +514,26 @@ class VfDriver:
             return  # a state this driver does not know: write nothing but NONE (VFM-VER-005)
         getattr(self, _HANDLERS[state])()
 
-    def _on_empty(self) -> None:
+    def on_empty(self) -> None:
         """The function was surprise-removed: the OS removes the device and unbinds the driver (no report)."""
         self._lose_binding("function removed")
 
-    def _on_unbound(self) -> None:
+    def on_unbound(self) -> None:
         """The slot holds no binding of ours (the function was replaced under us): let it go."""
         self._lose_binding("slot unbound")
 
     def _lose_binding(self, why: str) -> None:
         self.configured = False
         self.paused = False
-        self._set_dirtying(False)
+        self.set_dirtying(False)
         self.loaded = False
         self.up = False
         self.core.unregister(self.slot)
-        self._event("unbind", why=why)
+        self.publish_action("unbind", why=why)
 
-    def _on_ready(self) -> None:
-        self._set_dirtying(False)  # VFM-CANCEL-004: a cancellation before pause needs no answer
+    def on_ready(self) -> None:
+        """READY: no migration needs the driver; bring the function up if a reset took it (VFM-ERR-007)."""
+        self.set_dirtying(False)  # VFM-CANCEL-004: a cancellation before pause needs no answer
         if self.configured:
             _, reset = self.core.dev_status(self.slot)  # VFM-ERR-007
             if reset:
@@ -490,105 +542,112 @@ class VfDriver:
                 self.paused = False
                 self.resumed_with_reset += 1
         if self.up and not self.configured:
-            self._bring_up()
+            self.bring_up()
 
-    def _on_dirty_req(self) -> None:
-        self._before_migration_dirtying()
+    def on_dirty_req(self) -> None:
+        """DIRTY_REQ: turn dirtying on, then report DIRTYING."""
+        self.before_migration_dirtying()
         self.core.report(self.slot, DriverReport.DIRTYING)
 
-    def _on_dirtying(self) -> None:
-        self._set_dirtying(True)
+    def on_dirtying(self) -> None:
+        """DIRTYING: keep dirtying; an interface opened meanwhile is brought up."""
+        self.set_dirtying(True)
         if self.up and not self.configured:
-            self._bring_up()
+            self.bring_up()
 
-    def _on_pause_req(self) -> None:
-        self._set_dirtying(True)
+    def on_pause_req(self) -> None:
+        """PAUSE_REQ: pause the function (or answer at once when nothing runs)."""
+        self.set_dirtying(True)
         if not self.configured or self.paused:
             self.core.report(self.slot, DriverReport.PAUSED)  # nothing runs: answer at once (spec §7.3)
             return
-        self._before_migration_pause()
+        self.before_migration_pause()
 
-    def _on_paused(self) -> None:
+    def on_paused(self) -> None:
+        """PAUSED: nothing to do; the function stays stopped (VFM-DEV-008)."""
         return
 
-    def _on_resume_req(self) -> None:
-        self._bad_path_resume()
+    def on_resume_req(self) -> None:
+        """RESUME_REQ: the bad path."""
+        self.bad_path_resume()
 
-    def _on_reinit_req(self) -> None:
-        self._after_migration_reinit()
+    def on_reinit_req(self) -> None:
+        """REINIT_REQ: after the migration or a group reset."""
+        self.after_migration_reinit()
 
-    def _on_error(self) -> None:
+    def on_error(self) -> None:
         """The function failed: stop using it and recover the way PCI error recovery does, by a group reset."""
         function = self.function
         if function is not None and function.bus_master:
             function.set_bus_master(False)
         self.configured = False
         self.paused = False
-        self._event("error_recovery")
+        self.publish_action("error_recovery")
         self.core.request_group_reset()
 
     # ------------------------------------------------------------------ the callbacks of the brief
 
-    def _before_migration_dirtying(self) -> None:
+    def before_migration_dirtying(self) -> None:
         """Before migration, part 1: turn dirtying mode on."""
-        self._set_dirtying(True)
+        self.set_dirtying(True)
 
-    def _before_migration_pause(self) -> None:
+    def before_migration_pause(self) -> None:
         """Before migration, part 2: stop DMA, make it land, dirty, then acknowledge (spec §5.4)."""
         function = self.function
         if function is None:
             return
-        self._event("pause")
+        self.publish_action("pause")
         function.mask_msix(True)  # spec §5.4 step 1: interrupts masked ...
         function.set_bus_master(False)  # ... and DMA (and MSI-X) stopped at the function
         function.mmio_read_status()  # its completion orders every earlier DMA write (VFM-DIRTY-003)
 
         def drained() -> None:
             if self.config.dirty_on_pause:
-                self._dirty(self._mapped_ranges(), "pause")
+                self.dirty_pages(self.mapped_ranges(), "pause")
             self.paused = True
             self.core.report(self.slot, DriverReport.PAUSED)
 
         self._wait_for_drain(function, drained)
 
-    def _bad_path_resume(self) -> None:
+    def bad_path_resume(self) -> None:
         """Bad path: restart the function from the hardware state it kept (VFM-CANCEL-003)."""
         function = self.function
         if self.configured and self.paused and function is not None:
-            self._event("resume")
+            self.publish_action("resume")
             function.set_bus_master(True)
             function.mask_msix(False)
             function.mmio_enable_queues(True)
             self.paused = False
         elif self.up and not self.configured:
-            self._bring_up()
-        self._set_dirtying(False)
+            self.bring_up()
+        self.set_dirtying(False)
         self.core.report(self.slot, DriverReport.READY)
 
-    def _after_migration_reinit(self) -> None:
+    def after_migration_reinit(self) -> None:
         """After migration (or a group reset): bring the function up from reset with the driver's state."""
-        self._set_dirtying(False)
+        self.set_dirtying(False)
         self.configured = False
         self.paused = False
         if self.up:
             migrated, reset = self.core.dev_status(self.slot)
             self.core.clear_dev_status(self.slot, migrated, reset)  # VFM-FLAG-005, before reinitialising
-            self._event("reinit")
-            self._program_function()
+            self.publish_action("reinit")
+            self.program_function()
         # Interface down: answer without touching the function; open() finds the flags (VFM-DOWN-003).
         self.core.report(self.slot, DriverReport.READY)
 
-    def _bring_up(self) -> None:
+    def bring_up(self) -> None:
         """Configure the function from its reset state (open, or the first look after a reset)."""
         migrated, reset = self.core.dev_status(self.slot)  # VFM-FLAG-003: before BME
         self.core.clear_dev_status(self.slot, migrated, reset)
-        self._program_function()
+        self.program_function()
 
-    def _program_function(self) -> None:
+    def program_function(self) -> None:
+        """Program the function from its reset state: ring, buffers, MSI-X, BME, queues."""
         function = self.function
         if function is None:
             return
-        self._event("program", function=function.name)
+        self.publish_action("program", function=function.name)
         memory = self.guest.memory
         function.mmio_setup_rx(self.ring_start, self.ring_pages, self.buffer_start, self.buffer_count)
         memory.cpu_write_range(self.ring_start, self.buffer_start)  # the driver writes every descriptor
@@ -611,7 +670,9 @@ class VfDriver:
         if not completed:
             return
         if self.dirtying and self.config.dirty_completions:
-            self._dirty([*buffer_pages(function.rx, completed), (self.ring_start, self.buffer_start)], "completion")
+            self.dirty_pages(
+                [*buffer_pages(function.rx, completed), (self.ring_start, self.buffer_start)], "completion"
+            )
         count = sum(stop - start for start, stop in completed)
         self.guest.memory.cpu_write_range(self.ring_start, self.buffer_start)  # new descriptors
         function.mmio_post(count)
@@ -625,16 +686,16 @@ class VfDriver:
 
 
 _HANDLERS: dict[DevState, str] = {
-    DevState.EMPTY: "_on_empty",
-    DevState.UNBOUND: "_on_unbound",
-    DevState.READY: "_on_ready",
-    DevState.DIRTY_REQ: "_on_dirty_req",
-    DevState.DIRTYING: "_on_dirtying",
-    DevState.PAUSE_REQ: "_on_pause_req",
-    DevState.PAUSED: "_on_paused",
-    DevState.RESUME_REQ: "_on_resume_req",
-    DevState.REINIT_REQ: "_on_reinit_req",
-    DevState.ERROR: "_on_error",
+    DevState.EMPTY: "on_empty",
+    DevState.UNBOUND: "on_unbound",
+    DevState.READY: "on_ready",
+    DevState.DIRTY_REQ: "on_dirty_req",
+    DevState.DIRTYING: "on_dirtying",
+    DevState.PAUSE_REQ: "on_pause_req",
+    DevState.PAUSED: "on_paused",
+    DevState.RESUME_REQ: "on_resume_req",
+    DevState.REINIT_REQ: "on_reinit_req",
+    DevState.ERROR: "on_error",
 }
 """The method that acts on each ``DEV_STATE`` (every state has one; a test checks it).  Looked up by
 name, so that a driver derived from this one overrides a state's action by overriding the method."""

@@ -38,6 +38,25 @@ cancels or resets.  The :class:`MigrationRecord` says how it ended.
 
 Messages between the hosts take the link's latency; page data takes
 ``bytes / bandwidth`` on top.
+
+Extension points
+----------------
+
+Each phase's work is a public method a variant may override alone (the
+fault catalogue, ``conformance.catalogue.hypervisor_faults``, changes one
+each): on the source :meth:`SourceMigration.check_slot_may_start`,
+:meth:`~SourceMigration.enable_dirty_log`, :meth:`~SourceMigration.issue_start`,
+:meth:`~SourceMigration.enter_phase`, :meth:`~SourceMigration.begin_precopy`,
+:meth:`~SourceMigration.start_precopy_limit`, :meth:`~SourceMigration.send_quantum`,
+:meth:`~SourceMigration.converged`, :meth:`~SourceMigration.read_dirty_log`,
+:meth:`~SourceMigration.stop_vcpus`, :meth:`~SourceMigration.stop_and_copy` (itself
+:meth:`~SourceMigration.bus_masters_clear`, :meth:`~SourceMigration.final_dirty_pages`,
+:meth:`~SourceMigration.send_device_state`), the deadlines and
+:meth:`~SourceMigration.reset_failed_functions`; on the destination
+:meth:`DestinationMigration.arrive_and_run`; on the host
+:meth:`Hypervisor.check_tracking`, :meth:`~Hypervisor.reset_before_release` and
+:meth:`~Hypervisor.cancel_migration_for_reset`.  :meth:`SourceMigration.phase`
+is the MIG_STATE the migration last saw.
 """
 
 from __future__ import annotations
@@ -122,7 +141,7 @@ class MigrationConfig:
         )
 
 
-class Outcome(Enum):
+class MigrationOutcome(Enum):
     """How a migration ended."""
 
     COMPLETED = "completed"
@@ -169,7 +188,7 @@ class MigrationRecord:
     destination: str
     generation: int
     start_ns: int
-    outcome: Outcome | None = None
+    outcome: MigrationOutcome | None = None
     reason: MigReason = MigReason.NONE
     end_ns: int | None = None
     """The handover point (completed) or the return of MIG_STATE to IDLE (otherwise)."""
@@ -392,11 +411,15 @@ class Hypervisor:
 
     def reset_bridge(self) -> None:
         """A conventional reset of the bridge (a platform reset): a migration is cancelled first (VFM-CAP-008)."""
-        if self.outgoing is not None:
-            self.outgoing.cancel(MigReason.CANCELLED, note="conventional reset of the bridge")
+        self.cancel_migration_for_reset()
         for function in self.slot_functions.values():
             function.function_level_reset("flr")
         self.bridge.conventional_reset()
+
+    def cancel_migration_for_reset(self) -> None:
+        """Cancel a migration in progress before a conventional reset of the bridge (VFM-CAP-008)."""
+        if self.outgoing is not None:
+            self.outgoing.cancel(MigReason.CANCELLED, note="conventional reset of the bridge")
 
     def group_reset(self) -> None:
         """Reset every function behind the bridge as one group (spec §7.9)."""
@@ -455,17 +478,20 @@ class Hypervisor:
         """Get ready to receive a guest (VFM-VER-007: this host can present an equal bridge)."""
         if self.guest is not None or self.incoming is not None:
             raise MigrationError(f"destination {self.name} is busy")
-        page_shift = source.bridge.params.page_shift
-        if page_shift > self.tracking_shift(page_shift):  # VFM-DIRTY-007, VFM-VER-007
-            raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^{page_shift} bytes")
+        self.check_tracking(source.bridge.params.page_shift)
         incoming = self.destination_class(self, source)
         self.incoming = incoming
         return incoming
 
+    def check_tracking(self, page_shift: int) -> None:
+        """VFM-DIRTY-007, VFM-VER-007: this host must track dirty memory no finer than the guest's pages."""
+        if page_shift > self.tracking_shift(page_shift):
+            raise MigrationError(f"destination {self.name} tracks dirty memory finer than 2^{page_shift} bytes")
+
     def release_guest(self) -> None:
         """After the handover point: reset every function (VFM-SEC-006), then free the guest's memory."""
         for function in self.slot_functions.values():
-            function.function_level_reset("flr")
+            self.reset_before_release(function)
             function.memory = None
             function.interrupt_sink = None
             self.freed_functions.append(function)
@@ -474,12 +500,20 @@ class Hypervisor:
         self._bridge = None
         self.guest = None
 
+    def reset_before_release(self, function: VirtualFunction) -> None:
+        """A function-level reset, so that nothing of the guest's survives in a function it no longer has."""
+        function.function_level_reset("flr")
+
 
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class _Sender:
-    """The migration stream: pages queued for sending, sent at the link's rate, one quantum at a time."""
+class MigrationStream:
+    """The migration stream: pages queued for sending, sent at the link's rate, one quantum at a time.
+
+    ``enqueue_all`` and ``enqueue`` queue pages; ``send_for`` and ``send_pages`` copy them into the
+    destination's memory; ``queued`` and ``sent`` count them.
+    """
 
     def __init__(self, source: GuestMemory, target: GuestMemory, bandwidth: float) -> None:
         self.source = source
@@ -491,10 +525,12 @@ class _Sender:
         self._carry = 0.0
 
     def enqueue_all(self) -> None:
+        """Queue every page of the guest (round 1)."""
         self.queue.append((0, self.source.num_pages))
         self.queued += self.source.num_pages
 
     def enqueue(self, pages: Pages) -> None:
+        """Queue ``pages`` (what a read of the dirty log held)."""
         if pages.size:
             self.queue.append(pages)
             self.queued += int(pages.size)
@@ -507,6 +543,7 @@ class _Sender:
         return self.send_pages(budget)
 
     def send_pages(self, budget: int) -> int:
+        """Send up to ``budget`` queued pages, oldest first; returns the pages sent."""
         sent = 0
         while budget > 0 and self.queue:
             head = self.queue[0]
@@ -565,48 +602,56 @@ class SourceMigration:
         self._tick_timer: Timer | None = None
         self._handover_timer: Timer | None = None
         self._round: RoundRecord | None = None
-        self._precopy_started = 0
         self._pending_reason: MigReason | None = None
         self._stop_copy_bytes = 0
         self._group_reset_due = False
         self._consent: tuple[str, ...] = ()
         self.incoming: DestinationMigration | None = None
-        self.sender: _Sender | None = None
+        self.sender: MigrationStream | None = None
         self.on_end: list[Callable[[MigrationRecord], None]] = []
 
     # ------------------------------------------------------------------ start (VFM-MIG-001)
 
-    def _check_start(self) -> None:
+    def check_start(self) -> None:
+        """Raise :class:`MigrationError` unless the bridge and every slot may start a migration."""
         bridge = self.bridge
         if bridge.mig_state is not MigState.IDLE:
             raise MigrationError(f"MIG_STATE is {bridge.mig_state.name}, not IDLE")
         if bridge.secondary_bus_reset:
             raise MigrationError("the bridge's Secondary Bus Reset bit is set")
-        enabled = bridge.field("control.enable") and bridge.field("guest_features.dma_dirty")
-        enabled = enabled and bridge.field("guest_features.pause_resume")
+        enabled = all(bridge.field(path) for path in _CONSENT_FIELDS)
         for slot, state in enumerate(bridge.dev_states()):
-            if state not in (DevState.EMPTY, DevState.UNBOUND, DevState.READY):
-                raise MigrationError(f"slot {slot} is {state.name}, not EMPTY, UNBOUND or READY")
-            function = self.host.slot_functions.get(slot)
-            if state is DevState.UNBOUND and function is not None and function.bus_master:
-                raise MigrationError(f"slot {slot} is UNBOUND and its function has Bus Master Enable set")
-            if state is DevState.READY and not enabled:
-                raise MigrationError(f"slot {slot} is READY but the guest has not enabled the protocol")
+            self.check_slot_may_start(slot, state, guest_enabled=enabled)
+
+    def check_slot_may_start(self, slot: int, state: DevState, *, guest_enabled: bool) -> None:
+        """One slot's start conditions: EMPTY, UNBOUND with BME clear, or READY in a guest that took part."""
+        if state not in (DevState.EMPTY, DevState.UNBOUND, DevState.READY):
+            raise MigrationError(f"slot {slot} is {state.name}, not EMPTY, UNBOUND or READY")
+        function = self.host.slot_functions.get(slot)
+        if state is DevState.UNBOUND and function is not None and function.bus_master:
+            raise MigrationError(f"slot {slot} is UNBOUND and its function has Bus Master Enable set")
+        if state is DevState.READY and not guest_enabled:
+            raise MigrationError(f"slot {slot} is READY but the guest has not enabled the protocol")
 
     def start(self) -> None:
         """Check the start conditions, prepare the destination, enable the dirty log, then START."""
-        self._check_start()
+        self.check_start()
         self.incoming = self.destination.prepare_incoming(self)
-        memory = self.host.memory
-        memory.log.enable()  # VFM-DIRTY-005: before START
-        self.sender = _Sender(memory, self.incoming.memory, self.config.bandwidth)
+        self.enable_dirty_log()  # VFM-DIRTY-005: before START
+        self.sender = MigrationStream(self.host.memory, self.incoming.memory, self.config.bandwidth)
         self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="start", destination=self.destination.name)
+        self.issue_start()
+
+    def enable_dirty_log(self) -> None:
+        """Turn the CPU dirty log of the guest's memory on."""
+        self.host.memory.log.enable()
+
+    def issue_start(self) -> None:
+        """Note what the guest consented to (VFM-MIG-011), then START the bridge."""
         bridge = self.bridge
-        self._consent = tuple(
-            path for path in _CONSENT_FIELDS if bridge.field(path)
-        )  # what the guest had set at START (VFM-MIG-011)
-        self.bridge.start()  # may settle to PRECOPY at once if no slot is bound
-        self.record.generation = self.bridge.generation
+        self._consent = tuple(path for path in _CONSENT_FIELDS if bridge.field(path))
+        bridge.start()  # may settle to PRECOPY at once if no slot is bound
+        self.record.generation = bridge.generation
 
     # ------------------------------------------------------------------ the bridge's steps drive the phases
 
@@ -616,39 +661,40 @@ class SourceMigration:
         new = self.bridge.mig_state
         if new is not self._state:
             old, self._state = self._state, new
-            self._enter(old, new)
+            self.enter_phase(old, new)
         if self._over():
             return
-        self._check_guest_conditions()
+        self.check_guest_consent()
         self._watch_late_binders()
 
     def _over(self) -> bool:
         """Whether the migration has ended (a call: the step just taken may have ended it)."""
         return self.record.ended
 
-    def _phase(self) -> MigState:
+    def phase(self) -> MigState:
         """The MIG_STATE this migration last saw (a call, so that a check after a step reads it afresh)."""
         return self._state
 
-    def _enter(self, old: MigState, new: MigState) -> None:
+    def enter_phase(self, old: MigState, new: MigState) -> None:
+        """The bridge's MIG_STATE went from ``old`` to ``new``: start the new phase's work and deadline."""
         self.clock.cancel(self._phase_timer)
         self._phase_timer = None
         if old is MigState.STOPPED and new is not MigState.ARRIVED:
             self._restart_vcpus()  # CANCEL from STOPPED, even when every slot settles in the same step
         if new is MigState.PREPARE:
-            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._prepare_deadline, "PREPARE deadline")
+            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self.prepare_deadline, "PREPARE deadline")
         elif new is MigState.PRECOPY:
-            self._begin_precopy()
+            self.begin_precopy()
         elif new is MigState.PAUSING:
-            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._pausing_deadline, "PAUSING deadline")
+            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self.pausing_deadline, "PAUSING deadline")
         elif new is MigState.STOPPED:
-            self._stopped()
+            self.enter_stopped()
         elif new is MigState.RESUMING:
             self._resuming(from_stopped=old is MigState.STOPPED)
         elif new is MigState.IDLE:
             self._idle_again()
 
-    def _check_guest_conditions(self) -> None:
+    def check_guest_consent(self) -> None:
         """VFM-MIG-011: the guest withdrew its consent."""
         if self._state not in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING):
             return
@@ -666,7 +712,7 @@ class SourceMigration:
             timer = self._dirty_req_timers.get(slot)
             if state is DevState.DIRTY_REQ and timer is None:
                 self._dirty_req_timers[slot] = self.clock.schedule(
-                    self.ack_timeout_ns, partial(self._dirty_req_deadline, slot), f"slot {slot} DIRTY_REQ"
+                    self.ack_timeout_ns, partial(self.dirty_req_deadline, slot), f"slot {slot} DIRTY_REQ"
                 )
             elif state is not DevState.DIRTY_REQ and timer is not None:
                 self.clock.cancel(timer)
@@ -674,36 +720,45 @@ class SourceMigration:
 
     # ------------------------------------------------------------------ deadlines (spec §7.6)
 
-    def _prepare_deadline(self) -> None:
+    def prepare_deadline(self) -> None:
+        """Deadline A of PREPARE passed (VFM-TMO-001): cancel with ACK_TIMEOUT."""
         if self._state is MigState.PREPARE:
             self.cancel(MigReason.ACK_TIMEOUT)
 
-    def _pausing_deadline(self) -> None:
+    def pausing_deadline(self) -> None:
+        """Deadline A of PAUSING passed (VFM-TMO-003): cancel with ACK_TIMEOUT."""
         if self._state is MigState.PAUSING:
             self.cancel(MigReason.ACK_TIMEOUT)
 
-    def _dirty_req_deadline(self, slot: int) -> None:
+    def dirty_req_deadline(self, slot: int) -> None:
+        """Deadline A of a late binder's DIRTY_REQ passed (VFM-TMO-002): cancel with ACK_TIMEOUT."""
         self._dirty_req_timers.pop(slot, None)
         if self._state is MigState.PRECOPY and self.bridge.dev_state(slot) is DevState.DIRTY_REQ:
             self.cancel(MigReason.ACK_TIMEOUT)
 
-    def _resuming_deadline(self) -> None:
+    def resuming_deadline(self) -> None:
+        """Deadline A of RESUMING passed (VFM-TMO-005): a group reset."""
         if self._state is MigState.RESUMING:
             self.record.notes.append("RESUMING deadline passed: group reset")
             self.host.group_reset()
 
     # ------------------------------------------------------------------ pre-copy
 
-    def _begin_precopy(self) -> None:
-        self._precopy_started = self.clock.now
-        self._precopy_timer = self.clock.schedule(self.config.precopy_limit_ns, self._precopy_limit, "P")
-        sender = self._sender()
-        self._read_dirty_log()  # round 1 sends every page; the log starts afresh
+    def begin_precopy(self) -> None:
+        """PRECOPY: start the pre-copy limit, then round 1, which sends every page."""
+        self.start_precopy_limit()
+        sender = self.stream()
+        self.read_dirty_log()  # round 1 sends every page; the log starts afresh
         sender.enqueue_all()
         self._new_round(sender.queued)
         self._schedule_tick()
 
-    def _sender(self) -> _Sender:
+    def start_precopy_limit(self) -> None:
+        """Limit P on the time in PRECOPY (VFM-TIME-001)."""
+        self._precopy_timer = self.clock.schedule(self.config.precopy_limit_ns, self._precopy_limit, "P")
+
+    def stream(self) -> MigrationStream:
+        """The migration stream to the destination."""
         if self.sender is None:
             raise RuntimeError("the migration has no stream")
         return self.sender
@@ -720,8 +775,8 @@ class SourceMigration:
         self._tick_timer = None
         if self.record.ended or self._state not in (MigState.PRECOPY, MigState.PAUSING):
             return
-        sender = self._sender()
-        sent = sender.send_for(self.config.quantum_ns)
+        sender = self.stream()
+        sent = self.send_quantum()
         if self._round is not None and self._round.end_ns is None:
             self._round.sent += sent  # the queue holds only this round's pages until it ends
         if sent:
@@ -737,25 +792,29 @@ class SourceMigration:
         if not self.record.ended and self._state in (MigState.PRECOPY, MigState.PAUSING):
             self._schedule_tick()
 
+    def send_quantum(self) -> int:
+        """Send one quantum's worth of the stream (in PRECOPY and PAUSING, VFM-TIME-003); returns the pages sent."""
+        return self.stream().send_for(self.config.quantum_ns)
+
     def _round_done(self) -> None:
         log = self.host.memory.log
         if self._round is not None and self._round.end_ns is None:
             self._round.end_ns = self.clock.now
             self._round.dirty_at_end = log.count
-        if self._state is MigState.PRECOPY and self._converged():
+        if self._state is MigState.PRECOPY and self.converged():
             self.request_pause()
             return
         limit = self.config.max_precopy_rounds
         if self._state is MigState.PRECOPY and limit and len(self.record.rounds) >= limit:
             self._precopy_limit()
-            if self._phase() is not MigState.PRECOPY:
+            if self.phase() is not MigState.PRECOPY:
                 return
-        pages = self._read_dirty_log()
-        self._sender().enqueue(pages)
-        if self._phase() is MigState.PRECOPY:
+        pages = self.read_dirty_log()
+        self.stream().enqueue(pages)
+        if self.phase() is MigState.PRECOPY:
             self._new_round(int(pages.size))
 
-    def _read_dirty_log(self) -> Pages:
+    def read_dirty_log(self) -> Pages:
         """Read and clear the CPU dirty log; when the read fails, every page counts as dirty (VFM-DIRTY-008)."""
         log = self.host.memory.log
         try:
@@ -765,7 +824,7 @@ class SourceMigration:
             self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="dirty log read failed")
             return np.arange(log.num_pages, dtype=np.int64)
 
-    def _converged(self) -> bool:
+    def converged(self) -> bool:
         """VFM-TIME-002: what is left fits in bandwidth x downtime limit."""
         left = self.host.memory.log.count * self.host.memory.page_size
         return left <= self.config.bandwidth * self.config.downtime_limit_ns / NS_PER_S
@@ -783,7 +842,7 @@ class SourceMigration:
     def _precopy_limit_note(self) -> str:
         """Which pre-copy limit passed, and how far from converged pre-copy was."""
         memory = self.host.memory
-        left = (self._sender().queued + memory.log.count) * memory.page_size
+        left = (self.stream().queued + memory.log.count) * memory.page_size
         fits = self.config.bandwidth * self.config.downtime_limit_ns / NS_PER_S
         limit = f"P = {self.config.precopy_limit_ns / NS_PER_S:g} s"
         if self.config.max_precopy_rounds and len(self.record.rounds) >= self.config.max_precopy_rounds:
@@ -802,25 +861,29 @@ class SourceMigration:
 
     # ------------------------------------------------------------------ stop-and-copy and handover
 
-    def _stopped(self) -> None:
-        guest = self.host.guest
-        if guest is not None:
-            guest.stop(self.host.name)  # VFM-MIG-003: in the step that entered STOPPED
+    def enter_stopped(self) -> None:
+        """STOPPED: stop the vCPUs in this step, then stop-and-copy once the bridge's step is complete."""
+        self.stop_vcpus()  # VFM-MIG-003: in the step that entered STOPPED
         self.record.stopped_ns = self.clock.now
         self.clock.cancel(self._tick_timer)
         self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="stopped")
         # The rest happens just after this step, once the bridge's step is complete.
-        self.clock.schedule(0, self._stop_and_copy, "stop-and-copy")
+        self.clock.schedule(0, self.stop_and_copy, "stop-and-copy")
 
-    def _stop_and_copy(self) -> None:
+    def stop_vcpus(self) -> None:
+        """Stop the guest's vCPUs on this host."""
+        guest = self.host.guest
+        if guest is not None:
+            guest.stop(self.host.name)
+
+    def stop_and_copy(self) -> None:
+        """Check BME, send what is left and the device state, and wait for the destination (limit S)."""
         if self.record.ended or self._state is not MigState.STOPPED:
             return
-        for slot, function in self.host.slot_functions.items():
-            if function.bus_master:  # VFM-MIG-012
-                self.cancel(MigReason.PROTOCOL_ERROR, note=f"slot {slot}'s function still has BME set in STOPPED")
-                return
-        sender = self._sender()
-        sender.enqueue(self._read_dirty_log())  # VFM-FLOW-001
+        if not self.bus_masters_clear():
+            return
+        sender = self.stream()
+        sender.enqueue(self.final_dirty_pages())  # VFM-FLOW-001
         pages = sender.queued
         transfer = sender.drain_time_ns()
         self._stop_copy_bytes = pages * sender.source.page_size
@@ -830,17 +893,34 @@ class SourceMigration:
                 EventKind.PAGE_SEND, self.host.name, pages=pages, bytes=pages * sender.source.page_size, phase="STOPPED"
             )
         self._handover_timer = self.clock.schedule(
-            self.config.stop_copy_limit_ns, self._stop_copy_limit, "S"
+            self.config.stop_copy_limit_ns, self.stop_copy_limit_passed, "S"
         )  # VFM-DEST-005
+        self.send_device_state(transfer)
+
+    def bus_masters_clear(self) -> bool:
+        """VFM-MIG-012: every function has BME clear before the final read of the dirty log; else cancel."""
+        for slot, function in self.host.slot_functions.items():
+            if function.bus_master:
+                self.cancel(MigReason.PROTOCOL_ERROR, note=f"slot {slot}'s function still has BME set in STOPPED")
+                return False
+        return True
+
+    def final_dirty_pages(self) -> Pages:
+        """The last read of the dirty log, with the vCPUs stopped and DMA quiesced: what is left to send."""
+        return self.read_dirty_log()
+
+    def send_device_state(self, after_ns: int) -> None:
+        """The bridge's config space and the functions' BARs, behind the last pages (``after_ns`` of transfer)."""
         incoming = self.incoming
         assert incoming is not None
         config = bytes(self.bridge.config)
         bars = {slot: _read_bars(function) for slot, function in self.host.slot_functions.items()}
         self.clock.schedule(
-            transfer + self.config.link_latency_ns, lambda: incoming.receive_state(config, bars), "device state arrives"
+            after_ns + self.config.link_latency_ns, lambda: incoming.receive_state(config, bars), "device state arrives"
         )
 
-    def _stop_copy_limit(self) -> None:
+    def stop_copy_limit_passed(self) -> None:
+        """Limit S passed in STOPPED with no word from the destination (VFM-DEST-005): cancel."""
         if not self.record.ended and self._state is MigState.STOPPED:
             limit_s = self.config.stop_copy_limit_ns / NS_PER_S
             needed_s = self._stop_copy_bytes / self.config.bandwidth
@@ -858,10 +938,10 @@ class SourceMigration:
         incoming = self.incoming
         assert incoming is not None
         self.record.lost_pages = incoming.memory.differing_pages(self.host.memory)
-        self.record.pages_sent = self._sender().sent
+        self.record.pages_sent = self.stream().sent
         self.record.bytes_sent = self.record.pages_sent * self.host.memory.page_size
         self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="handover", lost_pages=self.record.lost_pages)
-        self._end(Outcome.COMPLETED, MigReason.COMPLETED)
+        self._end(MigrationOutcome.COMPLETED, MigReason.COMPLETED)
         guest = self.host.guest
         source_memory = self.host.memory
         self.host.release_guest()
@@ -913,20 +993,25 @@ class SourceMigration:
         self._group_reset_due = True
         if self._state in (MigState.PREPARE, MigState.PRECOPY, MigState.PAUSING, MigState.STOPPED):
             self.cancel(MigReason.DEVICE_ERROR)
-        self._group_reset_if_due()
+        self.group_reset_if_due()
 
-    def _group_reset_if_due(self) -> None:
+    def group_reset_if_due(self) -> None:
+        """After a device error, once MIG_STATE is IDLE or RESUMING: reset the failed functions (VFM-ERR-002)."""
         if not self._group_reset_due or self.bridge.mig_state not in (MigState.IDLE, MigState.RESUMING):
             return
         self._group_reset_due = False
+        self.reset_failed_functions()
+
+    def reset_failed_functions(self) -> None:
+        """A group reset, if a slot is still in ERROR."""
         if DevState.ERROR in self.bridge.dev_states():
             self.host.group_reset()
 
     def _resuming(self, *, from_stopped: bool) -> None:
         """RESUMING's deadline runs from the bridge's entry, or from the vCPUs' restart (VFM-TMO-005)."""
-        self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self._resuming_deadline, "RESUMING deadline")
+        self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self.resuming_deadline, "RESUMING deadline")
         if not from_stopped:
-            self.clock.schedule(0, self._group_reset_if_due, "group reset after cancel")
+            self.clock.schedule(0, self.group_reset_if_due, "group reset after cancel")
 
     def _restart_vcpus(self) -> None:
         """A cancellation from STOPPED: the guest's vCPUs run again here, at once (well within e)."""
@@ -934,13 +1019,13 @@ class SourceMigration:
         if guest is not None and not guest.running:
             guest.run(self.host.name)
             self.record.resumed_ns = self.clock.now
-            self.clock.schedule(0, self._group_reset_if_due, "group reset after cancel")
+            self.clock.schedule(0, self.group_reset_if_due, "group reset after cancel")
 
     def _idle_again(self) -> None:
         reason = self._pending_reason or self.bridge.mig_reason
-        self._group_reset_if_due()
-        outcome = Outcome.CANCELLED if reason is MigReason.CANCELLED else Outcome.FAILED
-        self.record.pages_sent = self._sender().sent if self.sender is not None else 0
+        self.group_reset_if_due()
+        outcome = MigrationOutcome.CANCELLED if reason is MigReason.CANCELLED else MigrationOutcome.FAILED
+        self.record.pages_sent = self.stream().sent if self.sender is not None else 0
         self.record.bytes_sent = self.record.pages_sent * self.host.memory.page_size
         # Bad path is safe: the guest still runs on this host's memory, which never stopped being its own.
         guest = self.host.guest
@@ -949,7 +1034,7 @@ class SourceMigration:
         self.host.memory.log.disable()
         self.host.outgoing = None
 
-    def _end(self, outcome: Outcome, reason: MigReason) -> None:
+    def _end(self, outcome: MigrationOutcome, reason: MigReason) -> None:
         self.record.outcome = outcome
         self.record.reason = reason
         self.record.end_ns = self.clock.now
@@ -1043,9 +1128,22 @@ class DestinationMigration:
         self.memory.continue_stamps_from(source_memory)
         guest.move_to(host)
         host.host_guest(guest, self.memory)
-        self.bridge.arrive()
-        host.bus.publish(EventKind.MIGRATION, host.name, what="arrived")
-        guest.run(host.name)
+        self.arrive_and_run(guest)
+
+    def arrive_and_run(self, guest: Guest) -> None:
+        """ARRIVE first, then the guest's vCPUs run here (VFM-FLOW-003)."""
+        self.arrive()
+        self.run_guest(guest)
+
+    def arrive(self) -> None:
+        """ARRIVE: the bridge tells the drivers their functions are fresh."""
+        if self.bridge is not None:
+            self.bridge.arrive()
+            self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="arrived")
+
+    def run_guest(self, guest: Guest) -> None:
+        """The guest's vCPUs run on this host: the end of the downtime."""
+        guest.run(self.host.name)
         self.source.record.resumed_ns = self.clock.now
 
     def abandon(self) -> None:

@@ -28,8 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from reference_impl.device import POSTED_WRITE_GRACE_NS
 from reference_impl.events import Event, EventBus, EventKind
-from reference_impl.hypervisor import Hypervisor, MigrationRecord, Outcome
+from reference_impl.hypervisor import Hypervisor, MigrationOutcome, MigrationRecord
 from vfmig_proto.states import DevState
 
 
@@ -45,9 +46,6 @@ class Violation:
     def __str__(self) -> str:
         return f"[{self.time_ns} ns] {self.invariant} ({', '.join(self.requirements)}): {self.message}"
 
-
-POSTED_WRITE_LIMIT_NS = 1_000_000
-"""A DMA write issued just before BME was cleared may land just after it; a millisecond later it is a new one."""
 
 _QUIET_KINDS = (EventKind.DMA_WRITE, EventKind.DMA_READ, EventKind.DEVICE_INTERRUPT)
 
@@ -96,7 +94,7 @@ class InvariantMonitor:
         host, slot = place
         function = host.slot_functions[slot]
         cleared = self._bme_cleared.get(name)
-        in_flight = cleared is not None and self.bus.clock.now - cleared <= POSTED_WRITE_LIMIT_NS
+        in_flight = cleared is not None and self.bus.clock.now - cleared <= POSTED_WRITE_GRACE_NS
         if not function.bus_master and not (in_flight and event.kind is EventKind.DMA_WRITE):
             self._violate("quiet when stopped", ("VFM-FN-001",), f"{name} did {event.kind.value} with BME clear")
         state = host.bridge.dev_state(slot)
@@ -126,7 +124,7 @@ class InvariantMonitor:
         what = event.data.get("what")
         if what == "arrived":
             self._arrived(event.source)
-        elif what == "end" and event.data.get("outcome") != Outcome.COMPLETED.value:
+        elif what == "end" and event.data.get("outcome") != MigrationOutcome.COMPLETED.value:
             self._bad_path_ended(event.source, event.data.get("number"))
 
     def _bad_path_ended(self, host_name: str, number: object) -> None:

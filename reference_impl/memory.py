@@ -26,11 +26,6 @@ BOOT_VERSION = 1
 """Every page's version when the guest first boots: never equal to an unsent page (0) on a destination."""
 
 
-def as_pages(pages: npt.ArrayLike) -> Pages:
-    """``pages`` as an int64 array of page numbers."""
-    return np.asarray(pages, dtype=np.int64).reshape(-1)
-
-
 class PageRangeError(ValueError):
     """A page number outside guest memory."""
 

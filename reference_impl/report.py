@@ -42,7 +42,7 @@ from dataclasses import asdict
 from typing import Any
 
 from reference_impl.clock import to_ms
-from reference_impl.hypervisor import MigrationRecord, Outcome, RoundRecord
+from reference_impl.hypervisor import MigrationOutcome, MigrationRecord, RoundRecord
 from reference_impl.scenario import SimulationResult
 from reference_impl.units import format_size
 from vfmig_proto.states import MigReason
@@ -106,13 +106,13 @@ def migration_json(record: MigrationRecord) -> dict[str, Any]:
 
 
 def _first_not_completed(records: list[MigrationRecord]) -> MigrationRecord | None:
-    return next((record for record in records if record.outcome is not Outcome.COMPLETED), None)
+    return next((record for record in records if record.outcome is not MigrationOutcome.COMPLETED), None)
 
 
 def _overall(records: list[MigrationRecord]) -> tuple[str, str]:
     record = _first_not_completed(records)
     if record is None:
-        return Outcome.COMPLETED.value, MigReason.COMPLETED.name.lower()
+        return MigrationOutcome.COMPLETED.value, MigReason.COMPLETED.name.lower()
     return record.outcome.value if record.outcome else "unfinished", record.reason.name.lower()
 
 

@@ -6,7 +6,7 @@ the guest with its migration core and one VF driver per function, the
 guest's CPU workload and the network traffic that the functions receive and
 send.  :meth:`Simulation.run` performs ``migrations`` migrations back and
 forth and returns one :class:`~reference_impl.hypervisor.MigrationRecord`
-each.  A :class:`Fault` injects one failure into the first migration.
+each.  A :class:`ScenarioFault` injects one failure into the first migration.
 
 Everything is driven by the simulated clock; the same code runs a 64-page
 toy guest for the conformance suite and a 64 GiB guest for a benchmark.
@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from reference_impl.clock import NS_PER_S, SimClock, ms
+from reference_impl.clock import NS_PER_MS, NS_PER_S, SimClock, ms
 from reference_impl.device import BAR0_SIZE, DeviceTiming, FunctionIdentity, VirtualFunction
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import EventBus, EventKind
@@ -36,18 +36,18 @@ from reference_impl.hypervisor import (
     MemoryFactory,
     MiB,
     MigrationConfig,
+    MigrationOutcome,
     MigrationRecord,
-    Outcome,
 )
 from reference_impl.invariants import InvariantMonitor, Violation
-from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.layout import VFM_DEFAULT_ACK_TIMEOUT_MS, CapabilityParams
 from vfmig_proto.states import MigReason, MigState
 
 FUNCTION_BAR_BASE = 0xFE600000
 """Start of the bridge's memory window (as QEMU's firmware sets it): the functions' BARs go here."""
 
 
-class Fault(Enum):
+class ScenarioFault(Enum):
     """One failure to inject into the first migration (``vfmig simulate --fault NAME``)."""
 
     CANCEL_PRECOPY = "cancel-precopy"
@@ -70,21 +70,21 @@ class Fault(Enum):
     """A broken driver that never dirties what its function writes: the run must report lost pages."""
 
     @property
-    def expected(self) -> tuple[Outcome, MigReason]:
+    def expected(self) -> tuple[MigrationOutcome, MigReason]:
         """How the spec says a migration with this fault ends."""
         return _EXPECTED[self]
 
 
-_EXPECTED: dict[Fault, tuple[Outcome, MigReason]] = {
-    Fault.CANCEL_PRECOPY: (Outcome.CANCELLED, MigReason.CANCELLED),
-    Fault.CANCEL_AFTER_PAUSE: (Outcome.CANCELLED, MigReason.CANCELLED),
-    Fault.ACK_TIMEOUT: (Outcome.FAILED, MigReason.ACK_TIMEOUT),
-    Fault.DESTINATION_FAILURE: (Outcome.FAILED, MigReason.DESTINATION_FAILURE),
-    Fault.SURPRISE_REMOVAL: (Outcome.FAILED, MigReason.SURPRISE_REMOVAL),
-    Fault.DEVICE_ERROR: (Outcome.FAILED, MigReason.DEVICE_ERROR),
-    Fault.DRIVER_UNLOADED: (Outcome.COMPLETED, MigReason.COMPLETED),
-    Fault.INTERFACE_DOWN: (Outcome.COMPLETED, MigReason.COMPLETED),
-    Fault.NO_DIRTYING: (Outcome.COMPLETED, MigReason.COMPLETED),
+_EXPECTED: dict[ScenarioFault, tuple[MigrationOutcome, MigReason]] = {
+    ScenarioFault.CANCEL_PRECOPY: (MigrationOutcome.CANCELLED, MigReason.CANCELLED),
+    ScenarioFault.CANCEL_AFTER_PAUSE: (MigrationOutcome.CANCELLED, MigReason.CANCELLED),
+    ScenarioFault.ACK_TIMEOUT: (MigrationOutcome.FAILED, MigReason.ACK_TIMEOUT),
+    ScenarioFault.DESTINATION_FAILURE: (MigrationOutcome.FAILED, MigReason.DESTINATION_FAILURE),
+    ScenarioFault.SURPRISE_REMOVAL: (MigrationOutcome.FAILED, MigReason.SURPRISE_REMOVAL),
+    ScenarioFault.DEVICE_ERROR: (MigrationOutcome.FAILED, MigReason.DEVICE_ERROR),
+    ScenarioFault.DRIVER_UNLOADED: (MigrationOutcome.COMPLETED, MigReason.COMPLETED),
+    ScenarioFault.INTERFACE_DOWN: (MigrationOutcome.COMPLETED, MigReason.COMPLETED),
+    ScenarioFault.NO_DIRTYING: (MigrationOutcome.COMPLETED, MigReason.COMPLETED),
 }
 
 
@@ -105,11 +105,11 @@ class SimulationConfig:
     migration: MigrationConfig = field(default_factory=MigrationConfig)
     migrations: int = 1
     seed: int = 0
-    fault: Fault | None = None
+    fault: ScenarioFault | None = None
     page_shift: int = 12
     num_slots: int | None = None
     """NUM_SLOTS of the bridge's capability (at least ``vfs``; None: ``max(8, vfs)``)."""
-    ack_timeout_ms: int = 500
+    ack_timeout_ms: int = VFM_DEFAULT_ACK_TIMEOUT_MS
     buffers: int = 1024
     """Receive buffers (pages) per function."""
     settle_ns: int = ms(50)
@@ -210,7 +210,7 @@ class Simulation:
         self.bus = bus or EventBus(self.clock)
         self.rng = np.random.default_rng(config.seed)
         self.devices = devices or _reference_devices(config)
-        if devices is not None and config.fault in (Fault.NO_DIRTYING, Fault.ACK_TIMEOUT):
+        if devices is not None and config.fault in (ScenarioFault.NO_DIRTYING, ScenarioFault.ACK_TIMEOUT):
             raise ValueError(f"fault {config.fault.value} bends the reference device; it needs devices=None")
         host_model = hypervisors or ReferenceHypervisor()
         self.hosts = tuple(
@@ -236,11 +236,11 @@ class Simulation:
         self.drivers: list[VfDriver] = []
         for slot in range(config.vfs):
             function = source.assign_function(slot)
-            if config.fault is Fault.ACK_TIMEOUT and slot == 0:
-                function.timing = DeviceTiming(drain_ns=2 * config.ack_timeout_ms * 1_000_000)
+            if config.fault is ScenarioFault.ACK_TIMEOUT and slot == 0:
+                function.timing = DeviceTiming(drain_ns=2 * config.ack_timeout_ms * NS_PER_MS)
             devfn = source.bridge.devfn(slot)
             self.drivers.append(self.devices.create_driver(self.guest, self.core, slot, devfn, allocator_for))
-        self._timing_fault_pending = config.fault is Fault.ACK_TIMEOUT
+        self._timing_fault_pending = config.fault is ScenarioFault.ACK_TIMEOUT
         self._carry_cpu = 0.0
         self._carry_rx = [0.0] * config.vfs
         self._carry_tx = [0.0] * config.vfs
@@ -263,7 +263,7 @@ class Simulation:
             raise RuntimeError("the guest did not find a usable migration capability")
         for driver in self.drivers:
             driver.load(up=True)
-        if self.config.fault is Fault.INTERFACE_DOWN:
+        if self.config.fault is ScenarioFault.INTERFACE_DOWN:
             self.drivers[0].close()
         self._start_world()
 
@@ -321,7 +321,7 @@ class Simulation:
                 self.monitor.check_record(record)
             if progress is not None:
                 progress(record)
-            if record.outcome is not Outcome.COMPLETED and number < self.config.migrations:
+            if record.outcome is not MigrationOutcome.COMPLETED and number < self.config.migrations:
                 self._wait_for_idle(source)
         violations = list(self.monitor.violations) if self.monitor is not None else []
         return SimulationResult(self.config, self.records, self.clock.now, violations)
@@ -342,12 +342,14 @@ class Simulation:
         self.clock.run_while(lambda: not record.ended, limit)
         if not record.ended:
             raise RuntimeError(f"migration {number} did not end within its bound of {record.bound_ns} ns")
-        host = destination if record.outcome is Outcome.COMPLETED else source
+        host = destination if record.outcome is MigrationOutcome.COMPLETED else source
         self.clock.run_while(lambda: host.guest is None, self.clock.now + ms(10))
         self._after_end(fault, host)
         self.clock.advance(self.config.settle_ns)
         self.clock.run_while(lambda: not self._settled(host), self.clock.now + 10 * NS_PER_S)
-        record.devices = self._device_records(host, destination if record.outcome is Outcome.COMPLETED else None)
+        record.devices = self._device_records(
+            host, destination if record.outcome is MigrationOutcome.COMPLETED else None
+        )
         return record
 
     def _wait_for_idle(self, host: Hypervisor) -> None:
@@ -359,7 +361,7 @@ class Simulation:
 
     # ------------------------------------------------------------------ faults
 
-    def _arm(self, fault: Fault, source: Hypervisor, destination: Hypervisor) -> None:
+    def _arm(self, fault: ScenarioFault, source: Hypervisor, destination: Hypervisor) -> None:
         """Make ``fault`` happen at its moment in the migration that just started."""
 
         def on_transition(event: object) -> None:
@@ -367,35 +369,35 @@ class Simulation:
             if new is MigState.PRECOPY and fault in _PRECOPY_FAULTS:
                 unsubscribe()
                 self.clock.schedule(ms(20), lambda: self._precopy_fault(fault, source), fault.value)
-            elif new is MigState.STOPPED and fault is Fault.CANCEL_AFTER_PAUSE:
+            elif new is MigState.STOPPED and fault is ScenarioFault.CANCEL_AFTER_PAUSE:
                 unsubscribe()
                 outgoing = source.outgoing
                 if outgoing is not None:
                     self.clock.schedule(0, lambda: outgoing.cancel(MigReason.CANCELLED), fault.value)
 
         unsubscribe = self.bus.subscribe(on_transition, [EventKind.MIG_TRANSITION])
-        if fault is Fault.DESTINATION_FAILURE and destination.incoming is not None:
+        if fault is ScenarioFault.DESTINATION_FAILURE and destination.incoming is not None:
             destination.incoming.fail_on_state = "the destination could not restore the guest (injected)"
         self.bus.publish(EventKind.FAULT, "simulation", fault=fault.value)
 
-    def _precopy_fault(self, fault: Fault, source: Hypervisor) -> None:
+    def _precopy_fault(self, fault: ScenarioFault, source: Hypervisor) -> None:
         outgoing = source.outgoing
         if outgoing is None:
             return
-        if fault is Fault.CANCEL_PRECOPY:
+        if fault is ScenarioFault.CANCEL_PRECOPY:
             outgoing.cancel(MigReason.CANCELLED)
-        elif fault is Fault.SURPRISE_REMOVAL:
+        elif fault is ScenarioFault.SURPRISE_REMOVAL:
             source.surprise_remove(0)
-        elif fault is Fault.DEVICE_ERROR:
+        elif fault is ScenarioFault.DEVICE_ERROR:
             source.function_failed(0)
-        elif fault is Fault.DRIVER_UNLOADED:
+        elif fault is ScenarioFault.DRIVER_UNLOADED:
             self.guest.after(0, self.drivers[0].unload, "unload driver")
 
-    def _after_end(self, fault: Fault | None, host: Hypervisor) -> None:
-        if fault is Fault.ACK_TIMEOUT:
+    def _after_end(self, fault: ScenarioFault | None, host: Hypervisor) -> None:
+        if fault is ScenarioFault.ACK_TIMEOUT:
             for function in host.slot_functions.values():
                 function.timing = DeviceTiming()  # the slow drain was this migration's fault only
-        if fault is Fault.INTERFACE_DOWN and host.guest is self.guest:
+        if fault is ScenarioFault.INTERFACE_DOWN and host.guest is self.guest:
             self.guest.after(ms(1), self.drivers[0].open, "open interface")
 
     # ------------------------------------------------------------------ reporting
@@ -426,12 +428,19 @@ class Simulation:
 
 def _reference_devices(config: SimulationConfig) -> DeviceModel:
     driver_config = DriverConfig(buffers=config.buffers)
-    if config.fault is Fault.NO_DIRTYING:
+    if config.fault is ScenarioFault.NO_DIRTYING:
         driver_config = replace(driver_config, dirty_completions=False, dirty_on_pause=False)
     return ReferenceDevice(driver_config=driver_config)
 
 
-_PRECOPY_FAULTS = frozenset({Fault.CANCEL_PRECOPY, Fault.SURPRISE_REMOVAL, Fault.DEVICE_ERROR, Fault.DRIVER_UNLOADED})
+_PRECOPY_FAULTS = frozenset(
+    {
+        ScenarioFault.CANCEL_PRECOPY,
+        ScenarioFault.SURPRISE_REMOVAL,
+        ScenarioFault.DEVICE_ERROR,
+        ScenarioFault.DRIVER_UNLOADED,
+    }
+)
 
 
 def _driver_state(driver: VfDriver) -> str:

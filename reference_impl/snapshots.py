@@ -12,7 +12,7 @@ from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import SimClock
 from reference_impl.events import Event, EventBus, EventKind
 from reference_impl.hypervisor import Hypervisor, MiB
-from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from reference_impl.scenario import ScenarioFault, Simulation, SimulationConfig
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigState
 
@@ -64,7 +64,7 @@ def bridge_config_at(point: str, *, vfs: int = 2, num_slots: int = 8, seed: int 
         dma_rate=16 * MiB,
     )
     if point == "RESUMING":
-        config = replace(config, fault=Fault.CANCEL_AFTER_PAUSE)
+        config = replace(config, fault=ScenarioFault.CANCEL_AFTER_PAUSE)
     simulation = Simulation(config)
     if point == BOOTED:
         return bytes(simulation.hosts[0].bridge.config)

@@ -13,8 +13,8 @@ from conformance.cli import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, main
 from reference_impl import report
 from reference_impl.clock import NS_PER_MS, NS_PER_S, NS_PER_US
 from reference_impl.events import EventKind
-from reference_impl.hypervisor import Outcome
-from reference_impl.scenario import Fault
+from reference_impl.hypervisor import MigrationOutcome
+from reference_impl.scenario import ScenarioFault
 from reference_impl.units import UnitError, parse_duration, parse_rate, parse_size
 from vfmig_proto.states import MigEvent, MigState
 from vfmig_proto.transitions import migration_transition
@@ -66,7 +66,7 @@ def test_the_docstring_documents_the_keys() -> None:
 def test_json_of_a_small_guest(capsys: pytest.CaptureFixture[str]) -> None:
     code, document = _simulate_json(capsys)
     assert code == EXIT_OK
-    assert document["outcome"] == Outcome.COMPLETED.value
+    assert document["outcome"] == MigrationOutcome.COMPLETED.value
     assert document["reason"] == "completed"
     assert document["lost_pages"] == 0
     assert document["invariant_violations"] == []
@@ -85,18 +85,18 @@ def test_json_of_a_small_guest(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["precopy_rounds"] == len(rounds)
 
 
-@pytest.mark.parametrize("fault", list(Fault), ids=lambda fault: fault.value)
-def test_each_fault_ends_as_the_spec_says(capsys: pytest.CaptureFixture[str], fault: Fault) -> None:
+@pytest.mark.parametrize("fault", list(ScenarioFault), ids=lambda fault: fault.value)
+def test_each_fault_ends_as_the_spec_says(capsys: pytest.CaptureFixture[str], fault: ScenarioFault) -> None:
     code, document = _simulate_json(capsys, "--fault", fault.value)
     outcome, reason = fault.expected
     assert (document["outcome"], document["reason"]) == (outcome.value, reason.name.lower())
     devices = document["devices"]
     assert isinstance(devices, list)
-    if outcome is not Outcome.COMPLETED:
+    if outcome is not MigrationOutcome.COMPLETED:
         assert all(device["reset_on_destination"] is None for device in devices), "null unless completed"
     lost = document["lost_pages"]
     assert isinstance(lost, int)
-    if fault is Fault.NO_DIRTYING:
+    if fault is ScenarioFault.NO_DIRTYING:
         assert lost > 0, "a driver that never dirties loses pages, and the run must say so"
         assert code == EXIT_CHECK_FAILED, "exit 1 when an invariant broke"
         assert document["invariant_violations"]
@@ -114,7 +114,7 @@ def test_repeated_migrations_go_back_and_forth(capsys: pytest.CaptureFixture[str
     assert len(migrations) == 3
     for migration in migrations:
         assert set(PER_MIGRATION) <= set(migration), "every field above, per migration"
-        assert migration["outcome"] == Outcome.COMPLETED.value
+        assert migration["outcome"] == MigrationOutcome.COMPLETED.value
         assert migration["source"] != migration["destination"]
     for earlier, later in itertools.pairwise(migrations):
         assert later["source"] == earlier["destination"], "the guest leaves from where it arrived"

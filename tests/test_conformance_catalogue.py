@@ -8,10 +8,12 @@ environment once).  The shape of the catalogue is checked in every run.
 from __future__ import annotations
 
 import os
+import sys
+import types
 
 import pytest
 
-from conformance.catalogue import Fault, all_faults
+from conformance.catalogue import Fault, all_faults, registry
 from conformance.detection import detect
 from conformance.runner import load_factory, target_requirements
 from conformance.verdicts import Target, Verdict
@@ -45,3 +47,58 @@ def test_every_fault_is_detected_as_breaking_its_requirement(fault: Fault) -> No
         f"{fault.name} ({fault.description}) was not found as {fault.verdict.value} of {fault.breaks}; "
         f"the run found: {', '.join(detection.found) or 'nothing'}"
     )
+
+
+class _Reference:
+    """Stands for a reference class the catalogue varies."""
+
+
+class _Implementation:
+    def __init__(self, variant: type[_Reference]) -> None:
+        self.variant = variant
+
+
+@pytest.fixture
+def probe_module(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A throwaway catalogue module whose faults the registry takes, with a builder for :class:`_Reference`."""
+    module = types.ModuleType("vfmig_registry_probe")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setattr(registry, "_BUILDERS", {})
+    monkeypatch.setattr(registry, "_FAULTS", {})
+    registry.builds(_Reference)(_Implementation)
+    return module
+
+
+def _variant(module: types.ModuleType, name: str, doc: str | None) -> type[_Reference]:
+    return type(name, (_Reference,), {"__doc__": doc, "__module__": module.__name__})
+
+
+def test_a_registered_class_is_a_fault_named_and_described_by_the_class(probe_module: types.ModuleType) -> None:
+    variant = _variant(probe_module, "AcceptsAFineTrackingHost", "Takes any host.\n\n    More detail, not kept.")
+    registered = registry.fault(Target.HYPERVISOR, breaks="VFM-VER-007", verdict=Verdict.WARN)(variant)
+    assert registered is variant
+    [entry] = registry.faults_in(probe_module.__name__)
+    assert entry == Fault(
+        "accepts-a-fine-tracking-host",
+        Target.HYPERVISOR,
+        "vfmig_registry_probe:accepts_a_fine_tracking_host",
+        "VFM-VER-007",
+        "Takes any host.",
+        Verdict.WARN,
+    )
+    implementation = load_factory(entry.factory)()
+    assert isinstance(implementation, _Implementation)
+    assert implementation.variant is variant
+
+
+def test_the_registry_refuses_a_fault_it_cannot_describe_name_uniquely_or_build(
+    probe_module: types.ModuleType,
+) -> None:
+    with pytest.raises(registry.CatalogueError, match="docstring"):
+        registry.fault(Target.DEVICE, breaks="VFM-FN-001")(_variant(probe_module, "Undocumented", None))
+    registry.fault(Target.DEVICE, breaks="VFM-FN-001")(_variant(probe_module, "Twice", "Once."))
+    with pytest.raises(registry.CatalogueError, match="two faults"):
+        registry.fault(Target.DEVICE, breaks="VFM-FN-001")(_variant(probe_module, "Twice", "Again."))
+    stranger = type("Stranger", (), {"__doc__": "No builder.", "__module__": probe_module.__name__})
+    with pytest.raises(registry.CatalogueError, match="no builder"):
+        registry.fault(Target.DEVICE, breaks="VFM-FN-001")(stranger)

@@ -37,7 +37,8 @@ from conformance.preflight import AdapterError, protocol_members
 from conformance.runner import RunState, execute, finish, load_factory, plan_run, run
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from reference_impl.bridge import MigrationBridge, SlotFunction, restore_problem
-from reference_impl.hypervisor import MigrationError, Outcome
+from reference_impl.hypervisor import MigrationError
+from reference_impl.hypervisor import MigrationOutcome as ReferenceOutcome
 from vfmig_proto.codec import field_value, find_field
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason, MigState
@@ -268,7 +269,7 @@ def test_the_suite_takes_the_interfaces_refusal() -> None:
     "reference_impl.hypervisor.Outcome.COMPLETED in the record, or from a MIGRATION event on the bus",
 )
 def test_the_suite_takes_the_interfaces_outcome() -> None:
-    assert MigrationOutcome.COMPLETED is Outcome.COMPLETED  # type: ignore[comparison-overlap]
+    assert MigrationOutcome.COMPLETED is ReferenceOutcome.COMPLETED  # type: ignore[comparison-overlap]
 
 
 class _ReferenceBridgeGaps:
@@ -321,9 +322,9 @@ class _ReferenceTypedRecord:
         return getattr(self._record, name)
 
     @property
-    def outcome(self) -> Outcome | None:
+    def outcome(self) -> ReferenceOutcome | None:
         mine = self._record.outcome
-        return None if mine is None else Outcome(mine.value)
+        return None if mine is None else ReferenceOutcome(mine.value)
 
 
 class _ReferenceTypedHandle:

@@ -23,8 +23,8 @@ from reference_impl.hypervisor import (
     Hypervisor,
     MigrationConfig,
     MigrationError,
+    MigrationOutcome,
     MigrationRecord,
-    Outcome,
 )
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.codec import decode_capability
@@ -246,7 +246,7 @@ class ReferenceMigrations(RuleBasedStateMachine):
                 continue
             assert record.lost_pages == 0, f"migration {record.number} lost {record.lost_pages} pages"
             assert record.total_ns <= record.bound_ns
-            if record.outcome is Outcome.COMPLETED:
+            if record.outcome is MigrationOutcome.COMPLETED:
                 assert record.reason is MigReason.COMPLETED
             else:
                 assert record.reason not in (MigReason.NONE, MigReason.COMPLETED)

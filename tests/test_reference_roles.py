@@ -10,9 +10,9 @@ import pytest
 from reference_impl.clock import ClockError, SimClock, ms
 from reference_impl.driver import _HANDLERS, VfDriver
 from reference_impl.events import EventKind, EventLog
-from reference_impl.hypervisor import MiB, MigrationConfig, MigrationError, Outcome, PrecopyLimitAction
+from reference_impl.hypervisor import MiB, MigrationConfig, MigrationError, MigrationOutcome, PrecopyLimitAction
 from reference_impl.memory import BOOT_VERSION, GuestMemory
-from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from reference_impl.scenario import ScenarioFault, Simulation, SimulationConfig
 from vfmig_proto.states import DevState, MigEvent, MigReason, MigState
 
 SMALL = SimulationConfig(
@@ -113,7 +113,7 @@ def test_a_default_migration_completes_with_nothing_lost_and_every_kind_of_event
     log = EventLog(simulation.bus)
     result = simulation.run()
     record = result.last
-    assert record.outcome is Outcome.COMPLETED
+    assert record.outcome is MigrationOutcome.COMPLETED
     assert record.lost_pages == 0
     assert result.violations == []
     assert all(device.reset_on_destination for device in record.devices)
@@ -146,16 +146,16 @@ def test_a_round_limit_with_the_cancel_policy_cancels() -> None:
     migration = replace(SMALL.migration, max_precopy_rounds=1, on_precopy_limit=PrecopyLimitAction.CANCEL)
     config = replace(SMALL, migration=migration, cpu_dirty_rate=64 * MiB)
     record = Simulation(config).run().last
-    assert (record.outcome, record.reason) == (Outcome.CANCELLED, MigReason.CANCELLED)
+    assert (record.outcome, record.reason) == (MigrationOutcome.CANCELLED, MigReason.CANCELLED)
     assert len(record.notes) == 1
     assert record.notes[0].startswith("pre-copy limit reached (round limit 1) before convergence: ")
 
 
 def test_pausing_deadline_cancels_exactly_ack_timeout_after_pausing_began() -> None:
-    simulation = Simulation(replace(SMALL, fault=Fault.ACK_TIMEOUT))
+    simulation = Simulation(replace(SMALL, fault=ScenarioFault.ACK_TIMEOUT))
     log = EventLog(simulation.bus, [EventKind.MIG_TRANSITION])
     record = simulation.run().last
-    assert (record.outcome, record.reason) == (Outcome.FAILED, MigReason.ACK_TIMEOUT)
+    assert (record.outcome, record.reason) == (MigrationOutcome.FAILED, MigReason.ACK_TIMEOUT)
     pausing = _transitions(log, MigState.PAUSING)[0]
     cancel = next(event.time for event in log.events if event.data["event"] is MigEvent.CANCEL)
     assert cancel - pausing == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-003/004: at the deadline, not before"
@@ -169,38 +169,38 @@ def test_prepare_deadline_cancels_a_migration_whose_driver_never_answers(monkeyp
     simulation = Simulation(SMALL)
     silent: VfDriver = simulation.drivers[0]
     # A driver that ignores DIRTY_REQ; the other one answers as usual.
-    monkeypatch.setattr(silent, "_on_dirty_req", lambda: None)
+    monkeypatch.setattr(silent, "on_dirty_req", lambda: None)
     log = EventLog(simulation.bus, [EventKind.MIG_TRANSITION])
     record = simulation.run().last
-    assert (record.outcome, record.reason) == (Outcome.FAILED, MigReason.ACK_TIMEOUT)
+    assert (record.outcome, record.reason) == (MigrationOutcome.FAILED, MigReason.ACK_TIMEOUT)
     prepare = _transitions(log, MigState.PREPARE)[0]
     cancel = next(event.time for event in log.events if event.data["event"] is MigEvent.CANCEL)
     assert cancel - prepare == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-001"
 
 
-@pytest.mark.parametrize("fault", list(Fault))
-def test_every_fault_ends_as_the_spec_says_within_its_bound(fault: Fault) -> None:
+@pytest.mark.parametrize("fault", list(ScenarioFault))
+def test_every_fault_ends_as_the_spec_says_within_its_bound(fault: ScenarioFault) -> None:
     result = Simulation(replace(SMALL, fault=fault)).run()
     record = result.last
     assert (record.outcome, record.reason) == fault.expected
     assert record.total_ns <= record.bound_ns
-    if fault is Fault.NO_DIRTYING:
+    if fault is ScenarioFault.NO_DIRTYING:
         assert record.lost_pages > 0, "a driver that skips DMA dirtying must lose pages: the check can fail"
         assert [violation.invariant for violation in result.violations] == ["no lost write"]
     else:
         assert record.lost_pages == 0
         assert result.violations == []
-    if record.outcome is not Outcome.COMPLETED:
+    if record.outcome is not MigrationOutcome.COMPLETED:
         # Bad path is safe: every remaining function works again on the source.
         assert all(device.state in (DevState.READY, DevState.EMPTY) for device in record.devices)
         assert all(device.function is None or device.function.startswith("hostA") for device in record.devices)
 
 
 def test_interface_down_and_unloaded_driver_leave_the_migrated_flag_for_later() -> None:
-    record = Simulation(replace(SMALL, fault=Fault.DRIVER_UNLOADED)).run().last
+    record = Simulation(replace(SMALL, fault=ScenarioFault.DRIVER_UNLOADED)).run().last
     unbound = record.devices[0]
     assert (unbound.state, unbound.migrated_flag, unbound.driver) == (DevState.UNBOUND, True, "unloaded")
-    record = Simulation(replace(SMALL, fault=Fault.INTERFACE_DOWN)).run().last
+    record = Simulation(replace(SMALL, fault=ScenarioFault.INTERFACE_DOWN)).run().last
     reopened = record.devices[0]
     assert (reopened.state, reopened.migrated_flag, reopened.driver) == (DevState.READY, False, "running")
 
@@ -213,7 +213,7 @@ def test_back_and_forth_migrations_count_generations_and_swap_hosts() -> None:
         ("hostB", "hostA"),
         ("hostA", "hostB"),
     ]
-    assert all(record.outcome is Outcome.COMPLETED and record.lost_pages == 0 for record in result.migrations)
+    assert all(record.outcome is MigrationOutcome.COMPLETED and record.lost_pages == 0 for record in result.migrations)
 
 
 def test_the_source_resets_its_functions_after_the_handover() -> None:
@@ -242,7 +242,7 @@ def test_a_guest_that_never_enabled_the_protocol_migrates_without_a_handshake() 
     bridge = simulation.hosts[0].bridge
     bridge.config_write(bridge.cap + 0x14, 2, 0)  # the guest turns the protocol off
     record = simulation.run().last
-    assert (record.outcome, record.reason) == (Outcome.COMPLETED, MigReason.COMPLETED)
+    assert (record.outcome, record.reason) == (MigrationOutcome.COMPLETED, MigReason.COMPLETED)
 
 
 def test_clearing_enable_during_a_migration_withdraws_consent() -> None:
@@ -253,7 +253,7 @@ def test_clearing_enable_during_a_migration_withdraws_consent() -> None:
     simulation.clock.advance(ms(1))
     bridge = source.bridge
     bridge.config_write(bridge.cap + 0x14, 2, 0)
-    assert (migration.record.outcome, migration.record.reason) == (Outcome.FAILED, MigReason.PROTOCOL_ERROR)
+    assert (migration.record.outcome, migration.record.reason) == (MigrationOutcome.FAILED, MigReason.PROTOCOL_ERROR)
 
 
 def test_an_unbound_function_that_fails_is_reset_and_does_not_cancel() -> None:
@@ -271,7 +271,7 @@ def test_an_unbound_function_that_fails_is_reset_and_does_not_cancel() -> None:
     assert not function.failed
     assert migration.record.outcome is None, "the migration goes on"
     simulation.clock.run_while(lambda: not migration.record.ended, ms(60_000))
-    assert migration.record.outcome is Outcome.COMPLETED
+    assert migration.record.outcome is MigrationOutcome.COMPLETED
 
 
 def test_outside_a_migration_the_guest_recovers_a_failed_function_by_a_group_reset() -> None:
@@ -289,7 +289,7 @@ def test_outside_a_migration_the_guest_recovers_a_failed_function_by_a_group_res
 def test_a_guest_with_larger_pages_migrates_and_a_finer_tracking_host_refuses_it() -> None:
     """VFM-DIRTY-007 / VFM-VER-007: tracking at 2^PAGE_SHIFT or coarser."""
     record = Simulation(replace(_quiet(), page_shift=13)).run().last
-    assert record.outcome is Outcome.COMPLETED
+    assert record.outcome is MigrationOutcome.COMPLETED
     fine = replace(SMALL.migration, dirty_tracking_shift=12)
     simulation = Simulation(replace(_quiet(), page_shift=13, migration=fine))
     source, destination = simulation.hosts
@@ -313,5 +313,5 @@ def test_a_conventional_reset_of_the_bridge_cancels_the_migration_first() -> Non
     migration = source.migrate_to(destination)
     simulation.clock.advance(ms(1))
     source.reset_bridge()
-    assert (migration.record.outcome, migration.record.reason) == (Outcome.CANCELLED, MigReason.CANCELLED)
+    assert (migration.record.outcome, migration.record.reason) == (MigrationOutcome.CANCELLED, MigReason.CANCELLED)
     assert source.bridge.mig_state is MigState.IDLE

@@ -24,7 +24,7 @@ from conformance.cli import build_parser
 from conformance.reports import validate_junit, validate_report_json
 from conformance.runner import run
 from conformance.verdicts import Target, Verdict
-from reference_impl.hypervisor import Outcome
+from reference_impl.hypervisor import MigrationOutcome
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.states import DevState
 
@@ -73,7 +73,7 @@ def test_the_example_satisfies_the_adapter_protocols() -> None:
         assert driver.loaded
         assert driver.up
     record = simulation.run().last
-    assert record.outcome is Outcome.COMPLETED, record.reason
+    assert record.outcome is MigrationOutcome.COMPLETED, record.reason
     assert record.lost_pages == 0
     seen = [driver.states_seen for driver in simulation.drivers if isinstance(driver, AcmeDriver)]
     assert all(DevState.PAUSE_REQ in states and DevState.REINIT_REQ in states for states in seen), seen

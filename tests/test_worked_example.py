@@ -23,7 +23,7 @@ from conformance.cli import EXIT_OK, EXIT_USAGE, main, simulation_config
 from conformance.runner import run
 from conformance.verdicts import Target, Verdict
 from reference_impl.report import simulation_json
-from reference_impl.scenario import Fault, Simulation, SimulationConfig
+from reference_impl.scenario import ScenarioFault, Simulation, SimulationConfig
 from reference_impl.timeline import migration_timeline, timeline_description, timeline_svg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,9 +107,9 @@ def test_the_svg_is_self_contained_and_accessible(completed: dict[str, Any]) -> 
 @pytest.mark.parametrize(
     ("arguments", "phases"),
     [
-        (("--fault", Fault.CANCEL_PRECOPY.value), []),
-        (("--fault", Fault.ACK_TIMEOUT.value), ["pause"]),
-        (("--fault", Fault.CANCEL_AFTER_PAUSE.value), ["pause", "stopped"]),
+        (("--fault", ScenarioFault.CANCEL_PRECOPY.value), []),
+        (("--fault", ScenarioFault.ACK_TIMEOUT.value), ["pause"]),
+        (("--fault", ScenarioFault.CANCEL_AFTER_PAUSE.value), ["pause", "stopped"]),
         (("--cpu-dirty-rate", "200MiB/s", "--precopy-limit", "200ms"), ["pause", "stop-and-copy", "resume"]),
     ],
     ids=["cancel-precopy", "ack-timeout", "cancel-after-pause", "precopy-limit"],

@@ -1,11 +1,13 @@
 """The fault catalogue: deliberately faulty implementations the conformance suites must catch.
 
 Each module ``conformance.catalogue.<target>_faults`` holds small variations
-of the reference implementation, each breaking one requirement, as
-zero-argument factories, and lists them in a module-level
-``CATALOGUE: list[Fault]``.  :func:`all_faults` gathers them; a detection run
-(:mod:`conformance.detection`) checks that the suite of each fault's target
-judges the requirement it breaks.
+of the reference implementation, each breaking one requirement: one class per
+fault, registered with ``@fault`` (``conformance.catalogue.registry``), which
+takes the fault's name and description from the class and makes its
+zero-argument factory.  Each module lists its faults in a module-level
+``CATALOGUE: list[Fault]``; :func:`all_faults` gathers them, and a detection
+run (:mod:`conformance.detection`) checks that the suite of each fault's
+target judges the requirement it breaks.
 """
 
 from __future__ import annotations

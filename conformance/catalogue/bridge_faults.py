@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from conformance.catalogue import Fault
+from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, BridgeStep, MigrationBridge
 from reference_impl.events import EventBus
@@ -33,8 +34,6 @@ from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_CA
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import FANOUT, settled
 
-_MODULE = "conformance.catalogue.bridge_faults"
-
 # Capability offsets of the registers the faults bend (spec §3.2).
 _CONTROL = 0x14
 _STATUS = 0x16
@@ -50,6 +49,11 @@ class FaultyBridge:
 
     def create_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
         return self.bridge_class(bus, params, name=name)
+
+
+@builds(MigrationBridge)
+def _with_bridge(bridge_class: type[MigrationBridge]) -> FaultyBridge:
+    return FaultyBridge(bridge_class)
 
 
 class _MaskedBridge(MigrationBridge):
@@ -73,12 +77,14 @@ class _MaskedBridge(MigrationBridge):
 # ---------------------------------------------------------------------------------------------- access rules
 
 
+@fault(Target.BRIDGE, breaks="VFM-SEC-001")
 class MigStateWritable(_MaskedBridge):
     """MIG_STATE takes whatever the guest writes to it."""
 
     wmask_changes = ((_MIG_STATE, 0x03),)  # two bits: every value written is a state that exists
 
 
+@fault(Target.BRIDGE, breaks="VFM-ACC-001")
 class EventWrittenNotCleared(_MaskedBridge):
     """STATUS.EVENT is read-write: a written 1 sets it and a written 0 clears it."""
 
@@ -86,6 +92,7 @@ class EventWrittenNotCleared(_MaskedBridge):
     w1cmask_changes = ((_STATUS, 0x01),)
 
 
+@fault(Target.BRIDGE, breaks="VFM-ACC-001")
 class ReservedBitsStored(_MaskedBridge):
     """The RsvdP bits of CONTROL store what the guest writes instead of keeping their value."""
 
@@ -95,6 +102,7 @@ class ReservedBitsStored(_MaskedBridge):
     )
 
 
+@fault(Target.BRIDGE, breaks="VFM-CAP-007")
 class AckTimeoutWritable(_MaskedBridge):
     """ACK_TIMEOUT_MS takes whatever the guest writes to it."""
 
@@ -104,6 +112,7 @@ class AckTimeoutWritable(_MaskedBridge):
     )
 
 
+@fault(Target.BRIDGE, breaks="VFM-ACC-003")
 class AppliesIllegalWrites(MigrationBridge):
     """An unaligned or odd-sized write is carried out byte by byte instead of being dropped."""
 
@@ -115,6 +124,7 @@ class AppliesIllegalWrites(MigrationBridge):
             super().config_write(offset + index, 1, byte)
 
 
+@fault(Target.BRIDGE, breaks="VFM-ACC-007")
 class SplitsWideWrites(MigrationBridge):
     """A 2- or 4-byte write is carried out as that many 1-byte writes, each a step of its own."""
 
@@ -126,6 +136,7 @@ class SplitsWideWrites(MigrationBridge):
             super().config_write(offset + index, 1, byte)
 
 
+@fault(Target.BRIDGE, breaks="VFM-SEC-002")
 class RemembersWrites(MigrationBridge):
     """Every guest configuration write is kept in a log that nothing ever empties."""
 
@@ -138,6 +149,7 @@ class RemembersWrites(MigrationBridge):
         super().config_write(offset, width, value)
 
 
+@fault(Target.BRIDGE, breaks="VFM-SEC-002")
 class SlowsWithWrites(MigrationBridge):
     """Each guest configuration write does work in proportion to the number of writes before it."""
 
@@ -150,6 +162,7 @@ class SlowsWithWrites(MigrationBridge):
         super().config_write(offset, width, value)
 
 
+@fault(Target.BRIDGE, breaks="VFM-ACC-006")
 class ReadClearsEvent(MigrationBridge):
     """A read that covers STATUS clears STATUS.EVENT, as if reading acknowledged the event."""
 
@@ -162,6 +175,7 @@ class ReadClearsEvent(MigrationBridge):
         return value
 
 
+@fault(Target.BRIDGE, breaks="VFM-GEN-001")
 class BigEndianReads(MigrationBridge):
     """Multi-byte reads of the capability return its bytes in big-endian order."""
 
@@ -172,6 +186,7 @@ class BigEndianReads(MigrationBridge):
         return value
 
 
+@fault(Target.BRIDGE, breaks="VFM-CAP-001")
 class CapabilityNotLinked(MigrationBridge):
     """The Capabilities Pointer skips the migration capability: a guest walking the list never finds it."""
 
@@ -180,6 +195,7 @@ class CapabilityNotLinked(MigrationBridge):
         self.config[PCI_CAPABILITY_LIST] = MSI_OFFSET
 
 
+@fault(Target.BRIDGE, breaks="VFM-CAP-006")
 class IgnoresAckTimeoutParameter(MigrationBridge):
     """ACK_TIMEOUT_MS always reads 500, whatever the hypervisor configured."""
 
@@ -190,6 +206,7 @@ class IgnoresAckTimeoutParameter(MigrationBridge):
 # ---------------------------------------------------------------------------------------------- reports
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-003")
 class RejectsIgnoredReports(MigrationBridge):
     """A report the device table ignores (a stale answer) is rejected and sets PROTOCOL_ERROR."""
 
@@ -200,6 +217,7 @@ class RejectsIgnoredReports(MigrationBridge):
         return verdict
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-010")
 class RejectionKeepsDrvState(MigrationBridge):
     """A rejected report sets PROTOCOL_ERROR but leaves the rejected value in DRV_STATE."""
 
@@ -208,6 +226,7 @@ class RejectionKeepsDrvState(MigrationBridge):
         self.set_field(f"device[{verdict.slot}].dev_ctrl.drv_state", verdict.written)
 
 
+@fault(Target.BRIDGE, breaks="VFM-SEC-003")
 class RejectionRaisesEvent(MigrationBridge):
     """A rejected report sets STATUS.EVENT and signals the event interrupt."""
 
@@ -217,6 +236,7 @@ class RejectionRaisesEvent(MigrationBridge):
         self.signal_event()
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-011")
 class PausedAcceptedWithBusMaster(MigrationBridge):
     """A PAUSED report is judged by the table alone, even while the function's BME is set."""
 
@@ -225,6 +245,7 @@ class PausedAcceptedWithBusMaster(MigrationBridge):
         return super().judge_report(slot, old_report, written, bus_master_seen)
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-001")
 class RepeatedReportIgnored(MigrationBridge):
     """A write that repeats the value DRV_STATE already holds is not taken for a report."""
 
@@ -234,6 +255,7 @@ class RepeatedReportIgnored(MigrationBridge):
         super().on_driver_report(slot, old_report, step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-MIG-008")
 class NoCatchUp(MigrationBridge):
     """A driver that binds during a migration stays READY: no catch-up requests."""
 
@@ -241,6 +263,7 @@ class NoCatchUp(MigrationBridge):
         return
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-004")
 class SettlesAtNextAccess(MigrationBridge):
     """A settled event that a report causes is raised at the guest's next configuration access, not in the write."""
 
@@ -271,6 +294,7 @@ class SettlesAtNextAccess(MigrationBridge):
             self.finish_step(self.begin_step("deferred"))
 
 
+@fault(Target.BRIDGE, breaks="VFM-FLAG-002")
 class ReadyClearsMigrated(MigrationBridge):
     """An accepted READY report clears DEV_STATUS.MIGRATED, as if the driver had acknowledged it."""
 
@@ -283,6 +307,7 @@ class ReadyClearsMigrated(MigrationBridge):
 # ---------------------------------------------------------------------------------------------- migration events
 
 
+@fault(Target.BRIDGE, breaks="VFM-MIG-007")
 class NoAllPaused(MigrationBridge):
     """The bridge never raises ALL_PAUSED: PAUSING never becomes STOPPED."""
 
@@ -292,6 +317,7 @@ class NoAllPaused(MigrationBridge):
         super().settle(step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-012")
 class ResumesWithoutRow(MigrationBridge):
     """ALL_RESUMED is raised whenever every slot is READY, EMPTY or UNBOUND, also where MIG_STATE has no row for it."""
 
@@ -304,6 +330,7 @@ class ResumesWithoutRow(MigrationBridge):
         self.commit(Effects((MigrationTransition(MigEvent.ALL_RESUMED, old, MigState.IDLE),)), step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-MIG-002")
 class GenerationFrozen(MigrationBridge):
     """START leaves GENERATION as it was."""
 
@@ -313,6 +340,7 @@ class GenerationFrozen(MigrationBridge):
         self.set_field("generation", generation)
 
 
+@fault(Target.BRIDGE, breaks="VFM-MIG-009")
 class CancelKeepsReason(MigrationBridge):
     """CANCEL leaves MIG_REASON as it was instead of setting the hypervisor's reason."""
 
@@ -322,6 +350,7 @@ class CancelKeepsReason(MigrationBridge):
         self.set_field("mig_reason", kept)
 
 
+@fault(Target.BRIDGE, breaks="VFM-FLAG-001")
 class UnboundNotFlaggedOnArrive(MigrationBridge):
     """ARRIVE sets DEV_STATUS.MIGRATED only in slots that have a driver, not in UNBOUND ones."""
 
@@ -339,6 +368,7 @@ class UnboundNotFlaggedOnArrive(MigrationBridge):
         self.commit(self.engine.migration_event(event).filter(keep), step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-MIG-006")
 class FanOutSkipsOddSlots(MigrationBridge):
     """The fan-out of a migration event reaches only the even-numbered slots."""
 
@@ -351,6 +381,7 @@ class FanOutSkipsOddSlots(MigrationBridge):
         self.commit(self.engine.migration_event(event, reason=reason).filter(keep), step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-DEV-013")
 class HotAddKeepsStatus(MigrationBridge):
     """HOT_ADD and SURPRISE_REMOVAL reset DRV_STATE but leave the slot's DEV_STATUS flags set."""
 
@@ -366,6 +397,7 @@ class HotAddKeepsStatus(MigrationBridge):
 # ---------------------------------------------------------------------------------------------- group reset
 
 
+@fault(Target.BRIDGE, breaks="VFM-ERR-004")
 class ResetOnFallingEdge(MigrationBridge):
     """The group reset happens when the guest clears Secondary Bus Reset (1 -> 0), not when it sets it."""
 
@@ -383,6 +415,7 @@ class ResetOnFallingEdge(MigrationBridge):
             self.config[PCI_BRIDGE_CONTROL] ^= PCI_BRIDGE_CTL_BUS_RESET
 
 
+@fault(Target.BRIDGE, breaks="VFM-ERR-005")
 class NoResetFlag(MigrationBridge):
     """A group reset resets the functions and moves the states, but never sets DEV_STATUS.RESET."""
 
@@ -399,6 +432,7 @@ class NoResetFlag(MigrationBridge):
 # ---------------------------------------------------------------------------------------------- notification
 
 
+@fault(Target.BRIDGE, breaks="VFM-NOTIF-001")
 class NoEventOnArrive(MigrationBridge):
     """The ARRIVE step forgets to set STATUS.EVENT (and so to interrupt)."""
 
@@ -415,6 +449,7 @@ class NoEventOnArrive(MigrationBridge):
         super().finish_step(BridgeStep(step.causes) if self._arriving else step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-NOTIF-002")
 class InterruptsWithoutEventIe(MigrationBridge):
     """The event interrupt is gated by CONTROL.ENABLE alone: EVENT_IE is not looked at."""
 
@@ -423,6 +458,7 @@ class InterruptsWithoutEventIe(MigrationBridge):
         return bool(self.field("control.enable"))
 
 
+@fault(Target.BRIDGE, breaks="VFM-NOTIF-002")
 class TwoMessagesPerStep(MigrationBridge):
     """Every MSI message is sent twice."""
 
@@ -431,6 +467,7 @@ class TwoMessagesPerStep(MigrationBridge):
         super().send_msi()
 
 
+@fault(Target.BRIDGE, breaks="VFM-NOTIF-003")
 class IntxPulsesPerStep(MigrationBridge):
     """INTx is treated as an edge per step: every step that sets STATUS.EVENT asserts the pin anew."""
 
@@ -440,6 +477,7 @@ class IntxPulsesPerStep(MigrationBridge):
         super().finish_step(step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-NOTIF-004")
 class ShpcShowsMigrationEvents(MigrationBridge):
     """Every step that sets STATUS.EVENT also advances a count in the SHPC's DWORD Data window."""
 
@@ -494,6 +532,7 @@ class LaterMinorBridge(MigrationBridge):
         super().finish_step(step)
 
 
+@fault(Target.BRIDGE, breaks="VFM-VER-006")
 class LaterMinorUngated(LaterMinorBridge):
     """A version 1.1 bridge whose event overrun bit works even while the guest has not accepted the feature."""
 
@@ -509,205 +548,5 @@ def later_minor_bridge() -> FaultyBridge:
     return FaultyBridge(LaterMinorBridge)
 
 
-def later_minor_ungated() -> FaultyBridge:
-    return FaultyBridge(LaterMinorUngated)
-
-
-def mig_state_writable() -> FaultyBridge:
-    return FaultyBridge(MigStateWritable)
-
-
-def event_written_not_cleared() -> FaultyBridge:
-    return FaultyBridge(EventWrittenNotCleared)
-
-
-def reserved_bits_stored() -> FaultyBridge:
-    return FaultyBridge(ReservedBitsStored)
-
-
-def ack_timeout_writable() -> FaultyBridge:
-    return FaultyBridge(AckTimeoutWritable)
-
-
-def applies_illegal_writes() -> FaultyBridge:
-    return FaultyBridge(AppliesIllegalWrites)
-
-
-def splits_wide_writes() -> FaultyBridge:
-    return FaultyBridge(SplitsWideWrites)
-
-
-def remembers_writes() -> FaultyBridge:
-    return FaultyBridge(RemembersWrites)
-
-
-def slows_with_writes() -> FaultyBridge:
-    return FaultyBridge(SlowsWithWrites)
-
-
-def read_clears_event() -> FaultyBridge:
-    return FaultyBridge(ReadClearsEvent)
-
-
-def big_endian_reads() -> FaultyBridge:
-    return FaultyBridge(BigEndianReads)
-
-
-def capability_not_linked() -> FaultyBridge:
-    return FaultyBridge(CapabilityNotLinked)
-
-
-def ignores_ack_timeout_parameter() -> FaultyBridge:
-    return FaultyBridge(IgnoresAckTimeoutParameter)
-
-
-def rejects_ignored_reports() -> FaultyBridge:
-    return FaultyBridge(RejectsIgnoredReports)
-
-
-def rejection_keeps_drv_state() -> FaultyBridge:
-    return FaultyBridge(RejectionKeepsDrvState)
-
-
-def rejection_raises_event() -> FaultyBridge:
-    return FaultyBridge(RejectionRaisesEvent)
-
-
-def paused_accepted_with_bus_master() -> FaultyBridge:
-    return FaultyBridge(PausedAcceptedWithBusMaster)
-
-
-def repeated_report_ignored() -> FaultyBridge:
-    return FaultyBridge(RepeatedReportIgnored)
-
-
-def no_catch_up() -> FaultyBridge:
-    return FaultyBridge(NoCatchUp)
-
-
-def settles_at_next_access() -> FaultyBridge:
-    return FaultyBridge(SettlesAtNextAccess)
-
-
-def ready_clears_migrated() -> FaultyBridge:
-    return FaultyBridge(ReadyClearsMigrated)
-
-
-def no_all_paused() -> FaultyBridge:
-    return FaultyBridge(NoAllPaused)
-
-
-def resumes_without_row() -> FaultyBridge:
-    return FaultyBridge(ResumesWithoutRow)
-
-
-def generation_frozen() -> FaultyBridge:
-    return FaultyBridge(GenerationFrozen)
-
-
-def cancel_keeps_reason() -> FaultyBridge:
-    return FaultyBridge(CancelKeepsReason)
-
-
-def unbound_not_flagged_on_arrive() -> FaultyBridge:
-    return FaultyBridge(UnboundNotFlaggedOnArrive)
-
-
-def fan_out_skips_odd_slots() -> FaultyBridge:
-    return FaultyBridge(FanOutSkipsOddSlots)
-
-
-def hot_add_keeps_status() -> FaultyBridge:
-    return FaultyBridge(HotAddKeepsStatus)
-
-
-def reset_on_falling_edge() -> FaultyBridge:
-    return FaultyBridge(ResetOnFallingEdge)
-
-
-def no_reset_flag() -> FaultyBridge:
-    return FaultyBridge(NoResetFlag)
-
-
-def no_event_on_arrive() -> FaultyBridge:
-    return FaultyBridge(NoEventOnArrive)
-
-
-def interrupts_without_event_ie() -> FaultyBridge:
-    return FaultyBridge(InterruptsWithoutEventIe)
-
-
-def two_messages_per_step() -> FaultyBridge:
-    return FaultyBridge(TwoMessagesPerStep)
-
-
-def intx_pulses_per_step() -> FaultyBridge:
-    return FaultyBridge(IntxPulsesPerStep)
-
-
-def shpc_shows_migration_events() -> FaultyBridge:
-    return FaultyBridge(ShpcShowsMigrationEvents)
-
-
-def _entry(name: str, breaks: str, description: str) -> Fault:
-    return Fault(
-        name=name,
-        target=Target.BRIDGE,
-        factory=f"{_MODULE}:{name.replace('-', '_')}",
-        breaks=breaks,
-        description=description,
-    )
-
-
-CATALOGUE: list[Fault] = [
-    _entry("mig-state-writable", "VFM-SEC-001", "MIG_STATE takes the value a guest writes to it."),
-    _entry("event-written-not-cleared", "VFM-ACC-001", "STATUS.EVENT is RW instead of RW1C."),
-    _entry("reserved-bits-stored", "VFM-ACC-001", "The RsvdP bits of CONTROL store the written value."),
-    _entry("ack-timeout-writable", "VFM-CAP-007", "ACK_TIMEOUT_MS takes the value a guest writes to it."),
-    _entry("applies-illegal-writes", "VFM-ACC-003", "Unaligned and odd-sized writes are applied byte by byte."),
-    _entry("splits-wide-writes", "VFM-ACC-007", "A 2- or 4-byte write is carried out as separate 1-byte steps."),
-    _entry("remembers-writes", "VFM-SEC-002", "Every guest write is kept in a log that is never emptied."),
-    _entry("slows-with-writes", "VFM-SEC-002", "Each guest write takes work in proportion to the writes before it."),
-    _entry("read-clears-event", "VFM-ACC-006", "Reading STATUS clears STATUS.EVENT."),
-    _entry("big-endian-reads", "VFM-GEN-001", "Multi-byte reads of the capability are big-endian."),
-    _entry("capability-not-linked", "VFM-CAP-001", "The capability list from 0x34 skips the migration capability."),
-    _entry(
-        "ignores-ack-timeout-parameter", "VFM-CAP-006", "ACK_TIMEOUT_MS reads 500 whatever the hypervisor configured."
-    ),
-    _entry("rejects-ignored-reports", "VFM-DEV-003", "A report the table ignores is rejected with PROTOCOL_ERROR."),
-    _entry("rejection-keeps-drv-state", "VFM-DEV-010", "A rejected report's value stays in DRV_STATE."),
-    _entry("rejection-raises-event", "VFM-SEC-003", "A rejected report sets STATUS.EVENT and interrupts."),
-    _entry("paused-accepted-with-bus-master", "VFM-DEV-011", "PAUSED is accepted while the function's BME is set."),
-    _entry("repeated-report-ignored", "VFM-DEV-001", "A write that repeats DRV_STATE is not taken for a report."),
-    _entry("no-catch-up", "VFM-MIG-008", "A driver that binds during a migration gets no catch-up requests."),
-    _entry(
-        "settles-at-next-access",
-        "VFM-DEV-004",
-        "A report's settled event is raised at the guest's next access instead of before its write completes.",
-    ),
-    _entry("ready-clears-migrated", "VFM-FLAG-002", "An accepted READY report clears DEV_STATUS.MIGRATED."),
-    _entry("no-all-paused", "VFM-MIG-007", "ALL_PAUSED is never raised: PAUSING never becomes STOPPED."),
-    _entry("resumes-without-row", "VFM-DEV-012", "ALL_RESUMED is raised in MIG_STATEs that have no row for it."),
-    _entry("generation-frozen", "VFM-MIG-002", "START does not increment GENERATION."),
-    _entry("cancel-keeps-reason", "VFM-MIG-009", "CANCEL does not set MIG_REASON to the hypervisor's reason."),
-    _entry(
-        "unbound-not-flagged-on-arrive", "VFM-FLAG-001", "ARRIVE leaves DEV_STATUS.MIGRATED clear in UNBOUND slots."
-    ),
-    _entry("fan-out-skips-odd-slots", "VFM-MIG-006", "Migration events reach only the even-numbered slots."),
-    _entry("hot-add-keeps-status", "VFM-DEV-013", "HOT_ADD and SURPRISE_REMOVAL leave DEV_STATUS flags set."),
-    _entry(
-        "reset-on-falling-edge", "VFM-ERR-004", "The group reset happens on the 1 -> 0 edge of Secondary Bus Reset."
-    ),
-    _entry("no-reset-flag", "VFM-ERR-005", "A group reset never sets DEV_STATUS.RESET."),
-    _entry("no-event-on-arrive", "VFM-NOTIF-001", "The ARRIVE step does not set STATUS.EVENT."),
-    _entry("interrupts-without-event-ie", "VFM-NOTIF-002", "The event interrupt ignores CONTROL.EVENT_IE."),
-    _entry("two-messages-per-step", "VFM-NOTIF-002", "Every MSI message is sent twice."),
-    _entry("intx-pulses-per-step", "VFM-NOTIF-003", "INTx is re-asserted by every step that sets STATUS.EVENT."),
-    _entry("shpc-shows-migration-events", "VFM-NOTIF-004", "Migration events change the SHPC's DWORD Data window."),
-    _entry(
-        "later-minor-ungated",
-        "VFM-VER-006",
-        "A version 1.1 bridge sets its new status bit while the guest has not accepted the feature that controls it.",
-    ),
-]
+CATALOGUE: list[Fault] = faults_in(__name__)
 """The faulty bridges the ``bridge`` suite must catch, with the requirement each breaks."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conformance.catalogue import Fault
+from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
@@ -25,7 +26,6 @@ from vfmig_proto.codec import find_field
 from vfmig_proto.layout import PCI_CAP_ID_VNDR, VFM_SIGNATURE, VFM_VERSION_MINOR
 from vfmig_proto.states import DevState, DriverReport, MigState
 
-_MODULE = "conformance.catalogue.device_core_faults"
 _FIXED_OFFSET = 0x64
 """Where QEMU-based migration bridges place the capability (spec 3.1.1): what a careless core assumes."""
 
@@ -58,93 +58,82 @@ class CoreDevice:
         return self.core_class(guest)
 
 
+@builds(MigrationCore)
+def _with_core(core_class: type[MigrationCore]) -> CoreDevice:
+    return CoreDevice(core_class=core_class)
+
+
 # ---------------------------------------------------------------------------------------------- discovery
 
 
+@fault(Target.DEVICE, breaks="VFM-DISC-004")
 class TrustsTheCapabilityId(MigrationCore):
     """Takes the first vendor-specific capability for the migration capability, without CFG_TYPE or SIGNATURE."""
 
     def find_capability(self) -> int | None:
-        for offset in self._capability_list():
-            if self._read(offset, 1) == PCI_CAP_ID_VNDR:
+        for offset in self.capability_offsets():
+            if self.config_read(offset, 1) == PCI_CAP_ID_VNDR:
                 return offset
         return None
 
 
+@fault(Target.DEVICE, breaks="VFM-DISC-005")
 class AssumesTheUsualOffset(MigrationCore):
     """Looks for the capability at 0x64, where QEMU-based bridges put it, before (or instead of) walking the list."""
 
     def find_capability(self) -> int | None:
-        if self._read(_FIXED_OFFSET + _at("signature"), 4) == VFM_SIGNATURE:
+        if self.config_read(_FIXED_OFFSET + _at("signature"), 4) == VFM_SIGNATURE:
             return _FIXED_OFFSET
         return super().find_capability()
 
 
+@fault(Target.DEVICE, breaks="VFM-DISC-006")
 class IgnoresTheMajorVersion(MigrationCore):
     """Uses a capability whatever its VERSION_MAJOR (every other check intact)."""
 
-    def _usable(self, cap: int) -> bool:
-        real = self._read
-
-        def read(offset: int, width: int) -> int:
-            if offset == cap + _at("version_major") and width == 1:  # as the reference reads it
-                return 1
-            return real(offset, width)
-
-        self._read = read  # type: ignore[method-assign]
-        try:
-            return super()._usable(cap)
-        finally:
-            del self._read
-
-
-class RejectsANewerMinorVersion(MigrationCore):
-    """Refuses a capability whose VERSION_MINOR is higher than the one it implements."""
-
-    def _usable(self, cap: int) -> bool:
-        return self._read(cap + _at("version_minor"), 1) <= VFM_VERSION_MINOR and super()._usable(cap)
-
-
-class RejectsUnknownFeatures(MigrationCore):
-    """Refuses a bridge that offers feature bits it does not know (HOST_FEATURES bits [31:4])."""
-
-    def _usable(self, cap: int) -> bool:
-        return not self._read(cap + _at("host_features.dma_dirty"), 4) >> 4 and super()._usable(cap)
-
-
-class EnablesBeforeNegotiating(MigrationCore):
-    """Sets CONTROL.ENABLE first and writes GUEST_FEATURES afterwards."""
-
-    def probe(self) -> bool:
-        cap = self.find_capability()
-        if cap is None or not self._usable(cap):
-            return False
-        self.cap = cap
-        self.num_slots = self._read(cap + _at("num_slots"), 1)
-        control = self._register_offset("control.enable")
-        self._write(control, 2, (self._read(control, 2) & ~0x3) | 0x3)
-        guest_features = self._register_offset("guest_features.dma_dirty")
-        reserved = self._read(guest_features, 4) & ~0xF
-        self._write(
-            guest_features, 4, reserved | (self._read(self._register_offset("host_features.dma_dirty"), 4) & 0xF)
-        )
-        self.guest.bridge_interrupt_handler = self.interrupt
-        self.interrupt()
+    def version_supported(self, cap: int) -> bool:
         return True
 
 
+@fault(Target.DEVICE, breaks="VFM-VER-001")
+class RejectsANewerMinorVersion(MigrationCore):
+    """Refuses a capability whose VERSION_MINOR is higher than the one it implements."""
+
+    def version_supported(self, cap: int) -> bool:
+        return self.config_read(cap + _at("version_minor"), 1) <= VFM_VERSION_MINOR and super().version_supported(cap)
+
+
+@fault(Target.DEVICE, breaks="VFM-VER-002")
+class RejectsUnknownFeatures(MigrationCore):
+    """Refuses a bridge that offers feature bits it does not know (HOST_FEATURES bits [31:4])."""
+
+    def usable(self, cap: int) -> bool:
+        return not self.config_read(cap + _at("host_features.dma_dirty"), 4) >> 4 and super().usable(cap)
+
+
+@fault(Target.DEVICE, breaks="VFM-DISC-007")
+class EnablesBeforeNegotiating(MigrationCore):
+    """Sets CONTROL.ENABLE first and writes GUEST_FEATURES afterwards."""
+
+    def negotiate_and_enable(self, host_features: int) -> None:
+        self.enable_protocol()
+        self.accept_features(host_features)
+
+
+@fault(Target.DEVICE, breaks="VFM-DISC-008")
 class RenegotiatesOnEveryEvent(MigrationCore):
     """On each event interrupt, clears CONTROL.ENABLE and sets it again around rewriting GUEST_FEATURES."""
 
     def interrupt(self) -> None:
         if self.cap is not None:
-            control = self._register_offset("control.enable")
-            value = self._read(control, 2)
-            self._write(control, 2, value & ~0x1)
-            self._write(control, 2, value | 0x1)
+            control = self.register_offset("control.enable")
+            value = self.config_read(control, 2)
+            self.config_write(control, 2, value & ~0x1)
+            self.config_write(control, 2, value | 0x1)
         super().interrupt()
 
 
+@fault(Target.DEVICE, breaks="VFM-DISC-009")
 class WaitsForAnInterrupt(MigrationCore):
     """After enabling, waits for the first event interrupt instead of looking at the states at once."""
 
@@ -161,56 +150,57 @@ class WaitsForAnInterrupt(MigrationCore):
 # ---------------------------------------------------------------------------------------------- register access
 
 
+@fault(Target.DEVICE, breaks="VFM-ACC-002")
 class ReadsStatusUnaligned(MigrationCore):
     """Reads a slot's DEV_STATUS as the high byte of a 2-byte read at DEV_CTRL (an odd offset)."""
 
     def dev_status(self, slot: int) -> tuple[bool, bool]:
-        value = self._read(self._register_offset(f"device[{slot}].dev_ctrl.drv_state"), 2) >> 8
+        value = self.config_read(self.register_offset(f"device[{slot}].dev_ctrl.drv_state"), 2) >> 8
         return bool(value & 0x1), bool(value & 0x2)
 
 
+@fault(Target.DEVICE, breaks="VFM-ACC-008")
 class EnablesWithADwordWrite(MigrationCore):
     """Sets CONTROL.ENABLE by writing back the DWORD it read at CONTROL, which carries STATUS.EVENT back too."""
 
-    def _write(self, offset: int, width: int, value: int) -> None:
-        if self.cap is not None and offset == self._register_offset("control.enable") and width == 2:
-            status = self._read(offset, 4) >> 16
-            super()._write(offset, 4, value | status << 16)
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        if self.cap is not None and offset == self.register_offset("control.enable") and width == 2:
+            status = self.config_read(offset, 4) >> 16
+            super().config_write(offset, 4, value | status << 16)
             return
-        super()._write(offset, width, value)
+        super().config_write(offset, width, value)
 
 
+@fault(Target.DEVICE, breaks="VFM-DEV-006")
 class ReportsWithAnEntryWrite(MigrationCore):
     """Writes DRV_STATE with a 2-byte write at the start of the slot entry (DEV_STATE and DEV_CTRL)."""
 
-    def report(self, slot: int, report: DriverReport) -> None:
-        offset = self._register_offset(f"device[{slot}].dev_state")
-        word = self._read(offset, 2)
-        self._write(offset, 2, (word & ~0x0700) | int(report) << 8)
-        self._again[slot] = True
+    def write_drv_state(self, slot: int, report: DriverReport) -> None:
+        offset = self.register_offset(f"device[{slot}].dev_state")
+        word = self.config_read(offset, 2)
+        self.config_write(offset, 2, (word & ~0x0700) | int(report) << 8)
 
 
+@fault(Target.DEVICE, breaks="VFM-VER-003")
 class ZeroesReservedBits(MigrationCore):
     """Writes DEV_CTRL with 0 in its RsvdP bits instead of the value read there."""
 
-    def report(self, slot: int, report: DriverReport) -> None:
-        self._write(self._register_offset(f"device[{slot}].dev_ctrl.drv_state"), 1, int(report))
-        self._again[slot] = True
+    def write_drv_state(self, slot: int, report: DriverReport) -> None:
+        self.config_write(self.register_offset(f"device[{slot}].dev_ctrl.drv_state"), 1, int(report))
 
 
+@fault(Target.DEVICE, breaks="VFM-VER-004")
 class ClearsStatusWithOnes(MigrationCore):
     """Clears STATUS.EVENT by writing all ones to STATUS, its RsvdZ bits too."""
 
-    def interrupt(self) -> None:
-        if self.cap is None:
-            return
-        self._write(self._register_offset("status.event"), 2, 0xFFFF)
-        self._look_at_all()
+    def clear_event(self) -> None:
+        self.config_write(self.register_offset("status.event"), 2, 0xFFFF)
 
 
 # ---------------------------------------------------------------------------------------------- events and reports
 
 
+@fault(Target.DEVICE, breaks="VFM-NOTIF-006")
 class ReadsBeforeClearing(MigrationCore):
     """Its event handler reads MIG_STATE first and clears STATUS.EVENT only afterwards."""
 
@@ -218,22 +208,23 @@ class ReadsBeforeClearing(MigrationCore):
         if self.cap is None:
             return
         self.last_mig_state = MigState(self.field("mig_state"))
-        self._write(self._register_offset("status.event"), 2, 0x0001)
-        self._look_at_all()
+        self.clear_event()
+        self.look_at_all()
 
 
+@fault(Target.DEVICE, breaks="VFM-NOTIF-007")
 class ForgetsToLookAfterReports(MigrationCore):
     """Does not read the slot's DEV_STATE again after a report (a catch-up request goes unseen)."""
 
-    def report(self, slot: int, report: DriverReport) -> None:
-        super().report(slot, report)
-        self._again[slot] = False
+    def look_again_later(self, slot: int) -> None:
+        return
 
 
+@fault(Target.DEVICE, breaks="VFM-FLOW-004")
 class LooksAtTheFirstChangedSlot(MigrationCore):
     """In each event processing, acts only on the first slot whose DEV_STATE changed since it last looked."""
 
-    def _look_at_all(self) -> None:
+    def look_at_all(self) -> None:
         self.last_mig_state = MigState(self.field("mig_state"))
         seen = self.__dict__.setdefault("_seen", {})
         for slot in sorted(self.drivers):
@@ -244,6 +235,7 @@ class LooksAtTheFirstChangedSlot(MigrationCore):
                 return
 
 
+@fault(Target.DEVICE, breaks="VFM-NOTIF-009")
 class AdoptsUnboundSlots(MigrationCore):
     """Reports READY at enable time for every slot holding a function, driver or not."""
 
@@ -256,6 +248,7 @@ class AdoptsUnboundSlots(MigrationCore):
         return True
 
 
+@fault(Target.DEVICE, breaks="VFM-NOTIF-010")
 class ReportsTwice(MigrationCore):
     """Writes each report twice, the second time without reading DEV_STATE in between."""
 
@@ -264,6 +257,7 @@ class ReportsTwice(MigrationCore):
         super().report(slot, report)
 
 
+@fault(Target.DEVICE, breaks="VFM-VER-005")
 class ResynchronisesUnknownStates(MigrationCore):
     """On a DEV_STATE value it does not know, writes its slot's last report again to resynchronise."""
 
@@ -279,6 +273,7 @@ class ResynchronisesUnknownStates(MigrationCore):
         return state
 
 
+@fault(Target.DEVICE, breaks="VFM-REP-004")
 class DropsStaleGenerations(MigrationCore):
     """Ignores an event whose GENERATION is lower than the highest it saw (stale, it thinks; GENERATION wraps)."""
 
@@ -288,12 +283,13 @@ class DropsStaleGenerations(MigrationCore):
         generation = self.field("generation")
         highest: int = self.__dict__.get("_highest", -1)
         if generation < highest:
-            self._write(self._register_offset("status.event"), 2, 0x0001)
+            self.clear_event()
             return
         self.__dict__["_highest"] = generation
         super().interrupt()
 
 
+@fault(Target.DEVICE, breaks="VFM-NOTIF-008")
 class UnbindsOnReinit(MigrationCore):
     """Treats REINIT_REQ like a hot-unplug: unbinds the slot's driver, for the OS to probe it again later."""
 
@@ -305,203 +301,5 @@ class UnbindsOnReinit(MigrationCore):
         super().look_at(slot)
 
 
-def _factory(core_class: type[MigrationCore]) -> CoreDevice:
-    return CoreDevice(core_class=core_class)
-
-
-def trusts_the_capability_id() -> CoreDevice:
-    return _factory(TrustsTheCapabilityId)
-
-
-def assumes_the_usual_offset() -> CoreDevice:
-    return _factory(AssumesTheUsualOffset)
-
-
-def ignores_the_major_version() -> CoreDevice:
-    return _factory(IgnoresTheMajorVersion)
-
-
-def rejects_a_newer_minor_version() -> CoreDevice:
-    return _factory(RejectsANewerMinorVersion)
-
-
-def rejects_unknown_features() -> CoreDevice:
-    return _factory(RejectsUnknownFeatures)
-
-
-def enables_before_negotiating() -> CoreDevice:
-    return _factory(EnablesBeforeNegotiating)
-
-
-def renegotiates_on_every_event() -> CoreDevice:
-    return _factory(RenegotiatesOnEveryEvent)
-
-
-def waits_for_an_interrupt() -> CoreDevice:
-    return _factory(WaitsForAnInterrupt)
-
-
-def reads_status_unaligned() -> CoreDevice:
-    return _factory(ReadsStatusUnaligned)
-
-
-def enables_with_a_dword_write() -> CoreDevice:
-    return _factory(EnablesWithADwordWrite)
-
-
-def reports_with_an_entry_write() -> CoreDevice:
-    return _factory(ReportsWithAnEntryWrite)
-
-
-def zeroes_reserved_bits() -> CoreDevice:
-    return _factory(ZeroesReservedBits)
-
-
-def clears_status_with_ones() -> CoreDevice:
-    return _factory(ClearsStatusWithOnes)
-
-
-def reads_before_clearing() -> CoreDevice:
-    return _factory(ReadsBeforeClearing)
-
-
-def forgets_to_look_after_reports() -> CoreDevice:
-    return _factory(ForgetsToLookAfterReports)
-
-
-def looks_at_the_first_changed_slot() -> CoreDevice:
-    return _factory(LooksAtTheFirstChangedSlot)
-
-
-def adopts_unbound_slots() -> CoreDevice:
-    return _factory(AdoptsUnboundSlots)
-
-
-def reports_twice() -> CoreDevice:
-    return _factory(ReportsTwice)
-
-
-def resynchronises_unknown_states() -> CoreDevice:
-    return _factory(ResynchronisesUnknownStates)
-
-
-def drops_stale_generations() -> CoreDevice:
-    return _factory(DropsStaleGenerations)
-
-
-def unbinds_on_reinit() -> CoreDevice:
-    return _factory(UnbindsOnReinit)
-
-
-def _fault(name: str, breaks: str, description: str) -> Fault:
-    return Fault(name, Target.DEVICE, f"{_MODULE}:{name.replace('-', '_')}", breaks, description)
-
-
-CATALOGUE: list[Fault] = [
-    _fault(
-        "trusts-the-capability-id",
-        "VFM-DISC-004",
-        "The core takes the first vendor-specific capability in the list for the migration capability.",
-    ),
-    _fault(
-        "assumes-the-usual-offset",
-        "VFM-DISC-005",
-        "The core looks for the capability at 0x64 instead of following the capability list.",
-    ),
-    _fault(
-        "ignores-the-major-version",
-        "VFM-DISC-006",
-        "The core enables a capability whatever its VERSION_MAJOR.",
-    ),
-    _fault(
-        "enables-before-negotiating",
-        "VFM-DISC-007",
-        "The core sets CONTROL.ENABLE before it writes GUEST_FEATURES.",
-    ),
-    _fault(
-        "renegotiates-on-every-event",
-        "VFM-DISC-008",
-        "The core clears and sets CONTROL.ENABLE on each event interrupt, mid-migration too.",
-    ),
-    _fault(
-        "waits-for-an-interrupt",
-        "VFM-DISC-009",
-        "After enabling, the core waits for an event interrupt instead of looking at the states at once.",
-    ),
-    _fault(
-        "reads-status-unaligned",
-        "VFM-ACC-002",
-        "The core reads DEV_STATUS with a 2-byte read at the odd offset of DEV_CTRL.",
-    ),
-    _fault(
-        "enables-with-a-dword-write",
-        "VFM-ACC-008",
-        "The core sets CONTROL.ENABLE by writing back the DWORD it read, clearing STATUS.EVENT unseen.",
-    ),
-    _fault(
-        "reports-with-an-entry-write",
-        "VFM-DEV-006",
-        "The core writes DRV_STATE with a 2-byte write that also covers DEV_STATE.",
-    ),
-    _fault(
-        "zeroes-reserved-bits",
-        "VFM-VER-003",
-        "The core writes 0 into DEV_CTRL's RsvdP bits instead of the value it read.",
-    ),
-    _fault(
-        "clears-status-with-ones",
-        "VFM-VER-004",
-        "The core clears STATUS.EVENT by writing all ones, its RsvdZ bits too.",
-    ),
-    _fault(
-        "rejects-a-newer-minor-version",
-        "VFM-VER-001",
-        "The core refuses a capability whose VERSION_MINOR is higher than its own.",
-    ),
-    _fault(
-        "rejects-unknown-features",
-        "VFM-VER-002",
-        "The core refuses a bridge that offers feature bits it does not know.",
-    ),
-    _fault(
-        "resynchronises-unknown-states",
-        "VFM-VER-005",
-        "On a DEV_STATE value it does not know, the core writes the slot's last report again.",
-    ),
-    _fault(
-        "reads-before-clearing",
-        "VFM-NOTIF-006",
-        "The core's event handler reads MIG_STATE before it clears STATUS.EVENT.",
-    ),
-    _fault(
-        "forgets-to-look-after-reports",
-        "VFM-NOTIF-007",
-        "The core does not read a slot's DEV_STATE again after it writes a report for it.",
-    ),
-    _fault(
-        "adopts-unbound-slots",
-        "VFM-NOTIF-009",
-        "The core reports READY for every slot holding a function, whether a driver is bound or not.",
-    ),
-    _fault(
-        "reports-twice",
-        "VFM-NOTIF-010",
-        "The core writes each report twice, the second time without reading DEV_STATE in between.",
-    ),
-    _fault(
-        "drops-stale-generations",
-        "VFM-REP-004",
-        "The core ignores an event whose GENERATION is lower than one it saw, though GENERATION wraps.",
-    ),
-    _fault(
-        "unbinds-on-reinit",
-        "VFM-NOTIF-008",
-        "The core unbinds a slot's VF driver when the slot goes to REINIT_REQ, as on a hot-unplug.",
-    ),
-    _fault(
-        "looks-at-the-first-changed-slot",
-        "VFM-FLOW-004",
-        "In each event processing the core acts only on the first slot whose DEV_STATE changed.",
-    ),
-]
+CATALOGUE: list[Fault] = faults_in(__name__)
 """Every faulty migration core, with the requirement it breaks."""

@@ -41,7 +41,7 @@ from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import NS_PER_MS, SimClock
 from reference_impl.events import Event, EventBus, EventKind
 from reference_impl.guest import Guest
-from reference_impl.hypervisor import Hypervisor, Outcome
+from reference_impl.hypervisor import Hypervisor, MigrationOutcome
 from reference_impl.memory import GuestMemory, Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.errors import ProtocolError
@@ -200,7 +200,7 @@ class HypervisorWorld(ConformanceMachine):
         """Whether the source has reached the handover point (its record says so, or it announced it)."""
         if watch.handover_ns is None and watch.handle is not None:
             record = getattr(watch.handle, "record", None)
-            if record is not None and record.outcome is Outcome.COMPLETED:
+            if record is not None and record.outcome is MigrationOutcome.COMPLETED:
                 watch.handover_ns = self.clock.now
                 self._handover_checks(watch)
         return watch.handover_ns is not None

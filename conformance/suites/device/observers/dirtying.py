@@ -15,14 +15,11 @@ from hypothesis.stateful import invariant
 from conformance.checks import step
 from conformance.observe import ObservedMemory
 from conformance.suites.device.world import DeviceWorld, SlotWatch
-from reference_impl.clock import ms
+from reference_impl.device import POSTED_WRITE_GRACE_NS
 from reference_impl.events import EventBus
-from reference_impl.hypervisor import Outcome
+from reference_impl.hypervisor import MigrationOutcome
 from reference_impl.memory import Pages
 from vfmig_proto.states import DevState
-
-POSTED_WRITE_GRACE_NS = ms(1)
-"""A DMA write issued just before BME was cleared may land just after; a millisecond later it is a new one."""
 
 
 class DirtyingObserver(DeviceWorld):
@@ -197,7 +194,7 @@ class DirtyingObserver(DeviceWorld):
     @step("VFM-DIRTY-001")
     def no_lost_write(self) -> None:
         for record in self.records:
-            if record.outcome is Outcome.COMPLETED:
+            if record.outcome is MigrationOutcome.COMPLETED:
                 self.checks.that(
                     "VFM-DIRTY-001",
                     record.lost_pages == 0,

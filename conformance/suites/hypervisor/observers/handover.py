@@ -10,7 +10,7 @@ from conformance.suites.hypervisor.watch import Watch, in_ms
 from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.device import VirtualFunction
 from reference_impl.events import Event
-from reference_impl.hypervisor import Outcome
+from reference_impl.hypervisor import MigrationOutcome
 from vfmig_proto.states import DevState, MigReason, MigState
 
 
@@ -21,7 +21,7 @@ class HandoverObserver(HypervisorWorld):
         watch = self.current
         if watch is None or watch.handover_ns is not None or event.source != watch.source.name:
             return
-        if event.data.get("what") == "end" and event.data.get("outcome") == Outcome.COMPLETED.value:
+        if event.data.get("what") == "end" and event.data.get("outcome") == MigrationOutcome.COMPLETED.value:
             watch.handover_ns = event.time
             self._handover_checks(watch)
 
