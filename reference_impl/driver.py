@@ -49,6 +49,7 @@ from reference_impl.device import DESCRIPTOR_BYTES, PCIE_CAP_OFFSET, VirtualFunc
 from reference_impl.events import EventKind
 from reference_impl.guest import DmaRegionAllocator, Guest
 from vfmig_proto.codec import find_field
+from vfmig_proto.config_space import CapabilityListError, walk_capabilities
 from vfmig_proto.layout import (
     PCI_CAP_ID_VNDR,
     VFM_CFG_TYPE_MIGRATION,
@@ -66,7 +67,6 @@ from vfmig_proto.pci import (
     PCI_BRIDGE_CONTROL,
     PCI_BRIDGE_CTL_BUS_RESET,
     PCI_CAP_ID_MSI,
-    PCI_CAPABILITY_LIST,
     PCI_CONFIG_SIZE,
     PCI_EXP_DEVCTL,
     PCI_EXP_DEVCTL_BCR_FLR,
@@ -75,15 +75,12 @@ from vfmig_proto.pci import (
     PCI_MSI_DATA_64,
     PCI_MSI_FLAGS,
     PCI_MSI_FLAGS_ENABLE,
-    PCI_STATUS,
-    PCI_STATUS_CAP_LIST,
 )
 from vfmig_proto.states import DevState, DriverReport, MigState
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-_MAX_CAPABILITIES = 48
 _MAX_SEQUENCES_PER_LOOK = 16
 """A slot settles within a few report/act rounds; more means a bug, not a busy guest."""
 _FEATURES_WANTED = 0b1111
@@ -118,15 +115,16 @@ class MigrationCore:
         self.guest.platform.bridge.config_write(offset, width, value)
 
     def capability_offsets(self) -> Iterator[int]:
-        """The offsets of the bridge's capabilities, in the order of its capability list."""
-        if not self.config_read(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST:
+        """The offsets of the bridge's capabilities, in the order of its capability list.
+
+        A broken list (a loop, a pointer into the header) ends the walk where it breaks: the core keeps what
+        it found before, as a guest's PCI core does, and the capability it looks for is simply not there.
+        """
+        try:
+            for offset, _ in walk_capabilities(self.config_read):
+                yield offset
+        except CapabilityListError:
             return
-        pointer = self.config_read(PCI_CAPABILITY_LIST, 1) & 0xFC
-        for _ in range(_MAX_CAPABILITIES):
-            if pointer < 0x40:
-                return
-            yield pointer
-            pointer = self.config_read(pointer + 1, 1) & 0xFC
 
     def find_capability(self) -> int | None:
         """Offset of the migration capability in the bridge's list (VFM-DISC-004, VFM-DISC-005)."""

@@ -40,7 +40,7 @@ from reference_impl.hypervisor import (
     MigrationRecord,
 )
 from reference_impl.invariants import InvariantMonitor, Violation
-from vfmig_proto.layout import VFM_DEFAULT_ACK_TIMEOUT_MS, CapabilityParams
+from vfmig_proto.layout import VFM_DEFAULT_ACK_TIMEOUT_MS, VFM_MAX_SLOTS, VFM_MIN_PAGE_SHIFT, CapabilityParams
 from vfmig_proto.states import MigReason, MigState
 
 FUNCTION_BAR_BASE = 0xFE600000
@@ -106,7 +106,7 @@ class SimulationConfig:
     migrations: int = 1
     seed: int = 0
     fault: ScenarioFault | None = None
-    page_shift: int = 12
+    page_shift: int = VFM_MIN_PAGE_SHIFT
     num_slots: int | None = None
     """NUM_SLOTS of the bridge's capability (at least ``vfs``; None: ``max(8, vfs)``)."""
     ack_timeout_ms: int = VFM_DEFAULT_ACK_TIMEOUT_MS
@@ -118,10 +118,12 @@ class SimulationConfig:
     """Time between the end of one migration and the start of the next."""
 
     def __post_init__(self) -> None:
-        if not 1 <= self.vfs <= 31:
-            raise ValueError(f"--vfs must be 1..31, not {self.vfs}")
-        if not self.vfs <= self.slots <= 31:
-            raise ValueError(f"NUM_SLOTS must be {self.vfs}..31 to hold {self.vfs} functions, not {self.slots}")
+        if not 1 <= self.vfs <= VFM_MAX_SLOTS:
+            raise ValueError(f"--vfs must be 1..{VFM_MAX_SLOTS}, not {self.vfs}")
+        if not self.vfs <= self.slots <= VFM_MAX_SLOTS:
+            raise ValueError(
+                f"NUM_SLOTS must be {self.vfs}..{VFM_MAX_SLOTS} to hold {self.vfs} functions, not {self.slots}"
+            )
         if self.migrations < 1:
             raise ValueError(f"--migrations must be at least 1, not {self.migrations}")
         if not 0 < self.cpu_working_set <= 1:

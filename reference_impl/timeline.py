@@ -186,9 +186,14 @@ def migration_timeline(report: Mapping[str, Any]) -> Timeline:
     )
 
 
+FINE_BELOW_MS = 10
+"""Times shorter than this many ms are printed with 3 decimals (microseconds matter there), longer with 1."""
+
+
 def format_ms(value: float, *, fine: bool = False) -> str:
-    """A time in ms as the figure and the tables print it: 3 decimals below 10 ms (or if ``fine``), 1 above."""
-    return f"{value:,.3f}" if fine or abs(value) < 10 else f"{value:,.1f}"
+    """A time in ms as the figure and the tables print it: 3 decimals below :data:`FINE_BELOW_MS` (or if
+    ``fine``), 1 above."""
+    return f"{value:,.3f}" if fine or abs(value) < FINE_BELOW_MS else f"{value:,.1f}"
 
 
 def _nice_step(span: float, ticks: int) -> float:
@@ -246,7 +251,7 @@ def _round_title(item: Round) -> str:
 
 
 def _phase_title(phase: Phase) -> str:
-    fine = phase.duration_ms < 10
+    fine = phase.duration_ms < FINE_BELOW_MS
     return (
         f"{phase.name}: {format_ms(phase.start_ms, fine=fine)} ms to {format_ms(phase.end_ms, fine=fine)} ms "
         f"({format_ms(phase.duration_ms)} ms) — {phase.description}"
@@ -437,7 +442,7 @@ def _switch_over(timeline: Timeline, scale: _Scale) -> list[str]:
     box = (scale.width - gap * (max(len(timeline.phases), 1) - 1)) / max(len(timeline.phases), 1)
     for index, phase in enumerate(timeline.phases):
         x = _LEFT + index * (box + gap)
-        fine = phase.duration_ms < 10
+        fine = phase.duration_ms < FINE_BELOW_MS
         times = f"{format_ms(phase.start_ms, fine=fine)} → {format_ms(phase.end_ms, fine=fine)} ms"
         out += [
             f'<g class="vfm-phase-detail" data-phase={_attr(phase.name)}><title>{escape(_phase_title(phase))}</title>'
@@ -497,7 +502,7 @@ def _panel(timeline: Timeline, *, ids: str = "vfm", top: int | None = None) -> l
 def _each_migration(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The report once per migration, each carrying the run's ``config`` (for the titles)."""
     migrations = report.get("migrations")
-    if not isinstance(migrations, Sequence) or len(migrations) < 2:
+    if not isinstance(migrations, Sequence) or len(migrations) <= 1:  # one migration: the report as it is
         return [report]
     return [{**migration, "config": report.get("config")} for migration in migrations]
 

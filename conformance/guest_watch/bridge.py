@@ -11,8 +11,9 @@ from typing import Protocol
 from reference_impl.bridge import MigrationBridge
 from reference_impl.events import EventBus
 from vfmig_proto.codec import find_field, read_field, store_field
-from vfmig_proto.layout import PCI_CAP_ID_VNDR, Access, CapabilityParams, capability_length, placed_fields
-from vfmig_proto.pci import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE
+from vfmig_proto.config_space import capabilities, walk_capabilities
+from vfmig_proto.layout import Access, CapabilityParams, capability_length, placed_fields
+from vfmig_proto.pci import PCI_CAP_ID_VNDR, PCI_CAP_LIST_NEXT, PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE
 
 
 class AccessWatch(Protocol):
@@ -144,12 +145,7 @@ class WatchedBridge(MigrationBridge):
         self._repoint(old, offset)
 
     def _chain(self) -> list[int]:
-        chain: list[int] = []
-        pointer = self.config[PCI_CAPABILITY_LIST] & 0xFC
-        while pointer and len(chain) < 48:
-            chain.append(pointer)
-            pointer = self.config[pointer + 1] & 0xFC
-        return chain
+        return [offset for offset, _ in capabilities(bytes(self.config))]
 
     def _relink(self, chain: Sequence[int]) -> None:
         self.config[PCI_CAPABILITY_LIST] = chain[0] if chain else 0
@@ -162,13 +158,13 @@ class WatchedBridge(MigrationBridge):
 
     def _chain_from(self, moved: int) -> list[int]:
         """The list as it was, read with the moved capability's next pointer taken from its new place."""
-        chain: list[int] = []
-        pointer = self.config[PCI_CAPABILITY_LIST] & 0xFC
-        while pointer and len(chain) < 48:
-            chain.append(pointer)
-            source = self.cap if pointer == moved else pointer
-            pointer = self.config[source + 1] & 0xFC
-        return chain
+
+        def read(offset: int, width: int) -> int:
+            if offset == moved + PCI_CAP_LIST_NEXT:
+                offset = self.cap + PCI_CAP_LIST_NEXT
+            return int.from_bytes(self.config[offset : offset + width], "little")
+
+        return [offset for offset, _ in walk_capabilities(read)]
 
     def _link_last(self) -> None:
         chain = [item for item in self._chain() if item != self.cap]
