@@ -30,6 +30,7 @@ from reference_impl.memory import GuestMemory
 from vfmig_proto.pci import (
     PCI_BASE_ADDRESS_0,
     PCI_CAP_ID_EXP,
+    PCI_CAP_ID_MSIX,
     PCI_COMMAND,
     PCI_COMMAND_INTX_DISABLE,
     PCI_COMMAND_IO,
@@ -41,6 +42,9 @@ from vfmig_proto.pci import (
     PCI_EXP_DEVCTL_BCR_FLR,
     PCI_EXP_DEVSTA,
     PCI_EXP_DEVSTA_TRPND,
+    PCI_MSIX_FLAGS,
+    PCI_MSIX_FLAGS_ENABLE,
+    PCI_MSIX_FLAGS_MASKALL,
     PCI_STATUS,
     PCI_STATUS_CAP_LIST,
     PCI_VENDOR_ID,
@@ -48,10 +52,6 @@ from vfmig_proto.pci import (
     place_masks,
 )
 
-PCI_CAP_ID_MSIX = 0x11
-PCI_MSIX_FLAGS = 0x02
-PCI_MSIX_FLAGS_ENABLE = 0x8000
-PCI_MSIX_FLAGS_MASKALL = 0x4000
 PCI_CLASS_NETWORK_ETHERNET = 0x0200
 PCIE_CAP_OFFSET = 0x40
 MSIX_CAP_OFFSET = 0x70

@@ -19,7 +19,6 @@ from conformance.verdicts import Target, Verdict
 from reference_impl.clock import SimClock, ms
 from reference_impl.device import (
     MSIX_CAP_OFFSET,
-    PCI_MSIX_FLAGS,
     DeviceTiming,
     FunctionIdentity,
     RxQueue,
@@ -29,6 +28,7 @@ from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import EventBus
 from reference_impl.factories import CONFORMANCE_BUFFERS
 from reference_impl.guest import DmaRegionAllocator, Guest
+from vfmig_proto.pci import PCI_MSIX_FLAGS
 from vfmig_proto.states import DevState, DriverReport
 
 
