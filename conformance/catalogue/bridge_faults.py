@@ -19,6 +19,7 @@ from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, BridgeStep, MigrationBridge
 from reference_impl.events import EventBus
+from vfmig_proto import registers
 from vfmig_proto.engine import (
     Change,
     DeviceTransition,
@@ -33,12 +34,6 @@ from vfmig_proto.layout import CapabilityParams, capability_length
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_CAPABILITY_LIST, PCI_SHPC_DWORD_DATA
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import FANOUT, settled
-
-# Capability offsets of the registers the faults bend (spec §3.2).
-_CONTROL = 0x14
-_STATUS = 0x16
-_MIG_STATE = 0x18
-_ACK_TIMEOUT_MS = 0x1A
 
 
 @dataclass(frozen=True)
@@ -81,15 +76,15 @@ class _MaskedBridge(MigrationBridge):
 class MigStateWritable(_MaskedBridge):
     """MIG_STATE takes whatever the guest writes to it."""
 
-    wmask_changes = ((_MIG_STATE, 0x03),)  # two bits: every value written is a state that exists
+    wmask_changes = ((registers.VFM_MIG_STATE, 0x03),)  # two bits: every value written is a state that exists
 
 
 @fault(Target.BRIDGE, breaks="VFM-ACC-001")
 class EventWrittenNotCleared(_MaskedBridge):
     """STATUS.EVENT is read-write: a written 1 sets it and a written 0 clears it."""
 
-    wmask_changes = ((_STATUS, 0x01),)
-    w1cmask_changes = ((_STATUS, 0x01),)
+    wmask_changes = ((registers.VFM_STATUS, 0x01),)
+    w1cmask_changes = ((registers.VFM_STATUS, 0x01),)
 
 
 @fault(Target.BRIDGE, breaks="VFM-ACC-001")
@@ -97,8 +92,8 @@ class ReservedBitsStored(_MaskedBridge):
     """The RsvdP bits of CONTROL store what the guest writes instead of keeping their value."""
 
     wmask_changes = (
-        (_CONTROL, 0xFC),
-        (_CONTROL + 1, 0xFF),
+        (registers.VFM_CONTROL, 0xFC),
+        (registers.VFM_CONTROL + 1, 0xFF),
     )
 
 
@@ -107,8 +102,8 @@ class AckTimeoutWritable(_MaskedBridge):
     """ACK_TIMEOUT_MS takes whatever the guest writes to it."""
 
     wmask_changes = (
-        (_ACK_TIMEOUT_MS, 0xFF),
-        (_ACK_TIMEOUT_MS + 1, 0xFF),
+        (registers.VFM_ACK_TIMEOUT_MS, 0xFF),
+        (registers.VFM_ACK_TIMEOUT_MS + 1, 0xFF),
     )
 
 
@@ -168,7 +163,7 @@ class ReadClearsEvent(MigrationBridge):
 
     def config_read(self, offset: int, width: int) -> int:
         value = super().config_read(offset, width)
-        status = self.cap + _STATUS
+        status = self.cap + registers.VFM_STATUS
         if offset <= status < offset + width:
             self.config[status] &= 0xFE
             self.update_intx()
@@ -490,9 +485,6 @@ class ShpcShowsMigrationEvents(MigrationBridge):
 
 # ---------------------------------------------------------------------------------------------- versioning
 
-_VERSION_MINOR = 0x09
-_HOST_FEATURES = 0x0C
-_GUEST_FEATURES = 0x10
 _OVERRUN_FEATURE = 0x10
 """Byte 0 of HOST_FEATURES and GUEST_FEATURES: feature bit 4, the event overrun of an imagined version 1.1."""
 _OVERRUN_STATUS = 0x02
@@ -510,8 +502,8 @@ class LaterMinorBridge(MigrationBridge):
     def __init__(self, bus: EventBus, params: CapabilityParams | None = None, *, name: str = "bridge") -> None:
         super().__init__(bus, params, name=name)
         wmask, w1cmask = bytearray(self.wmask), bytearray(self.w1cmask)
-        wmask[self.cap + _GUEST_FEATURES] |= _OVERRUN_FEATURE
-        w1cmask[self.cap + _STATUS] |= _OVERRUN_STATUS
+        wmask[self.cap + registers.VFM_GUEST_FEATURES] |= _OVERRUN_FEATURE
+        w1cmask[self.cap + registers.VFM_STATUS] |= _OVERRUN_STATUS
         self.wmask, self.w1cmask = bytes(wmask), bytes(w1cmask)
         self._present_version()
 
@@ -520,15 +512,15 @@ class LaterMinorBridge(MigrationBridge):
         self._present_version()
 
     def _present_version(self) -> None:
-        self.config[self.cap + _VERSION_MINOR] = 1
-        self.config[self.cap + _HOST_FEATURES] |= _OVERRUN_FEATURE
+        self.config[self.cap + registers.VFM_VERSION_MINOR] = 1
+        self.config[self.cap + registers.VFM_HOST_FEATURES] |= _OVERRUN_FEATURE
 
     def _overrun_accepted(self) -> bool:
-        return bool(self.config[self.cap + _GUEST_FEATURES] & _OVERRUN_FEATURE)
+        return bool(self.config[self.cap + registers.VFM_GUEST_FEATURES] & _OVERRUN_FEATURE)
 
     def finish_step(self, step: BridgeStep) -> None:
         if step.sets_event and self.field("status.event") and self._overrun_accepted():
-            self.config[self.cap + _STATUS] |= _OVERRUN_STATUS
+            self.config[self.cap + registers.VFM_STATUS] |= _OVERRUN_STATUS
         super().finish_step(step)
 
 

@@ -23,10 +23,11 @@ from reference_impl.events import EventBus
 from reference_impl.factories import CONFORMANCE_BUFFERS, ReferenceDevice
 from reference_impl.guest import DmaRegionAllocator, Guest
 from vfmig_proto.codec import find_field
-from vfmig_proto.layout import PCI_CAP_ID_VNDR, VFM_SIGNATURE, VFM_VERSION_MINOR
+from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, VFM_SIGNATURE, VFM_VERSION_MINOR
+from vfmig_proto.pci import PCI_CAP_ID_VNDR
 from vfmig_proto.states import DevState, DriverReport, MigState
 
-_FIXED_OFFSET = 0x64
+_FIXED_OFFSET = QEMU_BRIDGE_CAP_OFFSET
 """Where QEMU-based migration bridges place the capability (spec 3.1.1): what a careless core assumes."""
 
 
