@@ -18,12 +18,14 @@ a row).  A cooperative guest and hypervisor (the ``advance``
 rule) move migrations along, so that every state is reached in a few steps.
 
 The suite is model based.  :class:`~conformance.suites.bridge.model.CapabilityModel` computes the capability
-each step must leave behind from :mod:`vfmig_proto` alone: the access rules
-(:mod:`vfmig_proto.access`), the transition tables, fan-out, settled events
-and catch-up (:mod:`vfmig_proto.transitions`) and the reset value
-(:mod:`vfmig_proto.codec`).  After every step the suite reads the capability
-as a guest does (1- and 4-byte configuration reads) and through
-``capability_bytes()``, and judges every field that differs from the model.
+each step must leave behind from :mod:`vfmig_proto` alone: every protocol
+decision (judging a report, catch-up, fan-out, settled events, flags,
+``GENERATION``) is the protocol engine's (:mod:`vfmig_proto.engine`), the one
+the reference bridge and the tests call; the model adds the access rules
+(:mod:`vfmig_proto.access`) and the reset value (:mod:`vfmig_proto.codec`).
+After every step the suite reads the capability as a guest does (1- and
+4-byte configuration reads) and through ``capability_bytes()``, and judges
+every field that differs from the model.
 Each field is judged by the most specific requirement that speaks of it in
 that step, and a field once judged is not judged again in the same step, so
 that one fault is reported once, under the requirement it breaks.

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from conformance.suites.bridge.model import SubStep, drv_path
+from conformance.suites.bridge.model import drv_path, states_taken
 from conformance.suites.bridge.observers.capability import CapabilityObserver
 from conformance.suites.bridge.observers.discovery import DiscoveryObserver
 from conformance.suites.bridge.world import CANCEL_BEFORE_RESET, Expectation, FakeFunction
 from vfmig_proto.access import WRITE_WIDTHS
+from vfmig_proto.engine import Effects
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_SHPC_SIZEOF, PCI_STD_HEADER_SIZEOF
 from vfmig_proto.states import DevEvent, MigEvent, MigReason
 
@@ -90,11 +91,10 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         expectation.after_mask = (model.event, model.enabled)
         for slot, ctrl in enumerate(model.dev_ctrl):
             if ctrl in expectation.covered:
-                report = model.judge(slot, old[slot], self._bme(slot))
-                expectation.report = report
-                sub = SubStep()
-                model.apply_report(report, sub)
-                expectation.outcomes.append(model.finish(sub))
+                verdict = model.judge(slot, old[slot], self._bme(slot))
+                effects = model.apply_report(verdict)
+                expectation.report, expectation.chain = verdict, states_taken(effects, slot)
+                expectation.outcomes.append(model.finish(effects))
 
     def _model_secondary_bus_reset(self, expectation: Expectation) -> None:
         """The model of a 0 -> 1 edge of Secondary Bus Reset: the hypervisor's CANCEL if needed, then GROUP_RESET."""
@@ -102,12 +102,8 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         expectation.sbr_edge = True
         if model.mig_state in CANCEL_BEFORE_RESET:
             expectation.planned_cancel = True
-            sub = SubStep()
-            model.cancel(MigReason.PROTOCOL_ERROR, sub)
-            expectation.outcomes.append(model.finish(sub))
-        sub = SubStep()
-        model.group_reset(sub)
-        expectation.outcomes.append(model.finish(sub))
+            expectation.outcomes.append(model.finish(model.migration_event(MigEvent.CANCEL, MigReason.PROTOCOL_ERROR)))
+        expectation.outcomes.append(model.finish(model.migration_event(MigEvent.GROUP_RESET)))
 
     def _write_field(self, path: str, value: int, width: int, what: str) -> None:
         """A guest write of ``width`` bytes at the register that holds ``path``."""
@@ -118,71 +114,64 @@ class Actions(CapabilityObserver, DiscoveryObserver):
 
     def _host(
         self,
-        event: str,
+        event: MigEvent | DevEvent,
         what: str,
         call: Callable[[], None],
-        apply: Callable[[SubStep], None],
+        apply: Callable[[], Effects],
         slot: int | None = None,
     ) -> None:
+        """One host event the suite causes: ``call`` makes the bridge take it, ``apply`` the model."""
         model = self.model
-        expectation = Expectation(what=what, before=bytes(model.data), host_event=event, slot=slot)
+        expectation = Expectation(what=what, before=bytes(model.data), host_event=event.name.lower(), slot=slot)
         self._begin(expectation)
-        self.caused.append(MigEvent[event.upper()] if slot is None else (slot, DevEvent[event.upper()]))
-        sub = SubStep()
-        apply(sub)
-        expectation.outcomes.append(model.finish(sub))
+        self.caused.append(event if isinstance(event, MigEvent) else (slot, event))
+        expectation.outcomes.append(model.finish(apply()))
         expectation.state_changed = model.state_of(expectation.before) != model.state_of(model.data)
         call()
         self.current = None
         self._expect_interrupts(expectation)
         self._verify(expectation)
 
+    def _migration_event(
+        self, event: MigEvent, what: str, call: Callable[[], None], reason: MigReason | None = None
+    ) -> None:
+        """A migration event the hypervisor causes (``reason``: a CANCEL's)."""
+        self._host(event, what, call, partial(self.model.migration_event, event, reason))
+
     def _start(self) -> None:
-        self._host("start", "START", self.bridge.start, self.model.start)
+        self._migration_event(MigEvent.START, "START", self.bridge.start)
 
     def _request_pause(self) -> None:
-        self._host("request_pause", "REQUEST_PAUSE", self.bridge.request_pause, self.model.request_pause)
+        self._migration_event(MigEvent.REQUEST_PAUSE, "REQUEST_PAUSE", self.bridge.request_pause)
 
     def _cancel(self, reason: MigReason) -> None:
-        call, apply = partial(self.bridge.cancel, reason), partial(self.model.cancel, reason)
-        self._host("cancel", f"CANCEL with {reason.name}", call, apply)
+        call = partial(self.bridge.cancel, reason)
+        self._migration_event(MigEvent.CANCEL, f"CANCEL with {reason.name}", call, reason)
 
     def _arrive(self) -> None:
-        self._host("arrive", "ARRIVE", self.bridge.arrive, self.model.arrive)
+        self._migration_event(MigEvent.ARRIVE, "ARRIVE", self.bridge.arrive)
 
     def _group_reset(self) -> None:
-        self._host("group_reset", "GROUP_RESET by the hypervisor", self.bridge.group_reset, self.model.group_reset)
+        self._migration_event(MigEvent.GROUP_RESET, "GROUP_RESET by the hypervisor", self.bridge.group_reset)
+
+    def _slot_event(self, slot: int, event: DevEvent, call: Callable[[], None], what: str | None = None) -> None:
+        """A host event of one slot; by default described with the slot's ``DEV_STATE`` before it."""
+        what = what or f"{event.name} of slot {slot} (DEV_STATE {self.model.dev_state(slot).name})"
+        self._host(event, what, call, partial(self.model.slot_event, slot, event), slot)
 
     def _hot_add(self, slot: int) -> None:
         self._functions_made += 1
         function = FakeFunction(f"vf{self._functions_made}", self.trace)
         self.functions[slot] = function
-        self._host(
-            "hot_add",
-            f"HOT_ADD of {function.name} into slot {slot}",
-            partial(self.bridge.hot_add, slot, function),
-            partial(self.model.slot_event, slot, DevEvent.HOT_ADD),
-            slot,
-        )
+        call = partial(self.bridge.hot_add, slot, function)
+        self._slot_event(slot, DevEvent.HOT_ADD, call, f"HOT_ADD of {function.name} into slot {slot}")
 
     def _surprise_removal(self, slot: int) -> None:
-        self._host(
-            "surprise_removal",
-            f"SURPRISE_REMOVAL of slot {slot} (DEV_STATE {self.model.dev_state(slot).name})",
-            partial(self.bridge.surprise_removal, slot),
-            partial(self.model.slot_event, slot, DevEvent.SURPRISE_REMOVAL),
-            slot,
-        )
+        self._slot_event(slot, DevEvent.SURPRISE_REMOVAL, partial(self.bridge.surprise_removal, slot))
         self.functions[slot] = None
 
     def _device_error(self, slot: int) -> None:
-        self._host(
-            "device_error",
-            f"DEVICE_ERROR of slot {slot} (DEV_STATE {self.model.dev_state(slot).name})",
-            partial(self.bridge.device_error, slot),
-            partial(self.model.slot_event, slot, DevEvent.DEVICE_ERROR),
-            slot,
-        )
+        self._slot_event(slot, DevEvent.DEVICE_ERROR, partial(self.bridge.device_error, slot))
 
     # ------------------------------------------------------------------ a driver and the migration core
 

@@ -1,39 +1,40 @@
-"""The capability as the spec says it must be, computed from :mod:`vfmig_proto` alone.
+"""The capability as the spec says it must be: the protocol engine's decisions, stored in the capability's bytes.
 
-The bridge suite's model (:class:`CapabilityModel`): the access rules (:mod:`vfmig_proto.access`), the
-transition tables, fan-out, settled events and catch-up (:mod:`vfmig_proto.transitions`) and the reset value
-(:mod:`vfmig_proto.codec`).  It knows nothing of the suite around it, so that a protocol engine can take its
-place.
+The bridge suite's model (:class:`CapabilityModel`) decides nothing about the protocol itself: every report it
+judges, every host event, catch-up and settled event is :class:`~vfmig_proto.engine.ProtocolEngine`'s, the same
+engine the reference bridge and the tests call.  What is the suite's own is the capability around the protocol
+state: the bytes a step must leave behind (from the reset value of :mod:`vfmig_proto.codec`), the mask model of
+guest writes (:mod:`vfmig_proto.access`), and what the observers compare (fields by path, the register offsets,
+``STATUS.EVENT`` and the interrupt's enables).  It knows nothing of the suite around it.
+
+A step of the model (spec §4.1) is :meth:`CapabilityModel.begin`, one input (a report through
+:meth:`~CapabilityModel.judge` and :meth:`~CapabilityModel.apply_report`, or a host event), then
+:meth:`~CapabilityModel.finish`, which raises the settled events and sets ``STATUS.EVENT`` if the step's
+effects call for it.  Each input returns the :class:`~vfmig_proto.engine.Effects` it committed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
-from functools import cache, partial
+from functools import cache
 
 from vfmig_proto.access import apply_write_byte, write_masks
 from vfmig_proto.codec import read_field, reset_value, store_field
-from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, placed_fields
-from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
-from vfmig_proto.transitions import (
-    CATCH_UP,
-    DEVICE_TRANSITIONS,
-    FANOUT,
-    MIGRATION_TRANSITIONS,
-    REPORT_EVENTS,
-    SETTLED_STATES,
-    Action,
-    device_transition,
-    migration_transition,
+from vfmig_proto.engine import (
+    DeviceTransition,
+    Effects,
+    ProtocolEngine,
+    ReportVerdict,
+    read_protocol_state,
 )
+from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, placed_fields
+from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState, SlotFlag
+from vfmig_proto.transitions import SETTLED_STATES, Action, device_event_allowed, migration_event_allowed
 
 SETTLED_EVENTS = tuple(SETTLED_STATES)
 """The migration events the bridge raises itself once every slot has settled (spec §4.3.9)."""
 REPORT_NAMES = {report.value: report.name for report in DriverReport}
 """The name of each defined ``DRV_STATE`` value."""
-SLOT_FLAGS = ("migrated", "reset", "protocol_error")
-"""The ``DEV_STATUS`` flags of a slot entry."""
 
 
 def state_path(slot: int) -> str:
@@ -46,63 +47,22 @@ def drv_path(slot: int) -> str:
     return f"device[{slot}].dev_ctrl.drv_state"
 
 
-def flag_path(slot: int, flag: str) -> str:
-    """The path of one of ``slot``'s ``DEV_STATUS`` flags (:data:`SLOT_FLAGS`)."""
-    return f"device[{slot}].dev_status.{flag}"
+def flag_path(slot: int, flag: SlotFlag) -> str:
+    """The path of one of ``slot``'s ``DEV_STATUS`` flags (a flag's value is its field's name)."""
+    return f"device[{slot}].dev_status.{flag.value}"
 
 
-class Judgement(Enum):
-    """What the spec makes of a driver report (spec §4.2, §4.5)."""
+def states_taken(effects: Effects, slot: int) -> tuple[DevState, ...]:
+    """Each ``DEV_STATE`` ``slot`` takes in ``effects``, in order.
 
-    ACCEPT = "accepted"
-    IGNORE = "ignored"
-    REJECT = "rejected"
-    REJECT_BME = "rejected because of Bus Master Enable"
-
-    @property
-    def rejected(self) -> bool:
-        return self in (Judgement.REJECT, Judgement.REJECT_BME)
-
-
-@dataclass(frozen=True)
-class Report:
-    """One report, as the model judges it."""
-
-    slot: int
-    old: int
-    """``DRV_STATE`` before the write."""
-    written: int
-    """``DRV_STATE`` the write stored (by the mask model)."""
-    state: DevState
-    """``DEV_STATE`` before the write."""
-    mig: MigState
-    bme: bool
-    judgement: Judgement
-    why: str
-    chain: tuple[DevState, ...] = ()
-    """For an accepted report: the row's next state, then each state catch-up moves the slot to."""
-    table: Action | None = None
-    """The device table's action for the report, Bus Master Enable aside (None: no row, or no such value)."""
-
-    def describe(self) -> str:
-        name = REPORT_NAMES.get(self.written, f"undefined value {self.written}")
-        return (
-            f"slot {self.slot} reports DRV_STATE {name} (was {self.old}) in {self.state.name}, "
-            f"MIG_STATE {self.mig.name}, BME {int(self.bme)}: {self.judgement.value} ({self.why})"
-        )
-
-
-@dataclass
-class SubStep:
-    """What one step of the model changed: whether it sets ``STATUS.EVENT`` (spec §6.2, VFM-NOTIF-001)."""
-
-    mig_changed: bool = False
-    host_changed_dev_state: bool = False
-    flag_set: bool = False
-
-    @property
-    def sets_event(self) -> bool:
-        return self.mig_changed or self.host_changed_dev_state or self.flag_set
+    For the effects of an accepted report and its catch-up: the row's next state, then each state catch-up moves
+    the slot to (VFM-MIG-008); empty for a report that is ignored or rejected.
+    """
+    return tuple(
+        change.new
+        for change in effects.changes
+        if isinstance(change, DeviceTransition) and change.slot == slot and change.action is Action.ACCEPT
+    )
 
 
 @dataclass(frozen=True)
@@ -118,7 +78,7 @@ class StepOutcome:
 
 
 class CapabilityModel:
-    """The capability as the spec says it must be, computed from :mod:`vfmig_proto` alone."""
+    """The capability as the spec says it must be: the engine's protocol state in the capability's bytes."""
 
     def __init__(self, params: CapabilityParams, cap_next: int) -> None:
         self.num_slots = params.num_slots
@@ -129,6 +89,8 @@ class CapabilityModel:
         self.w1cmask = masks.w1cmask
         self.fields, self.paths, self.by_path, self.registers = _layout(params.num_slots)
         self.dev_ctrl = tuple(self.by_path[drv_path(slot)].offset for slot in range(self.num_slots))
+        self._protocol_bytes = _protocol_bytes(self.by_path, self.num_slots)
+        self.engine = ProtocolEngine(self.num_slots, read_protocol_state(self.data, self.num_slots))
         self._stale: frozenset[tuple[MigState, MigEvent]] = frozenset()
 
     # ---- fields
@@ -139,15 +101,20 @@ class CapabilityModel:
     def put(self, path: str, value: int) -> None:
         store_field(self.data, self.by_path[path], value)
 
+    def take_over(self, data: bytes) -> None:
+        """Hold ``data`` (a valid capability of as many slots) from now on: the bridge's, or the one it presents."""
+        self.data[:] = data
+        self.engine.load(read_protocol_state(self.data, self.num_slots))
+
     @property
     def mig_state(self) -> MigState:
-        return MigState(self.get("mig_state"))
+        return self.engine.mig_state
 
     def dev_state(self, slot: int) -> DevState:
-        return DevState(self.get(state_path(slot)))
+        return self.engine.dev_state(slot)
 
     def dev_states(self) -> list[DevState]:
-        return [self.dev_state(slot) for slot in range(self.num_slots)]
+        return self.engine.dev_states()
 
     @property
     def event(self) -> bool:
@@ -157,151 +124,86 @@ class CapabilityModel:
     def enabled(self) -> bool:
         return bool(self.get("control.enable")) and bool(self.get("control.event_ie"))
 
-    def _due(self) -> list[MigEvent]:
-        mig, states = self.mig_state, self.dev_states()
-        return [
-            event
-            for event in SETTLED_EVENTS
-            if (mig, event) in MIGRATION_TRANSITIONS
-            and all(state in SETTLED_STATES[event] for state in states)
-            and (mig, event) not in self._stale
-        ]
+    def state_of(self, data: bytes | bytearray) -> tuple[int, ...]:
+        """``MIG_STATE`` and every ``DEV_STATE`` in ``data``."""
+        return (self.get("mig_state", data), *(self.get(state_path(slot), data) for slot in range(self.num_slots)))
+
+    # ---- a step (spec §4.1)
 
     def begin(self) -> None:
         """A step starts.  A settled event already due now is one the bridge failed to raise before, in a step
         that has been judged: the model took the bridge's state over, and VFM-MIG-007 forbids raising it later."""
-        self._stale = frozenset()
-        self._stale = frozenset((self.mig_state, event) for event in self._due())
+        self._stale = frozenset((self.engine.mig_state, event) for event in self.engine.due_settled_events())
+
+    def finish(self, effects: Effects) -> StepOutcome:
+        """Raise the settled events the tables call for (spec §4.3.9); set ``STATUS.EVENT`` if the step does.
+
+        ``effects``: what the step's input committed.
+        """
+        pre_settle = self.engine.mig_state
+        effects += self._commit(self.engine.settle(skip=self._stale))
+        if effects.sets_event:
+            self.put("status.event", 1)
+        return StepOutcome(effects.sets_event, self.event, self.enabled, pre_settle)
+
+    def _commit(self, effects: Effects) -> Effects:
+        """Make the engine's ``effects`` true in the engine and in the capability's bytes."""
+        self.engine.apply(effects)
+        for write in effects.writes:
+            self.put(write.path, write.value)
+        return effects
 
     # ---- the guest side (spec §3.3, §4.2, §4.5)
 
     def apply_write(self, offset: int, data: bytes) -> None:
-        """The mask model (VFM-ACC-001) on the bytes a legal write covers, ``offset`` from the capability."""
+        """The mask model (VFM-ACC-001) on the bytes a legal write covers, ``offset`` from the capability.
+
+        A write that covers ``DRV_STATE`` or a ``DEV_STATUS`` flag changes the protocol state behind the engine's
+        back (before any report is judged): the engine takes it over.
+        """
         for index, value in enumerate(data):
             position = offset + index
             self.data[position] = apply_write_byte(
                 self.data[position], value, self.wmask[position], self.w1cmask[position]
             )
+        if not self._protocol_bytes.isdisjoint(range(offset, offset + len(data))):
+            self.engine.load(read_protocol_state(self.data, self.num_slots))
 
-    def judge(self, slot: int, old: int, bme: bool) -> Report:
-        """The spec's verdict on the report now stored in ``slot``'s ``DRV_STATE`` (the mask model applied)."""
-        written = self.get(drv_path(slot))
-        state = self.dev_state(slot)
-        mig = self.mig_state
-        made = partial(Report, slot, old, written, state, mig, bme)
-        if written not in REPORT_NAMES:
-            return made(Judgement.REJECT, "undefined DRV_STATE value")
-        report = DriverReport(written)
-        event = REPORT_EVENTS[report]
-        outcome = DEVICE_TRANSITIONS.get((state, event))
-        table = None if outcome is None else outcome.action
-        if bme and report is DriverReport.PAUSED:
-            return made(Judgement.REJECT_BME, "PAUSED while the function's BME is set, VFM-DEV-011", table=table)
-        if bme and report is DriverReport.NONE and mig is not MigState.IDLE:
-            why = "NONE while BME is set and MIG_STATE is not IDLE, VFM-DEV-011"
-            return made(Judgement.REJECT_BME, why, table=table)
-        if outcome is None:
-            return made(Judgement.REJECT, f"the device table has no row for {event.name} in {state.name}")
-        if outcome.action is Action.IGNORE:
-            return made(Judgement.IGNORE, f"the device table ignores {event.name} in {state.name}")
-        chain = [outcome.next_state]
-        if outcome.next_state is DevState.READY:
-            for catch_up in CATCH_UP.get(mig, ()):
-                chain.append(device_transition(chain[-1], catch_up).next_state)
-        why = f"{state.name} -> {outcome.next_state.name}"
-        if len(chain) > 1:
-            why += f", catch-up in {mig.name} -> {chain[-1].name}"
-        return made(Judgement.ACCEPT, why, tuple(chain))
+    def judge(self, slot: int, old: int, bus_master: bool) -> ReportVerdict:
+        """The engine's verdict on the report now stored in ``slot``'s ``DRV_STATE`` (the mask model applied)."""
+        return self.engine.judge_report(slot, self.get(drv_path(slot)), bus_master=bus_master, old=old)
 
-    def apply_report(self, report: Report, sub: SubStep) -> None:
-        if report.judgement.rejected:
-            self.put(drv_path(report.slot), report.old)
-            self.put(flag_path(report.slot, "protocol_error"), 1)
-        elif report.judgement is Judgement.IGNORE:
-            self.put(drv_path(report.slot), report.old)
-        else:
-            self.put(state_path(report.slot), report.chain[-1])
-            if report.chain[-1] is not report.chain[0]:
-                sub.host_changed_dev_state = True  # catch-up requests are host events (VFM-NOTIF-001)
+    def apply_report(self, verdict: ReportVerdict) -> Effects:
+        """A judged report carried out, with the catch-up of a driver that bound mid-migration (VFM-MIG-008)."""
+        return self._commit(self.engine.report(verdict) + self.engine.catch_up(verdict))
 
     # ---- the host side (spec §4.3)
 
-    def device_event(self, slot: int, event: DevEvent, sub: SubStep) -> None:
-        old = self.dev_state(slot)
-        new = device_transition(old, event).next_state
-        self.put(state_path(slot), new)
-        if new is not old:
-            sub.host_changed_dev_state = True
+    def migration_event(self, event: MigEvent, reason: MigReason | None = None) -> Effects:
+        """A migration event the hypervisor causes, with its fan-out and the fields it sets (spec §4.3)."""
+        return self._commit(self.engine.migration_event(event, reason=reason))
 
-    def migration_event(self, event: MigEvent, sub: SubStep) -> None:
-        old = self.mig_state
-        new = migration_transition(old, event)
-        self.put("mig_state", new)
-        if new is not old:
-            sub.mig_changed = True
-        device_event = FANOUT.get(event)
-        if device_event is not None:
-            for slot, state in enumerate(self.dev_states()):
-                if (state, device_event) in DEVICE_TRANSITIONS:
-                    self.device_event(slot, device_event, sub)
-
-    def finish(self, sub: SubStep) -> StepOutcome:
-        """Raise the settled events the tables call for (spec §4.3.9); set ``STATUS.EVENT`` if the step does."""
-        pre_settle = self.mig_state
-        while due := self._due():
-            self.migration_event(due[0], sub)
-        if sub.sets_event:
-            self.put("status.event", 1)
-        return StepOutcome(sub.sets_event, self.event, self.enabled, pre_settle)
-
-    def start(self, sub: SubStep) -> None:
-        self.migration_event(MigEvent.START, sub)
-        self.put("generation", (self.get("generation") + 1) & 0xFFFFFFFF)
-        self.put("mig_reason", MigReason.NONE)
-
-    def request_pause(self, sub: SubStep) -> None:
-        self.migration_event(MigEvent.REQUEST_PAUSE, sub)
-
-    def cancel(self, reason: MigReason, sub: SubStep) -> None:
-        self.migration_event(MigEvent.CANCEL, sub)
-        self.put("mig_reason", reason)
-
-    def arrive(self, sub: SubStep) -> None:
-        self.migration_event(MigEvent.ARRIVE, sub)
-        self.put("mig_reason", MigReason.COMPLETED)
-        self._flag_present("migrated", sub)
-
-    def group_reset(self, sub: SubStep) -> None:
-        self.migration_event(MigEvent.GROUP_RESET, sub)
-        self._flag_present("reset", sub)
-
-    def _flag_present(self, flag: str, sub: SubStep) -> None:
-        for slot, state in enumerate(self.dev_states()):
-            if state is not DevState.EMPTY:
-                self.put(flag_path(slot, flag), 1)
-                sub.flag_set = True
-
-    def slot_event(self, slot: int, event: DevEvent, sub: SubStep) -> None:
-        self.device_event(slot, event, sub)
-        if event in (DevEvent.HOT_ADD, DevEvent.SURPRISE_REMOVAL):  # VFM-DEV-013: a clean entry
-            for path in (drv_path(slot), *(flag_path(slot, flag) for flag in SLOT_FLAGS)):
-                self.put(path, 0)
+    def slot_event(self, slot: int, event: DevEvent) -> Effects:
+        """A host event of one slot: HOT_ADD, SURPRISE_REMOVAL, DEVICE_ERROR (spec §4.2.1)."""
+        return self._commit(self.engine.slot_event(slot, event))
 
     def allows(self, event: MigEvent) -> bool:
-        return (self.mig_state, event) in MIGRATION_TRANSITIONS
+        return migration_event_allowed(self.engine.mig_state, event)
 
     def slots_allowing(self, event: DevEvent) -> list[int]:
-        return [slot for slot, state in enumerate(self.dev_states()) if (state, event) in DEVICE_TRANSITIONS]
-
-    def state_of(self, data: bytes | bytearray) -> tuple[int, ...]:
-        """``MIG_STATE`` and every ``DEV_STATE`` in ``data``."""
-        return (self.get("mig_state", data), *(self.get(state_path(slot), data) for slot in range(self.num_slots)))
+        return [slot for slot, state in enumerate(self.engine.dev_states()) if device_event_allowed(state, event)]
 
 
 @cache
 def cached_reset_value(params: CapabilityParams) -> bytes:
     """:func:`vfmig_proto.codec.reset_value`, computed once per ``params``."""
     return reset_value(params)
+
+
+def _protocol_bytes(by_path: dict[str, PlacedField], num_slots: int) -> frozenset[int]:
+    """The capability's bytes that hold a slot's protocol fields a guest may write: DRV_STATE and the flags."""
+    paths = [path for slot in range(num_slots) for path in (drv_path(slot), *(flag_path(slot, f) for f in SlotFlag))]
+    return frozenset(by_path[path].offset + by_path[path].field.lsb // 8 for path in paths)
 
 
 @cache

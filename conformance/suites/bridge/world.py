@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from conformance.checks import ConformanceMachine
-from conformance.suites.bridge.model import CapabilityModel, Report, StepOutcome
+from conformance.suites.bridge.model import CapabilityModel, StepOutcome
 from vfmig_proto.codec import find_field, validate
+from vfmig_proto.engine import ReportVerdict
 from vfmig_proto.errors import DecodeError
 from vfmig_proto.layout import VFM_MIN_SLOTS, CapabilityParams, PlacedField
 from vfmig_proto.pci import (
@@ -23,7 +24,7 @@ from vfmig_proto.pci import (
     PCI_MSI_FLAGS,
     PCI_MSI_FLAGS_ENABLE,
 )
-from vfmig_proto.states import DevEvent, MigEvent, MigState
+from vfmig_proto.states import DevEvent, DevState, MigEvent, MigState
 from vfmig_proto.transitions import MIGRATION_TRANSITIONS
 
 MAX_SLOTS = 8
@@ -34,6 +35,13 @@ CANCEL_BEFORE_RESET = frozenset(
     if (state, MigEvent.GROUP_RESET) not in MIGRATION_TRANSITIONS and (state, MigEvent.CANCEL) in MIGRATION_TRANSITIONS
 )
 """Where the hypervisor cancels before a group reset the guest requests (VFM-MIG-011): GROUP_RESET has no row."""
+_Part = TypeVar("_Part")
+
+
+def built(part: _Part | None) -> _Part:
+    """A part of the world, which the ``build`` rule makes before any other rule runs."""
+    assert part is not None, "the world is built first"
+    return part
 
 
 def register_offset(path: str) -> int:
@@ -93,7 +101,10 @@ class Expectation:
     covers_rw: bool = False
     masked: bytes = b""
     """The model's capability right after the mask model (before the report is processed)."""
-    report: Report | None = None
+    report: ReportVerdict | None = None
+    """The model's verdict on the report the write carries, if it covers a ``DEV_CTRL``."""
+    chain: tuple[DevState, ...] = ()
+    """For an accepted report: the row's next state, then each state catch-up moves the slot to (VFM-MIG-008)."""
     sbr_edge: bool = False
     sbr_unexpected: bool = False
     """The bridge performed a group reset that the write did not ask for."""
@@ -190,13 +201,11 @@ class BridgeWorld(ConformanceMachine):
 
     @property
     def bridge(self) -> Any:
-        assert self._bridge is not None, "the world is built first"
-        return self._bridge
+        return built(self._bridge)
 
     @property
     def model(self) -> CapabilityModel:
-        assert self._model is not None, "the world is built first"
-        return self._model
+        return built(self._model)
 
     def _live(self) -> bool:
         """Whether there is a bridge to judge: the world is built and the bridge has not left the model."""
@@ -275,5 +284,5 @@ class BridgeWorld(ConformanceMachine):
         if model.get("num_slots", actual) != model.num_slots:
             self.stalled = True
             return
-        model.data[:] = actual
+        model.take_over(actual)
         self.level = self.registers.pin(model.event, model.enabled)

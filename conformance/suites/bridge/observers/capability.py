@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 
-from conformance.suites.bridge.model import SETTLED_EVENTS, SLOT_FLAGS, drv_path, flag_path, state_path
+from conformance.suites.bridge.model import SETTLED_EVENTS, drv_path, flag_path, state_path
 from conformance.suites.bridge.observers.hypervisor_seat import HypervisorSeat
 from conformance.suites.bridge.observers.interrupts import InterruptObserver
 from conformance.suites.bridge.observers.reports import ReportObserver
 from conformance.suites.bridge.observers.versions import extension_paths
 from conformance.suites.bridge.world import Expectation, Judge, describe_value
 from vfmig_proto.codec import read_field
+from vfmig_proto.states import SlotFlag
 from vfmig_proto.transitions import MIGRATION_TRANSITIONS
 
 SLOT_EVENTS = ("hot_add", "surprise_removal", "device_error")
@@ -185,7 +186,7 @@ class CapabilityObserver(ReportObserver, InterruptObserver, HypervisorSeat):
             )
             judge(
                 "VFM-ERR-005",
-                (flag_path(slot, "reset") for slot in slots),
+                (flag_path(slot, SlotFlag.RESET) for slot in slots),
                 "GROUP_RESET sets DEV_STATUS.RESET in every slot that is not EMPTY",
             )
         judge("VFM-MIG-009", ("mig_reason",), "MIG_REASON changes only on START, CANCEL and ARRIVE")
@@ -223,7 +224,7 @@ class CapabilityObserver(ReportObserver, InterruptObserver, HypervisorSeat):
             if event != "device_error":
                 judge(
                     "VFM-DEV-013",
-                    (drv_path(slot), *(flag_path(slot, flag) for flag in SLOT_FLAGS)),
+                    (drv_path(slot), *(flag_path(slot, flag) for flag in SlotFlag)),
                     f"{name} returns DRV_STATE to NONE and clears MIGRATED, RESET and PROTOCOL_ERROR",
                 )
         else:
@@ -241,13 +242,13 @@ class CapabilityObserver(ReportObserver, InterruptObserver, HypervisorSeat):
             if event == "arrive":
                 judge(
                     "VFM-FLAG-001",
-                    (flag_path(slot, "migrated") for slot in slots),
+                    (flag_path(slot, SlotFlag.MIGRATED) for slot in slots),
                     "ARRIVE sets DEV_STATUS.MIGRATED in every slot that is not EMPTY",
                 )
             if event == "group_reset":
                 judge(
                     "VFM-ERR-005",
-                    (flag_path(slot, "reset") for slot in slots),
+                    (flag_path(slot, SlotFlag.RESET) for slot in slots),
                     "GROUP_RESET sets DEV_STATUS.RESET in every slot that is not EMPTY",
                 )
         pre_settle = expectation.outcomes[-1].pre_settle
@@ -273,7 +274,7 @@ class CapabilityObserver(ReportObserver, InterruptObserver, HypervisorSeat):
             "VFM-FLAG-002",
             [
                 path
-                for path in (flag_path(slot, "migrated") for slot in range(model.num_slots))
+                for path in (flag_path(slot, SlotFlag.MIGRATED) for slot in range(model.num_slots))
                 if model.get(path) and not model.get(path, actual)
             ],
             "DEV_STATUS.MIGRATED is cleared only by a guest write of 1, when the slot enters EMPTY or on HOT_ADD",

@@ -14,9 +14,9 @@ The suite observes the bridge as the hypervisor does (:class:`SuiteObserver`, an
 
 from __future__ import annotations
 
-from conformance.suites.bridge.model import Judgement
 from conformance.suites.bridge.world import CANCEL_BEFORE_RESET, BridgeWorld, Expectation
 from reference_impl.events import Event
+from vfmig_proto.engine import Judgement
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS, REPORT_EVENTS
 
@@ -153,7 +153,7 @@ class HypervisorSeat(BridgeWorld):
                     Judgement.ACCEPT: "VFM-DEV-002",
                     Judgement.IGNORE: "VFM-DEV-003",
                     Judgement.REJECT: "VFM-DEV-010",
-                    Judgement.REJECT_BME: "VFM-DEV-010",
+                    Judgement.REJECT_BUS_MASTER: "VFM-DEV-010",
                 }[report.judgement]
             self._that(
                 requirement,

@@ -8,8 +8,8 @@ model's) and the bridge's MSI and Command registers call for (VFM-NOTIF-002, VFM
 
 from __future__ import annotations
 
-from conformance.suites.bridge.model import Judgement
 from conformance.suites.bridge.world import BridgeWorld, Expectation
+from vfmig_proto.engine import Judgement
 
 
 class InterruptObserver(BridgeWorld):

@@ -9,26 +9,28 @@ what the guest's next reads return must agree on ``MIG_STATE`` and every ``DEV_S
 
 from __future__ import annotations
 
-from conformance.suites.bridge.model import Judgement, Report, drv_path, flag_path, state_path
+from conformance.suites.bridge.model import drv_path, flag_path, state_path
 from conformance.suites.bridge.world import BridgeWorld, Expectation, Judge, describe_value
+from vfmig_proto.engine import Judgement, ReportVerdict
+from vfmig_proto.states import SlotFlag
 from vfmig_proto.transitions import Action
 
 
 class ReportObserver(BridgeWorld):
     """The bridge's processing of a driver report, judged field by field against the model's verdict."""
 
-    def _judge_report(self, expectation: Expectation, report: Report, actual: bytes, judge: Judge) -> None:
+    def _judge_report(self, expectation: Expectation, report: ReportVerdict, actual: bytes, judge: Judge) -> None:
         model = self.model
         slot = report.slot
         state_field, drv_field = state_path(slot), drv_path(slot)
-        error_field = flag_path(slot, "protocol_error")
+        error_field = flag_path(slot, SlotFlag.PROTOCOL_ERROR)
         everything = (state_field, drv_field, error_field, "mig_state", "status.event")
         said = report.describe()
         actual_state = model.get(state_field, actual)
         told = (slot, report.written) in self.rejections
         masked_error, actual_error = model.get(error_field, expectation.masked), model.get(error_field, actual)
         # A bridge that does nothing with a report that the table alone would ignore broke VFM-DEV-011, not -001.
-        table_ignores = report.judgement is Judgement.REJECT_BME and report.table is Action.IGNORE
+        table_ignores = report.judgement is Judgement.REJECT_BUS_MASTER and report.table is Action.IGNORE
         repeated_or_wide = report.written == report.old or expectation.width > 1
         if report.judgement is not Judgement.IGNORE and not table_ignores and repeated_or_wide:
             untouched = actual_state == report.state and not told
@@ -53,7 +55,7 @@ class ReportObserver(BridgeWorld):
                 (error_field,),
                 f"{said}; the write's 1 in PROTOCOL_ERROR applies before the report, whose rejection then sets it",
             )
-        if report.judgement is Judgement.REJECT_BME:
+        if report.judgement is Judgement.REJECT_BUS_MASTER:
             rejected = actual_state == report.state and (told or (masked_error == 0 and actual_error == 1))
             self._that(
                 "VFM-DEV-011",
@@ -83,12 +85,13 @@ class ReportObserver(BridgeWorld):
                 f"{said}: nothing changes, DRV_STATE gets its old value back",
             )
         else:
-            chain = report.chain
+            chain = expectation.chain
             if len(chain) > 1:
                 judge(
                     "VFM-MIG-008",
                     (state_field,) if actual_state in chain[:-1] else (),
-                    f"{said}: the catch-up requests apply in the same step, in order",
+                    f"{said}: the catch-up requests in MIG_STATE {report.mig_state.name} apply in the same step, in "
+                    f"order ({' -> '.join(state.name for state in chain)})",
                 )
             judge("VFM-DEV-002", (state_field, drv_field, error_field), f"{said}: DRV_STATE keeps the written value")
         settled = None if self._diverged else "VFM-MIG-007"  # not when a judged difference decided the states
