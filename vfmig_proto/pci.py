@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 # --- Type-0/1 common header --------------------------------------------------
 PCI_VENDOR_ID = 0x00
+PCI_VENDOR_ID_NONE = 0xFFFF
+"""What a Vendor ID read returns when no function answers (a failed read completes with all ones)."""
 PCI_DEVICE_ID = 0x02
 PCI_COMMAND = 0x04
 PCI_COMMAND_IO = 0x0001

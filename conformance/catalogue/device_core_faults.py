@@ -27,6 +27,8 @@ from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, VFM_SIGNATURE, VFM_VERSIO
 from vfmig_proto.pci import PCI_CAP_ID_VNDR
 from vfmig_proto.states import DevState, DriverReport, MigState
 
+_CONTROL_WIDTH = 2
+"""CONTROL is a 16-bit register: the write the careless core makes to enable events."""
 _FIXED_OFFSET = QEMU_BRIDGE_CAP_OFFSET
 """Where QEMU-based migration bridges place the capability (spec 3.1.1): what a careless core assumes."""
 
@@ -165,7 +167,7 @@ class EnablesWithADwordWrite(MigrationCore):
     """Sets CONTROL.ENABLE by writing back the DWORD it read at CONTROL, which carries STATUS.EVENT back too."""
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        if self.cap is not None and offset == self.register_offset("control.enable") and width == 2:
+        if self.cap is not None and offset == self.register_offset("control.enable") and width == _CONTROL_WIDTH:
             status = self.config_read(offset, 4) >> 16
             super().config_write(offset, 4, value | status << 16)
             return

@@ -328,6 +328,9 @@ class RestoresItsOwnGeneration(DestinationMigration):
 
 # ---------------------------------------------------------------------------------------------- the host
 
+_LAST_GUEST_SLOT = 2
+"""The suite asks for functions in slots 0 to 2 for the guest's drivers; a slot beyond is a spare function."""
+
 
 @fault(Target.HYPERVISOR, breaks="VFM-DISC-002")
 class AssignsBesideTheBridge(FaultyHost):
@@ -338,7 +341,7 @@ class AssignsBesideTheBridge(FaultyHost):
     """
 
     def assign_function(self, slot: int, identity: FunctionIdentity | None = None) -> VirtualFunction:
-        if slot <= 2:  # (slots 0 to 2: the guest's drivers; beyond: the root bus)
+        if slot <= _LAST_GUEST_SLOT:
             return super().assign_function(slot, identity)
         function = self.new_function(identity)
         function.memory = self.memory

@@ -39,8 +39,11 @@ from reference_impl.clock import SimClock
 from reference_impl.events import EventBus, EventKind
 from vfmig_proto.access import WRITE_WIDTHS
 from vfmig_proto.layout import (
+    VFM_DEFAULT_ACK_TIMEOUT_MS,
     VFM_HEADER_SIZE,
+    VFM_MAX_ACK_TIMEOUT_MS,
     VFM_MAX_PAGE_SHIFT,
+    VFM_MIN_ACK_TIMEOUT_MS,
     VFM_MIN_PAGE_SHIFT,
     CapabilityParams,
     slot_offset,
@@ -87,7 +90,9 @@ class Rules(Actions):
     @initialize(
         num_slots=st.sampled_from((2, 1, 3, 4, 5, 6, 7, MAX_SLOTS)),
         page_shift=st.one_of(st.just(VFM_MIN_PAGE_SHIFT), st.integers(VFM_MIN_PAGE_SHIFT, VFM_MAX_PAGE_SHIFT)),
-        ack_timeout_ms=st.one_of(st.just(500), st.integers(1, 0xFFFF)),
+        ack_timeout_ms=st.one_of(
+            st.just(VFM_DEFAULT_ACK_TIMEOUT_MS), st.integers(VFM_MIN_ACK_TIMEOUT_MS, VFM_MAX_ACK_TIMEOUT_MS)
+        ),
         first_device=st.one_of(st.just(1), st.integers(0, 31)),
         occupied=st.lists(st.sampled_from((True, False)), min_size=MAX_SLOTS, max_size=MAX_SLOTS),
         msi=st.sampled_from((True, False)),

@@ -49,12 +49,16 @@ def register_offset(path: str) -> int:
     return find_field(VFM_MIN_SLOTS, path).offset
 
 
+HEX_ABOVE_BITS = 4
+"""A field of up to this many bits is a small number and is shown in decimal; a wider one (an ID, a mask) in hex."""
+
+
 def describe_value(placed: PlacedField, value: int) -> str:
     """``value`` of the field ``placed``, by name if the field's values are named."""
     values = placed.field.values
     if values is not None and value in values._value2member_map_:
         return f"{values(value).name} ({value})"
-    return f"0x{value:x}" if placed.field.width > 4 else str(value)
+    return f"0x{value:x}" if placed.field.width > HEX_ABOVE_BITS else str(value)
 
 
 @dataclass

@@ -23,7 +23,7 @@ from reference_impl.events import EventBus
 from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationRecord
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.pci import PCI_VENDOR_ID
+from vfmig_proto.pci import PCI_VENDOR_ID, PCI_VENDOR_ID_NONE
 from vfmig_proto.states import DevState, MigState
 
 PAGE = 4096
@@ -174,7 +174,9 @@ class DeviceWorld(ConformanceMachine):
         self.observe(bus)
         for proxy in self.functions():
             self.checks.record(
-                "VFM-GEN-004", proxy.config_read(PCI_VENDOR_ID, 2) != 0xFFFF, "config read with BME clear failed"
+                "VFM-GEN-004",
+                proxy.config_read(PCI_VENDOR_ID, 2) != PCI_VENDOR_ID_NONE,
+                "config read with BME clear failed",
             )
 
     def _bridge(self, bus: Any, params: CapabilityParams, name: str) -> WatchedBridge:

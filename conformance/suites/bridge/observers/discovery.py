@@ -23,8 +23,10 @@ from vfmig_proto.errors import DecodeError
 from vfmig_proto.layout import (
     VFM_CFG_TYPE_MIGRATION,
     VFM_HEADER_SIZE,
+    VFM_MAX_ACK_TIMEOUT_MS,
     VFM_MAX_PAGE_SHIFT,
     VFM_MAX_SLOTS,
+    VFM_MIN_ACK_TIMEOUT_MS,
     VFM_MIN_PAGE_SHIFT,
     VFM_MIN_SLOTS,
     VFM_SIGNATURE,
@@ -228,7 +230,7 @@ class DiscoveryObserver(VersionObserver):
             VFM_MIN_SLOTS <= num_slots <= VFM_MAX_SLOTS
             and cap_len == capability_length(num_slots)
             and VFM_MIN_PAGE_SHIFT <= page_shift <= VFM_MAX_PAGE_SHIFT
-            and 1 <= ack <= 0xFFFF
+            and VFM_MIN_ACK_TIMEOUT_MS <= ack <= VFM_MAX_ACK_TIMEOUT_MS
             and len(set(devfns)) == len(devfns) == num_slots,
             f"expected NUM_SLOTS in 1..31, CAP_LEN 0x20 + 4 x NUM_SLOTS, PAGE_SHIFT in 12..30, ACK_TIMEOUT_MS in "
             f"1..65535 and distinct DEV_DEVFNs; the bridge presents NUM_SLOTS {num_slots}, CAP_LEN {cap_len}, "
