@@ -21,8 +21,9 @@ CHECKED_MODULES = (
     "conformance.catalogue.device_faults",
     "conformance.catalogue.device_core_faults",
     "conformance.catalogue.hypervisor_faults",
+    "conformance.catalogue.bridge_faults",
 )
-"""The catalogue modules held to the rule (the bridge catalogue joins once its rewrite onto the new bridge lands)."""
+"""The catalogue modules held to the rule: every one."""
 
 
 def _is_private(name: str) -> bool:

@@ -148,11 +148,11 @@ class RemembersWrites(MigrationBridge):
 class SlowsWithWrites(MigrationBridge):
     """Each guest configuration write does work in proportion to the number of writes before it."""
 
-    _writes = 0
+    writes_so_far = 0
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        self._writes += 1
-        for _ in range(self._writes):  # a scan over everything written so far, as an audit pass would make
+        self.writes_so_far += 1
+        for _ in range(self.writes_so_far):  # a scan over everything written so far, as an audit pass would make
             pass
         super().config_write(offset, width, value)
 
@@ -262,30 +262,30 @@ class NoCatchUp(MigrationBridge):
 class SettlesAtNextAccess(MigrationBridge):
     """A settled event that a report causes is raised at the guest's next configuration access, not in the write."""
 
-    _in_write = False
-    _owed = False
+    in_write = False
+    owed = False
 
     def config_read(self, offset: int, width: int) -> int:
-        self._pay()
+        self.pay_owed()
         return super().config_read(offset, width)
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        self._pay()
-        self._in_write = True
+        self.pay_owed()
+        self.in_write = True
         try:
             super().config_write(offset, width, value)
         finally:
-            self._in_write = False
+            self.in_write = False
 
     def settle(self, step: BridgeStep) -> None:
-        if self._in_write and self.engine.due_settled_events():
-            self._owed = True  # left for later, as a deferred handler would
+        if self.in_write and self.engine.due_settled_events():
+            self.owed = True  # left for later, as a deferred handler would
             return
         super().settle(step)
 
-    def _pay(self) -> None:
-        if self._owed:
-            self._owed = False
+    def pay_owed(self) -> None:
+        if self.owed:
+            self.owed = False
             self.finish_step(self.begin_step("deferred"))
 
 
@@ -431,17 +431,17 @@ class NoResetFlag(MigrationBridge):
 class NoEventOnArrive(MigrationBridge):
     """The ARRIVE step forgets to set STATUS.EVENT (and so to interrupt)."""
 
-    _arriving = False
+    arriving = False
 
     def arrive(self) -> None:
-        self._arriving = True
+        self.arriving = True
         try:
             super().arrive()
         finally:
-            self._arriving = False
+            self.arriving = False
 
     def finish_step(self, step: BridgeStep) -> None:
-        super().finish_step(BridgeStep(step.causes) if self._arriving else step)
+        super().finish_step(BridgeStep(step.causes) if self.arriving else step)
 
 
 @fault(Target.BRIDGE, breaks="VFM-NOTIF-002")
@@ -505,21 +505,21 @@ class LaterMinorBridge(MigrationBridge):
         wmask[self.cap + registers.VFM_GUEST_FEATURES] |= _OVERRUN_FEATURE
         w1cmask[self.cap + registers.VFM_STATUS] |= _OVERRUN_STATUS
         self.wmask, self.w1cmask = bytes(wmask), bytes(w1cmask)
-        self._present_version()
+        self.present_version()
 
     def conventional_reset(self) -> None:
         super().conventional_reset()
-        self._present_version()
+        self.present_version()
 
-    def _present_version(self) -> None:
+    def present_version(self) -> None:
         self.config[self.cap + registers.VFM_VERSION_MINOR] = 1
         self.config[self.cap + registers.VFM_HOST_FEATURES] |= _OVERRUN_FEATURE
 
-    def _overrun_accepted(self) -> bool:
+    def overrun_accepted(self) -> bool:
         return bool(self.config[self.cap + registers.VFM_GUEST_FEATURES] & _OVERRUN_FEATURE)
 
     def finish_step(self, step: BridgeStep) -> None:
-        if step.sets_event and self.field("status.event") and self._overrun_accepted():
+        if step.sets_event and self.field("status.event") and self.overrun_accepted():
             self.config[self.cap + registers.VFM_STATUS] |= _OVERRUN_STATUS
         super().finish_step(step)
 
@@ -528,7 +528,7 @@ class LaterMinorBridge(MigrationBridge):
 class LaterMinorUngated(LaterMinorBridge):
     """A version 1.1 bridge whose event overrun bit works even while the guest has not accepted the feature."""
 
-    def _overrun_accepted(self) -> bool:
+    def overrun_accepted(self) -> bool:
         return True
 
 
