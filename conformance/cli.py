@@ -209,13 +209,17 @@ def _cmd_spec_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_c_header(args: argparse.Namespace) -> int:
-    output = writable_file("--output", args.output) if args.output else None
-    text = c_header()
+def _emit_text(text: str, output: Path | None) -> None:
+    """Write a command's text to --output when given, else to standard output."""
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def _cmd_c_header(args: argparse.Namespace) -> int:
+    output = writable_file("--output", args.output) if args.output else None
+    _emit_text(c_header(), output)
     return EXIT_OK
 
 
@@ -337,11 +341,7 @@ def _cmd_config_dump(args: argparse.Namespace) -> int:
         print(f"vfmig config-dump: {exc}", file=sys.stderr)
         return EXIT_USAGE
     size = 64 if args.short else len(config)
-    text = format_lspci_dump(config[:size], BRIDGE_TITLE)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _emit_text(format_lspci_dump(config[:size], BRIDGE_TITLE), output)
     return EXIT_OK
 
 
