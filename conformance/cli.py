@@ -39,7 +39,7 @@ from conformance.live import ConformanceProgress
 from conformance.parallel import available_cpus, run_parallel
 from conformance.progress import SimulationProgress
 from conformance.reports import write_reports
-from conformance.runner import PROFILES, UsageError
+from conformance.runner import PROFILES, RunArguments, UsageError
 from conformance.summary import summary_text
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from reference_impl.clock import SimClock
@@ -409,30 +409,23 @@ PARALLEL_PROFILE = "thorough"
 
 def _check(args: argparse.Namespace, progress: ConformanceProgress) -> RunReport:
     target = Target(args.target)
-    database = Path(args.database) if args.database else Path.cwd() / ".hypothesis" / "vfmig"
+    arguments: RunArguments = {
+        "profile": args.profile,
+        "seed": args.seed,
+        "timeout_s": args.timeout,
+        "requirements": args.requirement,
+        "database_dir": Path(args.database) if args.database else Path.cwd() / ".hypothesis" / "vfmig",
+    }
     if args.profile == PARALLEL_PROFILE:
-        return run_parallel(
-            target,
-            args.impl,
-            profile=args.profile,
-            seed=args.seed,
-            timeout_s=args.timeout,
-            requirements=args.requirement,
-            database_dir=database,
-            on_shard=progress.shard_done,
-        )
+        return run_parallel(target, args.impl, on_shard=progress.shard_done, **arguments)
     return run_isolated(
         target,
         args.impl,
-        profile=args.profile,
-        seed=args.seed,
-        timeout_s=args.timeout,
-        requirements=args.requirement,
-        database_dir=database,
         on_verdict=progress.verdict,
         on_progress=progress.progress,
         isolation=Isolation(memory_limit=args.memory_limit or None),
         loader=load_checked_implementation,
+        **arguments,
     )
 
 

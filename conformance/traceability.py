@@ -110,29 +110,28 @@ class CheckSite:
 
 
 @dataclass(frozen=True)
-class Mention:
+class WrittenId:
+    """A requirement ID written somewhere in a suite's source."""
+
+    requirement: str
+    target: Target
+    module: str
+    function: str
+    """The function, or the constant, it is written in."""
+    line: int
+
+
+@dataclass(frozen=True)
+class Mention(WrittenId):
     """A requirement ID written in a suite where it is neither a check nor a step's declaration.
 
     For example in a constant that lists the requirements a suite covers, which no check reads.
     """
 
-    requirement: str
-    target: Target
-    module: str
-    function: str
-    """The constant's name."""
-    line: int
-
 
 @dataclass(frozen=True)
-class Declaration:
+class Declaration(WrittenId):
     """One requirement ID in a ``@step(...)`` decorator."""
-
-    requirement: str
-    target: Target
-    module: str
-    function: str
-    line: int
 
 
 @dataclass(frozen=True)
