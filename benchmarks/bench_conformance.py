@@ -15,13 +15,12 @@ Exit 1 if the reference is not conformant or a fault goes undetected.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
+
+from reference_runs import benchmark_parser, timed_run, write_figures
 
 from conformance.catalogue import all_faults
 from conformance.detection import detect, summary_line
@@ -41,9 +40,8 @@ def bench_reference(repeat: int) -> tuple[dict[str, dict[str, float]], bool]:
         walls: list[float] = []
         steps: list[int] = []
         for seed in range(1, repeat + 1):
-            started = time.perf_counter()
-            report = run(target, profile="default", seed=seed)
-            walls.append(time.perf_counter() - started)
+            wall, report = timed_run(run, target, seed)
+            walls.append(wall)
             steps.append(report.steps)
             conformant = conformant and report.conformant and not report.suite_errors
         wall = statistics.median(walls)
@@ -53,10 +51,8 @@ def bench_reference(repeat: int) -> tuple[dict[str, dict[str, float]], bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3, help="seeds per target for the reference runs (3)")
+    parser = benchmark_parser(__doc__, "seeds per target for the reference runs (3)")
     parser.add_argument("--no-catalogue", action="store_true", help="skip the faulty implementations")
-    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
     args = parser.parse_args(argv)
 
     figures, conformant = bench_reference(args.repeat)
@@ -98,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"fault": item.fault.name, "detected": item.detected, "seconds": item.seconds, "steps": item.steps}
             for item in detections
         ]
-    if args.json:
-        Path(args.json).write_text(json.dumps(document, indent=2), encoding="utf-8")
+    write_figures(args.json, document)
     return 0 if conformant and all_detected else 1
 
 

@@ -11,13 +11,11 @@ Usage: ``python benchmarks/bench_isolation.py [--repeat N] [--json PATH]``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
-import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
+
+from reference_runs import benchmark_parser, timed_run, write_figures
 
 from conformance.harness import run_isolated
 from conformance.runner import run
@@ -25,12 +23,6 @@ from conformance.verdicts import RunReport, Target
 
 RATIO_BOUND = 1.5
 """The default profile under isolation stays within this factor of the in-process wall time."""
-
-
-def _timed(check: Callable[..., RunReport], target: Target, seed: int) -> tuple[float, RunReport]:
-    started = time.perf_counter()
-    report = check(target, profile="default", seed=seed)
-    return time.perf_counter() - started, report
 
 
 def _verdicts(report: RunReport) -> list[tuple[str, str]]:
@@ -50,7 +42,7 @@ def bench(repeat: int) -> tuple[dict[str, dict[str, float]], bool]:
                 order.reverse()
             reports: dict[str, RunReport] = {}
             for name, check in order:
-                seconds, reports[name] = _timed(check, target, seed)
+                seconds, reports[name] = timed_run(check, target, seed)
                 (inside if name == "inside" else isolated).append(seconds)
             same = _verdicts(reports["inside"]) == _verdicts(reports["isolated"])
             agreed = agreed and same and reports["inside"].steps == reports["isolated"].steps
@@ -63,10 +55,7 @@ def bench(repeat: int) -> tuple[dict[str, dict[str, float]], bool]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3, help="seeds per target (3)")
-    parser.add_argument("--json", metavar="PATH", help="write the figures as JSON")
-    args = parser.parse_args(argv)
+    args = benchmark_parser(__doc__, "seeds per target (3)").parse_args(argv)
     figures, agreed = bench(args.repeat)
     print(f"default profile, reference implementation, median of {args.repeat} seeds")
     print(f"{'target':<12}{'in-process s':>14}{'isolated s':>12}{'ratio':>8}")
@@ -76,9 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     isolated = sum(row["isolated_s"] for row in figures.values())
     print(f"{'together':<12}{inside:>14.2f}{isolated:>12.2f}{isolated / inside:>8.2f}  (bound {RATIO_BOUND})")
     print(f"same verdicts and steps in both: {agreed}")
-    if args.json:
-        document = {"targets": figures, "together_ratio": isolated / inside, "agreed": agreed}
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_figures(args.json, {"targets": figures, "together_ratio": isolated / inside, "agreed": agreed}, end="\n")
     return 0 if agreed and isolated / inside <= RATIO_BOUND else 1
 
 

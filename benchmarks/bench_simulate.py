@@ -195,23 +195,8 @@ def measure(size_bytes: int, repetition: int) -> Run:
     document, error = _child(["--child", str(size_bytes)])
     if document is None:
         return Run(size_bytes, repetition, error=error)
-    return Run(
-        size_bytes=size_bytes,
-        repetition=repetition,
-        wall_s=float(document["wall_s"]),
-        construct_s=float(document["construct_s"]),
-        run_s=float(document["run_s"]),
-        max_rss_bytes=int(document["max_rss_bytes"]),
-        migration_ns=int(document["migration_ns"]),
-        simulated_ns=int(document["simulated_ns"]),
-        downtime_ns=int(document["downtime_ns"]),
-        rounds=int(document["rounds"]),
-        pages_sent=int(document["pages_sent"]),
-        lost_pages=int(document["lost_pages"]),
-        outcome=str(document["outcome"]),
-        reason=str(document["reason"]),
-        violations=[str(item) for item in document["violations"]],
-    )
+    # The child printed child_run's dict: Run's measured fields, which JSON brings back with their types.
+    return Run(repetition=repetition, **document)
 
 
 def summarise(size_bytes: int, runs: list[Run]) -> SizeSummary | None:

@@ -39,7 +39,7 @@ from conformance.live import ConformanceProgress
 from conformance.parallel import available_cpus, run_parallel
 from conformance.progress import SimulationProgress
 from conformance.reports import write_reports
-from conformance.runner import PROFILES, UsageError
+from conformance.runner import PROFILES, RunArguments, UsageError
 from conformance.summary import summary_text
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from reference_impl.clock import SimClock
@@ -209,13 +209,17 @@ def _cmd_spec_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_c_header(args: argparse.Namespace) -> int:
-    output = writable_file("--output", args.output) if args.output else None
-    text = c_header()
+def _emit_text(text: str, output: Path | None) -> None:
+    """Write a command's text to --output when given, else to standard output."""
     if output is not None:
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def _cmd_c_header(args: argparse.Namespace) -> int:
+    output = writable_file("--output", args.output) if args.output else None
+    _emit_text(c_header(), output)
     return EXIT_OK
 
 
@@ -337,11 +341,7 @@ def _cmd_config_dump(args: argparse.Namespace) -> int:
         print(f"vfmig config-dump: {exc}", file=sys.stderr)
         return EXIT_USAGE
     size = 64 if args.short else len(config)
-    text = format_lspci_dump(config[:size], BRIDGE_TITLE)
-    if output is not None:
-        output.write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    _emit_text(format_lspci_dump(config[:size], BRIDGE_TITLE), output)
     return EXIT_OK
 
 
@@ -409,30 +409,23 @@ PARALLEL_PROFILE = "thorough"
 
 def _check(args: argparse.Namespace, progress: ConformanceProgress) -> RunReport:
     target = Target(args.target)
-    database = Path(args.database) if args.database else Path.cwd() / ".hypothesis" / "vfmig"
+    arguments: RunArguments = {
+        "profile": args.profile,
+        "seed": args.seed,
+        "timeout_s": args.timeout,
+        "requirements": args.requirement,
+        "database_dir": Path(args.database) if args.database else Path.cwd() / ".hypothesis" / "vfmig",
+    }
     if args.profile == PARALLEL_PROFILE:
-        return run_parallel(
-            target,
-            args.impl,
-            profile=args.profile,
-            seed=args.seed,
-            timeout_s=args.timeout,
-            requirements=args.requirement,
-            database_dir=database,
-            on_shard=progress.shard_done,
-        )
+        return run_parallel(target, args.impl, on_shard=progress.shard_done, **arguments)
     return run_isolated(
         target,
         args.impl,
-        profile=args.profile,
-        seed=args.seed,
-        timeout_s=args.timeout,
-        requirements=args.requirement,
-        database_dir=database,
         on_verdict=progress.verdict,
         on_progress=progress.progress,
         isolation=Isolation(memory_limit=args.memory_limit or None),
         loader=load_checked_implementation,
+        **arguments,
     )
 
 

@@ -34,9 +34,18 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Unpack
 
+from conformance.preflight import load_implementation
 from conformance.reports.json_report import read_json, write_json
-from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, load_factory, target_requirements
+from conformance.runner import (
+    DEFAULT_IMPLEMENTATIONS,
+    DEFAULT_STEP_TIMEOUT_S,
+    PROFILES,
+    RunArguments,
+    UsageError,
+    target_requirements,
+)
 from conformance.verdicts import RequirementResult, RunReport, Target, Verdict
 
 SHARD_SEED_STRIDE = 1000
@@ -223,13 +232,9 @@ def run_parallel(
     target: Target,
     implementation: str | None = None,
     *,
-    profile: str = "thorough",
-    seed: int | None = None,
-    timeout_s: float = 5.0,
-    requirements: Iterable[str] | None = None,
-    database_dir: Path | None = None,
     shards: int | None = None,
     on_shard: Callable[[int, RunReport], None] | None = None,
+    **arguments: Unpack[RunArguments],
 ) -> RunReport:
     """Check ``implementation`` like :func:`conformance.runner.run`, in ``shards`` processes at once.
 
@@ -239,10 +244,14 @@ def run_parallel(
     before anything starts) and :class:`RuntimeError` when the pytest run
     ends without every shard's report.
     """
+    profile = arguments.get("profile", "thorough")
+    requirements = arguments.get("requirements")
+    seed = arguments.get("seed")
+    database_dir = arguments.get("database_dir")
     if profile not in PROFILES:
         raise UsageError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     spec = implementation or DEFAULT_IMPLEMENTATIONS[target]
-    load_factory(spec)
+    load_implementation(target, spec)
     wanted = list(requirements) if requirements is not None else None
     target_requirements(target, wanted)
     _check_tools()
@@ -262,7 +271,7 @@ def run_parallel(
             spec,
             profile=profile,
             seed=run_seed,
-            timeout_s=timeout_s,
+            timeout_s=arguments.get("timeout_s", DEFAULT_STEP_TIMEOUT_S),
             requirements=wanted,
             database_dir=(database_dir or root / "database").resolve(),
             shards=count,

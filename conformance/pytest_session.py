@@ -31,8 +31,9 @@ import pytest
 
 from conformance.harness import AdapterProblem, Interrupted, run_isolated
 from conformance.parallel import SHARD_PATTERN, merge_reports, read_shards, shard_seed, write_shard
+from conformance.preflight import load_implementation
 from conformance.reports import write_reports
-from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, load_factory, target_requirements
+from conformance.runner import DEFAULT_IMPLEMENTATIONS, PROFILES, UsageError, target_requirements
 from conformance.summary import failure_text, summary_text
 from conformance.verdicts import RunReport, Target
 
@@ -135,7 +136,7 @@ class ConformanceSession:
                 raise UsageError(f"--vfmig-shards must be at least 1, not {option.vfmig_shards}")
             if self.timeout_s < 0:
                 raise UsageError(f"--vfmig-timeout must not be negative, not {self.timeout_s:g}")
-            load_factory(self.implementation)
+            load_implementation(self.target, self.implementation)
             target_requirements(self.target, self.requirements)
         except UsageError as error:
             raise pytest.UsageError(f"vfmig: {error}") from error

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from conformance.checks import Checks, ConformanceMachine
-from conformance.runner import bind, load_factory, target_requirements
+from conformance.preflight import load_implementation
+from conformance.runner import bind, target_requirements
 from conformance.verdicts import Target
 
 
@@ -46,4 +47,4 @@ def machine_for(
     if only is not None:
         checks.disabled.update(checks.known - chosen_only)
     checks.disabled_steps.update(skipped_steps)
-    return bind(chosen, load_factory(implementation), checks, timeout_s)
+    return bind(chosen, load_implementation(chosen, implementation), checks, timeout_s)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import seed as hypothesis_seed
@@ -64,6 +64,8 @@ SUITES: dict[Target, str] = {
     Target.HYPERVISOR: "conformance.suites.hypervisor:HypervisorSuite",
 }
 _MAX_GROUPS = 64
+DEFAULT_STEP_TIMEOUT_S = 5.0
+"""How long a step of the implementation may take before it counts as hung."""
 
 
 class UsageError(ValueError):
@@ -127,32 +129,6 @@ def _shrink_budget(profile: Profile) -> Iterator[None]:
             setattr(hypothesis_engine, name, value)
 
 
-def load_object(spec: str) -> Any:
-    """The object ``MODULE:NAME`` names."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise UsageError(f"{spec!r} is not MODULE:FACTORY (e.g. mypkg.model:make_device)")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise UsageError(f"cannot import {module_name!r}: {error}") from error
-    target: Any = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError:
-            raise UsageError(f"{module_name!r} has no {attribute!r}") from None
-    return target
-
-
-def load_factory(spec: str) -> Callable[[], Any]:
-    """The zero-argument factory ``MODULE:FACTORY`` names."""
-    factory = load_object(spec)
-    if not callable(factory):
-        raise UsageError(f"{spec} is not callable")
-    return factory  # type: ignore[no-any-return]
-
-
 def implementation_key(factory: Callable[[], Any]) -> str:
     """A key that tells implementations apart: a digest of the factory's module source (or its name)."""
     try:
@@ -164,7 +140,10 @@ def implementation_key(factory: Callable[[], Any]) -> str:
 
 def suite_class(target: Target) -> type[ConformanceMachine]:
     """The state machine of ``target``."""
-    cls = load_object(SUITES[target])
+    # SUITES names our own classes: an implementation's MODULE:FACTORY goes through
+    # conformance.preflight.load_implementation, which explains a bad one.
+    module_name, _, name = SUITES[target].partition(":")
+    cls = getattr(importlib.import_module(module_name), name)
     if not (isinstance(cls, type) and issubclass(cls, ConformanceMachine)):
         raise TypeError(f"{SUITES[target]} is not a conformance machine")
     return cls
@@ -293,13 +272,23 @@ class RunPlan:
         return {requirement.id: requirement for requirement in self.wanted}
 
 
+class RunArguments(TypedDict, total=False):
+    """The keyword arguments every way of running a suite takes (:func:`plan_run` says what each means)."""
+
+    profile: str
+    seed: int | None
+    timeout_s: float
+    requirements: Iterable[str] | None
+    database_dir: Path | None
+
+
 def plan_run(
     target: Target,
     implementation: str | None = None,
     *,
     profile: str = "default",
     seed: int | None = None,
-    timeout_s: float = 5.0,
+    timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
     requirements: Iterable[str] | None = None,
     database_dir: Path | None = None,
 ) -> RunPlan:
@@ -363,27 +352,15 @@ def run(
     target: Target,
     implementation: str | None = None,
     *,
-    profile: str = "default",
-    seed: int | None = None,
-    timeout_s: float = 5.0,
-    requirements: Iterable[str] | None = None,
-    database_dir: Path | None = None,
     on_verdict: Callable[[RequirementResult], None] | None = None,
+    **arguments: Unpack[RunArguments],
 ) -> RunReport:
     """Check ``implementation`` (``MODULE:FACTORY``; the reference by default) for ``target``, in this process.
 
     An implementation that exits, crashes or hangs inside C code takes this process with it: run untrusted
     implementations with :func:`conformance.harness.run_isolated`, which runs this in a worker process.
     """
-    plan = plan_run(
-        target,
-        implementation,
-        profile=profile,
-        seed=seed,
-        timeout_s=timeout_s,
-        requirements=requirements,
-        database_dir=database_dir,
-    )
+    plan = plan_run(target, implementation, **arguments)
     from conformance.preflight import check_implementation, load_implementation  # noqa: PLC0415 - it imports us
 
     factory = load_implementation(target, plan.implementation)

@@ -58,10 +58,11 @@ import itertools
 import pkgutil
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType, ModuleType
+from typing import ClassVar
 
 from conformance.checks import ConformanceMachine
 from conformance.runner import suite_class
@@ -109,29 +110,28 @@ class CheckSite:
 
 
 @dataclass(frozen=True)
-class Mention:
+class WrittenId:
+    """A requirement ID written somewhere in a suite's source."""
+
+    requirement: str
+    target: Target
+    module: str
+    function: str
+    """The function, or the constant, it is written in."""
+    line: int
+
+
+@dataclass(frozen=True)
+class Mention(WrittenId):
     """A requirement ID written in a suite where it is neither a check nor a step's declaration.
 
     For example in a constant that lists the requirements a suite covers, which no check reads.
     """
 
-    requirement: str
-    target: Target
-    module: str
-    function: str
-    """The constant's name."""
-    line: int
-
 
 @dataclass(frozen=True)
-class Declaration:
+class Declaration(WrittenId):
     """One requirement ID in a ``@step(...)`` decorator."""
-
-    requirement: str
-    target: Target
-    module: str
-    function: str
-    line: int
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,14 @@ class Problem:
     target: Target
     requirement: str
 
+    TEMPLATE: ClassVar[str] = ""
+    """The problem's one line: a :meth:`str.format` template over its fields (``target`` is the target's name)."""
+
     @property
     def message(self) -> str:
         """One line naming the requirement, the target and where the problem is."""
-        raise NotImplementedError
+        values = {each.name: getattr(self, each.name) for each in fields(self)}
+        return self.TEMPLATE.format_map({**values, "target": self.target.value})
 
 
 @dataclass(frozen=True)
@@ -172,25 +176,21 @@ class ProblemAtSite(Problem):
     """The function, or the constant, the place is in."""
 
 
+_NO_CHECK = "but no check of the {target} suite names it"
+
+
 @dataclass(frozen=True)
 class UnknownRequirement(ProblemAtSite):
     """A suite writes an ID that the spec does not define."""
 
-    @property
-    def message(self) -> str:
-        return f"{self.where} ({self.function}) names {self.requirement}, which the spec does not define"
+    TEMPLATE = "{where} ({function}) names {requirement}, which the spec does not define"
 
 
 @dataclass(frozen=True)
 class ForeignRequirement(ProblemAtSite):
     """A suite writes an ID of a requirement that does not bind its target."""
 
-    @property
-    def message(self) -> str:
-        return (
-            f"{self.where} ({self.function}) names {self.requirement}, which does not bind the "
-            f"{self.target.value} target"
-        )
+    TEMPLATE = "{where} ({function}) names {requirement}, which does not bind the {target} target"
 
 
 @dataclass(frozen=True)
@@ -200,24 +200,14 @@ class UncheckedMandatory(Problem):
     keyword: str
     defined_at: str
 
-    @property
-    def message(self) -> str:
-        return (
-            f"{self.requirement} ({self.keyword}, {self.defined_at}) binds the {self.target.value} target "
-            f"but no check of the {self.target.value} suite names it"
-        )
+    TEMPLATE = "{requirement} ({keyword}, {defined_at}) binds the {target} target " + _NO_CHECK
 
 
 @dataclass(frozen=True)
 class DeclaredButUnchecked(ProblemAtSite):
     """A step declares a requirement that no check of the suite names."""
 
-    @property
-    def message(self) -> str:
-        return (
-            f"{self.where} ({self.function}) declares {self.requirement} in @step, "
-            f"but no check of the {self.target.value} suite names it"
-        )
+    TEMPLATE = "{where} ({function}) declares {requirement} in @step, " + _NO_CHECK
 
 
 class TraceabilityError(Exception):

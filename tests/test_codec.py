@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -353,6 +354,21 @@ def _with_garbage(view: vfm.Capability, path: str, value: object) -> vfm.Capabil
     return result
 
 
+_Argument = TypeVar("_Argument")
+_Result = TypeVar("_Result")
+_Error = TypeVar("_Error", bound=Exception)
+
+
+def _result_or_error(
+    function: Callable[[_Argument], _Result], argument: _Argument, error_type: type[_Error]
+) -> _Result | _Error:
+    """What ``function(argument)`` returns, or the ``error_type`` it raises (anything else fails the test)."""
+    try:
+        return function(argument)
+    except error_type as error:
+        return error
+
+
 @settings(max_examples=400)
 @given(valid_capabilities(max_slots=4), st.data())
 def test_garbage_in_any_field_of_a_view_raises_only_encode_error(cap: bytes, data: st.DataObject) -> None:
@@ -361,17 +377,13 @@ def test_garbage_in_any_field_of_a_view_raises_only_encode_error(cap: bytes, dat
     # A path is longer than any path that holds it: fill the inside of a register or entry before replacing it.
     for path in sorted(paths, key=len, reverse=True):
         view = _with_garbage(view, path, data.draw(_GARBAGE, label=path))
-    try:
-        encoded = vfm.encode_capability(view)
-    except vfm.EncodeError as exc:
-        error: vfm.EncodeError | None = exc
+    encoded = _result_or_error(vfm.encode_capability, view, vfm.EncodeError)
+    if isinstance(encoded, vfm.EncodeError):
+        assert encoded.field, "an EncodeError names the field"
+        assert encoded.field in str(encoded)
     else:
-        error = None
         # Garbage that happens to mean a valid value must encode what it means.
         assert vfm.decode_capability(encoded) == view
-    if error is not None:
-        assert error.field, "an EncodeError names the field"
-        assert error.field in str(error)
 
 
 # --- Fuzzing: random and mutated bytes give DecodeError or a valid capability, nothing else.
@@ -417,17 +429,13 @@ def _decode_batch(base: bytes, seed: int) -> int:
     rng = random.Random(seed)
     candidates = _mutants(rng, base, FUZZ_PER_BATCH)
     for candidate in candidates:
-        try:
-            view = vfm.decode_capability(candidate)
-        except vfm.DecodeError as exc:
-            error: vfm.DecodeError | None = exc
+        view = _result_or_error(vfm.decode_capability, candidate, vfm.DecodeError)
+        if isinstance(view, vfm.DecodeError):
+            assert view.field, "a DecodeError names the field"
+            assert 0 <= view.offset < 0x100, "a DecodeError names an offset inside config space"
         else:
-            error = None
             # Whatever decodes is a valid capability that encodes back to the same bytes.
             assert vfm.encode_capability(view) == candidate
-        if error is not None:
-            assert error.field, "a DecodeError names the field"
-            assert 0 <= error.offset < 0x100, "a DecodeError names an offset inside config space"
     return len(candidates)
 
 

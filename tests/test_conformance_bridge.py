@@ -23,7 +23,8 @@ import conformance.suites.bridge as bridge_suite
 import conformance.suites.bridge.model as bridge_model
 from conformance.catalogue import Fault, all_faults
 from conformance.catalogue.bridge_faults import CATALOGUE
-from conformance.runner import load_factory, run, suite_class, target_requirements
+from conformance.preflight import load_implementation
+from conformance.runner import run, suite_class, target_requirements
 from conformance.suites.bridge.model import CapabilityModel, drv_path, flag_path, state_path, states_taken
 from conformance.verdicts import RequirementResult, Target, Verdict
 from vfmig_proto.codec import find_field, store_field
@@ -244,7 +245,8 @@ def test_the_catalogue_is_well_formed() -> None:
         assert fault.description.endswith("."), fault.description
         assert ". " not in fault.description, f"one sentence: {fault.description}"
         assert fault.factory.startswith("conformance.catalogue.bridge_faults:")
-        assert callable(getattr(load_factory(fault.factory)(), "create_bridge", None)), fault.factory
+        implementation = load_implementation(fault.target, fault.factory)()
+        assert callable(getattr(implementation, "create_bridge", None)), fault.factory
     assert {fault.name for fault in all_faults()} >= set(names), "all_faults() gathers the bridge catalogue"
 
 

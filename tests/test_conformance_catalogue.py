@@ -15,7 +15,8 @@ import pytest
 
 from conformance.catalogue import Fault, all_faults, registry
 from conformance.detection import detect
-from conformance.runner import load_factory, target_requirements
+from conformance.preflight import load_implementation
+from conformance.runner import target_requirements
 from conformance.verdicts import Target, Verdict
 
 FAULTS = all_faults()
@@ -31,7 +32,7 @@ def test_the_catalogue_has_at_least_forty_faults_over_every_target() -> None:
 def test_each_fault_names_a_requirement_of_its_target_and_loads(fault: Fault) -> None:
     assert fault.breaks in {req.id for req in target_requirements(fault.target)}
     assert fault.verdict in (Verdict.FAIL, Verdict.WARN, Verdict.TIMEOUT, Verdict.ERROR)
-    assert callable(load_factory(fault.factory))
+    assert callable(load_implementation(fault.target, fault.factory))
 
 
 def test_the_catalogue_covers_every_requirement_area_the_suites_check() -> None:
@@ -86,7 +87,7 @@ def test_a_registered_class_is_a_fault_named_and_described_by_the_class(probe_mo
         "Takes any host.",
         Verdict.WARN,
     )
-    implementation = load_factory(entry.factory)()
+    implementation = load_implementation(Target.HYPERVISOR, entry.factory)()
     assert isinstance(implementation, _Implementation)
     assert implementation.variant is variant
 

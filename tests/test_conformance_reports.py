@@ -293,6 +293,20 @@ def test_schema_rejects_non_conformant_without_a_reason() -> None:
 # --- JUnit XML ----------------------------------------------------------------------------------
 
 
+def _child(element: ET.Element, path: str) -> ET.Element:
+    """The first element at ``path`` under ``element``, which must be there."""
+    found = element.find(path)
+    assert found is not None, path
+    return found
+
+
+def _text(element: ET.Element, path: str) -> str:
+    """The text of the first element at ``path`` under ``element``, which must be there and hold text."""
+    text = _child(element, path).text
+    assert text is not None, path
+    return text
+
+
 def _cases(root: ET.Element) -> list[ET.Element]:
     return root.findall("./testsuite/testcase")
 
@@ -339,10 +353,7 @@ def test_junit_properties(mixed: RunReport) -> None:
         "steps": "4000",
         "warnings": "1",
     }
-    system_err = suite.find("system-err")
-    assert system_err is not None
-    assert system_err.text is not None
-    assert "health check" in system_err.text
+    assert "health check" in _text(suite, "system-err")
 
 
 def test_junit_test_cases(mixed: RunReport) -> None:
@@ -366,48 +377,33 @@ def test_junit_test_cases(mixed: RunReport) -> None:
     assert REPRODUCTION.rstrip("\n") in failure.text
     assert str(BIG_SEED) in failure.text
     assert "page 0x3f differs on the destination" + NASTY in failure.text
-    no_seed = failed_no_seed.find("failure")
-    assert no_seed is not None
-    assert no_seed.text is not None
-    assert "Seed: none recorded" in no_seed.text
+    assert "Seed: none recorded" in _text(failed_no_seed, "failure")
     assert warned.find("failure") is None
     assert warned.find("error") is None
-    warning = warned.find("system-out")
-    assert warning is not None
-    assert warning.text is not None
-    assert warning.text.startswith("WARNING: ")
-    assert REPRODUCTION.rstrip("\n") in warning.text
-    timeout = timed_out.find("error")
-    assert timeout is not None
+    warning = _text(warned, "system-out")
+    assert warning.startswith("WARNING: ")
+    assert REPRODUCTION.rstrip("\n") in warning
+    timeout = _child(timed_out, "error")
     assert timeout.get("type") == "timeout"
     assert timeout.get("message") == "step 17 (pause) did not return within 5.0 s"
-    error = raised.find("error")
-    assert error is not None
+    error = _child(raised, "error")
     assert error.get("type") == "error"
     assert error.text is not None
     assert TRACEBACK_SHOWN in error.text
     assert "ring \\x1b state" in error.text
     assert error.get("message") == "RuntimeError: ring state <bad> & 'odd' | ü\\x00"
-    skipped = uncovered.find("skipped")
-    assert skipped is not None
-    assert skipped.get("message") == "not covered by any check"
-    unreached_skip = unreached.find("skipped")
-    assert unreached_skip is not None
-    assert unreached_skip.get("message") == "the run never reached it"
+    assert _child(uncovered, "skipped").get("message") == "not covered by any check"
+    assert _child(unreached, "skipped").get("message") == "the run never reached it"
 
 
 def test_junit_warn_only_run_has_no_failures() -> None:
     root = ET.fromstring(report_junit(_warn_only_report()))
     assert root.get("failures") == "0"
     assert root.get("errors") == "0"
-    conformant = root.find("./testsuite/properties/property[@name='conformant']")
-    assert conformant is not None
-    assert conformant.get("value") == "true"
-    system_out = root.find("./testsuite/system-out")
-    assert system_out is not None
-    assert system_out.text is not None
-    assert system_out.text.startswith("vfmig conformance of vendor.model:make_vf: CONFORMANT\n")
-    assert "WARNING: VFM-" in system_out.text
+    assert _child(root, "./testsuite/properties/property[@name='conformant']").get("value") == "true"
+    system_out = _text(root, "./testsuite/system-out")
+    assert system_out.startswith("vfmig conformance of vendor.model:make_vf: CONFORMANT\n")
+    assert "WARNING: VFM-" in system_out
 
 
 def test_write_junit(mixed: RunReport, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
+from enum import Enum
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -79,20 +80,39 @@ def migration() -> tuple[set[str], list[Edge]]:
     return parse_dot(migration_state_diagram())
 
 
+def _accepted_device_transitions() -> set[tuple[str, str, str]]:
+    """The device table's ACCEPT rows (IGNORE rows are not transitions)."""
+    return {
+        (state.name, event.name, outcome.next_state.name)
+        for (state, event), outcome in DEVICE_TRANSITIONS.items()
+        if outcome.action is Action.ACCEPT
+    }
+
+
+def _migration_transitions() -> set[tuple[str, str, str]]:
+    return {(state.name, event.name, target.name) for (state, event), target in MIGRATION_TRANSITIONS.items()}
+
+
+_DIAGRAMS = pytest.mark.parametrize(
+    ("diagram", "states", "transitions"),
+    [
+        (device_state_diagram, DevState, _accepted_device_transitions),
+        (migration_state_diagram, MigState, _migration_transitions),
+    ],
+    ids=["device", "migration"],
+)
+
+
+@_DIAGRAMS
+def test_a_state_diagram_has_one_node_per_state_and_one_edge_per_transition(
+    diagram: Callable[[], str], states: type[Enum], transitions: Callable[[], set[tuple[str, str, str]]]
+) -> None:
+    nodes, edges = parse_dot(diagram())
+    assert nodes - {START_NODE} == {state.name for state in states}
+    assert drawn_transitions(edges) == transitions()
+
+
 class TestDeviceDiagram:
-    def test_one_node_per_state(self, device: tuple[set[str], list[Edge]]) -> None:
-        nodes, _ = device
-        assert nodes - {START_NODE} == {state.name for state in DevState}
-
-    def test_one_edge_for_every_accept_row_and_nothing_else(self, device: tuple[set[str], list[Edge]]) -> None:
-        _, edges = device
-        accepted = {
-            (state.name, event.name, outcome.next_state.name)
-            for (state, event), outcome in DEVICE_TRANSITIONS.items()
-            if outcome.action is Action.ACCEPT
-        }
-        assert drawn_transitions(edges) == accepted
-
     def test_ignore_rows_are_not_drawn_as_transitions(self, device: tuple[set[str], list[Edge]]) -> None:
         _, edges = device
         drawn = drawn_transitions(edges)
@@ -126,15 +146,6 @@ class TestDeviceDiagram:
 
 
 class TestMigrationDiagram:
-    def test_one_node_per_state(self, migration: tuple[set[str], list[Edge]]) -> None:
-        nodes, _ = migration
-        assert nodes - {START_NODE} == {state.name for state in MigState}
-
-    def test_one_edge_for_every_row(self, migration: tuple[set[str], list[Edge]]) -> None:
-        _, edges = migration
-        rows = {(state.name, event.name, target.name) for (state, event), target in MIGRATION_TRANSITIONS.items()}
-        assert drawn_transitions(edges) == rows
-
     def test_every_edge_is_labelled_with_its_events(self, migration: tuple[set[str], list[Edge]]) -> None:
         _, edges = migration
         assert all(

@@ -33,8 +33,8 @@ from conformance.interfaces.hypervisor import (
     MigrationRefusedError,
     MigrationSettings,
 )
-from conformance.preflight import AdapterError, protocol_members
-from conformance.runner import RunState, execute, finish, load_factory, plan_run, run
+from conformance.preflight import AdapterError, load_implementation, protocol_members
+from conformance.runner import RunState, execute, finish, plan_run, run
 from conformance.verdicts import RunReport, RunStatus, Target, Verdict
 from reference_impl.bridge import MigrationBridge, SlotFunction, restore_problem
 from reference_impl.hypervisor import MigrationError
@@ -120,7 +120,7 @@ def _run_the_suite_alone(target: Target, seed: int) -> tuple[RunStatus, list[str
     """The suite's own judgement, without the pre-flight check (which reads the reference-typed adapters)."""
     plan = plan_run(target, IMPLEMENTATIONS[target], profile="quick", seed=seed)
     state = RunState.start(plan)
-    execute(plan, load_factory(plan.implementation), state)
+    execute(plan, load_implementation(target, plan.implementation), state)
     report = finish(plan, state)
     return report.status, _problems(report)
 

@@ -184,13 +184,19 @@ class ReferenceMigrations(RuleBasedStateMachine):
         if function is not None:
             function.timing = replace(function.timing, drain_ns=ms(2 * ACK_TIMEOUT_MS))
 
+    def rarely_at_a_function(self, slot: int, dice: int) -> tuple[Hypervisor, int] | None:
+        """The guest's host and the slot of the function a rare event (one dice roll in three) hits, if any."""
+        host = self.where()
+        if dice or host is None:
+            return None
+        slot %= len(self.world.drivers)
+        return (host, slot) if slot in host.slot_functions else None
+
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def surprise_removal(self, slot: int, dice: int) -> None:
-        host = self.where()
-        if dice:
-            return
-        slot %= len(self.world.drivers)
-        if host is not None and host.guest is self.world.guest and slot in host.slot_functions:
+        hit = self.rarely_at_a_function(slot, dice)
+        if hit is not None:
+            host, slot = hit
             host.surprise_remove(slot)
 
     @rule(slot=st.integers(0, 3))
@@ -211,13 +217,10 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def device_error(self, slot: int, dice: int) -> None:
-        host = self.where()
-        if dice:
-            return
-        slot %= len(self.world.drivers)
-        if host is not None and slot in host.slot_functions:
-            state = host.bridge.dev_state(slot)
-            if state not in (DevState.EMPTY,):
+        hit = self.rarely_at_a_function(slot, dice)
+        if hit is not None:
+            host, slot = hit
+            if host.bridge.dev_state(slot) is not DevState.EMPTY:
                 host.function_failed(slot)
 
     # ------------------------------------------------------------------ invariants after every step

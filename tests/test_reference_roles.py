@@ -108,6 +108,12 @@ def _transitions(log: EventLog, state: MigState) -> list[int]:
     return [event.time for event in log.of(EventKind.MIG_TRANSITION) if event.data["new"] is state]
 
 
+def _wait_before(log: EventLog, event: MigEvent, state: MigState) -> int:
+    """Nanoseconds from the first entry into ``state`` to the first ``event`` of the migration."""
+    happened = next(logged.time for logged in log.events if logged.data["event"] is event)
+    return happened - _transitions(log, state)[0]
+
+
 def test_a_default_migration_completes_with_nothing_lost_and_every_kind_of_event() -> None:
     simulation = Simulation(SMALL)
     log = EventLog(simulation.bus)
@@ -156,13 +162,10 @@ def test_pausing_deadline_cancels_exactly_ack_timeout_after_pausing_began() -> N
     log = EventLog(simulation.bus, [EventKind.MIG_TRANSITION])
     record = simulation.run().last
     assert (record.outcome, record.reason) == (MigrationOutcome.FAILED, MigReason.ACK_TIMEOUT)
-    pausing = _transitions(log, MigState.PAUSING)[0]
-    cancel = next(event.time for event in log.events if event.data["event"] is MigEvent.CANCEL)
-    assert cancel - pausing == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-003/004: at the deadline, not before"
+    deadline = SMALL.ack_timeout_ms * 1_000_000
+    assert _wait_before(log, MigEvent.CANCEL, MigState.PAUSING) == deadline, "VFM-TMO-003/004: at it, not before"
     # The slow function's driver answers RESUME_REQ only after its drain: RESUMING's deadline resets the group.
-    resuming = _transitions(log, MigState.RESUMING)[0]
-    reset = next(event.time for event in log.events if event.data["event"] is MigEvent.GROUP_RESET)
-    assert reset - resuming == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-005"
+    assert _wait_before(log, MigEvent.GROUP_RESET, MigState.RESUMING) == deadline, "VFM-TMO-005"
 
 
 def test_prepare_deadline_cancels_a_migration_whose_driver_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -173,9 +176,7 @@ def test_prepare_deadline_cancels_a_migration_whose_driver_never_answers(monkeyp
     log = EventLog(simulation.bus, [EventKind.MIG_TRANSITION])
     record = simulation.run().last
     assert (record.outcome, record.reason) == (MigrationOutcome.FAILED, MigReason.ACK_TIMEOUT)
-    prepare = _transitions(log, MigState.PREPARE)[0]
-    cancel = next(event.time for event in log.events if event.data["event"] is MigEvent.CANCEL)
-    assert cancel - prepare == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-001"
+    assert _wait_before(log, MigEvent.CANCEL, MigState.PREPARE) == SMALL.ack_timeout_ms * 1_000_000, "VFM-TMO-001"
 
 
 @pytest.mark.parametrize("fault", list(ScenarioFault))

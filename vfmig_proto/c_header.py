@@ -16,6 +16,12 @@ Offsets are ``VFM_<REG>``, field masks ``VFM_<REG>_<FIELD>`` with
 ``VFM_<REG>_<FIELD>_SHIFT``, values ``VFM_<ENUM>_<MEMBER>``.  Slot-entry
 register offsets count from the entry; in C ``VFM_SLOT(n)`` is the entry's
 offset (in Python :func:`vfmig_proto.layout.slot_offset`).
+
+``VFM_SIGNATURE``, ``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR`` are
+register *offsets*, in Python as in C; the values those registers hold are
+``VFM_SIGNATURE_VALUE``, ``VFM_PROTOCOL_MAJOR`` and ``VFM_PROTOCOL_MINOR``
+(in :mod:`vfmig_proto.layout` they are named ``VFM_SIGNATURE``,
+``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR``).
 """
 
 from __future__ import annotations
@@ -219,16 +225,7 @@ After a change to the layout, regenerate it from the repository root with::
 
     {REGENERATE_PYTHON}
 
-Offsets are ``VFM_<REG>`` (header registers from the capability's first byte,
-slot-entry registers from the entry's first byte: add
-:func:`vfmig_proto.layout.slot_offset`), field masks ``VFM_<REG>_<FIELD>``
-with ``VFM_<REG>_<FIELD>_SHIFT``, values ``VFM_<ENUM>_<MEMBER>``.
-
-As in C, ``VFM_SIGNATURE``, ``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR``
-here are register *offsets*; the values those registers hold are
-``VFM_SIGNATURE_VALUE``, ``VFM_PROTOCOL_MAJOR`` and ``VFM_PROTOCOL_MINOR``
-(in :mod:`vfmig_proto.layout` they are named ``VFM_SIGNATURE``,
-``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR``).
+How the names are made, and which of them are offsets rather than values: :mod:`vfmig_proto.c_header`.
 """'''
 
 

@@ -5,16 +5,7 @@ After a change to the layout, regenerate it from the repository root with::
 
     python -m vfmig_proto.c_header --python -o vfmig_proto/registers.py
 
-Offsets are ``VFM_<REG>`` (header registers from the capability's first byte,
-slot-entry registers from the entry's first byte: add
-:func:`vfmig_proto.layout.slot_offset`), field masks ``VFM_<REG>_<FIELD>``
-with ``VFM_<REG>_<FIELD>_SHIFT``, values ``VFM_<ENUM>_<MEMBER>``.
-
-As in C, ``VFM_SIGNATURE``, ``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR``
-here are register *offsets*; the values those registers hold are
-``VFM_SIGNATURE_VALUE``, ``VFM_PROTOCOL_MAJOR`` and ``VFM_PROTOCOL_MINOR``
-(in :mod:`vfmig_proto.layout` they are named ``VFM_SIGNATURE``,
-``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR``).
+How the names are made, and which of them are offsets rather than values: :mod:`vfmig_proto.c_header`.
 """
 
 # --- Protocol constants.

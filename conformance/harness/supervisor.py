@@ -40,12 +40,12 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Unpack
 
 from conformance.attribution import Attribution, Sides, attribute, frames_of_dump
 from conformance.harness.beacon import Beacon, BeaconReading
@@ -61,7 +61,7 @@ from conformance.harness.messages import (
     absorb_counts,
 )
 from conformance.harness.worker import DUMP_SIGNAL, WorkerSetup, work
-from conformance.runner import RunPlan, RunState, UsageError, finish, plan_run, step_failure, suite_class
+from conformance.runner import RunArguments, RunPlan, RunState, UsageError, finish, plan_run, step_failure, suite_class
 from conformance.verdicts import RequirementResult, RunReport, Target
 
 OUTPUT_TAIL_BYTES = 64 * 1024
@@ -129,30 +129,18 @@ def run_isolated(
     target: Target,
     implementation: str | None = None,
     *,
-    profile: str = "default",
-    seed: int | None = None,
-    timeout_s: float = 5.0,
-    requirements: Iterable[str] | None = None,
-    database_dir: Path | None = None,
     on_verdict: Callable[[RequirementResult], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     isolation: Isolation | None = None,
     loader: Callable[[Target, str], Callable[[], Any]] = load_checked_implementation,
+    **arguments: Unpack[RunArguments],
 ) -> RunReport:
     """Check ``implementation`` like :func:`conformance.runner.run`, in a supervised worker process.
 
     Raises :class:`~conformance.runner.UsageError` for bad arguments, :class:`AdapterProblem` when the
     implementation cannot be used, and :class:`Interrupted` on Ctrl-C (each with the report where there is one).
     """
-    plan = plan_run(
-        target,
-        implementation,
-        profile=profile,
-        seed=seed,
-        timeout_s=timeout_s,
-        requirements=requirements,
-        database_dir=database_dir,
-    )
+    plan = plan_run(target, implementation, **arguments)
     supervisor = _Supervisor(plan, isolation or Isolation(), loader, on_verdict, on_progress)
     return supervisor.run()
 

@@ -114,8 +114,17 @@ class HostileFunction(VirtualFunction):
         return type(self).misbehave(self)
 
 
+class _ReferenceDrivers:
+    """The reference driver for every function: the hostile part is the device, not its driver."""
+
+    def create_driver(
+        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
+    ) -> VfDriver:
+        return VfDriver(guest, core, slot, devfn, allocator, config=DriverConfig(buffers=CONFORMANCE_BUFFERS))
+
+
 @dataclass(frozen=True)
-class HostileDevice:
+class HostileDevice(_ReferenceDrivers):
     """A device implementation whose functions misbehave."""
 
     misbehave: Misbehaviour
@@ -127,11 +136,6 @@ class HostileDevice:
             "HostileFunction", (HostileFunction,), {"misbehave": staticmethod(self.misbehave)}
         )
         return cls(name, clock, bus, identity, DeviceTiming())
-
-    def create_driver(
-        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
-    ) -> VfDriver:
-        return VfDriver(guest, core, slot, devfn, allocator, config=DriverConfig(buffers=CONFORMANCE_BUFFERS))
 
 
 def busy_loop() -> HostileDevice:
@@ -196,18 +200,13 @@ class _ConfigReadRaises(VirtualFunction):
 
 
 @dataclass(frozen=True)
-class ConfigReadRaises:
+class ConfigReadRaises(_ReferenceDrivers):
     """A device whose functions raise on one config-space offset."""
 
     def create_function(
         self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
     ) -> VirtualFunction:
         return _ConfigReadRaises(name, clock, bus, identity, DeviceTiming())
-
-    def create_driver(
-        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
-    ) -> VfDriver:
-        return VfDriver(guest, core, slot, devfn, allocator, config=DriverConfig(buffers=CONFORMANCE_BUFFERS))
 
 
 def config_read_raises() -> ConfigReadRaises:
