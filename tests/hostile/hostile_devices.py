@@ -25,6 +25,7 @@ from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import EventBus
 from reference_impl.factories import CONFORMANCE_BUFFERS
 from reference_impl.guest import DmaRegionAllocator, Guest
+from vfmig_proto.pci import PCI_STATUS
 
 Misbehaviour = Callable[[VirtualFunction], int]
 
@@ -191,10 +192,10 @@ def constructor_raises() -> HostileDevice:
 
 
 class _ConfigReadRaises(VirtualFunction):
-    """Raises on a configuration read of the Status register (offset 0x06) and only there."""
+    """Raises on a configuration read that covers the Status register (offset 0x06), and only there."""
 
     def config_read(self, offset: int, width: int) -> int:
-        if offset == 0x06:
+        if offset <= PCI_STATUS < offset + width:
             raise OSError(f"config read at {offset:#04x} failed")
         return super().config_read(offset, width)
 
