@@ -75,6 +75,7 @@ from typing import TYPE_CHECKING
 
 import vfmig_proto
 from conformance.reports.json_report import ReportValidationError
+from conformance.reports.text import escape_unwanted
 from conformance.summary import reason
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
@@ -99,18 +100,11 @@ _XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
 # Everything outside XML 1.0's Char production.
 _NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
-# Terminal control sequences (colours in a traceback): ESC [ parameters intermediates final.
-_ANSI_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
 
 def _xml_safe(text: str) -> str:
     r"""``text`` without terminal colour codes, and every character XML 1.0 cannot hold as ``\xNN``/``\uNNNN``."""
 
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _NOT_XML_CHAR.sub(escape, _ANSI_CSI.sub("", text))
+    return escape_unwanted(text, _NOT_XML_CHAR)
 
 
 def _one_line(text: str, limit: int = MESSAGE_CHARS) -> str:

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 import vfmig_proto
+from conformance.reports.text import escape_unwanted
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
 _VERDICT_LABELS: dict[Verdict, str] = {
@@ -45,8 +46,6 @@ _DETAIL_LABELS: dict[Verdict, str] = {
 
 _BACKTICK_RUN = re.compile(r"`+")
 
-# Terminal control sequences (colours in a traceback): ESC [ parameters intermediates final.
-_ANSI_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 # Control characters other than tab and newline, and lone surrogates.
 _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -54,11 +53,7 @@ _UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 def _printable(text: str) -> str:
     r"""``text`` without terminal colour codes, other control characters written as ``\xNN``/``\uNNNN``."""
 
-    def escape(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-    return _UNPRINTABLE.sub(escape, _ANSI_CSI.sub("", text.replace("\r\n", "\n")))
+    return escape_unwanted(text.replace("\r\n", "\n"), _UNPRINTABLE)
 
 
 def _text(text: str) -> str:
