@@ -25,9 +25,9 @@ from conformance.traceability import (
     UnknownRequirement,
     build_matrix,
     read_suite,
-    render_rst,
     suite_sources,
 )
+from conformance.traceability_pages import render_rst
 from conformance.verdicts import Target
 from vfmig_proto.requirements import SPEC_DIR_ENV, load_requirements, spec_directory
 from vfmig_proto.states import Role

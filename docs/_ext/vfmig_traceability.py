@@ -19,7 +19,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-from conformance import traceability
+from conformance import traceability, traceability_pages
 from conformance.verdicts import Target
 from vfmig_proto.requirements import spec_directory
 
@@ -42,7 +42,7 @@ class TraceabilityDirective(SphinxDirective):
         found[self.env.docname] = [problem.message for problem in problems]
         setattr(self.env, _PROBLEMS, found)
         holder = nodes.Element()
-        lines = StringList(traceability.render_rst(matrix), source=self.get_source_info()[0])
+        lines = StringList(traceability_pages.render_rst(matrix), source=self.get_source_info()[0])
         nested_parse_with_titles(self.state, lines, holder)
         return list(holder.children)
 
