@@ -57,8 +57,11 @@ class ReferenceBridge:
         return MigrationBridge(bus, params, name=name)
 
 
+@dataclass(frozen=True)
 class ReferenceHypervisor:
-    """Makes reference hosts."""
+    """Makes reference hosts: instances of ``host_class`` (a variant of the reference host substitutes its own)."""
+
+    host_class: type[Hypervisor] = Hypervisor
 
     def create_hypervisor(
         self,
@@ -71,7 +74,7 @@ class ReferenceHypervisor:
         bridges: BridgeFactory | None,
     ) -> Hypervisor:
         """A host that makes its functions and bridges with the given factories (None: the reference bridge)."""
-        return Hypervisor(name, clock, bus, config, functions=functions, bridges=bridges)
+        return self.host_class(name, clock, bus, config, functions=functions, bridges=bridges)
 
 
 CONFORMANCE_BUFFERS = 16

@@ -21,16 +21,12 @@ import numpy as np
 from conformance.catalogue import Fault
 from conformance.catalogue.registry import builds, fault, faults_in
 from conformance.verdicts import Target, Verdict
-from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.events import EventBus
+from reference_impl.factories import ReferenceHypervisor
 from reference_impl.guest import Guest
 from reference_impl.hypervisor import (
-    BridgeFactory,
     DestinationMigration,
-    FunctionFactory,
     Hypervisor,
-    MigrationConfig,
     SourceMigration,
 )
 from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
@@ -45,22 +41,10 @@ class FaultyHost(Hypervisor):
 
 
 @dataclass(frozen=True)
-class FaultyHypervisor:
+class FaultyHypervisor(ReferenceHypervisor):
     """A ``hypervisor`` implementation whose hosts are ``host_class``."""
 
     host_class: type[Hypervisor] = FaultyHost
-
-    def create_hypervisor(
-        self,
-        name: str,
-        clock: SimClock,
-        bus: EventBus,
-        config: MigrationConfig,
-        *,
-        functions: FunctionFactory,
-        bridges: BridgeFactory | None,
-    ) -> Hypervisor:
-        return self.host_class(name, clock, bus, config, functions=functions, bridges=bridges)
 
 
 def _host(
