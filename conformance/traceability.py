@@ -155,7 +155,7 @@ class Problem:
     requirement: str
 
     TEMPLATE: ClassVar[str] = ""
-    """The problem's one line: a :meth:`str.format` template over its fields (``target`` is the target's name)."""
+    """The problem's one line: a ``str.format`` template over its fields (``target`` is the target's name)."""
 
     @property
     def message(self) -> str:

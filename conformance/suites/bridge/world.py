@@ -35,10 +35,11 @@ CANCEL_BEFORE_RESET = frozenset(
     if (state, MigEvent.GROUP_RESET) not in MIGRATION_TRANSITIONS and (state, MigEvent.CANCEL) in MIGRATION_TRANSITIONS
 )
 """Where the hypervisor cancels before a group reset the guest requests (VFM-MIG-011): GROUP_RESET has no row."""
-_Part = TypeVar("_Part")
+Part = TypeVar("Part")
+"""Whichever part of the world :func:`built` is asked for (the bridge under test, the model)."""
 
 
-def built(part: _Part | None) -> _Part:
+def built(part: Part | None) -> Part:
     """A part of the world, which the ``build`` rule makes before any other rule runs."""
     assert part is not None, "the world is built first"
     return part
