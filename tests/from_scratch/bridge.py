@@ -13,50 +13,25 @@ interrupt and tells the observers.  The bridge publishes no events (the interfac
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from functools import cache
+from dataclasses import dataclass, field
 
 from conformance.interfaces.bridge import BridgeObserver, BridgeUnderTest, RestoreRefusedError, SlotFunction
 from conformance.interfaces.common import EventSink
-from vfmig_proto.access import apply_write_byte, write_masks
-from vfmig_proto.codec import decode_capability, find_field, read_field, reset_value, store_field
+from vfmig_proto.access import apply_write_byte
+from vfmig_proto.codec import decode_capability, find_field, read_field, store_field
 from vfmig_proto.errors import DecodeError, ProtocolError
-from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, slot_offset
+from vfmig_proto.headers import QEMU_BRIDGE_MSI_OFFSET, bridge_masks, bridge_reset_config
+from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
 from vfmig_proto.pci import (
-    MSI_64_MASKABLE_MASKS,
-    PCI_BASE_ADDRESS_0,
     PCI_BRIDGE_CONTROL,
     PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_CAP_ID_MSI,
-    PCI_CAP_ID_SHPC,
-    PCI_CAP_ID_SLOTID,
-    PCI_CAPABILITY_LIST,
-    PCI_CLASS_BRIDGE_PCI,
-    PCI_CLASS_DEVICE,
     PCI_COMMAND,
     PCI_COMMAND_INTX_DISABLE,
     PCI_CONFIG_SIZE,
-    PCI_DEVICE_ID,
-    PCI_HEADER_TYPE,
-    PCI_HEADER_TYPE_BRIDGE,
-    PCI_INTERRUPT_PIN,
     PCI_MSI_FLAGS,
-    PCI_MSI_FLAGS_64BIT,
     PCI_MSI_FLAGS_ENABLE,
-    PCI_MSI_FLAGS_MASKBIT,
     PCI_MSI_MASK_64,
     PCI_MSI_PENDING_64,
-    PCI_PREF_MEMORY_BASE,
-    PCI_PREF_MEMORY_LIMIT,
-    PCI_SEC_STATUS,
-    PCI_SID_CHASSIS_NR,
-    PCI_SID_ESR,
-    PCI_STATUS,
-    PCI_VENDOR_ID,
-    SHPC_MASKS,
-    SLOTID_MASKS,
-    TYPE1_HEADER_MASKS,
-    place_masks,
 )
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
@@ -73,22 +48,10 @@ from vfmig_proto.transitions import (
     settled,
 )
 
-# The layout of spec §3.1 (QEMU 7.2's pci-bridge, 1b36:0001).
-VENDOR_ID = 0x1B36
-DEVICE_ID = 0x0001
-SHPC_AT = 0x40
-SLOTID_AT = 0x48
-MSI_AT = 0x4C
-CAPABILITY_AT = 0x64
-STATUS_AT_RESET = 0x00B0
-"""Capabilities List, 66 MHz and fast back-to-back capable."""
-SECONDARY_STATUS_AT_RESET = 0x00A0
-BAR0_AT_RESET = 0x00000004
-"""A 64-bit memory BAR (the SHPC's register block)."""
-PREFETCHABLE_64BIT = 0x0001
-SLOTID_FIRST_IN_CHASSIS = 0x20
-MSI_FLAGS_AT_RESET = PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT
-INTX_PIN_A = 0x01
+# The layout of spec §3.1 (QEMU 7.2's pci-bridge, 1b36:0001): the configuration space after reset and its
+# write masks are protocol data, built by vfmig_proto.headers.
+CAPABILITY_AT = QEMU_BRIDGE_CAP_OFFSET
+MSI_AT = QEMU_BRIDGE_MSI_OFFSET
 
 SETTLE_ORDER = tuple(SETTLED_STATES)
 """The settled (``ALL_*``) events, in the order the bridge considers them."""
@@ -112,57 +75,6 @@ class _Step:
     cause: str
     sets_event: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def _put(config: bytearray, offset: int, size: int, value: int) -> None:
-    config[offset : offset + size] = value.to_bytes(size, "little")
-
-
-@cache
-def _masks(num_slots: int) -> tuple[bytes, bytes]:
-    """Per-byte writable and write-1-to-clear masks of the whole configuration space."""
-    writable = bytearray(PCI_CONFIG_SIZE)
-    clearable = bytearray(PCI_CONFIG_SIZE)
-    place_masks(writable, clearable, 0, TYPE1_HEADER_MASKS)
-    place_masks(writable, clearable, SHPC_AT, SHPC_MASKS)
-    place_masks(writable, clearable, SLOTID_AT, SLOTID_MASKS)
-    place_masks(writable, clearable, MSI_AT, MSI_64_MASKABLE_MASKS)
-    capability = write_masks(num_slots)
-    end = CAPABILITY_AT + capability_length(num_slots)
-    writable[CAPABILITY_AT:end] = capability.wmask
-    clearable[CAPABILITY_AT:end] = capability.w1cmask
-    return bytes(writable), bytes(clearable)
-
-
-def _config_after_reset(params: CapabilityParams) -> bytearray:
-    """The 256 configuration bytes after a conventional reset."""
-    if CAPABILITY_AT + params.length > PCI_CONFIG_SIZE:
-        raise SlotError(f"a {params.num_slots}-slot capability does not fit at 0x{CAPABILITY_AT:02x}")
-    config = bytearray(PCI_CONFIG_SIZE)
-    for offset, size, value in (
-        (PCI_VENDOR_ID, 2, VENDOR_ID),
-        (PCI_DEVICE_ID, 2, DEVICE_ID),
-        (PCI_STATUS, 2, STATUS_AT_RESET),
-        (PCI_CLASS_DEVICE, 2, PCI_CLASS_BRIDGE_PCI),
-        (PCI_HEADER_TYPE, 1, PCI_HEADER_TYPE_BRIDGE),
-        (PCI_BASE_ADDRESS_0, 4, BAR0_AT_RESET),
-        (PCI_SEC_STATUS, 2, SECONDARY_STATUS_AT_RESET),
-        (PCI_PREF_MEMORY_BASE, 2, PREFETCHABLE_64BIT),
-        (PCI_PREF_MEMORY_LIMIT, 2, PREFETCHABLE_64BIT),
-        (PCI_INTERRUPT_PIN, 1, INTX_PIN_A),
-        (PCI_CAPABILITY_LIST, 1, CAPABILITY_AT),
-        # Each capability's ID and next pointer: migration -> MSI -> Slot ID -> SHPC.
-        (SHPC_AT, 2, PCI_CAP_ID_SHPC),
-        (SLOTID_AT, 2, PCI_CAP_ID_SLOTID | SHPC_AT << 8),
-        (SLOTID_AT + PCI_SID_ESR, 1, SLOTID_FIRST_IN_CHASSIS),
-        (SLOTID_AT + PCI_SID_CHASSIS_NR, 1, 0x01),
-        (MSI_AT, 2, PCI_CAP_ID_MSI | SLOTID_AT << 8),
-        (MSI_AT + PCI_MSI_FLAGS, 2, MSI_FLAGS_AT_RESET),
-    ):
-        _put(config, offset, size, value)
-    capability = reset_value(replace(params, next_pointer=MSI_AT))
-    config[CAPABILITY_AT : CAPABILITY_AT + len(capability)] = capability
-    return config
 
 
 class _Fields:
@@ -197,8 +109,8 @@ class ScratchBridge:
         self.interrupt_sink: Callable[[], None] | None = None
         self._bus = bus
         self._params = params
-        self._config = _config_after_reset(params)
-        self._writable, self._clearable = _masks(params.num_slots)
+        self._config = bridge_reset_config(params)
+        self._writable, self._clearable = bridge_masks(params.num_slots)
         self._fields = _Fields(params.num_slots)
         self._slots: list[SlotFunction | None] = [None] * params.num_slots
         self._intx_high = False
@@ -370,7 +282,7 @@ class ScratchBridge:
 
     def conventional_reset(self) -> None:
         """A conventional reset: reset values; the slots that hold a function are UNBOUND."""
-        self._config = _config_after_reset(self._params)
+        self._config = bridge_reset_config(self._params)
         for slot, function in enumerate(self._slots):
             if function is not None:
                 self._store(self._fields.dev_state[slot], DevState.UNBOUND)

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.driver import MigrationCore, VfDriver
 from reference_impl.events import EventBus
-from reference_impl.guest import DmaRegionAllocator, Guest
+from tests.hostile_adapters.driver_half import ReferenceDriverHalf
 
 
 class DwordOnlyFunction(VirtualFunction):
@@ -19,16 +18,11 @@ class DwordOnlyFunction(VirtualFunction):
 
 
 @dataclass(frozen=True)
-class DwordOnlyDevice:
+class DwordOnlyDevice(ReferenceDriverHalf):
     def create_function(
         self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
     ) -> VirtualFunction:
         return DwordOnlyFunction(name, clock, bus, identity)
-
-    def create_driver(
-        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
-    ) -> VfDriver:
-        return VfDriver(guest, core, slot, devfn, allocator)
 
 
 def make() -> DwordOnlyDevice:
