@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity
 from reference_impl.events import EventBus
-from tests.hostile_adapters.driver_half import ReferenceDriverHalf
+
+from .reference_halves import ReferenceDriverHalf
 
 
 @dataclass(frozen=True)

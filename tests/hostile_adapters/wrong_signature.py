@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference_impl.clock import SimClock
-from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.events import EventBus
-from tests.hostile_adapters.driver_half import ReferenceDriverHalf
+from reference_impl.device import VirtualFunction
+
+from .reference_halves import ReferenceDriverHalf, ReferenceFunctionHalf
 
 
 class DwordOnlyFunction(VirtualFunction):
@@ -18,11 +17,8 @@ class DwordOnlyFunction(VirtualFunction):
 
 
 @dataclass(frozen=True)
-class DwordOnlyDevice(ReferenceDriverHalf):
-    def create_function(
-        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
-    ) -> VirtualFunction:
-        return DwordOnlyFunction(name, clock, bus, identity)
+class DwordOnlyDevice(ReferenceFunctionHalf, ReferenceDriverHalf):
+    function_class = DwordOnlyFunction
 
 
 def make() -> DwordOnlyDevice:
