@@ -12,7 +12,8 @@ interrupt and tells the observers.  The bridge publishes no events (the interfac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from conformance.interfaces.bridge import BridgeObserver, BridgeUnderTest, RestoreRefusedError, SlotFunction
@@ -171,9 +172,8 @@ class ScratchBridge:
             self._config[position] = apply_write_byte(
                 self._config[position], byte, self._writable[position], self._clearable[position]
             )
-        step = _Step("guest")
-        self._interpret_write(offset, width, before, step)
-        self._end_step(step)
+        with self._step("guest") as step:
+            self._interpret_write(offset, width, before, step)
 
     def _interpret_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
         covered = range(offset, offset + width)
@@ -233,43 +233,38 @@ class ScratchBridge:
 
     def start(self) -> None:
         """START: a new GENERATION, no reason yet, the slots asked to dirty."""
-        step = _Step("start")
-        self._bridge_event(MigEvent.START, step)
-        self._store(self._fields.generation, (self.generation + 1) & 0xFFFFFFFF)
-        self._store(self._fields.mig_reason, MigReason.NONE)
-        self._end_step(step)
+        with self._step("start") as step:
+            self._bridge_event(MigEvent.START, step)
+            self._store(self._fields.generation, (self.generation + 1) & 0xFFFFFFFF)
+            self._store(self._fields.mig_reason, MigReason.NONE)
 
     def request_pause(self) -> None:
         """REQUEST_PAUSE."""
-        step = _Step("request_pause")
-        self._bridge_event(MigEvent.REQUEST_PAUSE, step)
-        self._end_step(step)
+        with self._step("request_pause") as step:
+            self._bridge_event(MigEvent.REQUEST_PAUSE, step)
 
     def cancel(self, reason: MigReason) -> None:
         """CANCEL with ``reason`` (never NONE or COMPLETED)."""
         if reason in (MigReason.NONE, MigReason.COMPLETED):
             raise ProtocolError("migration", self.mig_state, MigEvent.CANCEL)
-        step = _Step(f"cancel:{reason.name}")
-        self._bridge_event(MigEvent.CANCEL, step)
-        self._store(self._fields.mig_reason, reason)
-        self._end_step(step)
+        with self._step(f"cancel:{reason.name}") as step:
+            self._bridge_event(MigEvent.CANCEL, step)
+            self._store(self._fields.mig_reason, reason)
 
     def arrive(self) -> None:
         """ARRIVE: the migration completed; every present slot learns it was migrated (VFM-FLAG-001)."""
-        step = _Step("arrive")
-        self._bridge_event(MigEvent.ARRIVE, step)
-        self._store(self._fields.mig_reason, MigReason.COMPLETED)
-        for slot, state in enumerate(self._slot_states()):
-            if state is not DevState.EMPTY:
-                self._store(self._fields.migrated[slot], 1)
-                step.sets_event = True
-        self._end_step(step)
+        with self._step("arrive") as step:
+            self._bridge_event(MigEvent.ARRIVE, step)
+            self._store(self._fields.mig_reason, MigReason.COMPLETED)
+            for slot, state in enumerate(self._slot_states()):
+                if state is not DevState.EMPTY:
+                    self._store(self._fields.migrated[slot], 1)
+                    step.sets_event = True
 
     def group_reset(self) -> None:
         """A group reset the host performs (spec §7.9)."""
-        step = _Step("group_reset")
-        self._reset_group(step)
-        self._end_step(step)
+        with self._step("group_reset") as step:
+            self._reset_group(step)
 
     def _reset_group(self, step: _Step) -> None:
         self._bridge_event(MigEvent.GROUP_RESET, step)
@@ -295,27 +290,24 @@ class ScratchBridge:
         self._check_slot(slot)
         if self._slots[slot] is not None:
             raise SlotError(f"slot {slot} is occupied")
-        step = _Step("hot_add")
-        self._slots[slot] = function
-        self._host_slot_event(slot, DevEvent.HOT_ADD, step)
-        self._clear_slot_flags(slot)
-        self._end_step(step)
+        with self._step("hot_add") as step:
+            self._slots[slot] = function
+            self._host_slot_event(slot, DevEvent.HOT_ADD, step)
+            self._clear_slot_flags(slot)
 
     def surprise_removal(self, slot: int) -> None:
         """SURPRISE_REMOVAL of the function in ``slot``."""
         self._check_slot(slot)
-        step = _Step("surprise_removal")
-        self._host_slot_event(slot, DevEvent.SURPRISE_REMOVAL, step)
-        self._clear_slot_flags(slot)
-        self._slots[slot] = None
-        self._end_step(step)
+        with self._step("surprise_removal") as step:
+            self._host_slot_event(slot, DevEvent.SURPRISE_REMOVAL, step)
+            self._clear_slot_flags(slot)
+            self._slots[slot] = None
 
     def device_error(self, slot: int) -> None:
         """DEVICE_ERROR of the function in ``slot``."""
         self._check_slot(slot)
-        step = _Step("device_error")
-        self._host_slot_event(slot, DevEvent.DEVICE_ERROR, step)
-        self._end_step(step)
+        with self._step("device_error") as step:
+            self._host_slot_event(slot, DevEvent.DEVICE_ERROR, step)
 
     def config_space(self) -> bytes:
         """The whole configuration space, as the host reads it."""
@@ -398,6 +390,13 @@ class ScratchBridge:
             if not due:
                 return
             self._bridge_event(due[0], step)
+
+    @contextmanager
+    def _step(self, cause: str) -> Iterator[_Step]:
+        """One step (VFM-ACC-007): what the body changes is settled, flagged and signalled once it is done."""
+        step = _Step(cause)
+        yield step
+        self._end_step(step)
 
     def _end_step(self, step: _Step) -> None:
         self._raise_settled_events(step)
