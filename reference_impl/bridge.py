@@ -45,12 +45,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Protocol
 
 from reference_impl.events import EventBus, EventKind
-from vfmig_proto.access import apply_write_byte, write_masks
-from vfmig_proto.codec import Capability, decode_capability, find_field, read_field, reset_value, store_field
+from vfmig_proto import headers
+from vfmig_proto.access import apply_write_byte
+from vfmig_proto.codec import Capability, decode_capability, find_field, read_field, store_field
 from vfmig_proto.engine import (
     Change,
     DeviceTransition,
@@ -64,61 +64,29 @@ from vfmig_proto.engine import (
     writes_of,
 )
 from vfmig_proto.errors import DecodeError
-from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, slot_offset
+from vfmig_proto.headers import bridge_masks, bridge_reset_config
+from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
 from vfmig_proto.pci import (
-    MSI_64_MASKABLE_MASKS,
-    PCI_BASE_ADDRESS_0,
     PCI_BRIDGE_CONTROL,
     PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_CAP_ID_MSI,
-    PCI_CAP_ID_SHPC,
-    PCI_CAP_ID_SLOTID,
-    PCI_CAPABILITY_LIST,
-    PCI_CLASS_BRIDGE_PCI,
-    PCI_CLASS_DEVICE,
     PCI_COMMAND,
     PCI_COMMAND_INTX_DISABLE,
     PCI_CONFIG_SIZE,
-    PCI_DEVICE_ID,
-    PCI_HEADER_TYPE,
-    PCI_HEADER_TYPE_BRIDGE,
-    PCI_INTERRUPT_PIN,
     PCI_MSI_FLAGS,
-    PCI_MSI_FLAGS_64BIT,
     PCI_MSI_FLAGS_ENABLE,
-    PCI_MSI_FLAGS_MASKBIT,
     PCI_MSI_MASK_64,
     PCI_MSI_PENDING_64,
-    PCI_PREF_MEMORY_BASE,
-    PCI_PREF_MEMORY_LIMIT,
-    PCI_SEC_STATUS,
-    PCI_SID_CHASSIS_NR,
-    PCI_SID_ESR,
-    PCI_STATUS,
-    PCI_VENDOR_ID,
-    SHPC_MASKS,
-    SLOTID_MASKS,
-    TYPE1_HEADER_MASKS,
-    place_masks,
 )
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 
-# QEMU 7.2's pci-bridge (hw/pci-bridge/pci_bridge_dev.c), as spec §3.1 and the brief describe it.
-QEMU_BRIDGE_VENDOR_ID = 0x1B36
-QEMU_BRIDGE_DEVICE_ID = 0x0001
-SHPC_OFFSET = 0x40
-SLOTID_OFFSET = 0x48
-MSI_OFFSET = 0x4C
-MIGRATION_CAP_OFFSET = 0x64
+# QEMU 7.2's pci-bridge (spec §3.1): its layout is protocol data, in vfmig_proto.headers.
+QEMU_BRIDGE_VENDOR_ID = headers.QEMU_BRIDGE_VENDOR_ID
+QEMU_BRIDGE_DEVICE_ID = headers.QEMU_BRIDGE_DEVICE_ID
+SHPC_OFFSET = headers.QEMU_BRIDGE_SHPC_OFFSET
+SLOTID_OFFSET = headers.QEMU_BRIDGE_SLOTID_OFFSET
+MSI_OFFSET = headers.QEMU_BRIDGE_MSI_OFFSET
+MIGRATION_CAP_OFFSET = QEMU_BRIDGE_CAP_OFFSET
 """Spec VFM-CAP-003: the first free DWORD after QEMU's 24-byte MSI capability at 0x4C."""
-_STATUS_RESET = 0x00B0
-"""Capabilities List, 66 MHz capable, fast back-to-back capable (as QEMU presents it)."""
-_SEC_STATUS_RESET = 0x00A0
-_BAR0_RESET = 0x00000004
-"""64-bit memory BAR (the SHPC's registers)."""
-_PREF_64BIT = 0x0001
-_SLOTID_ESR_FIRST_IN_CHASSIS = 0x20
-_MSI_FLAGS_RESET = PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT
 
 
 class SlotFunction(Protocol):
@@ -164,54 +132,6 @@ class BridgeStep:
         return self.effects.sets_event
 
 
-@cache
-def _bridge_masks(num_slots: int) -> tuple[bytes, bytes]:
-    """Per-byte write and write-1-to-clear masks of the whole 256-byte config space."""
-    wmask = bytearray(PCI_CONFIG_SIZE)
-    w1cmask = bytearray(PCI_CONFIG_SIZE)
-    place_masks(wmask, w1cmask, 0, TYPE1_HEADER_MASKS)
-    place_masks(wmask, w1cmask, SHPC_OFFSET, SHPC_MASKS)
-    place_masks(wmask, w1cmask, SLOTID_OFFSET, SLOTID_MASKS)
-    place_masks(wmask, w1cmask, MSI_OFFSET, MSI_64_MASKABLE_MASKS)
-    capability = write_masks(num_slots)
-    end = MIGRATION_CAP_OFFSET + capability_length(num_slots)
-    wmask[MIGRATION_CAP_OFFSET:end] = capability.wmask
-    w1cmask[MIGRATION_CAP_OFFSET:end] = capability.w1cmask
-    return bytes(wmask), bytes(w1cmask)
-
-
-def _put(config: bytearray, offset: int, size: int, value: int) -> None:
-    config[offset : offset + size] = value.to_bytes(size, "little")
-
-
-def bridge_reset_config(params: CapabilityParams) -> bytearray:
-    """The bridge's 256 configuration bytes after a conventional reset (functions not yet added)."""
-    if MIGRATION_CAP_OFFSET + params.length > PCI_CONFIG_SIZE:
-        raise BridgeError(f"a {params.num_slots}-slot capability does not fit at 0x{MIGRATION_CAP_OFFSET:02x}")
-    config = bytearray(PCI_CONFIG_SIZE)
-    _put(config, PCI_VENDOR_ID, 2, QEMU_BRIDGE_VENDOR_ID)
-    _put(config, PCI_DEVICE_ID, 2, QEMU_BRIDGE_DEVICE_ID)
-    _put(config, PCI_STATUS, 2, _STATUS_RESET)
-    _put(config, PCI_CLASS_DEVICE, 2, PCI_CLASS_BRIDGE_PCI)
-    config[PCI_HEADER_TYPE] = PCI_HEADER_TYPE_BRIDGE
-    _put(config, PCI_BASE_ADDRESS_0, 4, _BAR0_RESET)
-    _put(config, PCI_SEC_STATUS, 2, _SEC_STATUS_RESET)
-    _put(config, PCI_PREF_MEMORY_BASE, 2, _PREF_64BIT)
-    _put(config, PCI_PREF_MEMORY_LIMIT, 2, _PREF_64BIT)
-    config[PCI_INTERRUPT_PIN] = 0x01
-    config[PCI_CAPABILITY_LIST] = MIGRATION_CAP_OFFSET
-    # SHPC (last in the list), Slot ID, MSI, each pointing to the one before it in memory.
-    config[SHPC_OFFSET : SHPC_OFFSET + 2] = bytes((PCI_CAP_ID_SHPC, 0x00))
-    config[SLOTID_OFFSET : SLOTID_OFFSET + 2] = bytes((PCI_CAP_ID_SLOTID, SHPC_OFFSET))
-    config[SLOTID_OFFSET + PCI_SID_ESR] = _SLOTID_ESR_FIRST_IN_CHASSIS
-    config[SLOTID_OFFSET + PCI_SID_CHASSIS_NR] = 0x01
-    config[MSI_OFFSET : MSI_OFFSET + 2] = bytes((PCI_CAP_ID_MSI, SLOTID_OFFSET))
-    _put(config, MSI_OFFSET + PCI_MSI_FLAGS, 2, _MSI_FLAGS_RESET)
-    capability = reset_value(CapabilityParams(**{**params.__dict__, "next_pointer": MSI_OFFSET}))
-    config[MIGRATION_CAP_OFFSET : MIGRATION_CAP_OFFSET + len(capability)] = capability
-    return config
-
-
 class MigrationBridge:
     """The emulated migration bridge of one guest on one host.
 
@@ -239,7 +159,7 @@ class MigrationBridge:
         self.num_slots = self.params.num_slots
         self.cap = MIGRATION_CAP_OFFSET
         self.config = bridge_reset_config(self.params)
-        self.wmask, self.w1cmask = _bridge_masks(self.num_slots)
+        self.wmask, self.w1cmask = bridge_masks(self.num_slots)
         """Per-byte write and write-1-to-clear masks of the 256-byte config space (VFM-ACC-001)."""
         self.functions: list[SlotFunction | None] = [None] * self.num_slots
         self.observers: list[BridgeObserver] = []

@@ -27,17 +27,13 @@ from dataclasses import dataclass, field
 from reference_impl.clock import NS_PER_US, SimClock
 from reference_impl.events import EventBus, EventKind
 from reference_impl.memory import GuestMemory
+from vfmig_proto import headers
+from vfmig_proto.headers import function_masks, function_reset_config
 from vfmig_proto.pci import (
-    PCI_BASE_ADDRESS_0,
-    PCI_CAP_ID_EXP,
-    PCI_CAP_ID_MSIX,
     PCI_COMMAND,
-    PCI_COMMAND_INTX_DISABLE,
-    PCI_COMMAND_IO,
     PCI_COMMAND_MASTER,
     PCI_COMMAND_MEMORY,
     PCI_CONFIG_SIZE,
-    PCI_DEVICE_ID,
     PCI_EXP_DEVCTL,
     PCI_EXP_DEVCTL_BCR_FLR,
     PCI_EXP_DEVSTA,
@@ -45,16 +41,11 @@ from vfmig_proto.pci import (
     PCI_MSIX_FLAGS,
     PCI_MSIX_FLAGS_ENABLE,
     PCI_MSIX_FLAGS_MASKALL,
-    PCI_STATUS,
-    PCI_STATUS_CAP_LIST,
-    PCI_VENDOR_ID,
-    MaskedRegister,
-    place_masks,
 )
 
-PCI_CLASS_NETWORK_ETHERNET = 0x0200
-PCIE_CAP_OFFSET = 0x40
-MSIX_CAP_OFFSET = 0x70
+PCI_CLASS_NETWORK_ETHERNET = headers.PCI_CLASS_NETWORK_ETHERNET
+PCIE_CAP_OFFSET = headers.FUNCTION_PCIE_CAP_OFFSET
+MSIX_CAP_OFFSET = headers.FUNCTION_MSIX_CAP_OFFSET
 DESCRIPTOR_BYTES = 16
 """Bytes of one receive descriptor (write-back format), so 256 descriptors per 4 KiB ring page."""
 
@@ -106,49 +97,7 @@ class RxQueue:
 
 BAR0_SIZE = 64 * 1024
 """The function's register BAR: 64-bit memory, 64 KiB."""
-_BAR0_FLAGS = 0x4
-"""Memory BAR, 64-bit, not prefetchable."""
-
-_VF_MASKS = (
-    MaskedRegister(
-        "command",
-        PCI_COMMAND,
-        2,
-        wmask=PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE,
-    ),
-    MaskedRegister("base_address_0", PCI_BASE_ADDRESS_0, 4, wmask=~(BAR0_SIZE - 1) & 0xFFFFFFF0),
-    MaskedRegister("base_address_1", PCI_BASE_ADDRESS_0 + 4, 4, wmask=0xFFFFFFFF),
-)
-_PCIE_MASKS = (MaskedRegister("devctl", PCI_EXP_DEVCTL, 2, wmask=0x7FFF),)
-_MSIX_MASKS = (MaskedRegister("msix_flags", PCI_MSIX_FLAGS, 2, wmask=PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL),)
-
-
-def _vf_masks() -> tuple[bytes, bytes]:
-    wmask = bytearray(PCI_CONFIG_SIZE)
-    w1cmask = bytearray(PCI_CONFIG_SIZE)
-    place_masks(wmask, w1cmask, 0, _VF_MASKS)
-    place_masks(wmask, w1cmask, PCIE_CAP_OFFSET, _PCIE_MASKS)
-    place_masks(wmask, w1cmask, MSIX_CAP_OFFSET, _MSIX_MASKS)
-    return bytes(wmask), bytes(w1cmask)
-
-
-_WMASK, _W1CMASK = _vf_masks()
-
-
-def _reset_config(identity: FunctionIdentity) -> bytearray:
-    config = bytearray(PCI_CONFIG_SIZE)
-    config[PCI_VENDOR_ID : PCI_VENDOR_ID + 2] = identity.vendor_id.to_bytes(2, "little")
-    config[PCI_DEVICE_ID : PCI_DEVICE_ID + 2] = identity.device_id.to_bytes(2, "little")
-    config[PCI_STATUS : PCI_STATUS + 2] = PCI_STATUS_CAP_LIST.to_bytes(2, "little")
-    config[0x08] = identity.revision
-    config[0x0A:0x0C] = PCI_CLASS_NETWORK_ETHERNET.to_bytes(2, "little")
-    config[0x2C:0x2E] = identity.subsystem_vendor_id.to_bytes(2, "little")
-    config[0x2E:0x30] = identity.subsystem_id.to_bytes(2, "little")
-    config[PCI_BASE_ADDRESS_0] = _BAR0_FLAGS
-    config[0x34] = PCIE_CAP_OFFSET
-    config[PCIE_CAP_OFFSET : PCIE_CAP_OFFSET + 2] = bytes((PCI_CAP_ID_EXP, MSIX_CAP_OFFSET))
-    config[MSIX_CAP_OFFSET : MSIX_CAP_OFFSET + 2] = bytes((PCI_CAP_ID_MSIX, 0x00))
-    return config
+_WMASK, _W1CMASK = function_masks(BAR0_SIZE)
 
 
 class VirtualFunction:
@@ -167,7 +116,7 @@ class VirtualFunction:
         self.bus = bus
         self.identity = identity or FunctionIdentity()
         self.timing = timing or DeviceTiming()
-        self.config = _reset_config(self.identity)
+        self.config = function_reset_config(self.identity)
         self.memory: GuestMemory | None = None
         """The guest memory this function's DMA reaches through the IOMMU (VFM-SEC-007); None if unassigned."""
         self.interrupt_sink: Callable[[str], None] | None = None
@@ -260,7 +209,7 @@ class VirtualFunction:
     def function_level_reset(self, how: str) -> None:
         """Reset the function: BME clear, MSI-X off, queues forgotten (VFM-FN-006)."""
         was_master = self.bus_master
-        self.config = _reset_config(self.identity)
+        self.config = function_reset_config(self.identity)
         self.rx = None
         self.queues_enabled = False
         self.failed = False

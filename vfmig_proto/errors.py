@@ -73,6 +73,10 @@ class ConfigWriteError(VfmigError, ValueError):
         super().__init__(f"{width}-byte write at capability offset 0x{offset:02x}: {problem}")
 
 
+class CapabilityFitError(VfmigError, ValueError):
+    """A migration capability too long for the configuration space at the offset the bridge places it."""
+
+
 class ProtocolError(VfmigError):
     """An event that the transition table does not allow in the current state.
 

@@ -12,51 +12,27 @@ interrupt and tells the observers.  The bridge publishes no events (the interfac
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from functools import cache
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from conformance.interfaces.bridge import BridgeObserver, BridgeUnderTest, RestoreRefusedError, SlotFunction
 from conformance.interfaces.common import EventSink
-from vfmig_proto.access import apply_write_byte, write_masks
-from vfmig_proto.codec import decode_capability, find_field, read_field, reset_value, store_field
+from vfmig_proto.access import apply_write_byte
+from vfmig_proto.codec import decode_capability, find_field, read_field, store_field
 from vfmig_proto.errors import DecodeError, ProtocolError
-from vfmig_proto.layout import CapabilityParams, PlacedField, capability_length, slot_offset
+from vfmig_proto.headers import QEMU_BRIDGE_MSI_OFFSET, bridge_masks, bridge_reset_config
+from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
 from vfmig_proto.pci import (
-    MSI_64_MASKABLE_MASKS,
-    PCI_BASE_ADDRESS_0,
     PCI_BRIDGE_CONTROL,
     PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_CAP_ID_MSI,
-    PCI_CAP_ID_SHPC,
-    PCI_CAP_ID_SLOTID,
-    PCI_CAPABILITY_LIST,
-    PCI_CLASS_BRIDGE_PCI,
-    PCI_CLASS_DEVICE,
     PCI_COMMAND,
     PCI_COMMAND_INTX_DISABLE,
     PCI_CONFIG_SIZE,
-    PCI_DEVICE_ID,
-    PCI_HEADER_TYPE,
-    PCI_HEADER_TYPE_BRIDGE,
-    PCI_INTERRUPT_PIN,
     PCI_MSI_FLAGS,
-    PCI_MSI_FLAGS_64BIT,
     PCI_MSI_FLAGS_ENABLE,
-    PCI_MSI_FLAGS_MASKBIT,
     PCI_MSI_MASK_64,
     PCI_MSI_PENDING_64,
-    PCI_PREF_MEMORY_BASE,
-    PCI_PREF_MEMORY_LIMIT,
-    PCI_SEC_STATUS,
-    PCI_SID_CHASSIS_NR,
-    PCI_SID_ESR,
-    PCI_STATUS,
-    PCI_VENDOR_ID,
-    SHPC_MASKS,
-    SLOTID_MASKS,
-    TYPE1_HEADER_MASKS,
-    place_masks,
 )
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
@@ -73,22 +49,10 @@ from vfmig_proto.transitions import (
     settled,
 )
 
-# The layout of spec §3.1 (QEMU 7.2's pci-bridge, 1b36:0001).
-VENDOR_ID = 0x1B36
-DEVICE_ID = 0x0001
-SHPC_AT = 0x40
-SLOTID_AT = 0x48
-MSI_AT = 0x4C
-CAPABILITY_AT = 0x64
-STATUS_AT_RESET = 0x00B0
-"""Capabilities List, 66 MHz and fast back-to-back capable."""
-SECONDARY_STATUS_AT_RESET = 0x00A0
-BAR0_AT_RESET = 0x00000004
-"""A 64-bit memory BAR (the SHPC's register block)."""
-PREFETCHABLE_64BIT = 0x0001
-SLOTID_FIRST_IN_CHASSIS = 0x20
-MSI_FLAGS_AT_RESET = PCI_MSI_FLAGS_64BIT | PCI_MSI_FLAGS_MASKBIT
-INTX_PIN_A = 0x01
+# The layout of spec §3.1 (QEMU 7.2's pci-bridge, 1b36:0001): the configuration space after reset and its
+# write masks are protocol data, built by vfmig_proto.headers.
+CAPABILITY_AT = QEMU_BRIDGE_CAP_OFFSET
+MSI_AT = QEMU_BRIDGE_MSI_OFFSET
 
 SETTLE_ORDER = tuple(SETTLED_STATES)
 """The settled (``ALL_*``) events, in the order the bridge considers them."""
@@ -112,57 +76,6 @@ class _Step:
     cause: str
     sets_event: bool = False
     notes: list[str] = field(default_factory=list)
-
-
-def _put(config: bytearray, offset: int, size: int, value: int) -> None:
-    config[offset : offset + size] = value.to_bytes(size, "little")
-
-
-@cache
-def _masks(num_slots: int) -> tuple[bytes, bytes]:
-    """Per-byte writable and write-1-to-clear masks of the whole configuration space."""
-    writable = bytearray(PCI_CONFIG_SIZE)
-    clearable = bytearray(PCI_CONFIG_SIZE)
-    place_masks(writable, clearable, 0, TYPE1_HEADER_MASKS)
-    place_masks(writable, clearable, SHPC_AT, SHPC_MASKS)
-    place_masks(writable, clearable, SLOTID_AT, SLOTID_MASKS)
-    place_masks(writable, clearable, MSI_AT, MSI_64_MASKABLE_MASKS)
-    capability = write_masks(num_slots)
-    end = CAPABILITY_AT + capability_length(num_slots)
-    writable[CAPABILITY_AT:end] = capability.wmask
-    clearable[CAPABILITY_AT:end] = capability.w1cmask
-    return bytes(writable), bytes(clearable)
-
-
-def _config_after_reset(params: CapabilityParams) -> bytearray:
-    """The 256 configuration bytes after a conventional reset."""
-    if CAPABILITY_AT + params.length > PCI_CONFIG_SIZE:
-        raise SlotError(f"a {params.num_slots}-slot capability does not fit at 0x{CAPABILITY_AT:02x}")
-    config = bytearray(PCI_CONFIG_SIZE)
-    for offset, size, value in (
-        (PCI_VENDOR_ID, 2, VENDOR_ID),
-        (PCI_DEVICE_ID, 2, DEVICE_ID),
-        (PCI_STATUS, 2, STATUS_AT_RESET),
-        (PCI_CLASS_DEVICE, 2, PCI_CLASS_BRIDGE_PCI),
-        (PCI_HEADER_TYPE, 1, PCI_HEADER_TYPE_BRIDGE),
-        (PCI_BASE_ADDRESS_0, 4, BAR0_AT_RESET),
-        (PCI_SEC_STATUS, 2, SECONDARY_STATUS_AT_RESET),
-        (PCI_PREF_MEMORY_BASE, 2, PREFETCHABLE_64BIT),
-        (PCI_PREF_MEMORY_LIMIT, 2, PREFETCHABLE_64BIT),
-        (PCI_INTERRUPT_PIN, 1, INTX_PIN_A),
-        (PCI_CAPABILITY_LIST, 1, CAPABILITY_AT),
-        # Each capability's ID and next pointer: migration -> MSI -> Slot ID -> SHPC.
-        (SHPC_AT, 2, PCI_CAP_ID_SHPC),
-        (SLOTID_AT, 2, PCI_CAP_ID_SLOTID | SHPC_AT << 8),
-        (SLOTID_AT + PCI_SID_ESR, 1, SLOTID_FIRST_IN_CHASSIS),
-        (SLOTID_AT + PCI_SID_CHASSIS_NR, 1, 0x01),
-        (MSI_AT, 2, PCI_CAP_ID_MSI | SLOTID_AT << 8),
-        (MSI_AT + PCI_MSI_FLAGS, 2, MSI_FLAGS_AT_RESET),
-    ):
-        _put(config, offset, size, value)
-    capability = reset_value(replace(params, next_pointer=MSI_AT))
-    config[CAPABILITY_AT : CAPABILITY_AT + len(capability)] = capability
-    return config
 
 
 class _Fields:
@@ -197,8 +110,8 @@ class ScratchBridge:
         self.interrupt_sink: Callable[[], None] | None = None
         self._bus = bus
         self._params = params
-        self._config = _config_after_reset(params)
-        self._writable, self._clearable = _masks(params.num_slots)
+        self._config = bridge_reset_config(params)
+        self._writable, self._clearable = bridge_masks(params.num_slots)
         self._fields = _Fields(params.num_slots)
         self._slots: list[SlotFunction | None] = [None] * params.num_slots
         self._intx_high = False
@@ -259,9 +172,8 @@ class ScratchBridge:
             self._config[position] = apply_write_byte(
                 self._config[position], byte, self._writable[position], self._clearable[position]
             )
-        step = _Step("guest")
-        self._interpret_write(offset, width, before, step)
-        self._end_step(step)
+        with self._step("guest") as step:
+            self._interpret_write(offset, width, before, step)
 
     def _interpret_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
         covered = range(offset, offset + width)
@@ -321,43 +233,38 @@ class ScratchBridge:
 
     def start(self) -> None:
         """START: a new GENERATION, no reason yet, the slots asked to dirty."""
-        step = _Step("start")
-        self._bridge_event(MigEvent.START, step)
-        self._store(self._fields.generation, (self.generation + 1) & 0xFFFFFFFF)
-        self._store(self._fields.mig_reason, MigReason.NONE)
-        self._end_step(step)
+        with self._step("start") as step:
+            self._bridge_event(MigEvent.START, step)
+            self._store(self._fields.generation, (self.generation + 1) & 0xFFFFFFFF)
+            self._store(self._fields.mig_reason, MigReason.NONE)
 
     def request_pause(self) -> None:
         """REQUEST_PAUSE."""
-        step = _Step("request_pause")
-        self._bridge_event(MigEvent.REQUEST_PAUSE, step)
-        self._end_step(step)
+        with self._step("request_pause") as step:
+            self._bridge_event(MigEvent.REQUEST_PAUSE, step)
 
     def cancel(self, reason: MigReason) -> None:
         """CANCEL with ``reason`` (never NONE or COMPLETED)."""
         if reason in (MigReason.NONE, MigReason.COMPLETED):
             raise ProtocolError("migration", self.mig_state, MigEvent.CANCEL)
-        step = _Step(f"cancel:{reason.name}")
-        self._bridge_event(MigEvent.CANCEL, step)
-        self._store(self._fields.mig_reason, reason)
-        self._end_step(step)
+        with self._step(f"cancel:{reason.name}") as step:
+            self._bridge_event(MigEvent.CANCEL, step)
+            self._store(self._fields.mig_reason, reason)
 
     def arrive(self) -> None:
         """ARRIVE: the migration completed; every present slot learns it was migrated (VFM-FLAG-001)."""
-        step = _Step("arrive")
-        self._bridge_event(MigEvent.ARRIVE, step)
-        self._store(self._fields.mig_reason, MigReason.COMPLETED)
-        for slot, state in enumerate(self._slot_states()):
-            if state is not DevState.EMPTY:
-                self._store(self._fields.migrated[slot], 1)
-                step.sets_event = True
-        self._end_step(step)
+        with self._step("arrive") as step:
+            self._bridge_event(MigEvent.ARRIVE, step)
+            self._store(self._fields.mig_reason, MigReason.COMPLETED)
+            for slot, state in enumerate(self._slot_states()):
+                if state is not DevState.EMPTY:
+                    self._store(self._fields.migrated[slot], 1)
+                    step.sets_event = True
 
     def group_reset(self) -> None:
         """A group reset the host performs (spec §7.9)."""
-        step = _Step("group_reset")
-        self._reset_group(step)
-        self._end_step(step)
+        with self._step("group_reset") as step:
+            self._reset_group(step)
 
     def _reset_group(self, step: _Step) -> None:
         self._bridge_event(MigEvent.GROUP_RESET, step)
@@ -370,7 +277,7 @@ class ScratchBridge:
 
     def conventional_reset(self) -> None:
         """A conventional reset: reset values; the slots that hold a function are UNBOUND."""
-        self._config = _config_after_reset(self._params)
+        self._config = bridge_reset_config(self._params)
         for slot, function in enumerate(self._slots):
             if function is not None:
                 self._store(self._fields.dev_state[slot], DevState.UNBOUND)
@@ -383,27 +290,24 @@ class ScratchBridge:
         self._check_slot(slot)
         if self._slots[slot] is not None:
             raise SlotError(f"slot {slot} is occupied")
-        step = _Step("hot_add")
-        self._slots[slot] = function
-        self._host_slot_event(slot, DevEvent.HOT_ADD, step)
-        self._clear_slot_flags(slot)
-        self._end_step(step)
+        with self._step("hot_add") as step:
+            self._slots[slot] = function
+            self._host_slot_event(slot, DevEvent.HOT_ADD, step)
+            self._clear_slot_flags(slot)
 
     def surprise_removal(self, slot: int) -> None:
         """SURPRISE_REMOVAL of the function in ``slot``."""
         self._check_slot(slot)
-        step = _Step("surprise_removal")
-        self._host_slot_event(slot, DevEvent.SURPRISE_REMOVAL, step)
-        self._clear_slot_flags(slot)
-        self._slots[slot] = None
-        self._end_step(step)
+        with self._step("surprise_removal") as step:
+            self._host_slot_event(slot, DevEvent.SURPRISE_REMOVAL, step)
+            self._clear_slot_flags(slot)
+            self._slots[slot] = None
 
     def device_error(self, slot: int) -> None:
         """DEVICE_ERROR of the function in ``slot``."""
         self._check_slot(slot)
-        step = _Step("device_error")
-        self._host_slot_event(slot, DevEvent.DEVICE_ERROR, step)
-        self._end_step(step)
+        with self._step("device_error") as step:
+            self._host_slot_event(slot, DevEvent.DEVICE_ERROR, step)
 
     def config_space(self) -> bytes:
         """The whole configuration space, as the host reads it."""
@@ -486,6 +390,13 @@ class ScratchBridge:
             if not due:
                 return
             self._bridge_event(due[0], step)
+
+    @contextmanager
+    def _step(self, cause: str) -> Iterator[_Step]:
+        """One step (VFM-ACC-007): what the body changes is settled, flagged and signalled once it is done."""
+        step = _Step(cause)
+        yield step
+        self._end_step(step)
 
     def _end_step(self, step: _Step) -> None:
         self._raise_settled_events(step)

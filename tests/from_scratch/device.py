@@ -22,40 +22,31 @@ from typing import Protocol, cast
 
 from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView, ResetKind
 from conformance.interfaces.device import DriverUnderTest, FunctionUnderTest, GuestView, MigrationCore
+from vfmig_proto.headers import (
+    FUNCTION_MSIX_CAP_OFFSET,
+    FUNCTION_PCIE_CAP_OFFSET,
+    function_masks,
+    function_reset_config,
+)
 from vfmig_proto.pci import (
-    PCI_BASE_ADDRESS_0,
-    PCI_CAP_ID_EXP,
-    PCI_CAPABILITY_LIST,
     PCI_COMMAND,
-    PCI_COMMAND_INTX_DISABLE,
-    PCI_COMMAND_IO,
     PCI_COMMAND_MASTER,
     PCI_COMMAND_MEMORY,
     PCI_CONFIG_SIZE,
-    PCI_DEVICE_ID,
     PCI_EXP_DEVCTL,
     PCI_EXP_DEVCTL_BCR_FLR,
-    PCI_STATUS,
-    PCI_STATUS_CAP_LIST,
-    PCI_VENDOR_ID,
-    MaskedRegister,
-    place_masks,
+    PCI_MSIX_FLAGS,
+    PCI_MSIX_FLAGS_ENABLE,
+    PCI_MSIX_FLAGS_MASKALL,
 )
 from vfmig_proto.states import DevState, DriverReport
 
-PCIE_AT = 0x40
-MSIX_AT = 0x70
-PCI_CAP_ID_MSIX = 0x11
-MSIX_CONTROL = MSIX_AT + 2
-MSIX_ENABLE = 0x8000
-MSIX_MASK_ALL = 0x4000
-REVISION_AT = 0x08
-CLASS_AT = 0x0A
-CLASS_ETHERNET = 0x0200
-SUBSYSTEM_VENDOR_AT = 0x2C
-SUBSYSTEM_AT = 0x2E
+PCIE_AT = FUNCTION_PCIE_CAP_OFFSET
+MSIX_AT = FUNCTION_MSIX_CAP_OFFSET
+MSIX_CONTROL = MSIX_AT + PCI_MSIX_FLAGS
+MSIX_ENABLE = PCI_MSIX_FLAGS_ENABLE
+MSIX_MASK_ALL = PCI_MSIX_FLAGS_MASKALL
 BAR0_SIZE = 0x4000
-BAR0_MEMORY_64BIT = 0x4
 DESCRIPTOR_BYTES = 16
 RECEIVE_BUFFERS = 16
 """One-page receive buffers per driver: enough for the suite's traffic, cheap to dirty."""
@@ -72,45 +63,7 @@ class ScratchIds:
     subsystem_id: int = 0x0001
 
 
-def _masks() -> tuple[bytes, bytes]:
-    writable = bytearray(PCI_CONFIG_SIZE)
-    clearable = bytearray(PCI_CONFIG_SIZE)
-    command_bits = PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE
-    place_masks(
-        writable,
-        clearable,
-        0,
-        (
-            MaskedRegister("command", PCI_COMMAND, 2, wmask=command_bits),
-            MaskedRegister("bar0", PCI_BASE_ADDRESS_0, 4, wmask=~(BAR0_SIZE - 1) & 0xFFFFFFF0),
-            MaskedRegister("bar1", PCI_BASE_ADDRESS_0 + 4, 4, wmask=0xFFFFFFFF),
-        ),
-    )
-    place_masks(writable, clearable, PCIE_AT, (MaskedRegister("devctl", PCI_EXP_DEVCTL, 2, wmask=0x7FFF),))
-    place_masks(writable, clearable, MSIX_AT, (MaskedRegister("control", 2, 2, wmask=MSIX_ENABLE | MSIX_MASK_ALL),))
-    return bytes(writable), bytes(clearable)
-
-
-WRITABLE, CLEARABLE = _masks()
-
-
-def _config_after_reset(ids: FunctionIds) -> bytearray:
-    config = bytearray(PCI_CONFIG_SIZE)
-    for offset, size, value in (
-        (PCI_VENDOR_ID, 2, ids.vendor_id),
-        (PCI_DEVICE_ID, 2, ids.device_id),
-        (PCI_STATUS, 2, PCI_STATUS_CAP_LIST),
-        (REVISION_AT, 1, ids.revision),
-        (CLASS_AT, 2, CLASS_ETHERNET),
-        (SUBSYSTEM_VENDOR_AT, 2, ids.subsystem_vendor_id),
-        (SUBSYSTEM_AT, 2, ids.subsystem_id),
-        (PCI_BASE_ADDRESS_0, 1, BAR0_MEMORY_64BIT),
-        (PCI_CAPABILITY_LIST, 1, PCIE_AT),
-        (PCIE_AT, 2, PCI_CAP_ID_EXP | MSIX_AT << 8),
-        (MSIX_AT, 2, PCI_CAP_ID_MSIX),
-    ):
-        config[offset : offset + size] = value.to_bytes(size, "little")
-    return config
+WRITABLE, CLEARABLE = function_masks(BAR0_SIZE)
 
 
 @dataclass
@@ -147,7 +100,7 @@ class ScratchFunction:
         self.interrupt_sink: Callable[[str], None] | None = None
         self.bme_listener: Callable[[object], None] | None = None
         self._ids = ids
-        self._config = _config_after_reset(ids)
+        self._config = function_reset_config(ids)
         self._queue: _ReceiveQueue | None = None
         self._queues_on = False
         self._failed = False
@@ -210,7 +163,7 @@ class ScratchFunction:
     def function_level_reset(self, how: ResetKind) -> None:
         """Forget everything the driver programmed (VFM-FN-006); the reset completes at once."""
         was_master = self.bus_master
-        self._config = _config_after_reset(self._ids)
+        self._config = function_reset_config(self._ids)
         self._queue = None
         self._queues_on = False
         self._failed = False

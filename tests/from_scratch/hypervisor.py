@@ -749,18 +749,8 @@ class Incoming:
 class ScratchHypervisor:
     """The ``hypervisor`` target's implementation object."""
 
-    def create_hypervisor(
-        self,
-        name: str,
-        clock: Clock,
-        bus: EventSink,
-        config: MigrationSettings,
-        *,
-        functions: FunctionFactory,
-        bridges: BridgeFactory | None,
-    ) -> ScratchHost:
-        """A host that makes its functions and bridges with the given factories."""
-        return ScratchHost(name, clock, bus, config, functions=functions, bridges=bridges)
+    create_hypervisor = ScratchHost
+    """A host that makes its functions and bridges with the given factories: creating one is constructing it."""
 
 
 def make() -> ScratchHypervisor:

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from reference_impl.clock import SimClock
-from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.events import EventBus
+from .reference_halves import ReferenceFunctionHalf
 
 
-class FunctionsOnly:
+class FunctionsOnly(ReferenceFunctionHalf):
     """The mistake: the driver half of the device target is missing."""
-
-    def create_function(
-        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
-    ) -> VirtualFunction:
-        return VirtualFunction(name, clock, bus, identity)
 
 
 def make() -> FunctionsOnly:

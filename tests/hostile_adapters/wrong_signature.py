@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reference_impl.clock import SimClock
-from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.driver import MigrationCore, VfDriver
-from reference_impl.events import EventBus
-from reference_impl.guest import DmaRegionAllocator, Guest
+from reference_impl.device import VirtualFunction
+
+from .reference_halves import ReferenceDriverHalf, ReferenceFunctionHalf
 
 
 class DwordOnlyFunction(VirtualFunction):
@@ -19,16 +17,8 @@ class DwordOnlyFunction(VirtualFunction):
 
 
 @dataclass(frozen=True)
-class DwordOnlyDevice:
-    def create_function(
-        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
-    ) -> VirtualFunction:
-        return DwordOnlyFunction(name, clock, bus, identity)
-
-    def create_driver(
-        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
-    ) -> VfDriver:
-        return VfDriver(guest, core, slot, devfn, allocator)
+class DwordOnlyDevice(ReferenceFunctionHalf, ReferenceDriverHalf):
+    function_class = DwordOnlyFunction
 
 
 def make() -> DwordOnlyDevice:
