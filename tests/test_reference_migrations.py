@@ -18,15 +18,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from conformance.suites.common import brisk_migration, small_world_config
 from reference_impl.clock import ms
 from reference_impl.hypervisor import (
     Hypervisor,
-    MigrationConfig,
     MigrationError,
     MigrationRecord,
     Outcome,
 )
-from reference_impl.scenario import Simulation, SimulationConfig
+from reference_impl.scenario import Simulation
 from vfmig_proto.codec import decode_capability
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
 from vfmig_proto.states import DevState, MigReason, MigState
@@ -37,24 +37,8 @@ ACK_TIMEOUT_MS = 20
 
 def small_world(vfs: int) -> Simulation:
     """A 64-page guest whose migrations take tens of milliseconds of simulated time."""
-    migration = MigrationConfig(
-        bandwidth=4 * 1024 * 1024,  # one page per ms
-        downtime_limit_ns=ms(5),
-        link_latency_ns=ms(0.2),
-        precopy_limit_ns=ms(300),
-        stop_copy_limit_ns=ms(200),
-        quantum_ns=ms(1),
-    )
-    config = SimulationConfig(
-        memory_bytes=64 * PAGE,
-        vfs=vfs,
-        dma_rate=0,
-        cpu_dirty_rate=0,
-        migration=migration,
-        buffers=4,
-        ack_timeout_ms=ACK_TIMEOUT_MS,
-    )
-    return Simulation(config)
+    migration = brisk_migration(4)  # one page per ms
+    return Simulation(small_world_config(64, vfs, migration, dma_rate=0, buffers=4, ack_timeout_ms=ACK_TIMEOUT_MS))
 
 
 def _running(record: MigrationRecord) -> bool:

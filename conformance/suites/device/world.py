@@ -17,11 +17,12 @@ from hypothesis.stateful import initialize
 from conformance.checks import ConformanceMachine, step
 from conformance.guest_watch import PLAIN, BridgeVariant, GuestWatch, WatchedBridge
 from conformance.observe import FunctionProxy, Ledger, RecordingAllocator, memory_factory
+from conformance.suites.common import brisk_migration, small_world_config
 from reference_impl.clock import ms
 from reference_impl.device import FunctionIdentity
 from reference_impl.events import EventBus
-from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationRecord
-from reference_impl.scenario import Simulation, SimulationConfig
+from reference_impl.hypervisor import Hypervisor, MigrationError, MigrationRecord
+from reference_impl.scenario import Simulation
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.pci import PCI_VENDOR_ID
 from vfmig_proto.states import DevState, MigState
@@ -140,22 +141,9 @@ class DeviceWorld(ConformanceMachine):
     @initialize(vfs=st.integers(1, 3), reserved_ones=st.booleans())
     @step("VFM-GEN-004")
     def build(self, vfs: int, reserved_ones: bool) -> None:
-        migration = MigrationConfig(
-            bandwidth=16 * 1024 * 1024,  # four pages per millisecond
-            downtime_limit_ns=ms(5),
-            link_latency_ns=ms(0.2),
-            precopy_limit_ns=ms(300),
-            stop_copy_limit_ns=ms(200),
-            quantum_ns=ms(1),
-        )
-        config = SimulationConfig(
-            memory_bytes=MEMORY_PAGES * PAGE,
-            vfs=vfs,
-            dma_rate=BACKGROUND_DMA,
-            cpu_dirty_rate=0,
-            migration=migration,
-            buffers=4,
-            ack_timeout_ms=ACK_TIMEOUT_MS,
+        migration = brisk_migration(16)  # four pages per millisecond
+        config = small_world_config(
+            MEMORY_PAGES, vfs, migration, dma_rate=BACKGROUND_DMA, buffers=4, ack_timeout_ms=ACK_TIMEOUT_MS
         )
         self.watch = {slot: SlotWatch() for slot in range(vfs)}
         self.implementation = self.factory()

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule
 
 from conformance.checks import step
-from conformance.suites.hypervisor.management import ManagementRules, is_running
+from conformance.suites.hypervisor.management import is_running, probe
 from conformance.suites.hypervisor.observers.watched import WatchedFunction
-from conformance.suites.hypervisor.rules import hang_at_pause, ignore_requests, probe
+from conformance.suites.hypervisor.rules import EnvironmentRules, hang_at_pause, ignore_requests
 from conformance.suites.hypervisor.settings import (
     ACK_TIMEOUT_MS,
     CONSENT,
@@ -37,7 +37,7 @@ from reference_impl.driver import VfDriver
 from vfmig_proto.states import MigState
 
 
-class ScenarioRules(ManagementRules):
+class ScenarioRules(EnvironmentRules):
     """Rules that each run a whole migration with one twist; the invariants; the end of the example."""
 
     @precondition(alive)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from functools import partial
 
+from conformance.suites.hypervisor.observers.config_space import ConfigSpaceObserver
 from conformance.suites.hypervisor.observers.watched import WatchedFunction
 from conformance.suites.hypervisor.settings import GUEST_HELP, IN_PROGRESS, MIGRATION, QUIET_SLOTS
 from conformance.suites.hypervisor.watch import Cause, Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.bridge import MigrationBridge
 from reference_impl.device import VirtualFunction
 from reference_impl.events import Event
@@ -19,7 +19,7 @@ from vfmig_proto.states import DevEvent, DevState, MigReason, MigState
 from vfmig_proto.transitions import Action
 
 
-class CancellationObserver(HypervisorWorld):
+class CancellationObserver(ConfigSpaceObserver):
     """Checks of every CANCEL and of what calls for one (Table 7-6, Table 7-7, VFM-MIG-011, chapter 8)."""
 
     def after_step(self) -> None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from functools import partial
 
+from conformance.suites.hypervisor.observers.cancellation import CancellationObserver
 from conformance.suites.hypervisor.watch import Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.device import VirtualFunction
 from reference_impl.events import Event
 from reference_impl.hypervisor import Outcome
 from vfmig_proto.states import DevState, MigReason, MigState
 
 
-class HandoverObserver(HypervisorWorld):
+class HandoverObserver(CancellationObserver):
     """Checks at the handover point and when the guest runs again."""
 
     def on_milestone(self, event: Event) -> None:

@@ -25,8 +25,8 @@ from vfmig_proto.pci import PCI_EXP_DEVCTL_BCR_FLR
 from vfmig_proto.states import DevEvent, MigEvent, MigReason
 
 if TYPE_CHECKING:
+    from conformance.suites.hypervisor.assembly import AssembledSuite
     from conformance.suites.hypervisor.watch import Watch
-    from conformance.suites.hypervisor.world import HypervisorWorld
 
 
 class WatchedLog(DirtyLog):
@@ -69,7 +69,7 @@ class WatchedLog(DirtyLog):
 class WatchedMemory(GuestMemory):
     """A host's copy of the guest's memory that tells the suite of every page it receives and every log read."""
 
-    def __init__(self, size_bytes: int, page_shift: int, *, boot: bool, suite: HypervisorWorld) -> None:
+    def __init__(self, size_bytes: int, page_shift: int, *, boot: bool, suite: AssembledSuite) -> None:
         super().__init__(size_bytes, page_shift, boot=boot)
         self.suite = suite
         self.log = WatchedLog(self)
@@ -87,7 +87,7 @@ class WatchedFunction(VirtualFunction):
     """The reference function, telling the suite of its resets and of every access to it."""
 
     def __init__(
-        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None, suite: HypervisorWorld
+        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None, suite: AssembledSuite
     ) -> None:
         super().__init__(name, clock, bus, identity)
         self.suite = suite
@@ -141,7 +141,7 @@ class WatchedFunction(VirtualFunction):
 class WatchedDevices:
     """The reference functions (watched) and drivers."""
 
-    suite: HypervisorWorld
+    suite: AssembledSuite
 
     def create_function(
         self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
@@ -159,7 +159,7 @@ class WatchedDevices:
 class BridgeWatcher:
     """The suite's observer of a bridge: first in the list, so it runs before the hypervisor reacts."""
 
-    def __init__(self, suite: HypervisorWorld) -> None:
+    def __init__(self, suite: AssembledSuite) -> None:
         self.suite = suite
 
     def bridge_stepped(self, bridge: MigrationBridge, cause: str) -> None:
@@ -177,7 +177,7 @@ class BridgeWatcher:
 class ObservedBridge(MigrationBridge):
     """The reference bridge; every host event is checked before it takes effect, every access after."""
 
-    def __init__(self, bus: EventBus, params: CapabilityParams, name: str, suite: HypervisorWorld) -> None:
+    def __init__(self, bus: EventBus, params: CapabilityParams, name: str, suite: AssembledSuite) -> None:
         super().__init__(bus, params, name=name)
         self.suite = suite
         self.own = self.capability_bytes()
@@ -233,6 +233,7 @@ class ObservedBridge(MigrationBridge):
 
     def hot_add(self, slot: int, function: Any) -> None:
         self.suite.slot_event(self, slot, DevEvent.HOT_ADD)
+        self.suite.before_capability_change(self)
         self.suite.before_hot_add(self, slot)
         with self.suite.scope():
             super().hot_add(slot, function)
