@@ -18,7 +18,14 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from conformance.suites.common import brisk_migration, small_world_config
+from conformance.suites.common import (
+    brisk_migration,
+    guest_host,
+    other_host,
+    receive_frames,
+    set_interface,
+    small_world_config,
+)
 from reference_impl.clock import ms
 from reference_impl.hypervisor import (
     Hypervisor,
@@ -65,11 +72,10 @@ class ReferenceMigrations(RuleBasedStateMachine):
         return self.sim
 
     def where(self) -> Hypervisor | None:
-        return next((host for host in self.world.hosts if host.guest is self.world.guest), None)
+        return guest_host(self.world)
 
     def other(self, host: Hypervisor) -> Hypervisor:
-        first, second = self.world.hosts
-        return second if host is first else first
+        return other_host(self.world, host)
 
     def migrating(self) -> bool:
         return any(host.outgoing is not None for host in self.world.hosts)
@@ -83,10 +89,7 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), frames=st.integers(1, 6))
     def traffic(self, slot: int, frames: int) -> None:
-        drivers = self.world.drivers
-        function = drivers[slot % len(drivers)].function
-        if function is not None:
-            function.receive(frames * PAGE)
+        receive_frames(self.world, slot, frames)
 
     @rule(duration_us=st.integers(1, 80_000))
     def time_passes(self, duration_us: int) -> None:
@@ -94,9 +97,7 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), up=st.booleans())
     def interface(self, slot: int, up: bool) -> None:
-        driver = self.world.drivers[slot % len(self.world.drivers)]
-        if self.world.guest.running:
-            self.world.guest.after(0, driver.open if up else driver.close, "interface")
+        set_interface(self.world, slot, up)
 
     @rule(slot=st.integers(0, 3), load=st.booleans())
     def driver_binding(self, slot: int, load: bool) -> None:
@@ -170,11 +171,9 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def surprise_removal(self, slot: int, dice: int) -> None:
-        host = self.where()
-        if dice:
-            return
-        slot %= len(self.world.drivers)
-        if host is not None and host.guest is self.world.guest and slot in host.slot_functions:
+        struck = self._struck(slot, dice)
+        if struck is not None:
+            host, slot = struck
             host.surprise_remove(slot)
 
     @rule(slot=st.integers(0, 3))
@@ -195,14 +194,19 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def device_error(self, slot: int, dice: int) -> None:
-        host = self.where()
-        if dice:
-            return
-        slot %= len(self.world.drivers)
-        if host is not None and slot in host.slot_functions:
-            state = host.bridge.dev_state(slot)
-            if state not in (DevState.EMPTY,):
+        struck = self._struck(slot, dice)
+        if struck is not None:
+            host, slot = struck
+            if host.bridge.dev_state(slot) is not DevState.EMPTY:
                 host.function_failed(slot)
+
+    def _struck(self, slot: int, dice: int) -> tuple[Hypervisor, int] | None:
+        """The guest's host and a slot with a function in it, for a fault that strikes one draw in three."""
+        host = self.where()
+        slot %= len(self.world.drivers)
+        if dice or host is None or slot not in host.slot_functions:
+            return None
+        return host, slot
 
     # ------------------------------------------------------------------ invariants after every step
 

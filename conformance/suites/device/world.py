@@ -14,10 +14,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
-from conformance.checks import ConformanceMachine, step
+from conformance.checks import step
 from conformance.guest_watch import PLAIN, BridgeVariant, GuestWatch, WatchedBridge
 from conformance.observe import FunctionProxy, Ledger, RecordingAllocator, memory_factory
-from conformance.suites.common import brisk_migration, small_world_config
+from conformance.suites.common import SimulatedWorld, brisk_migration, small_world_config
 from reference_impl.clock import ms
 from reference_impl.device import FunctionIdentity
 from reference_impl.events import EventBus
@@ -101,11 +101,9 @@ class _Observed:
         return driver
 
 
-class DeviceWorld(ConformanceMachine):
+class DeviceWorld(SimulatedWorld):
     """One guest's functions and drivers on two reference hosts, and what the suite knows of each slot."""
 
-    sim: Simulation | None
-    """The world, once :meth:`build` made it."""
     ledger: Ledger
     """What happened to guest pages (DMA, CPU writes, dirtying)."""
     allocator: RecordingAllocator | None
@@ -127,7 +125,6 @@ class DeviceWorld(ConformanceMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sim = None
         self.ledger = Ledger()
         self.allocator = None
         self.watch = {}
@@ -196,14 +193,6 @@ class DeviceWorld(ConformanceMachine):
 
     # ------------------------------------------------------------------ where things are
 
-    @property
-    def world(self) -> Simulation:
-        assert self.sim is not None, "the world is built first"
-        return self.sim
-
-    def where(self) -> Hypervisor | None:
-        return next((host for host in self.world.hosts if host.guest is self.world.guest), None)
-
     def migrating(self) -> bool:
         return any(host.outgoing is not None for host in self.world.hosts)
 
@@ -213,11 +202,11 @@ class DeviceWorld(ConformanceMachine):
 
     def at_rest(self) -> bool:
         """Whether the world is built, the guest is on a host and no migration is under way."""
-        return self.sim is not None and self.where() is not None and not self.migrating()
+        return self.sim is not None and self.guest_host() is not None and not self.migrating()
 
     def functions_host(self) -> Hypervisor | None:
         """The host whose functions the guest's drivers drive: the guest's, or the one it is leaving."""
-        return self.where() or next((h for h in self.world.hosts if h.outgoing is not None), None)
+        return self.guest_host() or next((h for h in self.world.hosts if h.outgoing is not None), None)
 
     @staticmethod
     def proxies(host: Hypervisor) -> dict[int, FunctionProxy]:
@@ -226,7 +215,7 @@ class DeviceWorld(ConformanceMachine):
         return {slot: function for slot, function in placed.items() if isinstance(function, FunctionProxy)}
 
     def functions(self) -> list[FunctionProxy]:
-        host = self.where()
+        host = self.guest_host()
         return [] if host is None else list(self.proxies(host).values())
 
     def slot_of(self, function: FunctionProxy) -> int | None:
@@ -263,6 +252,10 @@ class DeviceWorld(ConformanceMachine):
             and self.dev_state(slot) in RUNNING_STATES
         )
 
+    def _check_receives(self, requirement: str, slot: int, function: FunctionProxy, failure: str) -> None:
+        """The slot's function, which should be receiving, takes a page sent to it (else ``failure`` is found)."""
+        self.checks.record(requirement, function.receive(PAGE) > 0, f"slot {slot}: {failure}")
+
     # ------------------------------------------------------------------ what the rules and observers do
 
     def _in_flight(self, slot: int) -> None:
@@ -283,7 +276,7 @@ class DeviceWorld(ConformanceMachine):
         return probe
 
     def _start_migration(self) -> None:
-        host = self.where()
+        host = self.guest_host()
         if host is None or self.migrating():
             return
         destination = next(other for other in self.world.hosts if other is not host)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
+from conformance.suites.common import set_interface
 from conformance.suites.hypervisor.management import ManagementRules, probe
 from conformance.suites.hypervisor.observers.watched import WatchedLog
 from conformance.suites.hypervisor.settings import (
@@ -82,9 +83,7 @@ class EnvironmentRules(ManagementRules):
     @rule(slot=st.integers(0, 2), up=st.booleans())
     @step()
     def interface(self, slot: int, up: bool) -> None:
-        driver = self.world.drivers[slot % len(self.world.drivers)]
-        if self.world.guest.running:
-            self.world.guest.after(0, driver.open if up else driver.close, "interface")
+        set_interface(self.world, slot, up)
 
     @precondition(alive)
     @rule(slot=st.integers(0, 2), load=st.booleans())

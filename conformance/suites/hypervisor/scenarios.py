@@ -9,7 +9,7 @@ from collections.abc import Callable
 from functools import partial
 
 from hypothesis import strategies as st
-from hypothesis.stateful import invariant, precondition, rule
+from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
 from conformance.suites.hypervisor.management import is_running, probe
@@ -167,12 +167,6 @@ class ScenarioRules(EnvironmentRules):
         guest.after(0, driver.unload, "driver unload")
         self._world(partial(self.clock.advance, ms(1)))
         self._world(partial(self._rogue_bus_master, driver.slot))
-
-    @invariant()
-    @step()
-    def findings(self) -> None:
-        if self.sim is not None:
-            self.checks.raise_pending()
 
     def teardown(self) -> None:
         if self.sim is not None and not self.dead and sys.exc_info()[0] is None:

@@ -15,7 +15,8 @@ from functools import partial
 
 import numpy as np
 
-from conformance.checks import ConformanceMachine, RequirementViolation
+from conformance.checks import RequirementViolation
+from conformance.suites.common import SimulatedWorld, other_host
 from conformance.suites.hypervisor.observers.watched import (
     ObservedBridge,
     WatchedFunction,
@@ -32,7 +33,6 @@ from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import NS_PER_MS, SimClock
 from reference_impl.hypervisor import Hypervisor, Outcome
 from reference_impl.memory import GuestMemory
-from reference_impl.scenario import Simulation
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.states import MigReason, MigState
 
@@ -47,13 +47,11 @@ def built_and_alive(machine: HypervisorWorld) -> bool:
     return machine.sim is not None and not machine.dead
 
 
-class HypervisorWorld(ConformanceMachine):
+class HypervisorWorld(SimulatedWorld):
     """The shared state of the hypervisor suite, the world it builds, and helpers every part uses."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.sim: Simulation | None = None
-        """The world: two hosts of the implementation, the reference bridge, functions and drivers, the guest."""
         self.far: Hypervisor | None = None
         """A host that tracks dirty memory in 2 KiB pieces: it cannot take a guest with 4 KiB pages."""
         self.watches: list[Watch] = []
@@ -92,11 +90,6 @@ class HypervisorWorld(ConformanceMachine):
         """The MIG_REASON of the first CANCEL between the request of a conventional reset and its effect."""
 
     @property
-    def world(self) -> Simulation:
-        assert self.sim is not None, "the world is built first"
-        return self.sim
-
-    @property
     def clock(self) -> SimClock:
         return self.world.clock
 
@@ -112,12 +105,8 @@ class HypervisorWorld(ConformanceMachine):
     def e(self) -> int:
         return MIGRATION.reaction_ns
 
-    def guest_host(self) -> Hypervisor | None:
-        return next((host for host in self.world.hosts if host.guest is self.world.guest), None)
-
     def other(self, host: Hypervisor) -> Hypervisor:
-        first, second = self.world.hosts
-        return second if host is first else first
+        return other_host(self.world, host)
 
     def in_progress(self) -> Watch | None:
         watch = self.current
@@ -126,6 +115,10 @@ class HypervisorWorld(ConformanceMachine):
     def watch_of(self, bridge: MigrationBridge) -> Watch | None:
         watch = self.current
         return watch if watch is not None and watch.bridge is bridge else None
+
+    def _violation(self, requirement: str, watch: Watch, what: str) -> None:
+        """Record that ``watch``'s migration broke ``requirement``: ``what`` happened."""
+        self.checks.record(requirement, False, f"migration {watch.number}: {what}")
 
     def _schedule(self, at_ns: int, check: Callable[[], None], label: str) -> None:
         self.clock.schedule_at(max(at_ns, self.clock.now), check, f"suite: {label}")

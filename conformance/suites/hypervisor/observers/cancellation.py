@@ -67,11 +67,10 @@ class CancellationObserver(ConfigSpaceObserver):
         now = self.clock.now
         state = bridge.mig_state
         if self.handed_over(watch):
-            self.checks.record(
+            self._violation(
                 "VFM-DEST-002",
-                False,
-                f"migration {watch.number}: CANCEL ({reason.name}) at {in_ms(now)}, after the handover point at "
-                f"{in_ms(watch.handover_ns or 0)}",
+                watch,
+                f"CANCEL ({reason.name}) at {in_ms(now)}, after the handover point at {in_ms(watch.handover_ns or 0)}",
             )
         explicit = [cause for cause in watch.causes if cause.time_ns <= now]
         deadlines = self._implicit_causes(watch, state, now, reason)

@@ -38,10 +38,10 @@ class ConfigSpaceObserver(PlacementObserver):
         if not self.handed_over(watch):
             watch.capability_touched = True  # (what the capability was when the vCPUs stopped is moot now)
             watch.rogue = True
-            self.checks.record(
+            self._violation(
                 "VFM-MIG-003",
-                False,
-                f"migration {watch.number}: the guest made {what} to the bridge at {in_ms(self.clock.now)}, in STOPPED "
+                watch,
+                f"the guest made {what} to the bridge at {in_ms(self.clock.now)}, in STOPPED "
                 f"(entered at {in_ms(watch.phases.get(MigState.STOPPED, 0))})",
             )
 

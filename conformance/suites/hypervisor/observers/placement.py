@@ -132,10 +132,10 @@ class PlacementObserver(TimingObserver):
         if watch is None or watch.bridge is None or how != "flr" or self.guest_depth > 0 or function.failed:
             return
         if function in watch.bridge.functions and not self.handed_over(watch):
-            self.checks.record(
+            self._violation(
                 "VFM-CANCEL-002",
-                False,
-                f"migration {watch.number}: {function.name}, behind the source's bridge, reset by the hypervisor at "
+                watch,
+                f"{function.name}, behind the source's bridge, reset by the hypervisor at "
                 f"{in_ms(self.clock.now)} during {watch.bridge.mig_state.name} although it had not failed",
             )
 
@@ -169,11 +169,10 @@ class PlacementObserver(TimingObserver):
     def before_hot_add(self, bridge: MigrationBridge, slot: int) -> None:
         watch = self.watch_of(bridge)
         if watch is not None and watch.in_progress and not self.handed_over(watch):
-            self.checks.record(
+            self._violation(
                 "VFM-CANCEL-002",
-                False,
-                f"migration {watch.number}: a function hot-added into slot {slot} at {in_ms(self.clock.now)}, "
-                f"during {bridge.mig_state.name}",
+                watch,
+                f"a function hot-added into slot {slot} at {in_ms(self.clock.now)}, during {bridge.mig_state.name}",
             )
 
     def before_conventional_reset(self, bridge: MigrationBridge) -> None:
