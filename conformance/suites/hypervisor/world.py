@@ -235,7 +235,7 @@ class HypervisorWorld(SimulatedWorld):
             action()
 
     # ------------------------------------------------------------------ what the top of the suite provides
-    # The two hooks every part reaches through the base (scope, handed_over); the observers below define them.
+    # The two hooks the base itself calls (in scope and handed_over); the observers layered on it define them.
 
     def after_step(self) -> None:
         """The checks due once the outermost access or host event ends (CancellationObserver)."""
