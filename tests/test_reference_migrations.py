@@ -18,15 +18,22 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from conformance.suites.common import (
+    brisk_migration,
+    guest_host,
+    other_host,
+    receive_frames,
+    set_interface,
+    small_world_config,
+)
 from reference_impl.clock import ms
 from reference_impl.hypervisor import (
     Hypervisor,
-    MigrationConfig,
     MigrationError,
     MigrationOutcome,
     MigrationRecord,
 )
-from reference_impl.scenario import Simulation, SimulationConfig
+from reference_impl.scenario import Simulation
 from vfmig_proto.codec import decode_capability
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
 from vfmig_proto.states import DevState, MigReason, MigState
@@ -37,24 +44,8 @@ ACK_TIMEOUT_MS = 20
 
 def small_world(vfs: int) -> Simulation:
     """A 64-page guest whose migrations take tens of milliseconds of simulated time."""
-    migration = MigrationConfig(
-        bandwidth=4 * 1024 * 1024,  # one page per ms
-        downtime_limit_ns=ms(5),
-        link_latency_ns=ms(0.2),
-        precopy_limit_ns=ms(300),
-        stop_copy_limit_ns=ms(200),
-        quantum_ns=ms(1),
-    )
-    config = SimulationConfig(
-        memory_bytes=64 * PAGE,
-        vfs=vfs,
-        dma_rate=0,
-        cpu_dirty_rate=0,
-        migration=migration,
-        buffers=4,
-        ack_timeout_ms=ACK_TIMEOUT_MS,
-    )
-    return Simulation(config)
+    migration = brisk_migration(4)  # one page per ms
+    return Simulation(small_world_config(64, vfs, migration, dma_rate=0, buffers=4, ack_timeout_ms=ACK_TIMEOUT_MS))
 
 
 def _running(record: MigrationRecord) -> bool:
@@ -81,11 +72,10 @@ class ReferenceMigrations(RuleBasedStateMachine):
         return self.sim
 
     def where(self) -> Hypervisor | None:
-        return next((host for host in self.world.hosts if host.guest is self.world.guest), None)
+        return guest_host(self.world)
 
     def other(self, host: Hypervisor) -> Hypervisor:
-        first, second = self.world.hosts
-        return second if host is first else first
+        return other_host(self.world, host)
 
     def migrating(self) -> bool:
         return any(host.outgoing is not None for host in self.world.hosts)
@@ -99,10 +89,7 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), frames=st.integers(1, 6))
     def traffic(self, slot: int, frames: int) -> None:
-        drivers = self.world.drivers
-        function = drivers[slot % len(drivers)].function
-        if function is not None:
-            function.receive(frames * PAGE)
+        receive_frames(self.world, slot, frames)
 
     @rule(duration_us=st.integers(1, 80_000))
     def time_passes(self, duration_us: int) -> None:
@@ -110,9 +97,7 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), up=st.booleans())
     def interface(self, slot: int, up: bool) -> None:
-        driver = self.world.drivers[slot % len(self.world.drivers)]
-        if self.world.guest.running:
-            self.world.guest.after(0, driver.open if up else driver.close, "interface")
+        set_interface(self.world, slot, up)
 
     @rule(slot=st.integers(0, 3), load=st.booleans())
     def driver_binding(self, slot: int, load: bool) -> None:
@@ -184,19 +169,11 @@ class ReferenceMigrations(RuleBasedStateMachine):
         if function is not None:
             function.timing = replace(function.timing, drain_ns=ms(2 * ACK_TIMEOUT_MS))
 
-    def rarely_at_a_function(self, slot: int, dice: int) -> tuple[Hypervisor, int] | None:
-        """The guest's host and the slot of the function a rare event (one dice roll in three) hits, if any."""
-        host = self.where()
-        if dice or host is None:
-            return None
-        slot %= len(self.world.drivers)
-        return (host, slot) if slot in host.slot_functions else None
-
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def surprise_removal(self, slot: int, dice: int) -> None:
-        hit = self.rarely_at_a_function(slot, dice)
-        if hit is not None:
-            host, slot = hit
+        struck = self._struck(slot, dice)
+        if struck is not None:
+            host, slot = struck
             host.surprise_remove(slot)
 
     @rule(slot=st.integers(0, 3))
@@ -217,11 +194,19 @@ class ReferenceMigrations(RuleBasedStateMachine):
 
     @rule(slot=st.integers(0, 3), dice=st.integers(0, 2))
     def device_error(self, slot: int, dice: int) -> None:
-        hit = self.rarely_at_a_function(slot, dice)
-        if hit is not None:
-            host, slot = hit
+        struck = self._struck(slot, dice)
+        if struck is not None:
+            host, slot = struck
             if host.bridge.dev_state(slot) is not DevState.EMPTY:
                 host.function_failed(slot)
+
+    def _struck(self, slot: int, dice: int) -> tuple[Hypervisor, int] | None:
+        """The guest's host and a slot with a function in it, for a fault that strikes one draw in three."""
+        host = self.where()
+        slot %= len(self.world.drivers)
+        if dice or host is None or slot not in host.slot_functions:
+            return None
+        return host, slot
 
     # ------------------------------------------------------------------ invariants after every step
 

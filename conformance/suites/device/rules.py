@@ -14,6 +14,7 @@ from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
 from conformance.guest_watch import WatchedBridge
+from conformance.suites.common import receive_frames
 from conformance.suites.device.observers.resets import ResetObserver
 from conformance.suites.device.world import MEMORY_PAGES, PAGE, DeviceWorld
 from reference_impl.clock import ms
@@ -30,6 +31,13 @@ from vfmig_proto.states import DevState, MigReason, MigState
 _MASKED_NS = ms(0.05)
 """How long the guest's interrupt code keeps a function's MSI-X masked."""
 
+DUE_AS_TIME_PASSES = (
+    *("VFM-FN-007", "VFM-DIRTY-002", "VFM-DOWN-001", "VFM-DOWN-002"),
+    *("VFM-FLAG-004", "VFM-ERR-007", "VFM-REP-003"),
+)
+"""Requirements whose checks the observers schedule on the clock (a reset's end, an answer or a bring-up due
+later): every step that lets time pass exercises them."""
+
 
 class EnvironmentRules(ResetObserver):
     """The rules: what the guest, its traffic, the hosts and the hardware do."""
@@ -45,45 +53,17 @@ class EnvironmentRules(ResetObserver):
     @rule(slot=st.integers(0, 2), frames=st.integers(1, 6))
     @step("VFM-FN-001", "VFM-FN-004", "VFM-DIRTY-004")
     def traffic(self, slot: int, frames: int) -> None:
-        drivers = self.world.drivers
-        function = drivers[slot % len(drivers)].function
-        if function is not None:
-            function.receive(frames * PAGE)
+        receive_frames(self.world, slot, frames)
 
     @rule(duration_us=st.integers(1, 60_000))
-    @step(
-        "VFM-TMO-006",
-        "VFM-DIRTY-003",
-        "VFM-DIRTY-004",
-        "VFM-FN-003",
-        "VFM-FN-007",
-        "VFM-DIRTY-002",
-        "VFM-DOWN-001",
-        "VFM-DOWN-002",
-        "VFM-FLAG-004",
-        "VFM-ERR-007",
-        "VFM-REP-003",
-    )
+    @step("VFM-TMO-006", "VFM-DIRTY-003", "VFM-DIRTY-004", "VFM-FN-003", *DUE_AS_TIME_PASSES)
     def time_passes(self, duration_us: int) -> None:
         self.world.clock.advance(duration_us * 1000)
 
     @rule(
         state=st.sampled_from([MigState.PRECOPY, MigState.PAUSING, MigState.STOPPED, MigState.ARRIVED, MigState.IDLE])
     )
-    @step(
-        "VFM-TMO-006",
-        "VFM-DIRTY-003",
-        "VFM-DIRTY-004",
-        "VFM-DEV-009",
-        "VFM-FLAG-005",
-        "VFM-FN-007",
-        "VFM-DIRTY-002",
-        "VFM-DOWN-001",
-        "VFM-DOWN-002",
-        "VFM-FLAG-004",
-        "VFM-ERR-007",
-        "VFM-REP-003",
-    )
+    @step("VFM-TMO-006", "VFM-DIRTY-003", "VFM-DIRTY-004", "VFM-DEV-009", "VFM-FLAG-005", *DUE_AS_TIME_PASSES)
     def run_until(self, state: MigState) -> None:
         """Let time pass until a bridge reaches ``state`` (or half a second has passed)."""
         self._run_until(state)
@@ -146,7 +126,7 @@ class EnvironmentRules(ResetObserver):
         hypervisor resets the group, the READY that follows is taken as "reinitialised", and only
         DEV_STATUS.RESET tells the driver (spec §7.5.1, §7.9, VFM-ERR-007).
         """
-        host = self.where()
+        host = self.guest_host()
         if dice == 1:
             self.reset_race = True
         elif host is not None and self.world.guest.running:
@@ -168,7 +148,7 @@ class EnvironmentRules(ResetObserver):
     @rule(dice=st.integers(0, 2))
     @step("VFM-CANCEL-003", "VFM-FN-002")
     def cancel(self, dice: int) -> None:
-        host = self.where()
+        host = self.guest_host()
         if dice == 0 and host is not None and host.outgoing is not None:
             host.outgoing.cancel(MigReason.CANCELLED)
 
@@ -183,7 +163,7 @@ class EnvironmentRules(ResetObserver):
     @rule(slot=st.integers(0, 2), dice=st.integers(0, 3))
     @step()
     def device_error(self, slot: int, dice: int) -> None:
-        host = self.where()
+        host = self.guest_host()
         slot %= len(self.world.drivers)
         if dice == 0 and host is not None and slot in host.slot_functions:
             host.function_failed(slot)
@@ -193,7 +173,7 @@ class EnvironmentRules(ResetObserver):
     @step("VFM-VER-005")
     def undefined_dev_state(self, slot: int, value: int) -> None:
         """For one event, the guest reads a DEV_STATE value the spec does not define (a faulty bridge)."""
-        host = self.where()
+        host = self.guest_host()
         assert host is not None  # at rest: the guest is on a host
         bridge = host.bridge
         assert isinstance(bridge, WatchedBridge)

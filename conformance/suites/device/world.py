@@ -14,14 +14,15 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
-from conformance.checks import ConformanceMachine, step
+from conformance.checks import step
 from conformance.guest_watch import PLAIN, BridgeVariant, GuestWatch, WatchedBridge
 from conformance.observe import FunctionProxy, Ledger, RecordingAllocator, memory_factory
+from conformance.suites.common import SimulatedWorld, brisk_migration, small_world_config
 from reference_impl.clock import ms
 from reference_impl.device import FunctionIdentity
 from reference_impl.events import EventBus
-from reference_impl.hypervisor import Hypervisor, MigrationConfig, MigrationError, MigrationRecord
-from reference_impl.scenario import Simulation, SimulationConfig
+from reference_impl.hypervisor import Hypervisor, MigrationError, MigrationRecord
+from reference_impl.scenario import Simulation
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.pci import PCI_VENDOR_ID, PCI_VENDOR_ID_NONE
 from vfmig_proto.states import DevState, MigState
@@ -100,11 +101,9 @@ class _Observed:
         return driver
 
 
-class DeviceWorld(ConformanceMachine):
+class DeviceWorld(SimulatedWorld):
     """One guest's functions and drivers on two reference hosts, and what the suite knows of each slot."""
 
-    sim: Simulation | None
-    """The world, once :meth:`build` made it."""
     ledger: Ledger
     """What happened to guest pages (DMA, CPU writes, dirtying)."""
     allocator: RecordingAllocator | None
@@ -126,7 +125,6 @@ class DeviceWorld(ConformanceMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sim = None
         self.ledger = Ledger()
         self.allocator = None
         self.watch = {}
@@ -140,22 +138,9 @@ class DeviceWorld(ConformanceMachine):
     @initialize(vfs=st.integers(1, 3), reserved_ones=st.booleans())
     @step("VFM-GEN-004")
     def build(self, vfs: int, reserved_ones: bool) -> None:
-        migration = MigrationConfig(
-            bandwidth=16 * 1024 * 1024,  # four pages per millisecond
-            downtime_limit_ns=ms(5),
-            link_latency_ns=ms(0.2),
-            precopy_limit_ns=ms(300),
-            stop_copy_limit_ns=ms(200),
-            quantum_ns=ms(1),
-        )
-        config = SimulationConfig(
-            memory_bytes=MEMORY_PAGES * PAGE,
-            vfs=vfs,
-            dma_rate=BACKGROUND_DMA,
-            cpu_dirty_rate=0,
-            migration=migration,
-            buffers=4,
-            ack_timeout_ms=ACK_TIMEOUT_MS,
+        migration = brisk_migration(16)  # four pages per millisecond
+        config = small_world_config(
+            MEMORY_PAGES, vfs, migration, dma_rate=BACKGROUND_DMA, buffers=4, ack_timeout_ms=ACK_TIMEOUT_MS
         )
         self.watch = {slot: SlotWatch() for slot in range(vfs)}
         self.implementation = self.factory()
@@ -210,14 +195,6 @@ class DeviceWorld(ConformanceMachine):
 
     # ------------------------------------------------------------------ where things are
 
-    @property
-    def world(self) -> Simulation:
-        assert self.sim is not None, "the world is built first"
-        return self.sim
-
-    def where(self) -> Hypervisor | None:
-        return next((host for host in self.world.hosts if host.guest is self.world.guest), None)
-
     def migrating(self) -> bool:
         return any(host.outgoing is not None for host in self.world.hosts)
 
@@ -227,11 +204,11 @@ class DeviceWorld(ConformanceMachine):
 
     def at_rest(self) -> bool:
         """Whether the world is built, the guest is on a host and no migration is under way."""
-        return self.sim is not None and self.where() is not None and not self.migrating()
+        return self.sim is not None and self.guest_host() is not None and not self.migrating()
 
     def functions_host(self) -> Hypervisor | None:
         """The host whose functions the guest's drivers drive: the guest's, or the one it is leaving."""
-        return self.where() or next((h for h in self.world.hosts if h.outgoing is not None), None)
+        return self.guest_host() or next((h for h in self.world.hosts if h.outgoing is not None), None)
 
     @staticmethod
     def proxies(host: Hypervisor) -> dict[int, FunctionProxy]:
@@ -240,7 +217,7 @@ class DeviceWorld(ConformanceMachine):
         return {slot: function for slot, function in placed.items() if isinstance(function, FunctionProxy)}
 
     def functions(self) -> list[FunctionProxy]:
-        host = self.where()
+        host = self.guest_host()
         return [] if host is None else list(self.proxies(host).values())
 
     def slot_of(self, function: FunctionProxy) -> int | None:
@@ -277,6 +254,10 @@ class DeviceWorld(ConformanceMachine):
             and self.dev_state(slot) in RUNNING_STATES
         )
 
+    def _check_receives(self, requirement: str, slot: int, function: FunctionProxy, failure: str) -> None:
+        """The slot's function, which should be receiving, takes a page sent to it (else ``failure`` is found)."""
+        self.checks.record(requirement, function.receive(PAGE) > 0, f"slot {slot}: {failure}")
+
     # ------------------------------------------------------------------ what the rules and observers do
 
     def _in_flight(self, slot: int) -> None:
@@ -297,7 +278,7 @@ class DeviceWorld(ConformanceMachine):
         return probe
 
     def _start_migration(self) -> None:
-        host = self.where()
+        host = self.guest_host()
         if host is None or self.migrating():
             return
         destination = next(other for other in self.world.hosts if other is not host)

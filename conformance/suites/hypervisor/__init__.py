@@ -52,13 +52,20 @@ other than with the function factory it was given, or a dirty log other than the
 The suite is a package, one module per concern: :mod:`~conformance.suites.hypervisor.world` (the world and
 the base class), ``observers`` (one mixin per observed aspect, and the watched reference objects that report
 to them), :mod:`~conformance.suites.hypervisor.rules` and :mod:`~conformance.suites.hypervisor.management`
-(what the guest, the devices, the host and the management layer do), and
-:mod:`~conformance.suites.hypervisor.scenarios` (whole migrations with one twist, and the end of each example).
-Hypothesis collects the rules and invariants of every mixin by name.
+(what the guest, the devices, the host and the management layer do),
+:mod:`~conformance.suites.hypervisor.scenarios` (whole migrations with one twist, and the end of each example),
+and :mod:`~conformance.suites.hypervisor.assembly` (the top layer, which builds the world).  A mixin that
+calls another's methods derives from it: timing from dirtying, placement from timing, the config-space
+observer from placement, cancellation from the config-space observer, handover from cancellation; the
+management rules from the config-space observer, the environment rules from the management rules, the
+scenarios from the environment rules.  Hypothesis collects the rules and invariants of every mixin by name,
+so the layout does not change what a run does.
 """
 
 from __future__ import annotations
 
+from conformance.suites.hypervisor.assembly import AssembledSuite
+from conformance.suites.hypervisor.management import ManagementRules
 from conformance.suites.hypervisor.observers.cancellation import CancellationObserver
 from conformance.suites.hypervisor.observers.config_space import ConfigSpaceObserver
 from conformance.suites.hypervisor.observers.dirtying import DirtyingObserver
@@ -66,6 +73,7 @@ from conformance.suites.hypervisor.observers.handover import HandoverObserver
 from conformance.suites.hypervisor.observers.interrupts import InterruptObserver
 from conformance.suites.hypervisor.observers.placement import PlacementObserver
 from conformance.suites.hypervisor.observers.timing import TimingObserver
+from conformance.suites.hypervisor.rules import EnvironmentRules
 from conformance.suites.hypervisor.scenarios import ScenarioRules
 from conformance.suites.hypervisor.settings import CHECKED, WATCHED_THROUGHOUT
 
@@ -73,13 +81,16 @@ __all__ = ["CHECKED", "WATCHED_THROUGHOUT", "HypervisorSuite"]
 
 
 class HypervisorSuite(
+    AssembledSuite,
     ScenarioRules,
+    EnvironmentRules,
+    ManagementRules,
+    HandoverObserver,
     CancellationObserver,
     ConfigSpaceObserver,
-    DirtyingObserver,
-    HandoverObserver,
-    InterruptObserver,
     PlacementObserver,
     TimingObserver,
+    DirtyingObserver,
+    InterruptObserver,
 ):
     """Random interleavings around one guest's migrations; checks of the hypervisor requirements."""

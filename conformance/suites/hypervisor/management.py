@@ -11,17 +11,23 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
-from conformance.suites.hypervisor.rules import EnvironmentRules, probe
+from conformance.suites.hypervisor.observers.config_space import ConfigSpaceObserver
 from conformance.suites.hypervisor.settings import ACK_TIMEOUT_MS, HOST_AT, IN_PROGRESS, MIGRATION, PAGE_SHIFT
 from conformance.suites.hypervisor.watch import Armed, Cause, Watch, in_ms
 from conformance.suites.hypervisor.world import alive
 from reference_impl.clock import ms
+from reference_impl.driver import VfDriver
 from reference_impl.guest import firmware_setup
 from reference_impl.hypervisor import MigrationError
 from vfmig_proto.states import MigReason
 
 
-class ManagementRules(EnvironmentRules):
+def probe(driver: VfDriver) -> None:
+    """The guest's OS binds the driver (a probe)."""
+    driver.load(up=True)
+
+
+class ManagementRules(ConfigSpaceObserver):
     """Rules of the management layer and of the destination."""
 
     @precondition(alive)

@@ -4,7 +4,6 @@ phase of the migration).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -12,6 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
+from conformance.suites.common import set_interface
+from conformance.suites.hypervisor.management import ManagementRules, probe
 from conformance.suites.hypervisor.observers.watched import WatchedLog
 from conformance.suites.hypervisor.settings import (
     CONSENT,
@@ -21,12 +22,11 @@ from conformance.suites.hypervisor.settings import (
     HOST_AT,
     PHASES,
     QUIET_SLOTS,
-    RUN_LIMIT_NS,
     UNDEFINED_REPORT,
     WATCHED_THROUGHOUT,
 )
 from conformance.suites.hypervisor.watch import Cause, Watch
-from conformance.suites.hypervisor.world import HypervisorWorld, alive
+from conformance.suites.hypervisor.world import alive
 from reference_impl.clock import ms
 from reference_impl.device import DeviceTiming, VirtualFunction
 from reference_impl.driver import VfDriver
@@ -49,12 +49,7 @@ def hang_at_pause(driver: VfDriver, state: DevState | int) -> None:
     VfDriver.act_on(driver, state)
 
 
-def probe(driver: VfDriver) -> None:
-    """The guest's OS binds the driver (a probe)."""
-    driver.load(up=True)
-
-
-class EnvironmentRules(HypervisorWorld):
+class EnvironmentRules(ManagementRules):
     """Rules of the guest, its drivers and the devices, and time passing."""
 
     @rule(duration_us=st.sampled_from(DURATIONS_US) | st.integers(1, 60_000), start=st.booleans())
@@ -84,28 +79,11 @@ class EnvironmentRules(HypervisorWorld):
             self._start(to_far=False)
         self._run_until(phase)
 
-    def _run_until(self, phase: str) -> None:
-        watch = self.current
-        if watch is None or not watch.in_progress:
-            return
-        target = None if phase == "end" else MigState[phase]
-
-        def waiting() -> bool:
-            if watch.ended_ns is not None and (target is not MigState.ARRIVED or watch.handover_ns is None):
-                return False
-            if target is MigState.ARRIVED:
-                return watch.arrived_ns is None
-            return target is None or target not in watch.phases
-
-        self._world(lambda: self.clock.run_while(waiting, self.clock.now + RUN_LIMIT_NS))
-
     @precondition(alive)
     @rule(slot=st.integers(0, 2), up=st.booleans())
     @step()
     def interface(self, slot: int, up: bool) -> None:
-        driver = self.world.drivers[slot % len(self.world.drivers)]
-        if self.world.guest.running:
-            self.world.guest.after(0, driver.open if up else driver.close, "interface")
+        set_interface(self.world, slot, up)
 
     @precondition(alive)
     @rule(slot=st.integers(0, 2), load=st.booleans())
@@ -118,26 +96,6 @@ class EnvironmentRules(HypervisorWorld):
             self.world.guest.after(0, partial(probe, driver), "driver load")
         else:
             self.world.guest.after(0, driver.unload, "driver unload")
-
-    def _when(self, at: str, label: str, action: Callable[[], None]) -> None:
-        """Do ``action`` now, or when the migration (this one, or the next) enters the MIG_STATE ``at``."""
-        if at == "now":
-            self._world(action)
-            self.checks.raise_pending()
-        else:
-            self.triggers.append((MigState[at], label, action))
-
-    def _fire(self, state: MigState) -> None:
-        """The migration entered ``state``: the actions armed for it happen just after that step."""
-        armed = [trigger for trigger in self.triggers if trigger[0] is state]
-        self.triggers = [trigger for trigger in self.triggers if trigger[0] is not state]
-        for _, label, action in armed:
-            self.clock.schedule(0, partial(self._fired, action), f"suite: {label}")
-
-    def _fired(self, action: Callable[[], None]) -> None:
-        """An armed action whose time came (a guard, not a precondition: it runs on the clock, inside a step)."""
-        if not self.dead:
-            action()
 
     @precondition(alive)
     @rule(hold=st.booleans(), at=st.sampled_from(GUEST_AT))

@@ -4,9 +4,11 @@ scenarios the rules draw from, and the requirements the suite checks.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from conformance.suites.common import brisk_migration
 from reference_impl.clock import NS_PER_MS, ms
 from reference_impl.device import PCIE_CAP_OFFSET
-from reference_impl.hypervisor import MigrationConfig
 from vfmig_proto.layout import VFM_MIN_PAGE_SHIFT
 from vfmig_proto.pci import PCI_BASE_ADDRESS_0, PCI_EXP_DEVCTL
 from vfmig_proto.states import DevState, MigState
@@ -46,15 +48,10 @@ BUFFERS = 8
 """Receive buffers per driver: every function's pages fit the downtime budget, so pre-copy converges."""
 STORM_PAGES = 16
 """Pages the CPU storm writes per millisecond: twice what the link sends, so pre-copy never converges."""
-MIGRATION = MigrationConfig(
-    bandwidth=32 * 1024 * 1024,  # eight pages per millisecond
-    downtime_limit_ns=ms(5),
-    link_latency_ns=ms(0.2),
-    precopy_limit_ns=ms(80),
-    stop_copy_limit_ns=ms(50),
+MIGRATION = replace(
+    brisk_migration(32, precopy_ms=80, stop_copy_ms=50),  # eight pages per millisecond
     reaction_ns=ms(1),
     group_reset_ns=ms(100),
-    quantum_ns=ms(1),
 )
 """The management layer's settings: P = 80 ms, S = 50 ms, e = 1 ms, L = 5 ms (R x L = 40 pages)."""
 RUN_LIMIT_NS = ms(300)

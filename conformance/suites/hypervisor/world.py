@@ -1,52 +1,40 @@
 """The world the hypervisor suite builds, and the base every part of the suite derives from.
 
-:class:`HypervisorWorld` holds the state the observers, the rules and the scenarios share, builds the world
-(:meth:`~HypervisorWorld.build`) and names, at its end, the methods one part calls and another provides: the
-parts are mixins of this one base, composed into :class:`~conformance.suites.hypervisor.HypervisorSuite`.
+:class:`HypervisorWorld` holds the state the observers, the rules and the scenarios share, and the helpers
+they all use (running the world, scopes, armed actions).  The parts are mixins layered on this base: a part
+that calls another's methods derives from it (see :mod:`conformance.suites.hypervisor`), and the two hooks the
+base itself calls are named at its end.  The world is built by
+:meth:`~conformance.suites.hypervisor.assembly.AssembledSuite.build`, above every part.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import partial
-from typing import cast
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.stateful import initialize
 
-from conformance.checks import ConformanceMachine, RequirementViolation, step
+from conformance.checks import RequirementViolation
+from conformance.suites.common import SimulatedWorld, other_host
 from conformance.suites.hypervisor.observers.watched import (
     ObservedBridge,
-    WatchedDevices,
     WatchedFunction,
-    WatchedMemory,
 )
 from conformance.suites.hypervisor.settings import (
     ACK_TIMEOUT_MS,
-    BACKGROUND_DMA,
-    BUFFERS,
-    FINALES,
     MEMORY_PAGES,
     MIGRATION,
-    PAGE,
-    PAGE_SHIFT,
+    RUN_LIMIT_NS,
     STORM_PAGES,
-    TWIST_PHASES,
 )
-from conformance.suites.hypervisor.watch import Armed, Watch, in_ms
+from conformance.suites.hypervisor.watch import Armed, Watch
 from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import NS_PER_MS, SimClock
-from reference_impl.events import Event, EventBus, EventKind
-from reference_impl.guest import Guest
 from reference_impl.hypervisor import Hypervisor, MigrationOutcome
-from reference_impl.memory import GuestMemory, Pages
-from reference_impl.scenario import Simulation, SimulationConfig
+from reference_impl.memory import GuestMemory
 from vfmig_proto.errors import ProtocolError
-from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.states import DevEvent, MigEvent, MigReason, MigState
+from vfmig_proto.states import MigReason, MigState
 
 
 def alive(machine: HypervisorWorld) -> bool:
@@ -59,13 +47,11 @@ def built_and_alive(machine: HypervisorWorld) -> bool:
     return machine.sim is not None and not machine.dead
 
 
-class HypervisorWorld(ConformanceMachine):
+class HypervisorWorld(SimulatedWorld):
     """The shared state of the hypervisor suite, the world it builds, and helpers every part uses."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.sim: Simulation | None = None
-        """The world: two hosts of the implementation, the reference bridge, functions and drivers, the guest."""
         self.far: Hypervisor | None = None
         """A host that tracks dirty memory in 2 KiB pieces: it cannot take a guest with 4 KiB pages."""
         self.watches: list[Watch] = []
@@ -104,11 +90,6 @@ class HypervisorWorld(ConformanceMachine):
         """The MIG_REASON of the first CANCEL between the request of a conventional reset and its effect."""
 
     @property
-    def world(self) -> Simulation:
-        assert self.sim is not None, "the world is built first"
-        return self.sim
-
-    @property
     def clock(self) -> SimClock:
         return self.world.clock
 
@@ -124,12 +105,8 @@ class HypervisorWorld(ConformanceMachine):
     def e(self) -> int:
         return MIGRATION.reaction_ns
 
-    def guest_host(self) -> Hypervisor | None:
-        return next((host for host in self.world.hosts if host.guest is self.world.guest), None)
-
     def other(self, host: Hypervisor) -> Hypervisor:
-        first, second = self.world.hosts
-        return second if host is first else first
+        return other_host(self.world, host)
 
     def in_progress(self) -> Watch | None:
         watch = self.current
@@ -138,6 +115,10 @@ class HypervisorWorld(ConformanceMachine):
     def watch_of(self, bridge: MigrationBridge) -> Watch | None:
         watch = self.current
         return watch if watch is not None and watch.bridge is bridge else None
+
+    def _violation(self, requirement: str, watch: Watch, what: str) -> None:
+        """Record that ``watch``'s migration broke ``requirement``: ``what`` happened."""
+        self.checks.record(requirement, False, f"migration {watch.number}: {what}")
 
     def _schedule(self, at_ns: int, check: Callable[[], None], label: str) -> None:
         self.clock.schedule_at(max(at_ns, self.clock.now), check, f"suite: {label}")
@@ -205,94 +186,6 @@ class HypervisorWorld(ConformanceMachine):
                 self._handover_checks(watch)
         return watch.handover_ns is not None
 
-    @initialize(
-        vfs=st.integers(1, 3),
-        storm=st.booleans(),
-        start=st.booleans(),
-        finale=st.sampled_from(FINALES),
-        phase=st.sampled_from(TWIST_PHASES),
-    )
-    @step("VFM-GEN-003", "VFM-DIRTY-007", "VFM-DISC-002", "VFM-DEV-012")
-    def build(self, vfs: int, storm: bool, start: bool, finale: str, phase: str) -> None:
-        """The world.
-
-        ``storm``: the guest's CPUs dirty memory faster than the link sends; ``start``: a migration starts at
-        once; ``finale``: after the last step, once every migration has ended, the guest is migrated once more
-        (``"migrate"``), or a scenario runs (with slot 0 and its twist in ``phase``), or nothing more happens.
-        """
-        config = SimulationConfig(
-            memory_bytes=MEMORY_PAGES * PAGE,
-            vfs=vfs,
-            dma_rate=BACKGROUND_DMA,
-            cpu_dirty_rate=0,
-            migration=MIGRATION,
-            buffers=BUFFERS,
-            ack_timeout_ms=ACK_TIMEOUT_MS,
-            page_shift=PAGE_SHIFT,
-        )
-        if self.checks.known <= self.checks.disabled:
-            self.dead = True  # every requirement is judged already: nothing left to check, no world to build
-            return
-        implementation = self.factory()
-        devices = WatchedDevices(self)
-        self.sim = Simulation(
-            config,
-            monitor=False,
-            devices=devices,
-            bridges=self._make_bridge,
-            hypervisors=implementation,
-            memories=self._make_memory,
-        )
-        fine = replace(MIGRATION, dirty_tracking_shift=PAGE_SHIFT - 1)
-        far = implementation.create_hypervisor(
-            "hostC", self.sim.clock, self.sim.bus, fine, functions=devices.create_function, bridges=self._make_bridge
-        )
-        far.make_memory = self._make_memory
-        self.far = cast("Hypervisor", far)
-        bus = self.sim.bus
-        bus.subscribe(self.on_mig_transition, [EventKind.MIG_TRANSITION])
-        bus.subscribe(self.on_dev_transition, [EventKind.DEV_TRANSITION])
-        bus.subscribe(self.on_bus_master, [EventKind.BUS_MASTER])
-        bus.subscribe(self.on_vcpu, [EventKind.VCPU])
-        bus.subscribe(self.on_milestone, [EventKind.MIGRATION])
-        self.sim.guest.task_runner = self._as_guest  # every task of guest code runs marked as the guest's
-        self._watch_device_interrupts(self.sim.guest)
-        self.storm = storm
-        self.finale = finale
-        self.finale_phase = phase
-        self.sim.clock.schedule(MIGRATION.quantum_ns, self._storm, "suite: CPU storm")
-        if start:
-            self._start(to_far=False)
-
-    def _make_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
-        bridge = ObservedBridge(bus, params, name, self)
-        self.bridges[name] = bridge
-        watch = self.pending or self.current
-        if watch is not None and (watch is self.pending or watch.in_progress):
-            watch.dest_bridge = bridge
-        return bridge
-
-    def _make_memory(self, size_bytes: int, page_shift: int, boot: bool) -> GuestMemory:
-        """A host makes its copy of the guest's RAM: its dirty log of that copy tracks pages of 2^page_shift bytes."""
-        self.checks.record(
-            "VFM-DIRTY-007",
-            page_shift >= PAGE_SHIFT,
-            f"a host made its copy of the guest's memory at {in_ms(self.clock.now) if self.sim else 'start-up'} with "
-            f"pages of 2^{page_shift} bytes: its dirty log would track the guest finer than the bridge's PAGE_SHIFT "
-            f"{PAGE_SHIFT}",
-        )
-        return WatchedMemory(size_bytes, page_shift, boot=boot, suite=self)
-
-    def _watch_device_interrupts(self, guest: Guest) -> None:
-        """See every interrupt of a function the hypervisor injects into the guest (VFM-MIG-013, VFM-NOTIF-005)."""
-        original = guest.inject_device_interrupt
-
-        def inject(function: str) -> None:
-            self.on_device_interrupt(function)
-            original(function)
-
-        setattr(guest, "inject_device_interrupt", inject)  # noqa: B010 - an instance attribute shadowing the method
-
     def _storm(self) -> None:
         """The CPU storm: more dirty pages per millisecond than the link sends."""
         clock = self.clock
@@ -305,174 +198,49 @@ class HypervisorWorld(ConformanceMachine):
         pages = (np.arange(first, first + STORM_PAGES, dtype=np.int64) * 97) % MEMORY_PAGES
         self._as_guest(partial(guest.cpu_write, pages))
 
-    # ------------------------------------------------------------------ what the mixins provide
-    # One part calls these and another defines them; HypervisorSuite composes every definition.
+    def _run_until(self, phase: str) -> None:
+        """Let the clock run until the migration under way reaches ``phase`` (``"end"``: until it ends)."""
+        watch = self.current
+        if watch is None or not watch.in_progress:
+            return
+        target = None if phase == "end" else MigState[phase]
 
-    # DirtyingObserver
+        def waiting() -> bool:
+            if watch.ended_ns is not None and (target is not MigState.ARRIVED or watch.handover_ns is None):
+                return False
+            if target is MigState.ARRIVED:
+                return watch.arrived_ns is None
+            return target is None or target not in watch.phases
 
-    def _check_confined(self, function: WatchedFunction, what: str) -> None:
-        raise NotImplementedError
+        self._world(lambda: self.clock.run_while(waiting, self.clock.now + RUN_LIMIT_NS))
 
-    def _check_memory_kept(self, watch: Watch, bridge: MigrationBridge, memory: GuestMemory) -> None:
-        raise NotImplementedError
-
-    def _check_no_lost_write(self, watch: Watch, copy: GuestMemory, when: str) -> None:
-        raise NotImplementedError
-
-    def _check_nothing_left_out(self, watch: Watch) -> None:
-        raise NotImplementedError
-
-    def _check_sent_in_pausing(self, watch: Watch, now: int) -> None:
-        raise NotImplementedError
-
-    def before_request_pause(self, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def function_dma(self, function: WatchedFunction) -> None:
-        raise NotImplementedError
-
-    def on_harvest(self, memory: GuestMemory) -> None:
-        raise NotImplementedError
-
-    def on_receive(self, memory: GuestMemory, pages: int, which: Pages | slice | None = None) -> None:
-        raise NotImplementedError
-
-    # TimingObserver
-
-    def _check_bound(self, watch: Watch, bound: int) -> None:
-        raise NotImplementedError
-
-    def _check_dirty_request(self, watch: Watch, slot: int, since: int) -> None:
-        raise NotImplementedError
-
-    def _check_measured_downtime(self, watch: Watch) -> None:
-        raise NotImplementedError
-
-    def _ended(self, watch: Watch, now: int) -> None:
-        raise NotImplementedError
-
-    def _phase_left(self, watch: Watch, state: MigState, now: int) -> None:
-        raise NotImplementedError
-
-    def _resuming_from(self, watch: Watch, start: int) -> None:
-        raise NotImplementedError
-
-    def on_mig_transition(self, event: Event) -> None:
-        raise NotImplementedError
-
-    # CancellationObserver
-
-    @staticmethod
-    def _bme_in_stopped(watch: Watch) -> bool:
-        raise NotImplementedError
-
-    def after_step(self) -> None:
-        raise NotImplementedError
-
-    def before_cancel(self, bridge: MigrationBridge, reason: MigReason) -> None:
-        raise NotImplementedError
-
-    def group_reset_refused(self, bridge: MigrationBridge, error: ProtocolError) -> None:
-        raise NotImplementedError
-
-    def on_bridge_stepped(self, bridge: MigrationBridge, cause: str) -> None:
-        raise NotImplementedError
-
-    def on_bus_master(self, event: Event) -> None:
-        raise NotImplementedError
-
-    def on_dev_transition(self, event: Event) -> None:
-        raise NotImplementedError
-
-    def on_protocol_condition(self, bridge: MigrationBridge, what: str) -> None:
-        raise NotImplementedError
-
-    # ConfigSpaceObserver
-
-    def _snapshot_at_stop(self, watch: Watch, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def _start_problem(self, bridge: MigrationBridge) -> str | None:
-        raise NotImplementedError
-
-    def before_arrive(self, bridge: ObservedBridge) -> None:
-        raise NotImplementedError
-
-    def before_capability_change(self, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def before_start(self, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def guest_access(self, bridge: MigrationBridge, what: str) -> None:
-        raise NotImplementedError
-
-    def host_event(self, bridge: MigrationBridge, event: MigEvent) -> None:
-        raise NotImplementedError
-
-    def slot_event(self, bridge: MigrationBridge, slot: int, event: DevEvent) -> None:
-        raise NotImplementedError
-
-    # InterruptObserver
-
-    def function_access(self, function: WatchedFunction, what: str, *, mailbox: bool = False) -> None:
-        raise NotImplementedError
-
-    def function_written(self, function: WatchedFunction) -> None:
-        raise NotImplementedError
-
-    def on_device_interrupt(self, name: str) -> None:
-        raise NotImplementedError
-
-    # PlacementObserver
-
-    def _check_placed(self, watch: Watch, bridge: MigrationBridge, slot: int) -> None:
-        raise NotImplementedError
-
-    def _check_placement(self, host: Hypervisor, when: str, *, every: bool = False) -> None:
-        raise NotImplementedError
-
-    def _check_start_placement(self, watch: Watch, bridge: MigrationBridge, memory: GuestMemory) -> None:
-        raise NotImplementedError
-
-    def after_conventional_reset(self, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def before_conventional_reset(self, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def before_group_reset(self, bridge: MigrationBridge) -> None:
-        raise NotImplementedError
-
-    def before_hot_add(self, bridge: MigrationBridge, slot: int) -> None:
-        raise NotImplementedError
-
-    def on_function_created(self, function: WatchedFunction) -> None:
-        raise NotImplementedError
-
-    def on_function_reset(self, function: WatchedFunction, how: str) -> None:
-        raise NotImplementedError
-
-    # HandoverObserver
-
-    def _handover_checks(self, watch: Watch) -> None:
-        raise NotImplementedError
-
-    def on_milestone(self, event: Event) -> None:
-        raise NotImplementedError
-
-    def on_vcpu(self, event: Event) -> None:
-        raise NotImplementedError
-
-    # EnvironmentRules
+    def _when(self, at: str, label: str, action: Callable[[], None]) -> None:
+        """Do ``action`` now, or when the migration (this one, or the next) enters the MIG_STATE ``at``."""
+        if at == "now":
+            self._world(action)
+            self.checks.raise_pending()
+        else:
+            self.triggers.append((MigState[at], label, action))
 
     def _fire(self, state: MigState) -> None:
+        """The migration entered ``state``: the actions armed for it happen just after that step."""
+        armed = [trigger for trigger in self.triggers if trigger[0] is state]
+        self.triggers = [trigger for trigger in self.triggers if trigger[0] is not state]
+        for _, label, action in armed:
+            self.clock.schedule(0, partial(self._fired, action), f"suite: {label}")
+
+    def _fired(self, action: Callable[[], None]) -> None:
+        """An armed action whose time came (a guard, not a precondition: it runs on the clock, inside a step)."""
+        if not self.dead:
+            action()
+
+    # ------------------------------------------------------------------ what the top of the suite provides
+    # The two hooks the base itself calls (in scope and handed_over); the observers layered on it define them.
+
+    def after_step(self) -> None:
+        """The checks due once the outermost access or host event ends (CancellationObserver)."""
         raise NotImplementedError
 
-    def read_fails(self, watch: Watch, memory: GuestMemory) -> bool:
-        raise NotImplementedError
-
-    # ManagementRules
-
-    def _start(self, to_far: bool) -> None:
+    def _handover_checks(self, watch: Watch) -> None:
+        """The checks due when the source reaches the handover point (HandoverObserver)."""
         raise NotImplementedError

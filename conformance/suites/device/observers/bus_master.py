@@ -43,7 +43,7 @@ class BusMasterObserver(DeadlineObserver):
         if state is DevState.REINIT_REQ:
             self.checks.record("VFM-DOWN-003", driver.up, f"slot {slot}: BME set answering REINIT_REQ while down")
         self.checks.record("VFM-FLAG-003", watch.status_read, f"slot {slot}: BME set before DEV_STATUS was read")
-        host = self.where()
+        host = self.guest_host()
         if host is not None and host.bridge_or_none is not None:
             migrated, reset, _ = host.bridge.dev_status(slot)
             self.checks.record(

@@ -10,10 +10,13 @@ bridge beyond that is the :class:`~conformance.guest_watch.watch.GuestWatch`'s.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hypothesis.stateful import invariant
 
 from conformance.checks import step
 from conformance.suites.device.world import DeviceWorld
+from reference_impl.bridge import MigrationBridge
 from reference_impl.events import Event, EventBus, EventKind
 from vfmig_proto.codec import find_field
 from vfmig_proto.states import DevState, DriverReport
@@ -32,6 +35,23 @@ def _named(kind: type[DevState] | type[DriverReport], value: int | None) -> str:
     return next((member.name for member in kind if member.value == value), str(value))
 
 
+@dataclass(frozen=True)
+class _Access:
+    """One config read or write of the bridge: ``width`` bytes of ``value`` at ``offset``."""
+
+    bridge: MigrationBridge
+    offset: int
+    width: int
+    value: int
+
+    def at(self, path: str) -> int | None:
+        """The value from the first byte of the capability field ``path`` on, if the access covers that byte."""
+        position = self.bridge.cap + find_field(self.bridge.num_slots, path).offset
+        if not self.offset <= position < self.offset + self.width:
+            return None
+        return self.value >> (8 * (position - self.offset))
+
+
 def _field_mask(num_slots: int, slot: int, name: str) -> int:
     """The bits of ``DEV_STATUS.<name>`` of ``slot`` (one byte register)."""
     return find_field(num_slots, f"device[{slot}].dev_status.{name}").field.mask
@@ -46,41 +66,42 @@ class ConfigSpaceObserver(DeviceWorld):
         bus.subscribe(self.on_bridge_read, [EventKind.CONFIG_READ])
         bus.subscribe(self.on_bridge_write, [EventKind.CONFIG_WRITE])
 
-    def on_bridge_read(self, event: Event) -> None:
-        host = self.where()
+    def _guest_side_access(self, event: Event) -> _Access | None:
+        """A config access of the bridge the guest is on (None: of another bridge)."""
+        host = self.guest_host()
         if host is None or host.bridge_or_none is None or event.source != host.bridge.name:
+            return None
+        return _Access(host.bridge, int(event.data["offset"]), int(event.data["width"]), int(event.data["value"]))
+
+    def on_bridge_read(self, event: Event) -> None:
+        access = self._guest_side_access(event)
+        if access is None:
             return
-        offset, width = int(event.data["offset"]), int(event.data["width"])
-        bridge = host.bridge
+        num_slots = access.bridge.num_slots
         for slot, watch in self.watch.items():
-            entry = bridge.cap + find_field(bridge.num_slots, f"device[{slot}].dev_state").offset
-            if offset <= entry < offset + width:
-                watch.dev_state_read = int(event.data["value"]) >> (8 * (entry - offset)) & 0xFF
-            status = bridge.cap + find_field(bridge.num_slots, f"device[{slot}].dev_status.migrated").offset
-            if offset <= status < offset + width:
+            state = access.at(f"device[{slot}].dev_state")
+            if state is not None:
+                watch.dev_state_read = state & 0xFF
+            bits = access.at(f"device[{slot}].dev_status.migrated")
+            if bits is not None:
                 watch.status_read = True
                 watch.status_reads += 1
-                bits = int(event.data["value"]) >> (8 * (status - offset))
-                if bits & (
-                    _field_mask(bridge.num_slots, slot, "migrated") | _field_mask(bridge.num_slots, slot, "reset")
-                ):
+                if bits & (_field_mask(num_slots, slot, "migrated") | _field_mask(num_slots, slot, "reset")):
                     watch.flags_found = True
-                if bits & _field_mask(bridge.num_slots, slot, "reset"):
+                if bits & _field_mask(num_slots, slot, "reset"):
                     watch.reset_read_at = watch.status_reads
 
     def on_bridge_write(self, event: Event) -> None:
         """A driver's report, as it writes it (before the bridge judges it)."""
-        host = self.where()
-        if host is None or host.bridge_or_none is None or event.source != host.bridge.name:
+        access = self._guest_side_access(event)
+        if access is None:
             return
-        offset, width = int(event.data["offset"]), int(event.data["width"])
-        bridge = host.bridge
         for slot, watch in self.watch.items():
-            drv_state = find_field(bridge.num_slots, f"device[{slot}].dev_ctrl.drv_state")
-            control = bridge.cap + drv_state.offset
-            if not offset <= control < offset + width:
+            path = f"device[{slot}].dev_ctrl.drv_state"
+            written = access.at(path)
+            if written is None:
                 continue
-            report = int(event.data["value"]) >> (8 * (control - offset)) & drv_state.field.mask
+            report = written & find_field(access.bridge.num_slots, path).field.mask
             read = watch.dev_state_read
             answer = ANSWERS.get(read) if read is not None else None
             self.checks.record(
@@ -89,7 +110,7 @@ class ConfigSpaceObserver(DeviceWorld):
                 f"slot {slot}: DRV_STATE {_named(DriverReport, report)} written while the DEV_STATE read last "
                 f"was {_named(DevState, read)}: neither NONE nor the answer to that state",
             )
-            if report == DriverReport.PAUSED and host.bridge.dev_state(slot) is DevState.PAUSE_REQ:
+            if report == DriverReport.PAUSED and access.bridge.dev_state(slot) is DevState.PAUSE_REQ:
                 function = self._function(slot)
                 running = function is not None and function.bus_master
                 self.checks.record(

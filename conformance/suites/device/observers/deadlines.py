@@ -15,7 +15,7 @@ from hypothesis.stateful import invariant
 
 from conformance.checks import step
 from conformance.observe import FunctionProxy
-from conformance.suites.device.world import ACK_TIMEOUT_MS, PAGE, DeviceWorld, SlotWatch
+from conformance.suites.device.world import ACK_TIMEOUT_MS, DeviceWorld, SlotWatch
 from reference_impl.clock import ms
 from vfmig_proto.pci import PCI_CAP_ID_EXP, PCI_EXP_DEVSTA, PCI_EXP_DEVSTA_TRPND
 from vfmig_proto.states import DevState, MigReason
@@ -50,11 +50,12 @@ class DeadlineObserver(DeviceWorld):
 
         def works() -> None:
             if self._running_normally(slot, function):
-                self.checks.record(
+                self._check_receives(
                     "VFM-FLAG-004",
-                    function.receive(PAGE) > 0,
-                    f"slot {slot}: brought up after DEV_STATUS showed MIGRATED or RESET, with the interface up and "
-                    "BME set, its function receives nothing: the driver relied on state the function no longer has",
+                    slot,
+                    function,
+                    "brought up after DEV_STATUS showed MIGRATED or RESET, with the interface up and BME set, its "
+                    "function receives nothing: the driver relied on state the function no longer has",
                 )
 
         self.world.clock.schedule(SETTLE_NS, works, "FLAG-004 bring-up check")
@@ -94,11 +95,12 @@ class DeadlineObserver(DeviceWorld):
             function = self._function(slot)
             if watch.reset_read_at > reads and self._running_normally(slot, function, bme=False):
                 assert function is not None
-                self.checks.record(
+                self._check_receives(
                     "VFM-ERR-007",
-                    function.receive(PAGE) > 0,
-                    f"slot {slot}: the driver read DEV_STATUS.RESET set after its READY report, but did not "
-                    "reinitialise the function: with the interface up, it receives nothing",
+                    slot,
+                    function,
+                    "the driver read DEV_STATUS.RESET set after its READY report, but did not reinitialise the "
+                    "function: with the interface up, it receives nothing",
                 )
 
         self.world.clock.schedule(ANSWER_LIMIT_NS, read_after_ready, "ERR-007 READY check")

@@ -11,8 +11,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from hypothesis.stateful import invariant
-
 from conformance.checks import step
 from conformance.suites.device.observers.dirtying import DirtyingObserver
 from conformance.suites.device.world import PAGE
@@ -27,12 +25,6 @@ def _running(record: MigrationRecord) -> bool:
 
 class EndOfRunObserver(DirtyingObserver):
     """Raises the findings after each step, and makes the last checks when the run ends."""
-
-    @invariant()
-    @step()
-    def findings(self) -> None:
-        if self.sim is not None:
-            self.checks.raise_pending()
 
     def teardown(self) -> None:
         if self.sim is not None:
@@ -55,7 +47,7 @@ class EndOfRunObserver(DirtyingObserver):
         world.clock.advance(ms(200))
         self.checks.raise_pending()
         self.no_lost_write()
-        host = self.where()
+        host = self.guest_host()
         if host is None:
             return
         for driver in world.drivers:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from functools import partial
 
+from conformance.suites.hypervisor.observers.config_space import ConfigSpaceObserver
 from conformance.suites.hypervisor.observers.watched import WatchedFunction
 from conformance.suites.hypervisor.settings import GUEST_HELP, IN_PROGRESS, MIGRATION, QUIET_SLOTS
 from conformance.suites.hypervisor.watch import Cause, Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.bridge import MigrationBridge
 from reference_impl.device import VirtualFunction
 from reference_impl.events import Event
@@ -19,7 +19,7 @@ from vfmig_proto.states import DevEvent, DevState, MigReason, MigState
 from vfmig_proto.transitions import Action
 
 
-class CancellationObserver(HypervisorWorld):
+class CancellationObserver(ConfigSpaceObserver):
     """Checks of every CANCEL and of what calls for one (Table 7-6, Table 7-7, VFM-MIG-011, chapter 8)."""
 
     def after_step(self) -> None:
@@ -67,11 +67,10 @@ class CancellationObserver(HypervisorWorld):
         now = self.clock.now
         state = bridge.mig_state
         if self.handed_over(watch):
-            self.checks.record(
+            self._violation(
                 "VFM-DEST-002",
-                False,
-                f"migration {watch.number}: CANCEL ({reason.name}) at {in_ms(now)}, after the handover point at "
-                f"{in_ms(watch.handover_ns or 0)}",
+                watch,
+                f"CANCEL ({reason.name}) at {in_ms(now)}, after the handover point at {in_ms(watch.handover_ns or 0)}",
             )
         explicit = [cause for cause in watch.causes if cause.time_ns <= now]
         deadlines = self._implicit_causes(watch, state, now, reason)

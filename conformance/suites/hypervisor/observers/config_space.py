@@ -9,6 +9,7 @@ from functools import partial
 
 import numpy as np
 
+from conformance.suites.hypervisor.observers.placement import PlacementObserver
 from conformance.suites.hypervisor.observers.watched import ObservedBridge, WatchedFunction, WatchedLog
 from conformance.suites.hypervisor.settings import (
     ACK_TIMEOUT_MS,
@@ -20,14 +21,13 @@ from conformance.suites.hypervisor.settings import (
     SETTLED_AT_START,
 )
 from conformance.suites.hypervisor.watch import Cause, Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.bridge import MigrationBridge, restore_problem
 from reference_impl.device import VirtualFunction
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS
 
 
-class ConfigSpaceObserver(HypervisorWorld):
+class ConfigSpaceObserver(PlacementObserver):
     """Checks of the events the hypervisor causes on the bridge and of the capability it carries over."""
 
     def guest_access(self, bridge: MigrationBridge, what: str) -> None:
@@ -38,10 +38,10 @@ class ConfigSpaceObserver(HypervisorWorld):
         if not self.handed_over(watch):
             watch.capability_touched = True  # (what the capability was when the vCPUs stopped is moot now)
             watch.rogue = True
-            self.checks.record(
+            self._violation(
                 "VFM-MIG-003",
-                False,
-                f"migration {watch.number}: the guest made {what} to the bridge at {in_ms(self.clock.now)}, in STOPPED "
+                watch,
+                f"the guest made {what} to the bridge at {in_ms(self.clock.now)}, in STOPPED "
                 f"(entered at {in_ms(watch.phases.get(MigState.STOPPED, 0))})",
             )
 

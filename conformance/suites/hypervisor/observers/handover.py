@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from functools import partial
 
+from conformance.suites.hypervisor.observers.cancellation import CancellationObserver
 from conformance.suites.hypervisor.watch import Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.device import VirtualFunction
 from reference_impl.events import Event
 from reference_impl.hypervisor import MigrationOutcome
 from vfmig_proto.states import DevState, MigReason, MigState
 
 
-class HandoverObserver(HypervisorWorld):
+class HandoverObserver(CancellationObserver):
     """Checks at the handover point and when the guest runs again."""
 
     def on_milestone(self, event: Event) -> None:
@@ -98,20 +98,19 @@ class HandoverObserver(HypervisorWorld):
             self._schedule(now + 1, partial(self._check_measured_downtime, watch), "GEN-002")
         if host == watch.source.name:
             if self.handed_over(watch):
-                self.checks.record(
+                self._violation(
                     "VFM-DEST-002",
-                    False,
-                    f"migration {watch.number}: the guest's vCPUs ran on the source {host} at {in_ms(now)}, after the "
+                    watch,
+                    f"the guest's vCPUs ran on the source {host} at {in_ms(now)}, after the "
                     f"handover point at {in_ms(watch.handover_ns or 0)}",
                 )
                 self.dead = True  # the guest runs on both hosts: nothing more in this world means anything
             elif watch.bridge is not None and watch.bridge.mig_state is MigState.STOPPED and watch.in_progress:
                 watch.rogue = True
-                self.checks.record(
+                self._violation(
                     "VFM-MIG-003",
-                    False,
-                    f"migration {watch.number}: the guest's vCPUs ran on {host} at {in_ms(now)} while the bridge is "
-                    "STOPPED and no CANCEL came",
+                    watch,
+                    f"the guest's vCPUs ran on {host} at {in_ms(now)} while the bridge is STOPPED and no CANCEL came",
                 )
             elif watch.cancel_from is MigState.STOPPED:
                 self._resuming_from(watch, now)

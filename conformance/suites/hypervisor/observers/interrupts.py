@@ -67,10 +67,10 @@ class InterruptObserver(HypervisorWorld):
             return
         if watch.arrived_ns is None:
             return
-        self.checks.record(
+        self._violation(
             "VFM-MIG-005",
-            False,
-            f"migration {watch.number}: the hypervisor made {what} to {function.name} at {in_ms(self.clock.now)}, "
+            watch,
+            f"the hypervisor made {what} to {function.name} at {in_ms(self.clock.now)}, "
             f"after ARRIVE ({in_ms(watch.arrived_ns)}) and before the guest wrote READY for its slot",
         )
 
@@ -94,10 +94,10 @@ class InterruptObserver(HypervisorWorld):
         if watch is None or watch.bridge is None or self.handed_over(watch):
             return
         if any(function is placed for placed in watch.bridge.functions):
-            self.checks.record(
+            self._violation(
                 "VFM-NOTIF-005",
-                False,
-                f"migration {watch.number}: the hypervisor made {what} to {function.name}, behind the source's "
+                watch,
+                f"the hypervisor made {what} to {function.name}, behind the source's "
                 f"bridge, at {in_ms(self.clock.now)} during {watch.bridge.mig_state.name}: the guest learns of a "
                 "migration through its bridge, never through a function",
             )

@@ -7,17 +7,18 @@ from __future__ import annotations
 from hypothesis.stateful import invariant, precondition
 
 from conformance.checks import step
+from conformance.suites.hypervisor.observers.timing import TimingObserver
 from conformance.suites.hypervisor.observers.watched import WatchedFunction
 from conformance.suites.hypervisor.settings import BAR_OFFSETS, IN_PROGRESS
 from conformance.suites.hypervisor.watch import Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld, built_and_alive
+from conformance.suites.hypervisor.world import built_and_alive
 from reference_impl.bridge import MigrationBridge
 from reference_impl.hypervisor import Hypervisor
 from reference_impl.memory import GuestMemory
 from vfmig_proto.states import DevState, MigReason, MigState
 
 
-class PlacementObserver(HypervisorWorld):
+class PlacementObserver(TimingObserver):
     """Checks of where functions are placed and of the resets and hot-plug the hypervisor does."""
 
     def on_function_created(self, function: WatchedFunction) -> None:
@@ -131,10 +132,10 @@ class PlacementObserver(HypervisorWorld):
         if watch is None or watch.bridge is None or how != "flr" or self.guest_depth > 0 or function.failed:
             return
         if function in watch.bridge.functions and not self.handed_over(watch):
-            self.checks.record(
+            self._violation(
                 "VFM-CANCEL-002",
-                False,
-                f"migration {watch.number}: {function.name}, behind the source's bridge, reset by the hypervisor at "
+                watch,
+                f"{function.name}, behind the source's bridge, reset by the hypervisor at "
                 f"{in_ms(self.clock.now)} during {watch.bridge.mig_state.name} although it had not failed",
             )
 
@@ -166,14 +167,12 @@ class PlacementObserver(HypervisorWorld):
             )
 
     def before_hot_add(self, bridge: MigrationBridge, slot: int) -> None:
-        self.before_capability_change(bridge)
         watch = self.watch_of(bridge)
         if watch is not None and watch.in_progress and not self.handed_over(watch):
-            self.checks.record(
+            self._violation(
                 "VFM-CANCEL-002",
-                False,
-                f"migration {watch.number}: a function hot-added into slot {slot} at {in_ms(self.clock.now)}, "
-                f"during {bridge.mig_state.name}",
+                watch,
+                f"a function hot-added into slot {slot} at {in_ms(self.clock.now)}, during {bridge.mig_state.name}",
             )
 
     def before_conventional_reset(self, bridge: MigrationBridge) -> None:

@@ -6,15 +6,15 @@ from __future__ import annotations
 
 from functools import partial
 
+from conformance.suites.hypervisor.observers.dirtying import DirtyingObserver
 from conformance.suites.hypervisor.observers.watched import WatchedLog
 from conformance.suites.hypervisor.settings import ACK_TIMEOUT_MS, MIGRATION, PHASE_LIMITS
 from conformance.suites.hypervisor.watch import Watch, in_ms
-from conformance.suites.hypervisor.world import HypervisorWorld
 from reference_impl.events import Event
 from vfmig_proto.states import MigEvent, MigState
 
 
-class TimingObserver(HypervisorWorld):
+class TimingObserver(DirtyingObserver):
     """Checks of the phases' deadlines and limits, the bound T_max and the measured durations."""
 
     def on_mig_transition(self, event: Event) -> None:

@@ -5,7 +5,9 @@ guest access once it has completed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,8 +27,8 @@ from vfmig_proto.pci import PCI_EXP_DEVCTL_BCR_FLR
 from vfmig_proto.states import DevEvent, MigEvent, MigReason
 
 if TYPE_CHECKING:
+    from conformance.suites.hypervisor.assembly import AssembledSuite
     from conformance.suites.hypervisor.watch import Watch
-    from conformance.suites.hypervisor.world import HypervisorWorld
 
 
 class WatchedLog(DirtyLog):
@@ -69,7 +71,7 @@ class WatchedLog(DirtyLog):
 class WatchedMemory(GuestMemory):
     """A host's copy of the guest's memory that tells the suite of every page it receives and every log read."""
 
-    def __init__(self, size_bytes: int, page_shift: int, *, boot: bool, suite: HypervisorWorld) -> None:
+    def __init__(self, size_bytes: int, page_shift: int, *, boot: bool, suite: AssembledSuite) -> None:
         super().__init__(size_bytes, page_shift, boot=boot)
         self.suite = suite
         self.log = WatchedLog(self)
@@ -87,7 +89,7 @@ class WatchedFunction(VirtualFunction):
     """The reference function, telling the suite of its resets and of every access to it."""
 
     def __init__(
-        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None, suite: HypervisorWorld
+        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None, suite: AssembledSuite
     ) -> None:
         super().__init__(name, clock, bus, identity)
         self.suite = suite
@@ -141,7 +143,7 @@ class WatchedFunction(VirtualFunction):
 class WatchedDevices:
     """The reference functions (watched) and drivers."""
 
-    suite: HypervisorWorld
+    suite: AssembledSuite
 
     def create_function(
         self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
@@ -159,7 +161,7 @@ class WatchedDevices:
 class BridgeWatcher:
     """The suite's observer of a bridge: first in the list, so it runs before the hypervisor reacts."""
 
-    def __init__(self, suite: HypervisorWorld) -> None:
+    def __init__(self, suite: AssembledSuite) -> None:
         self.suite = suite
 
     def bridge_stepped(self, bridge: MigrationBridge, cause: str) -> None:
@@ -177,7 +179,7 @@ class BridgeWatcher:
 class ObservedBridge(MigrationBridge):
     """The reference bridge; every host event is checked before it takes effect, every access after."""
 
-    def __init__(self, bus: EventBus, params: CapabilityParams, name: str, suite: HypervisorWorld) -> None:
+    def __init__(self, bus: EventBus, params: CapabilityParams, name: str, suite: AssembledSuite) -> None:
         super().__init__(bus, params, name=name)
         self.suite = suite
         self.own = self.capability_bytes()
@@ -201,53 +203,47 @@ class ObservedBridge(MigrationBridge):
         self.suite.guest_access(self, f"a config read at 0x{offset:02x}")
         return super().config_read(offset, width)
 
-    def start(self) -> None:
-        self.suite.host_event(self, MigEvent.START)
-        self.suite.before_start(self)
+    def _host_event(self, event: MigEvent, before: Callable[[], None], effect: Callable[[], None]) -> None:
+        """A host event: the suite hears of it and checks what it must before it takes effect, then sees its
+        effect (with the hypervisor's reaction) as one scope."""
+        self.suite.host_event(self, event)
+        before()
         with self.suite.scope():
-            super().start()
+            effect()
+
+    def _slot_event(self, slot: int, event: DevEvent, effect: Callable[[], None]) -> None:
+        """A device event in ``slot``: it changes the capability (a hot-add is checked on its own too)."""
+        self.suite.slot_event(self, slot, event)
+        self.suite.before_capability_change(self)
+        if event is DevEvent.HOT_ADD:
+            self.suite.before_hot_add(self, slot)
+        with self.suite.scope():
+            effect()
+
+    def start(self) -> None:
+        self._host_event(MigEvent.START, partial(self.suite.before_start, self), super().start)
 
     def request_pause(self) -> None:
-        self.suite.host_event(self, MigEvent.REQUEST_PAUSE)
-        self.suite.before_request_pause(self)
-        with self.suite.scope():
-            super().request_pause()
+        self._host_event(MigEvent.REQUEST_PAUSE, partial(self.suite.before_request_pause, self), super().request_pause)
 
     def cancel(self, reason: MigReason) -> None:
-        self.suite.host_event(self, MigEvent.CANCEL)
-        self.suite.before_cancel(self, reason)
-        with self.suite.scope():
-            super().cancel(reason)
+        before = partial(self.suite.before_cancel, self, reason)
+        self._host_event(MigEvent.CANCEL, before, partial(super().cancel, reason))
 
     def arrive(self) -> None:
-        self.suite.host_event(self, MigEvent.ARRIVE)
-        self.suite.before_arrive(self)
-        with self.suite.scope():
-            super().arrive()
+        self._host_event(MigEvent.ARRIVE, partial(self.suite.before_arrive, self), super().arrive)
 
     def group_reset(self) -> None:
-        self.suite.host_event(self, MigEvent.GROUP_RESET)
-        self.suite.before_group_reset(self)
-        with self.suite.scope():
-            super().group_reset()
+        self._host_event(MigEvent.GROUP_RESET, partial(self.suite.before_group_reset, self), super().group_reset)
 
     def hot_add(self, slot: int, function: Any) -> None:
-        self.suite.slot_event(self, slot, DevEvent.HOT_ADD)
-        self.suite.before_hot_add(self, slot)
-        with self.suite.scope():
-            super().hot_add(slot, function)
+        self._slot_event(slot, DevEvent.HOT_ADD, partial(super().hot_add, slot, function))
 
     def surprise_removal(self, slot: int) -> None:
-        self.suite.slot_event(self, slot, DevEvent.SURPRISE_REMOVAL)
-        self.suite.before_capability_change(self)
-        with self.suite.scope():
-            super().surprise_removal(slot)
+        self._slot_event(slot, DevEvent.SURPRISE_REMOVAL, partial(super().surprise_removal, slot))
 
     def device_error(self, slot: int) -> None:
-        self.suite.slot_event(self, slot, DevEvent.DEVICE_ERROR)
-        self.suite.before_capability_change(self)
-        with self.suite.scope():
-            super().device_error(slot)
+        self._slot_event(slot, DevEvent.DEVICE_ERROR, partial(super().device_error, slot))
 
     def conventional_reset(self) -> None:
         self.suite.before_conventional_reset(self)
