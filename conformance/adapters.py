@@ -12,7 +12,7 @@ for the other roles:
 
 Where a method's docstring says it is *judged under* a requirement, an exception or a hang in that
 method, when no check of the suite was waiting for its answer, is that requirement's ``error`` or
-``timeout`` (:mod:`conformance.attribution` reads the IDs from here).
+``timeout``.
 
 Every interface here is a :class:`typing.Protocol`: an implementation
 satisfies it by its shape, without importing this module.  The reference
@@ -30,9 +30,9 @@ required.
 
 ``conformance.interfaces`` is the same boundary typed with protocol-level types only (one module per
 target, with the bridge's restore and the host's group reset), against which an implementation can be
-written from scratch (``tests/from_scratch``).  The protocols below are still the ones the suites and the
-pre-flight check use, typed with the reference's classes, until the reference implementation and the
-suites take the reference-free ones over.
+written from scratch (``tests/from_scratch``); the pre-flight check and the attribution of failures read it.
+The protocols below, typed with the reference's classes, remain until the reference implementation is typed
+against the reference-free ones.
 """
 
 from __future__ import annotations

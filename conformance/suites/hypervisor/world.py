@@ -41,11 +41,12 @@ from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import NS_PER_MS, SimClock
 from reference_impl.events import Event, EventBus, EventKind
 from reference_impl.guest import Guest
-from reference_impl.hypervisor import Hypervisor, MigrationOutcome
+from reference_impl.hypervisor import Hypervisor
 from reference_impl.memory import GuestMemory, Pages
 from reference_impl.scenario import Simulation, SimulationConfig
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.outcomes import MigrationOutcome
 from vfmig_proto.states import DevEvent, MigEvent, MigReason, MigState
 
 
