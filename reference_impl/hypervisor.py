@@ -449,12 +449,16 @@ class Hypervisor:
             self.outgoing.protocol_error("the guest set Secondary Bus Reset")
         self.group_resets += 1
 
-    def _function_bme_changed(self, function: VirtualFunction) -> None:
-        """VFIO traps the guest's Command writes: BME set on an UNBOUND or PAUSED slot (VFM-MIG-011)."""
-        if self.outgoing is None or not function.bus_master or self._bridge is None:
+    def _function_bme_changed(self, changed: object) -> None:
+        """VFIO traps the guest's Command writes: BME set on an UNBOUND or PAUSED slot (VFM-MIG-011).
+
+        (``changed`` is whatever function called; the host looks it up among its own.)"""
+        if self.outgoing is None or self._bridge is None:
             return
-        for slot, candidate in self.slot_functions.items():
-            if candidate is function and self._bridge.dev_state(slot) in (DevState.UNBOUND, DevState.PAUSED):
+        for slot, function in self.slot_functions.items():
+            if function is not changed or not function.bus_master:
+                continue
+            if self._bridge.dev_state(slot) in (DevState.UNBOUND, DevState.PAUSED):
                 self.outgoing.protocol_error(f"slot {slot}: BME set while {self._bridge.dev_state(slot).name}")
 
     # ------------------------------------------------------------------ migrating
