@@ -22,8 +22,8 @@ from vfmig_proto.states import MigReason
 MigrationRefusedError = outcomes.MigrationRefusedError
 """How a host refuses a migration or a hot-plug: the protocol's :class:`vfmig_proto.outcomes.MigrationRefusedError`."""
 
+# How a migration ended (MigrationRecordView.outcome): the protocol's, documented there with its members.
 MigrationOutcome = outcomes.MigrationOutcome
-"""How a migration ended: the protocol's :class:`vfmig_proto.outcomes.MigrationOutcome`."""
 
 
 class DirtyLog(Protocol):
