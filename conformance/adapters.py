@@ -6,13 +6,14 @@ the role instances it wires into a simulated world, next to reference peers
 for the other roles:
 
 * ``device``: the factory returns a :class:`DeviceImplementation`, which the suite asks for functions
-  (:class:`FunctionUnderTest`) and their drivers (:class:`DriverUnderTest`);
+  and their drivers (:class:`conformance.interfaces.device.FunctionUnderTest` and
+  :class:`~conformance.interfaces.device.DriverUnderTest`, which this module re-exports);
 * ``bridge``: a :class:`BridgeImplementation`, asked for bridges (:class:`BridgeUnderTest`);
 * ``hypervisor``: a :class:`HypervisorImplementation`, asked for hosts (:class:`HypervisorUnderTest`).
 
 Where a method's docstring says it is *judged under* a requirement, an exception or a hang in that
 method, when no check of the suite was waiting for its answer, is that requirement's ``error`` or
-``timeout`` (:mod:`conformance.attribution` reads the IDs from here).
+``timeout``.
 
 Every interface here is a :class:`typing.Protocol`: an implementation
 satisfies it by its shape, without importing this module.  The reference
@@ -30,9 +31,9 @@ required.
 
 ``conformance.interfaces`` is the same boundary typed with protocol-level types only (one module per
 target, with the bridge's restore and the host's group reset), against which an implementation can be
-written from scratch (``tests/from_scratch``).  The protocols below are still the ones the suites and the
-pre-flight check use, typed with the reference's classes, until the reference implementation and the
-suites take the reference-free ones over.
+written from scratch (``tests/from_scratch``); the pre-flight check and the attribution of failures read it.
+The protocols below, typed with the reference's classes, remain until the reference implementation is typed
+against the reference-free ones (its function and driver already are: their protocols are re-exported here).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
+from conformance.interfaces.device import DriverUnderTest, FunctionUnderTest
 from reference_impl.bridge import MigrationBridge, SlotFunction
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
@@ -49,103 +51,21 @@ from reference_impl.guest import DmaRegionAllocator, Guest
 from reference_impl.hypervisor import MigrationConfig, MigrationRecord
 from reference_impl.memory import GuestMemory
 from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.states import DevState, MigReason, MigState
+from vfmig_proto.states import MigReason, MigState
+
+__all__ = [
+    "BridgeImplementation",
+    "BridgeUnderTest",
+    "DeviceImplementation",
+    "DriverUnderTest",
+    "FunctionUnderTest",
+    "HypervisorImplementation",
+    "HypervisorUnderTest",
+    "IncomingMigration",
+    "MigrationHandle",
+]
 
 # ------------------------------------------------------------------------------------------ device target
-
-
-@runtime_checkable
-class FunctionUnderTest(Protocol):
-    """A virtual function (the ``device`` role): config space, resets and a DMA engine."""
-
-    name: str
-    memory: GuestMemory | None
-    """Set by the hypervisor: the guest memory the function's DMA reaches (None: unassigned)."""
-    interrupt_sink: Callable[[str], None] | None
-    """Set by the hypervisor: call it with ``name`` for each MSI-X message the function sends."""
-    bme_listener: Callable[[Any], None] | None
-    """Set by the hypervisor: call it after each change of Bus Master Enable (VFIO traps Command writes)."""
-
-    @property
-    def identity(self) -> FunctionIdentity:
-        """Vendor, device, revision and subsystem IDs (the destination places an equal function)."""
-
-    @property
-    def bus_master(self) -> bool:
-        """Whether Bus Master Enable is set in the Command register."""
-
-    @property
-    def in_reset_state(self) -> bool:
-        """Whether the function holds nothing a driver programmed (as after a function-level reset)."""
-
-    def config_read(self, offset: int, width: int) -> int:
-        """A configuration read of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
-
-    def config_write(self, offset: int, width: int, value: int) -> None:
-        """A configuration write of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
-
-    def function_level_reset(self, how: str) -> None:
-        """Reset the function (``how``: ``"flr"`` or ``"group"``)."""
-
-    def receive(self, nbytes: int) -> int:
-        """Frames of ``nbytes`` arrive from the network; DMA them into posted buffers. Returns buffers filled.
-
-        Judged under VFM-FN-001 and VFM-FN-004 (what the function may write, and when).
-        """
-
-    def fail(self) -> None:
-        """The function hits an uncorrectable error (the suite injects device errors through this)."""
-
-
-@runtime_checkable
-class DriverUnderTest(Protocol):
-    """The guest driver of one function (the ``driver`` role, with the reference migration core).
-
-    The migration core calls :meth:`act_on` with the slot's ``DEV_STATE`` in
-    each of the slot's sequences (spec VFM-NOTIF-010) unless ``busy`` is
-    set, in which case it sets ``look_again`` and waits for the driver to
-    call ``core.sequence_done(slot)``.  The driver reports through
-    ``core.report(slot, DriverReport)``, reads and clears the slot's flags
-    through ``core.dev_status(slot)`` / ``core.clear_dev_status(...)``, and
-    reaches its function as ``guest.platform.function_at(devfn)``.
-    """
-
-    slot: int
-    busy: bool
-    look_again: bool
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the driver is bound to its function."""
-
-    @property
-    def up(self) -> bool:
-        """Whether the interface is administratively up."""
-
-    @property
-    def function(self) -> FunctionUnderTest | None:
-        """The function this driver drives: ``guest.platform.function_at(devfn)`` on the host where the guest runs.
-
-        The suite sends frames to it (and the reference world's traffic reaches the function through it).
-        """
-
-    def act_on(self, state: DevState | int) -> None:
-        """One sequence: act on the slot's ``DEV_STATE`` (an int if the value is unknown to this version)."""
-
-    def load(self, *, up: bool = True) -> bool:
-        """Bind to the function (probe); returns whether it bound."""
-
-    def unload(self) -> None:
-        """Unbind from the function."""
-
-    def open(self) -> None:
-        """Bring the interface up."""
-
-    def close(self) -> None:
-        """Bring the interface down."""
-
-    def transmit(self, pages: int) -> int:
-        """Send ``pages`` of data; returns the pages the function read."""
 
 
 class DeviceImplementation(Protocol):

@@ -20,7 +20,7 @@ not to every requirement the step can judge.  The stack says which:
   names the requirements: those checks were waiting for the call's answer;
 * when no check was waiting (the world called the implementation as it ran),
   the requirements the called interface method is *judged under* (its
-  docstring in :mod:`conformance.adapters`) own the failure, the ones the step
+  docstring in :mod:`conformance.interfaces`) own the failure, the ones the step
   declares among them first;
 * only when neither names one do the requirements the step can judge get it:
   those of the checks it reaches, read from the suite's source, and those its
@@ -45,6 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from conformance.interfaces import bridge as bridge_interface
+from conformance.interfaces import device as device_interface
+from conformance.interfaces import hypervisor as hypervisor_interface
 from conformance.verdicts import Target
 from vfmig_proto.requirements import ID_PATTERN
 
@@ -295,19 +298,22 @@ def attribute(
     return Attribution(stated, call, stack, None)
 
 
+_INTERFACE_MODULES = (device_interface, bridge_interface, hypervisor_interface)
+"""The per-target interface modules whose docstrings say what each method is judged under."""
+
+
 @functools.cache
 def judged_under(method: str) -> tuple[str, ...]:
-    """The requirements an interface method of :mod:`conformance.adapters` is judged under (by its docstring)."""
-    from conformance import adapters  # noqa: PLC0415 - the interfaces import the reference's types: only on a failure
-
+    """The requirements an interface method of :mod:`conformance.interfaces` is judged under (by its docstring)."""
     found: list[str] = []
-    for protocol in vars(adapters).values():
-        member = getattr(protocol, method, None) if getattr(protocol, "_is_protocol", False) else None
-        if member is None:
-            continue
-        doc = inspect.getdoc(member.fget if isinstance(member, property) else member) or ""
-        if "judged under" in doc.lower():
-            found += [match[0] for match in ID_PATTERN.finditer(doc)]
+    for module in _INTERFACE_MODULES:
+        for protocol in vars(module).values():
+            member = getattr(protocol, method, None) if getattr(protocol, "_is_protocol", False) else None
+            if member is None:
+                continue
+            doc = inspect.getdoc(member.fget if isinstance(member, property) else member) or ""
+            if "judged under" in doc.lower():
+                found += [match[0] for match in ID_PATTERN.finditer(doc)]
     return tuple(dict.fromkeys(found))
 
 

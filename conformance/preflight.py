@@ -15,8 +15,9 @@ first and raises :class:`AdapterError` with one line that names the mistake:
   protocol declares is present, its methods accept the arguments the suite
   passes, and a few cheap reads return what the protocol says.
 
-The members checked are those of the protocols in :mod:`conformance.adapters`
-(the one description of what the suites use); nothing here lists them again.
+The members checked are those of the protocols in :mod:`conformance.interfaces`
+(the one description of what the suites use, typed with protocol-level types);
+nothing here lists them again.
 The check judges shape, not behaviour: whatever an implementation does with
 a well-formed call is the suite's to judge.
 """
@@ -38,15 +39,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from conformance.adapters import (
-    BridgeImplementation,
-    BridgeUnderTest,
-    DeviceImplementation,
-    DriverUnderTest,
-    FunctionUnderTest,
-    HypervisorImplementation,
-    HypervisorUnderTest,
-)
+from conformance.interfaces.bridge import BridgeImplementation, BridgeUnderTest
+from conformance.interfaces.device import DeviceImplementation, DriverUnderTest, FunctionUnderTest
+from conformance.interfaces.hypervisor import HypervisorImplementation, HypervisorUnderTest
 from conformance.runner import UsageError
 from conformance.verdicts import Target
 from reference_impl.bridge import MigrationBridge

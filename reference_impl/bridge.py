@@ -66,6 +66,7 @@ from vfmig_proto.engine import (
 from vfmig_proto.errors import DecodeError
 from vfmig_proto.headers import bridge_masks, bridge_reset_config
 from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
+from vfmig_proto.outcomes import RestoreRefusedError
 from vfmig_proto.pci import (
     PCI_BRIDGE_CONTROL,
     PCI_BRIDGE_CTL_BUS_RESET,
@@ -117,6 +118,12 @@ class BridgeObserver(Protocol):
 
 class BridgeError(ValueError):
     """A host-side misuse of the bridge: a slot out of range, a restore that fails a check."""
+
+
+class CapabilityRefusedError(BridgeError, RestoreRefusedError):
+    """A restored capability fails a check of spec §10.6 (VFM-SEC-008): the protocol's
+    :class:`~vfmig_proto.outcomes.RestoreRefusedError`, and a :class:`BridgeError` as every refusal of this
+    bridge is."""
 
 
 @dataclass
@@ -337,14 +344,39 @@ class MigrationBridge:
     def restore_capability(self, data: bytes, *, dirty_page_shift: int) -> None:
         """Load the capability from the migration stream (spec VFM-REP-001), after the checks of §10.6.
 
-        Raises :class:`BridgeError` naming the failed check; the bridge is
+        Raises :class:`CapabilityRefusedError` naming the failed check; the bridge is
         then unchanged (VFM-SEC-008: the destination does not take over).
         """
-        problem = restore_problem(self.capability_bytes(), data, dirty_page_shift)
-        if problem is not None:
-            raise BridgeError(f"restored capability refused: {problem}")
+        self._check_restored(data, dirty_page_shift)
         self.config[self.cap : self.cap + len(data)] = data
         self.bus.publish(EventKind.MIG_TRANSITION, self.name, event="restore", old=None, new=self.mig_state)
+
+    def config_space(self) -> bytes:
+        """The whole configuration space as the host reads it, with no guest access and no side effect: what the
+        source saves into the migration stream once the vCPUs have stopped (VFM-REP-001)."""
+        return bytes(self.config)
+
+    def restore(self, config: bytes, functions: Sequence[SlotFunction | None], *, dirty_page_shift: int) -> None:
+        """On the destination, before ARRIVE: take over the source's saved :meth:`config_space` (VFM-REP-001).
+
+        The capability in ``config`` must pass the checks of spec §10.6 against this bridge's parameters and the
+        host's dirty tracking granularity ``dirty_page_shift``; otherwise :class:`CapabilityRefusedError` names
+        the failed check and the bridge is unchanged (VFM-SEC-008).  Then the bridge presents every byte of
+        ``config`` (the capability with its GENERATION, what the guest programmed in the header and MSI) and
+        holds ``functions[slot]`` in each slot, with no HOT_ADD: the restored ``DEV_STATE`` of each slot stays.
+        """
+        if len(functions) != self.num_slots:
+            raise BridgeError(f"{len(functions)} functions restored into {self.num_slots} slots")
+        if len(config) != PCI_CONFIG_SIZE:
+            raise CapabilityRefusedError(f"the saved config space has {len(config)} bytes, not {PCI_CONFIG_SIZE}")
+        self._check_restored(config[self.cap : self.cap + len(self.capability_bytes())], dirty_page_shift)
+        self.config[:] = config
+        self.functions[:] = functions
+
+    def _check_restored(self, capability: bytes, dirty_page_shift: int) -> None:
+        problem = restore_problem(self.capability_bytes(), capability, dirty_page_shift)
+        if problem is not None:
+            raise CapabilityRefusedError(f"restored capability refused: {problem}")
 
     def conventional_reset(self) -> None:
         """A conventional reset of the bridge (spec VFM-CAP-006): reset values; present functions UNBOUND."""

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from reference_impl.clock import NS_PER_US, SimClock
 from reference_impl.events import EventBus, EventKind
-from reference_impl.memory import GuestMemory
+from reference_impl.memory import MemoryView
 from vfmig_proto import headers
 from vfmig_proto.headers import function_masks, function_reset_config
 from vfmig_proto.pci import (
@@ -117,11 +117,11 @@ class VirtualFunction:
         self.identity = identity or FunctionIdentity()
         self.timing = timing or DeviceTiming()
         self.config = function_reset_config(self.identity)
-        self.memory: GuestMemory | None = None
+        self.memory: MemoryView | None = None
         """The guest memory this function's DMA reaches through the IOMMU (VFM-SEC-007); None if unassigned."""
         self.interrupt_sink: Callable[[str], None] | None = None
         """Called with the function's name for each MSI-X message it sends."""
-        self.bme_listener: Callable[[VirtualFunction], None] | None = None
+        self.bme_listener: Callable[[object], None] | None = None
         """Called after every change of BME (the hypervisor traps Command writes through VFIO)."""
         self.rx: RxQueue | None = None
         self.queues_enabled = False
@@ -265,7 +265,7 @@ class VirtualFunction:
         rx = self.rx
         if rx is None or not self.can_dma() or rx.posted == 0:
             return 0
-        page_size = self.memory.page_size if self.memory is not None else 4096
+        page_size = 1 << self.memory.page_shift if self.memory is not None else 4096
         count = min(rx.posted, max(1, -(-nbytes // page_size)))
         start = rx.head
         rx.head = (start + count) % rx.buffer_count
@@ -301,7 +301,7 @@ class VirtualFunction:
     def _write_buffers(self, rx: RxQueue, start: int, count: int) -> None:
         memory = self.memory
         assert memory is not None  # can_dma() checked it
-        per_page = memory.page_size // DESCRIPTOR_BYTES
+        per_page = (1 << memory.page_shift) // DESCRIPTOR_BYTES
         for first, stop in _wrapped(start, count, rx.buffer_count):
             memory.dma_write_range(rx.buffer_start + first, rx.buffer_start + stop)
             ring_first = rx.ring_start + (first // per_page) % rx.ring_pages

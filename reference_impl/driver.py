@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from reference_impl.clock import NS_PER_US
 from reference_impl.device import DESCRIPTOR_BYTES, PCIE_CAP_OFFSET, VirtualFunction, buffer_pages
@@ -92,6 +92,21 @@ _FEATURES_NEEDED = 0b0011
 """DMA_DIRTY and PAUSE_RESUME: a guest that cannot accept these does not take part (VFM-DISC-007)."""
 
 
+class SequencedDriver(Protocol):
+    """What the core needs of a driver it runs sequences for: :class:`VfDriver`, or any driver of that shape."""
+
+    busy: bool
+    """Set while the driver is in work the core must not interrupt with a new sequence."""
+    look_again: bool
+    """Set by the core when it owed the driver a sequence while it was busy."""
+
+    def act_on(self, state: DevState | int) -> None:
+        """One sequence: act on the slot's ``DEV_STATE`` (an int if the value is unknown to this version)."""
+
+    def unload(self) -> None:
+        """Unbind from the function (what the guest's OS does to a driver whose device goes away)."""
+
+
 class MigrationCore:
     """The guest's migration core: one per migration bridge."""
 
@@ -99,7 +114,7 @@ class MigrationCore:
         self.guest = guest
         self.cap: int | None = None
         self.num_slots = 0
-        self.drivers: dict[int, VfDriver] = {}
+        self.drivers: dict[int, SequencedDriver] = {}
         self.last_mig_state: MigState | None = None
         self._again: dict[int, bool] = {}
         self._fields: dict[str, PlacedField] = {}
@@ -244,7 +259,7 @@ class MigrationCore:
 
     # ------------------------------------------------------------------ events and reports
 
-    def register(self, slot: int, driver: VfDriver) -> None:
+    def register(self, slot: int, driver: SequencedDriver) -> None:
         """A VF driver registers its callbacks for ``slot`` (VFM-NOTIF-009)."""
         self.drivers[slot] = driver
 

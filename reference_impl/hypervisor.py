@@ -78,8 +78,9 @@ from reference_impl.events import EventBus, EventKind
 from reference_impl.guest import Guest
 from reference_impl.memory import DirtyLogReadError, GuestMemory, Pages
 from reference_impl.units import format_size
+from vfmig_proto import outcomes
+from vfmig_proto.codec import decode_capability
 from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.pci import PCI_CONFIG_SIZE
 from vfmig_proto.states import DevState, MigReason, MigState
 
 MiB = 1 << 20
@@ -141,14 +142,9 @@ class MigrationConfig:
         )
 
 
-class MigrationOutcome(Enum):
-    """How a migration ended."""
-
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    """The management layer cancelled it."""
-    FAILED = "failed"
-    """It ended early for any other reason (MIG_REASON says which)."""
+MigrationOutcome = outcomes.MigrationOutcome
+"""How a migration ended: the protocol's :class:`~vfmig_proto.outcomes.MigrationOutcome`, under the reference's
+name."""
 
 
 @dataclass
@@ -232,8 +228,10 @@ class MigrationRecord:
         return len(self.rounds)
 
 
-class MigrationError(RuntimeError):
-    """A migration cannot start: the message names the start condition that fails (VFM-MIG-001)."""
+MigrationError = outcomes.MigrationRefusedError
+"""A migration cannot start, or a hot-plug is refused during one: the message names the condition that fails
+(VFM-MIG-001, VFM-CANCEL-002).  The protocol's own :class:`~vfmig_proto.outcomes.MigrationRefusedError`, under
+the name the reference has always used."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -451,12 +449,16 @@ class Hypervisor:
             self.outgoing.protocol_error("the guest set Secondary Bus Reset")
         self.group_resets += 1
 
-    def _function_bme_changed(self, function: VirtualFunction) -> None:
-        """VFIO traps the guest's Command writes: BME set on an UNBOUND or PAUSED slot (VFM-MIG-011)."""
-        if self.outgoing is None or not function.bus_master or self._bridge is None:
+    def _function_bme_changed(self, changed: object) -> None:
+        """VFIO traps the guest's Command writes: BME set on an UNBOUND or PAUSED slot (VFM-MIG-011).
+
+        (``changed`` is whatever function called; the host looks it up among its own.)"""
+        if self.outgoing is None or self._bridge is None:
             return
-        for slot, candidate in self.slot_functions.items():
-            if candidate is function and self._bridge.dev_state(slot) in (DevState.UNBOUND, DevState.PAUSED):
+        for slot, function in self.slot_functions.items():
+            if function is not changed or not function.bus_master:
+                continue
+            if self._bridge.dev_state(slot) in (DevState.UNBOUND, DevState.PAUSED):
                 self.outgoing.protocol_error(f"slot {slot}: BME set while {self._bridge.dev_state(slot).name}")
 
     # ------------------------------------------------------------------ migrating
@@ -913,7 +915,7 @@ class SourceMigration:
         """The bridge's config space and the functions' BARs, behind the last pages (``after_ns`` of transfer)."""
         incoming = self.incoming
         assert incoming is not None
-        config = bytes(self.bridge.config)
+        config = self.bridge.config_space()
         bars = {slot: _read_bars(function) for slot, function in self.host.slot_functions.items()}
         self.clock.schedule(
             after_ns + self.config.link_latency_ns, lambda: incoming.receive_state(config, bars), "device state arrives"
@@ -1092,27 +1094,31 @@ class DestinationMigration:
             return
         host = self.host
         bridge = host.create_bridge(self.params)
+        tracking = host.tracking_shift(self.params.page_shift)
         capability = config[bridge.cap : bridge.cap + len(bridge.capability_bytes())]
-        problem = restore_problem(bridge.capability_bytes(), capability, host.tracking_shift(self.params.page_shift))
-        if problem is not None:  # VFM-SEC-008
+        problem = restore_problem(bridge.capability_bytes(), capability, tracking)
+        if problem is not None:  # VFM-SEC-008, checked before a function is placed for a state that is refused
             self._report_failure(f"restored capability refused: {problem}")
             return
-        bridge.config[:PCI_CONFIG_SIZE] = config
-        self.bridge = bridge
         host.slot_functions = {}
-        for slot, state in enumerate(bridge.dev_states()):
-            if state is DevState.EMPTY:
-                continue
-            identity = self.source.host.identities.get(slot)
-            function = host.new_function(identity)  # VFM-MIG-004: equivalent, after FLR, BME clear
-            function.function_level_reset("flr")
-            _write_bars(function, (bars or {}).get(slot, ()))  # VFM-FLOW-002: same BAR addresses, BME clear
-            host.slot_functions[slot] = function
-            host.identities[slot] = function.identity
-            bridge.functions[slot] = function
-            self.placed_in_reset[slot] = function.in_reset_state
+        placed: list[VirtualFunction | None] = []
+        for slot, entry in enumerate(decode_capability(capability).devices):
+            placed.append(None if entry.dev_state is DevState.EMPTY else self._equal_function(slot, bars or {}))
+        bridge.restore(config, placed, dirty_page_shift=tracking)
+        self.bridge = bridge
         host.last_placed = self.placed_in_reset
         self.clock.schedule(self.host.config.link_latency_ns, self.source.destination_confirmed, "confirmation")
+
+    def _equal_function(self, slot: int, bars: dict[int, tuple[int, ...]]) -> VirtualFunction:
+        """A function equal to the source's in ``slot`` (VFM-MIG-004), after FLR, with its BARs (VFM-FLOW-002)."""
+        host = self.host
+        function = host.new_function(self.source.host.identities.get(slot))
+        function.function_level_reset("flr")
+        _write_bars(function, bars.get(slot, ()))  # same BAR addresses, BME clear
+        host.slot_functions[slot] = function
+        host.identities[slot] = function.identity
+        self.placed_in_reset[slot] = function.in_reset_state
+        return function
 
     def _report_failure(self, why: str) -> None:
         self.host.bus.publish(EventKind.MIGRATION, self.host.name, what="destination_failure", why=why)

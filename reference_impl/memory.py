@@ -15,6 +15,8 @@ proportion to the pages dirtied, not to the size of the guest.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import numpy.typing as npt
 
@@ -24,6 +26,30 @@ Pages = npt.NDArray[np.int64]
 VERSION_DTYPE = np.uint32
 BOOT_VERSION = 1
 """Every page's version when the guest first boots: never equal to an unsent page (0) on a destination."""
+
+
+class MemoryView(Protocol):
+    """One copy of the guest's RAM as a function's DMA engine and a guest driver reach it: a :class:`GuestMemory`,
+    or any memory of the same shape (a function of another implementation is handed this much, no more).
+
+    ``start`` and ``stop`` are page numbers of ``1 << page_shift`` bytes, ``stop`` excluded."""
+
+    @property
+    def page_shift(self) -> int:
+        """log2 of the page size of this copy."""
+
+    @property
+    def num_pages(self) -> int:
+        """How many pages the guest has."""
+
+    def dma_write_range(self, start: int, stop: int) -> None:
+        """A function writes pages ``start .. stop - 1`` by DMA (the dirty log does not see it)."""
+
+    def cpu_write_range(self, start: int, stop: int) -> None:
+        """The guest's CPU writes pages ``start .. stop - 1`` (the dirty log sees it)."""
+
+    def dirty_range(self, start: int, stop: int) -> None:
+        """The guest marks pages ``start .. stop - 1`` dirty for the host."""
 
 
 class PageRangeError(ValueError):

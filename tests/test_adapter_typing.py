@@ -19,6 +19,7 @@ from conformance.adapters import (
     HypervisorImplementation,
     HypervisorUnderTest,
 )
+from conformance.interfaces import device as device_interface
 from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView
 from conformance.interfaces.device import GuestView
 from conformance.interfaces.hypervisor import MigrationSettings
@@ -26,6 +27,7 @@ from reference_impl import factories
 from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
+from reference_impl.driver import MigrationCore, VfDriver
 from reference_impl.events import EventBus
 from reference_impl.guest import DmaRegionAllocator, Guest
 from reference_impl.hypervisor import MigrationConfig
@@ -96,6 +98,24 @@ def test_the_objects_the_suite_hands_to_an_implementation_fit_the_reference_free
     assert handed[0].now == 0
     assert handed[2].num_pages == 64
     assert settings.dirty_tracking_shift is None
+
+
+def test_the_reference_device_roles_are_typed_as_the_reference_free_device_interface() -> None:
+    """The reference's function, driver and migration core are what :mod:`conformance.interfaces.device` says,
+    for mypy too: a function's memory is any guest memory view, its BME listener takes any function, and the
+    core registers any driver of the interface's shape."""
+    clock = SimClock()
+    bus = EventBus(clock)
+    memory = GuestMemory(64 << 12, 12)
+    guest = Guest("guest", clock, bus, _Platform(memory))
+    core = MigrationCore(guest)
+    function: device_interface.FunctionUnderTest = VirtualFunction("vf0", clock, bus)
+    driver: device_interface.DriverUnderTest = VfDriver(guest, core, 0, 0x08, DmaRegionAllocator(4096))
+    interface_core: device_interface.MigrationCore = core
+    interface_core.register(0, driver)
+    assert isinstance(function, device_interface.FunctionUnderTest)
+    assert isinstance(driver, device_interface.DriverUnderTest)
+    assert core.drivers[0] is driver
 
 
 class _Platform:

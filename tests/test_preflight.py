@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance.adapters import BridgeUnderTest, DriverUnderTest, FunctionUnderTest, HypervisorUnderTest
 from conformance.catalogue import all_faults
+from conformance.interfaces.bridge import BridgeUnderTest
+from conformance.interfaces.device import DriverUnderTest, FunctionUnderTest
+from conformance.interfaces.hypervisor import HypervisorUnderTest
 from conformance.preflight import (
     AdapterError,
     MemberKind,

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from conformance.interfaces.common import EventSink, ResetKind
+from vfmig_proto import outcomes
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason, MigState
 
-
-class RestoreRefusedError(ValueError):
-    """A bridge refuses a restored capability that fails a check of spec §10.6; the bridge is then unchanged."""
+RestoreRefusedError = outcomes.RestoreRefusedError
+"""What :meth:`BridgeUnderTest.restore` raises: the protocol's :class:`vfmig_proto.outcomes.RestoreRefusedError`."""
 
 
 class SlotFunction(Protocol):
@@ -134,7 +134,8 @@ class BridgeUnderTest(Protocol):
         PAGE_SHIFT no coarser than the tracking).  If they hold, it presents every byte of ``config`` (the
         capability with its GENERATION, and what the guest programmed in the header and MSI) and holds
         ``functions[slot]`` in each slot, with no HOT_ADD: the restored ``DEV_STATE`` stays.  Otherwise it
-        raises :class:`RestoreRefusedError` naming the failed check and is unchanged (VFM-SEC-008)."""
+        raises :class:`~vfmig_proto.outcomes.RestoreRefusedError` naming the failed check and is unchanged
+        (VFM-SEC-008)."""
 
 
 class BridgeImplementation(Protocol):

@@ -11,18 +11,19 @@ hypervisor's own doing, observed on the bridge, the functions, the guest's vCPUs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from enum import Enum
 from typing import Protocol, Self, runtime_checkable
 
 from conformance.interfaces.bridge import BridgeUnderTest
 from conformance.interfaces.common import Clock, EventSink, FunctionIds, GuestMemoryView, ResetKind
+from vfmig_proto import outcomes
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason
 
+MigrationRefusedError = outcomes.MigrationRefusedError
+"""How a host refuses a migration or a hot-plug: the protocol's :class:`vfmig_proto.outcomes.MigrationRefusedError`."""
 
-class MigrationRefusedError(RuntimeError):
-    """A host refuses to start a migration (a start condition of spec §4.3.1 fails, the destination is busy or
-    tracks dirty memory finer than the guest's pages) or to hot-plug during one (VFM-CANCEL-002)."""
+# How a migration ended (MigrationRecordView.outcome): the protocol's, documented there with its members.
+MigrationOutcome = outcomes.MigrationOutcome
 
 
 class DirtyLog(Protocol):
@@ -184,16 +185,6 @@ class MigrationSettings(Protocol):
         """log2 of the host's dirty-tracking granularity (None: the guest's page size)."""
 
 
-class MigrationOutcome(Enum):
-    """How a migration ended, as the management layer sees it."""
-
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    """The management layer cancelled it."""
-    FAILED = "failed"
-    """It ended early for any other reason (``MIG_REASON`` says which)."""
-
-
 class MigrationRecordView(Protocol):
     """How a migration went, as the hypervisor measured it (VFM-GEN-002)."""
 
@@ -288,11 +279,12 @@ class HypervisorUnderTest(Protocol):
         """Run ``guest`` here with ``memory``."""
 
     def assign_function(self, slot: int, identity: FunctionIds | None = None) -> HostFunction:
-        """Assign a fresh function to ``slot`` (HOT_ADD); :class:`MigrationRefusedError` during a migration."""
+        """Assign a fresh function to ``slot`` (HOT_ADD); refuse with
+        :class:`~vfmig_proto.outcomes.MigrationRefusedError` during a migration."""
 
     def migrate_to(self, destination: Self, number: int = 1) -> MigrationHandle:
         """Start migrating this host's guest to ``destination`` (START); refuse with
-        :class:`MigrationRefusedError` when a start condition fails."""
+        :class:`~vfmig_proto.outcomes.MigrationRefusedError` when a start condition fails."""
 
     def surprise_remove(self, slot: int) -> None:
         """The function in ``slot`` disappeared."""

@@ -18,7 +18,7 @@ from conformance.suites.hypervisor.world import alive
 from reference_impl.clock import ms
 from reference_impl.driver import VfDriver
 from reference_impl.guest import firmware_setup
-from reference_impl.hypervisor import MigrationError
+from vfmig_proto.outcomes import MigrationRefusedError
 from vfmig_proto.states import MigReason
 
 
@@ -70,7 +70,7 @@ class ManagementRules(ConfigSpaceObserver):
         handles: list[Any] = []
         try:
             self._world(lambda: handles.append(host.migrate_to(destination, watch.number)))
-        except MigrationError as error:
+        except MigrationRefusedError as error:
             refused = str(error)
         else:
             refused = ""

@@ -30,9 +30,9 @@ from conformance.suites.hypervisor.world import alive
 from reference_impl.clock import ms
 from reference_impl.device import DeviceTiming, VirtualFunction
 from reference_impl.driver import VfDriver
-from reference_impl.hypervisor import MigrationError
 from reference_impl.memory import GuestMemory
 from vfmig_proto.codec import find_field
+from vfmig_proto.outcomes import MigrationRefusedError
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
 from vfmig_proto.states import DevState, MigReason, MigState
 
@@ -340,7 +340,7 @@ class EnvironmentRules(ManagementRules):
             return
         try:
             host.assign_function(slot)
-        except MigrationError:
+        except MigrationRefusedError:
             return
         drivers = self.world.drivers
         if slot < len(drivers):  # slots beyond the guest's drivers keep an UNBOUND function

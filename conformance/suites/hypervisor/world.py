@@ -31,9 +31,10 @@ from conformance.suites.hypervisor.settings import (
 from conformance.suites.hypervisor.watch import Armed, Watch
 from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import NS_PER_MS, SimClock
-from reference_impl.hypervisor import Hypervisor, MigrationOutcome
+from reference_impl.hypervisor import Hypervisor
 from reference_impl.memory import GuestMemory
 from vfmig_proto.errors import ProtocolError
+from vfmig_proto.outcomes import MigrationOutcome
 from vfmig_proto.states import MigReason, MigState
 
 
