@@ -43,9 +43,9 @@ FROM_SCRATCH = ROOT / "tests" / "from_scratch"
 STANDARD_LIBRARY = frozenset(sys.stdlib_module_names)
 
 IMPLEMENTATIONS = {
-    Target.BRIDGE: "tests.from_scratch.bridge:make",
-    Target.DEVICE: "tests.from_scratch.device:make",
-    Target.HYPERVISOR: "tests.from_scratch.hypervisor:make",
+    Target.BRIDGE: "from_scratch.bridge:make",
+    Target.DEVICE: "from_scratch.device:make",
+    Target.HYPERVISOR: "from_scratch.hypervisor:make",
 }
 
 
