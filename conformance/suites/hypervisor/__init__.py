@@ -21,9 +21,9 @@ hypervisor:
 * the destination: a refusal when the final state arrives, or a crash.
 
 Most of these can happen now or be armed for a phase of the migration
-(``at``); the ``*_scenario`` rules, and the finale that :meth:`~conformance.suites.hypervisor.assembly.AssembledSuite.build` draws,
-run a whole migration with one known-tricky twist, so that 40 random examples
-meet each twist several times.
+(``at``); the ``*_scenario`` rules, and the finale that
+:meth:`~conformance.suites.hypervisor.assembly.AssembledSuite.build` draws, run a whole migration with one
+known-tricky twist, so that 40 random examples meet each twist several times.
 
 The hypervisor is watched from outside.  The bridge is the reference's,
 subclassed so that the suite sees every host event before it takes effect and
