@@ -43,6 +43,7 @@ brought it about" (VFM-MIG-011).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -480,24 +481,9 @@ class MigrationBridge:
 
     def _publish(self, change: Change) -> None:
         if isinstance(change, MigrationTransition):
-            self.bus.publish(
-                EventKind.MIG_TRANSITION,
-                self.name,
-                event=change.event,
-                old=change.old,
-                new=change.new,
-                generation=self.generation,
-            )
+            self.bus.publish(EventKind.MIG_TRANSITION, self.name, **_fields_of(change), generation=self.generation)
         elif isinstance(change, DeviceTransition):
-            self.bus.publish(
-                EventKind.DEV_TRANSITION,
-                self.name,
-                slot=change.slot,
-                event=change.event,
-                old=change.old,
-                new=change.new,
-                action=change.action,
-            )
+            self.bus.publish(EventKind.DEV_TRANSITION, self.name, **_fields_of(change))
         elif isinstance(change, ReportRejected):
             self.report_rejected(change.verdict)
 
@@ -593,6 +579,11 @@ class _FieldIndex:
 
 class ConfigAccessError(ValueError):
     """A config access outside the 256-byte configuration space."""
+
+
+def _fields_of(transition: MigrationTransition | DeviceTransition) -> dict[str, object]:
+    """A transition's fields in their declared order: the data of the event that publishes it."""
+    return {item.name: getattr(transition, item.name) for item in dataclasses.fields(transition)}
 
 
 def _check_access(offset: int, width: int) -> None:
