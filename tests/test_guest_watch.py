@@ -12,10 +12,12 @@ from conformance.guest_watch import (
     REACT_NS,
     BridgeVariant,
     GuestWatch,
+    StubFunction,
     WatchedBridge,
     byte_roles,
     probe_variant,
     run_handshake,
+    watched_guest,
 )
 from conformance.runner import target_requirements
 from conformance.verdicts import Target
@@ -23,8 +25,6 @@ from reference_impl.bridge import MIGRATION_CAP_OFFSET
 from reference_impl.clock import SimClock
 from reference_impl.driver import MigrationCore
 from reference_impl.events import EventBus
-from reference_impl.guest import Guest
-from reference_impl.memory import GuestMemory
 from vfmig_proto.codec import find_field, read_field
 from vfmig_proto.layout import CapabilityParams, capability_length
 from vfmig_proto.pci import PCI_CAPABILITY_LIST
@@ -49,24 +49,6 @@ class _Driver:
     busy: bool = False
 
 
-@dataclass
-class _Platform:
-    bridge: WatchedBridge
-    memory: GuestMemory
-
-    def function_at(self, devfn: int) -> object | None:
-        return None
-
-
-@dataclass
-class _Function:
-    name: str
-    bus_master: bool = False
-
-    def function_level_reset(self, how: str) -> None:
-        pass
-
-
 class World:
     """A watched bridge with two functions, a guest, and the reference migration core enabled on it."""
 
@@ -77,10 +59,8 @@ class World:
         self.watch = GuestWatch(self.checks, self.clock)
         self.bridge = WatchedBridge(self.bus, PARAMS, watch=self.watch, variant=variant)
         for slot in range(SLOTS):
-            self.bridge.hot_add(slot, _Function(f"vf{slot}"))
-        self.guest = Guest("guest", self.clock, self.bus, _Platform(self.bridge, GuestMemory(16 * 4096, 12, boot=True)))
-        self.bridge.interrupt_sink = self.guest.inject_bridge_interrupt
-        self.watch.attach(self.guest, self.bus)
+            self.bridge.hot_add(slot, StubFunction(f"vf{slot}"))
+        self.guest = watched_guest("guest", self.bridge, self.watch)
         self.core = MigrationCore(self.guest)
         assert self.core.probe()
         self.drivers = [_Driver(slot) for slot in range(drivers)]

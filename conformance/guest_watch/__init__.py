@@ -43,7 +43,14 @@ VFM-NOTIF-010 the watch sees that each report follows a read of the slot's
 """
 
 from conformance.guest_watch.bridge import PLAIN, BridgeVariant, WatchedBridge
-from conformance.guest_watch.probes import HandshakeResult, ProbeResult, probe_variant, run_handshake
+from conformance.guest_watch.probes import (
+    HandshakeResult,
+    ProbeResult,
+    StubFunction,
+    probe_variant,
+    run_handshake,
+    watched_guest,
+)
 from conformance.guest_watch.roles import ByteRoles, byte_roles
 from conformance.guest_watch.watch import REACT_NS, GuestWatch
 
@@ -55,8 +62,10 @@ __all__ = [
     "GuestWatch",
     "HandshakeResult",
     "ProbeResult",
+    "StubFunction",
     "WatchedBridge",
     "byte_roles",
     "probe_variant",
     "run_handshake",
+    "watched_guest",
 ]

@@ -31,8 +31,8 @@ class _Platform:
 
 
 @dataclass
-class _Stub:
-    """A function in a slot: it only needs to be there."""
+class StubFunction:
+    """A function in a slot: it only needs to be there (its resets are recorded)."""
 
     name: str
     bus_master: bool = False
@@ -40,6 +40,14 @@ class _Stub:
 
     def function_level_reset(self, how: str) -> None:
         self.resets.append(how)
+
+
+def watched_guest(name: str, bridge: WatchedBridge, watch: GuestWatch) -> Guest:
+    """A guest booted on ``bridge`` alone (the host shows it no function), its interrupts wired, ``watch`` on it."""
+    guest = Guest(name, bridge.bus.clock, bridge.bus, _Platform(bridge, GuestMemory(16 * 4096, 12, boot=True)))
+    bridge.interrupt_sink = guest.inject_bridge_interrupt
+    watch.attach(guest, bridge.bus)
+    return guest
 
 
 @dataclass
@@ -63,10 +71,8 @@ def probe_variant(
     watch = GuestWatch(checks, clock)
     watch.writes = []
     bridge = WatchedBridge(bus, params, name="probe.bridge", watch=watch, variant=variant)
-    bridge.hot_add(0, _Stub("probe.vf0"))
-    guest = Guest("probe", clock, bus, _Platform(bridge, GuestMemory(16 * 4096, 12, boot=True)))
-    bridge.interrupt_sink = guest.inject_bridge_interrupt
-    watch.attach(guest, bus)
+    bridge.hot_add(0, StubFunction("probe.vf0"))
+    guest = watched_guest("probe", bridge, watch)
     took_part = bool(make_core(guest).probe())
     watch.wrap_handler()
     clock.advance(REACT_NS)
@@ -130,10 +136,8 @@ def run_handshake(
     bus = EventBus(clock)
     watch = GuestWatch(checks, clock)
     bridge = WatchedBridge(bus, params, name="handshake.bridge", watch=watch)
-    bridge.hot_add(0, _Stub("handshake.vf0"))
-    guest = Guest("handshake", clock, bus, _Platform(bridge, GuestMemory(16 * 4096, 12, boot=True)))
-    bridge.interrupt_sink = guest.inject_bridge_interrupt
-    watch.attach(guest, bus)
+    bridge.hot_add(0, StubFunction("handshake.vf0"))
+    guest = watched_guest("handshake", bridge, watch)
     core = make_core(guest)
     if not core.probe():
         return HandshakeResult((), False, 0)
