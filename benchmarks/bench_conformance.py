@@ -20,33 +20,31 @@ import sys
 import time
 from collections.abc import Sequence
 
-from reference_runs import benchmark_parser, timed_run, write_figures
+from reference_runs import Column, benchmark_parser, over_seeds, print_per_target, timed_run, write_figures
 
 from conformance.catalogue import all_faults
 from conformance.detection import detect, summary_line
 from conformance.runner import run
-from conformance.verdicts import Target
 
 STEPS_PER_SECOND_TARGET = 1000
 ALL_TARGETS_SECONDS = 60.0
 TIME_TO_DETECT_TARGET = 2.0
+REFERENCE_COLUMNS = (
+    Column("wall s", "wall_s", 8, 2),
+    Column("steps", "steps", 9, 0),
+    Column("steps/s", "steps_per_s", 10, 0),
+)
 
 
 def bench_reference(repeat: int) -> tuple[dict[str, dict[str, float]], bool]:
     """Median wall time and steps per target over ``repeat`` seeds; whether every run was conformant."""
+    runs = over_seeds(repeat, lambda target, seed: timed_run(run, target, seed))
     figures: dict[str, dict[str, float]] = {}
-    conformant = True
-    for target in Target:
-        walls: list[float] = []
-        steps: list[int] = []
-        for seed in range(1, repeat + 1):
-            wall, report = timed_run(run, target, seed)
-            walls.append(wall)
-            steps.append(report.steps)
-            conformant = conformant and report.conformant and not report.suite_errors
-        wall = statistics.median(walls)
-        step_count = statistics.median(steps)
+    for target, timed in runs.items():
+        wall = statistics.median(seconds for seconds, _ in timed)
+        step_count = statistics.median(report.steps for _, report in timed)
         figures[target.value] = {"wall_s": wall, "steps": step_count, "steps_per_s": step_count / wall}
+    conformant = all(report.conformant and not report.suite_errors for timed in runs.values() for _, report in timed)
     return figures, conformant
 
 
@@ -56,10 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     figures, conformant = bench_reference(args.repeat)
-    print(f"reference, default profile, median of {args.repeat} seeds:")
-    print(f"  {'target':<11}{'wall s':>8}{'steps':>9}{'steps/s':>10}")
-    for target, row in figures.items():
-        print(f"  {target:<11}{row['wall_s']:>8.2f}{row['steps']:>9.0f}{row['steps_per_s']:>10.0f}")
+    title = f"reference, default profile, median of {args.repeat} seeds:"
+    print_per_target(title, figures, REFERENCE_COLUMNS, target_width=11, indent="  ")
     together = sum(row["wall_s"] for row in figures.values())
     slowest = min(row["steps_per_s"] for row in figures.values())
     print(
@@ -77,10 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             detection = detect(fault)
             detections.append(detection)
             elapsed = time.perf_counter() - started
-            seconds = "-" if detection.seconds is None else f"{detection.seconds:.2f}"
-            steps = "-" if detection.steps is None else str(detection.steps)
+            found, seconds, steps = detection.cells()
             print(
-                f"  {fault.target.value:<11}{fault.name:<34}{'yes' if detection.detected else 'NO':<5}"
+                f"  {fault.target.value:<11}{fault.name:<34}{found:<5}"
                 f"{seconds:>7} s to detect, {steps} steps, run {elapsed:.1f} s",
                 flush=True,
             )

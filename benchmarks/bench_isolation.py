@@ -15,7 +15,7 @@ import statistics
 import sys
 from collections.abc import Sequence
 
-from reference_runs import benchmark_parser, timed_run, write_figures
+from reference_runs import Column, benchmark_parser, over_seeds, print_per_target, timed_run, write_figures
 
 from conformance.harness import run_isolated
 from conformance.runner import run
@@ -24,43 +24,53 @@ from conformance.verdicts import RunReport, Target
 RATIO_BOUND = 1.5
 """The default profile under isolation stays within this factor of the in-process wall time."""
 
+COLUMNS = (
+    Column("in-process s", "in_process_s", 14, 2),
+    Column("isolated s", "isolated_s", 12, 2),
+    Column("ratio", "ratio", 8, 2),
+)
+
 
 def _verdicts(report: RunReport) -> list[tuple[str, str]]:
     return [(result.requirement.id, result.verdict.value) for result in report.results]
 
 
+def _both_ways(target: Target, seed: int) -> tuple[float, float, bool]:
+    """The in-process and the isolated wall time of one seed, and whether both runs gave the same verdicts and steps.
+
+    Which goes first alternates with the seed, so that neither always meets a cold or a warm machine.
+    """
+    order = [("inside", run), ("isolated", run_isolated)]
+    if seed % 2 == 0:
+        order.reverse()
+    seconds: dict[str, float] = {}
+    reports: dict[str, RunReport] = {}
+    for name, check in order:
+        seconds[name], reports[name] = timed_run(check, target, seed)
+    same = _verdicts(reports["inside"]) == _verdicts(reports["isolated"])
+    return seconds["inside"], seconds["isolated"], same and reports["inside"].steps == reports["isolated"].steps
+
+
 def bench(repeat: int) -> tuple[dict[str, dict[str, float]], bool]:
     """Per target: medians of both wall times and of the ratio; whether every pair agreed."""
-    figures: dict[str, dict[str, float]] = {}
-    agreed = True
-    for target in Target:
-        inside: list[float] = []
-        isolated: list[float] = []
-        for seed in range(1, repeat + 1):
-            order = [("inside", run), ("isolated", run_isolated)]
-            if seed % 2 == 0:
-                order.reverse()
-            reports: dict[str, RunReport] = {}
-            for name, check in order:
-                seconds, reports[name] = timed_run(check, target, seed)
-                (inside if name == "inside" else isolated).append(seconds)
-            same = _verdicts(reports["inside"]) == _verdicts(reports["isolated"])
-            agreed = agreed and same and reports["inside"].steps == reports["isolated"].steps
-        figures[target.value] = {
-            "in_process_s": statistics.median(inside),
-            "isolated_s": statistics.median(isolated),
-            "ratio": statistics.median(b / a for a, b in zip(inside, isolated, strict=True)),
+    runs = over_seeds(repeat, _both_ways)
+    figures = {
+        target.value: {
+            "in_process_s": statistics.median(inside for inside, _, _ in pairs),
+            "isolated_s": statistics.median(isolated for _, isolated, _ in pairs),
+            "ratio": statistics.median(isolated / inside for inside, isolated, _ in pairs),
         }
+        for target, pairs in runs.items()
+    }
+    agreed = all(same for pairs in runs.values() for _, _, same in pairs)
     return figures, agreed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = benchmark_parser(__doc__, "seeds per target (3)").parse_args(argv)
     figures, agreed = bench(args.repeat)
-    print(f"default profile, reference implementation, median of {args.repeat} seeds")
-    print(f"{'target':<12}{'in-process s':>14}{'isolated s':>12}{'ratio':>8}")
-    for target, row in figures.items():
-        print(f"{target:<12}{row['in_process_s']:>14.2f}{row['isolated_s']:>12.2f}{row['ratio']:>8.2f}")
+    title = f"default profile, reference implementation, median of {args.repeat} seeds"
+    print_per_target(title, figures, COLUMNS, target_width=12)
     inside = sum(row["in_process_s"] for row in figures.values())
     isolated = sum(row["isolated_s"] for row in figures.values())
     print(f"{'together':<12}{inside:>14.2f}{isolated:>12.2f}{isolated / inside:>8.2f}  (bound {RATIO_BOUND})")

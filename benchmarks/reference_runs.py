@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple, TypeVar
 
 from conformance.verdicts import RunReport, Target
+
+Measured = TypeVar("Measured")
 
 
 def benchmark_parser(description: str | None, repeat_help: str) -> argparse.ArgumentParser:
@@ -24,6 +27,32 @@ def timed_run(check: Callable[..., RunReport], target: Target, seed: int) -> tup
     started = time.perf_counter()
     report = check(target, profile="default", seed=seed)
     return time.perf_counter() - started, report
+
+
+def over_seeds(repeat: int, measure: Callable[[Target, int], Measured]) -> dict[Target, list[Measured]]:
+    """``measure(target, seed)`` for every target, with seeds 1 to ``repeat``, a target's seeds one after another."""
+    return {target: [measure(target, seed) for seed in range(1, repeat + 1)] for target in Target}
+
+
+class Column(NamedTuple):
+    """One column of figures in a per-target table."""
+
+    heading: str
+    figure: str
+    """The key of the figure in a target's row."""
+    width: int
+    decimals: int
+
+
+def print_per_target(
+    title: str, figures: dict[str, dict[str, float]], columns: Sequence[Column], *, target_width: int, indent: str = ""
+) -> None:
+    """``title``, a line of headings, then a line per target with its figures right-aligned under them."""
+    print(title)
+    print(indent + f"{'target':<{target_width}}" + "".join(f"{column.heading:>{column.width}}" for column in columns))
+    for target, row in figures.items():
+        cells = "".join(f"{row[column.figure]:>{column.width}.{column.decimals}f}" for column in columns)
+        print(indent + f"{target:<{target_width}}" + cells)
 
 
 def write_figures(path: str | None, document: dict[str, object], end: str = "") -> None:

@@ -38,6 +38,12 @@ class Detection:
     found: tuple[str, ...]
     """Every requirement the run judged other than pass / not-covered."""
 
+    def cells(self) -> tuple[str, str, str]:
+        """Detected (``yes`` / ``NO``), seconds to detect and counterexample steps, as a table prints them."""
+        seconds = "-" if self.seconds is None else f"{self.seconds:.2f}"
+        steps = "-" if self.steps is None else str(self.steps)
+        return "yes" if self.detected else "NO", seconds, steps
+
 
 def detect(
     fault: Fault,
@@ -117,11 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for fault in faults:
         detection = detect(fault, profile=args.profile, seed=args.seed, only_breaks=not args.all_requirements)
         detections.append(detection)
-        seconds = "-" if detection.seconds is None else f"{detection.seconds:.2f}"
-        steps = "-" if detection.steps is None else str(detection.steps)
+        found, seconds, steps = detection.cells()
         print(
             f"{fault.target.value:<11}{fault.name:<40}{fault.breaks:<15}{fault.verdict.value:<9}"
-            f"{'yes' if detection.detected else 'NO':<7}{seconds:>8}{steps:>6}",
+            f"{found:<7}{seconds:>8}{steps:>6}",
             flush=True,
         )
         if not detection.detected:
