@@ -227,8 +227,7 @@ def _is_harness_file(file: str) -> bool:
 
 @dataclass(frozen=True)
 class _FunctionSpan:
-    first: int
-    last: int
+    lines: range
     qualname: str
     requirements: tuple[str, ...]
 
@@ -243,7 +242,7 @@ def _check_index(target: Target) -> dict[str, tuple[_FunctionSpan, ...]]:
         if source.path is None:
             continue
         spans = [
-            _FunctionSpan(node.lineno, node.end_lineno or node.lineno, qualname, tuple(dict.fromkeys(ids)))
+            _FunctionSpan(range(node.lineno, (node.end_lineno or node.lineno) + 1), qualname, tuple(dict.fromkeys(ids)))
             for qualname, node, ids in _functions_with_ids(ast.parse(source.text))
         ]
         index[str(Path(source.path).resolve())] = tuple(spans)
@@ -263,8 +262,8 @@ def _suite_function(target: Target, frame: FrameRef) -> _FunctionSpan | None:
     except (OSError, SyntaxError, TypeError):
         return None
     # the innermost function around the line: nested closures count as part of the function that holds them
-    around = [span for span in spans if span.first <= frame.line <= span.last]
-    return min(around, key=lambda span: span.last - span.first) if around else None
+    around = [span for span in spans if frame.line in span.lines]
+    return min(around, key=lambda span: len(span.lines)) if around else None
 
 
 # ------------------------------------------------------------------------------------------ the verdict's owner
