@@ -105,14 +105,15 @@ class Counts:
 
 
 @dataclass(frozen=True)
-class StateSync:
+class StateMessage:
+    """A message that hands the supervisor the worker's state, to carry on from."""
+
+    state: StateSnapshot
+
+
+class StateSync(StateMessage):
     """A requirement group starts: the state so far."""
 
-    state: StateSnapshot
 
-
-@dataclass(frozen=True)
-class Finished:
+class Finished(StateMessage):
     """The run ended in the worker; its final state."""
-
-    state: StateSnapshot

@@ -38,16 +38,8 @@ from multiprocessing.connection import Connection
 from typing import Any, BinaryIO
 
 from conformance.attribution import sides_for
+from conformance.harness import messages
 from conformance.harness.beacon import Beacon
-from conformance.harness.messages import (
-    Counts,
-    Finished,
-    Ready,
-    StateSync,
-    UsageProblem,
-    VerdictFound,
-    snapshot,
-)
 from conformance.runner import RunPlan, RunState, UsageError, execute
 from conformance.verdicts import RequirementResult, Target
 
@@ -89,7 +81,7 @@ class _Monitor:
     def example_started(self) -> None:
         self.beacon.example_started()
         checks = self.state.checks
-        self.connection.send(Counts(dict(checks.counts), checks.steps))
+        self.connection.send(messages.Counts(dict(checks.counts), checks.steps))
 
 
 def work(plan: RunPlan, state: RunState, setup: WorkerSetup) -> None:
@@ -134,17 +126,17 @@ def _run(plan: RunPlan, state: RunState, setup: WorkerSetup) -> None:
     try:
         factory = setup.loader(plan.target, plan.implementation)
     except UsageError as error:
-        connection.send(UsageProblem(str(error)))
+        connection.send(messages.UsageProblem(str(error)))
         return
-    connection.send(Ready(str(sides_for(factory).implementation_home or "") or None))
+    connection.send(messages.Ready(str(sides_for(factory).implementation_home or "") or None))
     state.checks.monitor = _Monitor(setup.beacon, connection, state)
 
     def on_group(current: RunState) -> None:
         setup.beacon.group_started(current.next_group - 1)
-        connection.send(StateSync(snapshot(current)))
+        connection.send(messages.StateSync(messages.snapshot(current)))
 
     def on_verdict(result: RequirementResult) -> None:
-        connection.send(VerdictFound(result))
+        connection.send(messages.VerdictFound(result))
 
     execute(plan, factory, state, on_verdict=on_verdict, on_group=on_group, isolated=True)
-    connection.send(Finished(snapshot(state)))
+    connection.send(messages.Finished(messages.snapshot(state)))
