@@ -13,20 +13,8 @@ import pytest
 from reference_coverage import reference_coverage
 from sphinx.cmd.build import build_main
 
+from conformance import traceability
 from conformance.cli import main
-from conformance.traceability import (
-    CheckSite,
-    DeclaredButUnchecked,
-    ForeignRequirement,
-    SiteKind,
-    SuiteSource,
-    TraceabilityError,
-    UncheckedMandatory,
-    UnknownRequirement,
-    build_matrix,
-    read_suite,
-    suite_sources,
-)
 from conformance.traceability_pages import render_rst
 from conformance.verdicts import Target
 from vfmig_proto.requirements import SPEC_DIR_ENV, load_requirements, spec_directory
@@ -70,13 +58,13 @@ def unchecked_spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_every_must_requirement_is_checked_and_every_named_id_is_real() -> None:
-    matrix = build_matrix()
+    matrix = traceability.build_matrix()
     assert [problem.message for problem in matrix.problems()] == []
     matrix.check()
 
 
 def test_the_matrix_has_a_row_for_every_requirement_of_the_spec() -> None:
-    matrix = build_matrix()
+    matrix = traceability.build_matrix()
     page = "\n".join(render_rst(matrix))
     for requirement in load_requirements():
         assert f":vfm:req:`{requirement.id}`" in page
@@ -85,7 +73,7 @@ def test_the_matrix_has_a_row_for_every_requirement_of_the_spec() -> None:
 @pytest.mark.parametrize("target", list(Target), ids=lambda target: target.value)
 def test_every_check_the_matrix_lists_runs_on_the_reference(target: Target) -> None:
     """A check site is a place in the source; this shows each one is reached and judges ``pass``."""
-    named = {site.requirement for site in build_matrix().sites if site.target is target}
+    named = {site.requirement for site in traceability.build_matrix().sites if site.target is target}
     coverage = reference_coverage(target, named)
     assert coverage.suite_errors == []
     assert coverage.problems == []
@@ -93,10 +81,10 @@ def test_every_check_the_matrix_lists_runs_on_the_reference(target: Target) -> N
 
 
 def test_steps_are_told_apart_from_helpers_and_tables() -> None:
-    sites = [site for target in Target for site in build_matrix().sites if site.target is target]
+    sites = [site for target in Target for site in traceability.build_matrix().sites if site.target is target]
     kinds = {site.kind for site in sites}
-    assert {SiteKind.RULE, SiteKind.INVARIANT, SiteKind.HELPER} <= kinds
-    helpers_reached = [site for site in sites if site.kind is SiteKind.HELPER and site.reached_from]
+    assert {traceability.SiteKind.RULE, traceability.SiteKind.INVARIANT, traceability.SiteKind.HELPER} <= kinds
+    helpers_reached = [site for site in sites if site.kind is traceability.SiteKind.HELPER and site.reached_from]
     assert helpers_reached, "helper checks list the steps that reach them"
 
 
@@ -106,14 +94,14 @@ def test_steps_are_told_apart_from_helpers_and_tables() -> None:
 def test_an_unchecked_must_requirement_is_a_problem(unchecked_spec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as real_spec:
         real_spec.delenv(SPEC_DIR_ENV)
-        before = set(build_matrix().problems())
-    added = [problem for problem in build_matrix().problems() if problem not in before]
+        before = set(traceability.build_matrix().problems())
+    added = [problem for problem in traceability.build_matrix().problems() if problem not in before]
     assert [(type(problem), problem.requirement, problem.target) for problem in added] == [
-        (UncheckedMandatory, NEW_REQUIREMENT, Target.BRIDGE)
+        (traceability.UncheckedMandatory, NEW_REQUIREMENT, Target.BRIDGE)
     ]
     assert "03-capability.rst" in added[0].message
-    with pytest.raises(TraceabilityError, match=NEW_REQUIREMENT):
-        build_matrix().check()
+    with pytest.raises(traceability.TraceabilityError, match=NEW_REQUIREMENT):
+        traceability.build_matrix().check()
 
 
 _FAKE_SUITE = """
@@ -140,29 +128,29 @@ class FakeSuite(ConformanceMachine):
 
 
 def test_unknown_foreign_and_declared_but_unchecked_ids_are_problems() -> None:
-    sources = {target: suite_sources(target) for target in Target}
-    sources[Target.BRIDGE] = [SuiteSource("fake_suite", _FAKE_SUITE)]
-    problems = build_matrix(sources).problems()
+    sources = {target: traceability.suite_sources(target) for target in Target}
+    sources[Target.BRIDGE] = [traceability.SuiteSource("fake_suite", _FAKE_SUITE)]
+    problems = traceability.build_matrix(sources).problems()
     found = {(type(problem), problem.requirement) for problem in problems}
-    assert (UnknownRequirement, "VFM-XYZ-999") in found
-    assert (ForeignRequirement, "VFM-TMO-001") in found
-    assert (ForeignRequirement, "VFM-TMO-003") in found  # the table is read by a check, so its IDs count
-    assert (DeclaredButUnchecked, "VFM-CAP-003") in found
-    assert (DeclaredButUnchecked, "VFM-CAP-002") not in found  # the helper the step calls checks it
+    assert (traceability.UnknownRequirement, "VFM-XYZ-999") in found
+    assert (traceability.ForeignRequirement, "VFM-TMO-001") in found
+    assert (traceability.ForeignRequirement, "VFM-TMO-003") in found  # the table is read by a check, so its IDs count
+    assert (traceability.DeclaredButUnchecked, "VFM-CAP-003") in found
+    assert (traceability.DeclaredButUnchecked, "VFM-CAP-002") not in found  # the helper the step calls checks it
     messages = [problem.message for problem in problems]
     assert any("fake_suite:" in message and "FakeSuite.poke" in message for message in messages)
 
 
 def test_tables_count_only_when_a_check_takes_its_requirement_from_them() -> None:
-    sites, _, mentions = read_suite(Target.BRIDGE, [SuiteSource("fake_suite", _FAKE_SUITE)])
-    table_sites = [site for site in sites if site.kind is SiteKind.TABLE]
+    sites, _, mentions = traceability.read_suite(Target.BRIDGE, [traceability.SuiteSource("fake_suite", _FAKE_SUITE)])
+    table_sites = [site for site in sites if site.kind is traceability.SiteKind.TABLE]
     assert [(site.requirement, site.function, site.reached_from) for site in table_sites] == [
         ("VFM-TMO-003", "LIMITS", ("FakeSuite._deadline",))
     ]
     assert [(mention.requirement, mention.function) for mention in mentions] == [("VFM-CAP-001", "LISTED")]
     helper = next(site for site in sites if site.function == "FakeSuite._helper")
-    assert isinstance(helper, CheckSite)
-    assert helper.kind is SiteKind.HELPER
+    assert isinstance(helper, traceability.CheckSite)
+    assert helper.kind is traceability.SiteKind.HELPER
     assert helper.reached_from == ()  # FakeSuite has no Hypothesis steps: nothing is a rule here
 
 
@@ -226,7 +214,7 @@ def test_vfmig_traceability_json_lists_every_requirement_and_its_checks(capsys: 
 
 
 def test_the_page_lists_the_requirements_that_bind_each_target() -> None:
-    page = render_rst(build_matrix())
+    page = render_rst(traceability.build_matrix())
     for target in Target:
         head = next(number for number, text in enumerate(page) if text.startswith(f"**{target.value}**"))
         binding = [req for req in load_requirements() if req.roles & target.roles]
