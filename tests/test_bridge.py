@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from reference_impl.bridge import BridgeError, MigrationBridge, restore_problem
 from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
+from vfmig_proto import pci
 from vfmig_proto.access import WRITE_WIDTHS, write_masks
 from vfmig_proto.access import config_write as masked_write
 from vfmig_proto.codec import decode_capability, find_field, reset_value, store_field, with_field
@@ -31,19 +32,6 @@ from vfmig_proto.config_space import capabilities
 from vfmig_proto.engine import Effects, Judgement, ProtocolEngine, ProtocolState, read_protocol_state, slot_states
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import Access, CapabilityParams, capability_length, placed_fields, slot_offset
-from vfmig_proto.pci import (
-    PCI_BRIDGE_CONTROL,
-    PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_CAP_ID_MSI,
-    PCI_CAPABILITY_LIST,
-    PCI_COMMAND,
-    PCI_COMMAND_INTX_DISABLE,
-    PCI_CONFIG_SIZE,
-    PCI_MSI_FLAGS,
-    PCI_MSI_FLAGS_ENABLE,
-    PCI_MSI_MASK_64,
-    PCI_MSI_PENDING_64,
-)
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
     CATCH_UP,
@@ -180,12 +168,13 @@ class Rig:
 
     @property
     def msi(self) -> int:
-        return next(offset for offset, cap_id in capabilities(bytes(self.bridge.config)) if cap_id == PCI_CAP_ID_MSI)
+        listed = capabilities(bytes(self.bridge.config))
+        return next(offset for offset, cap_id in listed if cap_id == pci.PCI_CAP_ID_MSI)
 
     def set_msi(self, enabled: bool) -> None:
-        flags = self.bridge.config_read(self.msi + PCI_MSI_FLAGS, 2)
-        flags = flags | PCI_MSI_FLAGS_ENABLE if enabled else flags & ~PCI_MSI_FLAGS_ENABLE
-        self.write(self.msi + PCI_MSI_FLAGS, 2, flags)
+        flags = self.bridge.config_read(self.msi + pci.PCI_MSI_FLAGS, 2)
+        flags = flags | pci.PCI_MSI_FLAGS_ENABLE if enabled else flags & ~pci.PCI_MSI_FLAGS_ENABLE
+        self.write(self.msi + pci.PCI_MSI_FLAGS, 2, flags)
 
     def events_by_msi(self) -> None:
         """The migration core's set-up: MSI on, CONTROL.ENABLE and EVENT_IE on, no event pending."""
@@ -195,14 +184,13 @@ class Rig:
         self.interrupts = 0
 
     def set_command(self, bits: int, on: bool) -> None:
-        command = self.bridge.config_read(PCI_COMMAND, 2)
-        self.write(PCI_COMMAND, 2, command | bits if on else command & ~bits)
+        command = self.bridge.config_read(pci.PCI_COMMAND, 2)
+        self.write(pci.PCI_COMMAND, 2, command | bits if on else command & ~bits)
 
     def set_bus_reset(self, on: bool) -> None:
-        control = self.bridge.config_read(PCI_BRIDGE_CONTROL, 2)
-        self.write(
-            PCI_BRIDGE_CONTROL, 2, control | PCI_BRIDGE_CTL_BUS_RESET if on else control & ~PCI_BRIDGE_CTL_BUS_RESET
-        )
+        control = self.bridge.config_read(pci.PCI_BRIDGE_CONTROL, 2)
+        reset = pci.PCI_BRIDGE_CTL_BUS_RESET
+        self.write(pci.PCI_BRIDGE_CONTROL, 2, control | reset if on else control & ~reset)
 
     # ---- driving a bound slot through a migration by its reports
 
@@ -265,7 +253,7 @@ class TestResetValue:
     def test_capability_after_construction_is_the_reset_value(self, num_slots: int) -> None:
         rig = Rig(num_slots)
         expected = reset_value(replace(rig.params, next_pointer=CAP_NEXT))
-        assert rig.bridge.config[PCI_CAPABILITY_LIST] == CAP_OFFSET, "VFM-CAP-003: Capabilities Pointer reads 0x64"
+        assert rig.bridge.config[pci.PCI_CAPABILITY_LIST] == CAP_OFFSET, "VFM-CAP-003: Capabilities Pointer reads 0x64"
         assert rig.bridge.cap == CAP_OFFSET
         raw = bytes(rig.bridge.config[CAP_OFFSET : CAP_OFFSET + capability_length(num_slots)])
         assert decode_capability(raw) == decode_capability(expected), "VFM-CAP-006: reset value after creation"
@@ -386,9 +374,9 @@ class TestAccessRules:
         assert rig.interrupts == 0, "VFM-ACC-003: an illegal write takes no action"
 
     @settings(max_examples=100)
-    @given(rig=_busy_bridge(), offset=st.integers(0, PCI_CONFIG_SIZE - 1), width=st.sampled_from(WRITE_WIDTHS))
+    @given(rig=_busy_bridge(), offset=st.integers(0, pci.PCI_CONFIG_SIZE - 1), width=st.sampled_from(WRITE_WIDTHS))
     def test_reads_change_nothing(self, rig: Rig, offset: int, width: int) -> None:
-        offset = min(offset, PCI_CONFIG_SIZE - width)
+        offset = min(offset, pci.PCI_CONFIG_SIZE - width)
         before = bytes(rig.bridge.config)
         steps = len(rig.observer.causes)
         for _ in range(2):
@@ -596,16 +584,16 @@ class TestEventsAndInterrupts:
     def test_masked_msi_is_held_pending_and_sent_on_unmask(self) -> None:
         rig = Rig(2)
         rig.events_by_msi()
-        mask = rig.msi + PCI_MSI_MASK_64
+        mask = rig.msi + pci.PCI_MSI_MASK_64
         rig.write(mask, 4, 1)
         rig.hot_add(0)
         assert rig.interrupts == 0, "VFM-NOTIF-002: no message while the vector is masked"
-        assert rig.bridge.config[rig.msi + PCI_MSI_PENDING_64] & 1, "spec §6.2: the message is held pending"
+        assert rig.bridge.config[rig.msi + pci.PCI_MSI_PENDING_64] & 1, "spec §6.2: the message is held pending"
         rig.write(mask, 4, 0)
         assert rig.interrupts == 1, (
             "VFM-NOTIF-002 / spec §6.2: a message held pending while the vector is masked is sent when it is unmasked"
         )
-        assert not rig.bridge.config[rig.msi + PCI_MSI_PENDING_64] & 1
+        assert not rig.bridge.config[rig.msi + pci.PCI_MSI_PENDING_64] & 1
         rig.write(mask, 4, 1)
         rig.write(mask, 4, 0)
         assert rig.interrupts == 1, "one held message is sent once"
@@ -625,9 +613,9 @@ class TestEventsAndInterrupts:
         rig.hot_add(2)
         assert intx(rig)
         assert rig.interrupts == 2
-        rig.set_command(PCI_COMMAND_INTX_DISABLE, True)
+        rig.set_command(pci.PCI_COMMAND_INTX_DISABLE, True)
         assert not intx(rig), "VFM-NOTIF-003: released by Command.Interrupt Disable"
-        rig.set_command(PCI_COMMAND_INTX_DISABLE, False)
+        rig.set_command(pci.PCI_COMMAND_INTX_DISABLE, False)
         assert intx(rig), "VFM-NOTIF-003: asserted again when Interrupt Disable clears"
         assert rig.interrupts == 3
         rig.set_control(enable=True, event_ie=False)
@@ -839,7 +827,7 @@ class TestGroupReset:
         rig.interrupts = 0
         before = rig.bridge.capability_bytes()
         rig.set_bus_reset(True)  # already 1: no edge
-        rig.write(PCI_BRIDGE_CONTROL, 1, rig.bridge.config[PCI_BRIDGE_CONTROL])
+        rig.write(pci.PCI_BRIDGE_CONTROL, 1, rig.bridge.config[pci.PCI_BRIDGE_CONTROL])
         assert len(rig.log) == 1 + len(present), "a write that leaves Secondary Bus Reset at 1 resets nothing"
         assert rig.bridge.capability_bytes() == before
         assert rig.interrupts == 0

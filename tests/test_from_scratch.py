@@ -137,7 +137,7 @@ def test_verdicts_are_what_the_suite_reports() -> None:
 def test_the_from_scratch_device_is_typed_as_the_device_interface() -> None:
     implementation: DeviceImplementation = scratch_device.make()
     function = implementation.create_function("vf0", _Clock(), object(), None)
-    assert function.identity.vendor_id == scratch_device.ScratchIds().vendor_id
+    assert function.identity.vendor_id == scratch_device.OWN_IDS.vendor_id
     assert function.in_reset_state
     assert not function.msix_enabled
     assert not function.failed

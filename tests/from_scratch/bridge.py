@@ -18,22 +18,12 @@ from dataclasses import dataclass, field
 
 from conformance.interfaces.bridge import BridgeObserver, BridgeUnderTest, RestoreRefusedError, SlotFunction
 from conformance.interfaces.common import EventSink
+from vfmig_proto import pci
 from vfmig_proto.access import apply_write_byte
 from vfmig_proto.codec import decode_capability, find_field, read_field, store_field
 from vfmig_proto.errors import DecodeError, ProtocolError
 from vfmig_proto.headers import QEMU_BRIDGE_MSI_OFFSET, bridge_masks, bridge_reset_config
 from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
-from vfmig_proto.pci import (
-    PCI_BRIDGE_CONTROL,
-    PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_COMMAND,
-    PCI_COMMAND_INTX_DISABLE,
-    PCI_CONFIG_SIZE,
-    PCI_MSI_FLAGS,
-    PCI_MSI_FLAGS_ENABLE,
-    PCI_MSI_MASK_64,
-    PCI_MSI_PENDING_64,
-)
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
     CATCH_UP,
@@ -76,6 +66,22 @@ class _Step:
     cause: str
     sets_event: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _GuestWrite:
+    """A legal guest write, once the masks applied it: where it went and the bytes it covered before."""
+
+    offset: int
+    before: bytes
+
+    def touches(self, start: int, length: int = 1) -> bool:
+        """Whether the write covers any of the ``length`` bytes from ``start``."""
+        return self.offset < start + length and start < self.offset + len(self.before)
+
+    def old_byte(self, position: int) -> int:
+        """The byte at ``position`` before the write (``position`` is one it covers)."""
+        return self.before[position - self.offset]
 
 
 class _Fields:
@@ -166,30 +172,34 @@ class ScratchBridge:
         _check_range(offset, width)
         if width not in (1, 2, 4) or offset % width:
             return  # not a PCI transaction: nothing changes (VFM-ACC-003)
-        before = bytes(self._config[offset : offset + width])
+        write = _GuestWrite(offset, bytes(self._config[offset : offset + width]))
         for index, byte in enumerate(value.to_bytes(width, "little")):
             position = offset + index
             self._config[position] = apply_write_byte(
                 self._config[position], byte, self._writable[position], self._clearable[position]
             )
         with self._step("guest") as step:
-            self._interpret_write(offset, width, before, step)
+            self._interpret_write(write, step)
 
-    def _interpret_write(self, offset: int, width: int, before: bytes, step: _Step) -> None:
-        covered = range(offset, offset + width)
+    def _interpret_write(self, write: _GuestWrite, step: _Step) -> None:
         for slot in range(self.num_slots):
-            if self.cap + slot_offset(slot) + 1 in covered:  # the slot's DEV_CTRL byte
-                previous = read_field(before, self._fields.drv_state[slot], self.cap - offset)
+            if write.touches(self.cap + slot_offset(slot) + 1):  # the slot's DEV_CTRL byte
+                previous = read_field(write.before, self._fields.drv_state[slot], self.cap - write.offset)
                 self._judge_report(slot, previous, step)
-        if PCI_BRIDGE_CONTROL in covered:
-            was_set = before[PCI_BRIDGE_CONTROL - offset] & PCI_BRIDGE_CTL_BUS_RESET
-            if self._config[PCI_BRIDGE_CONTROL] & PCI_BRIDGE_CTL_BUS_RESET and not was_set:
-                for observer in tuple(self.observers):
-                    observer.secondary_bus_reset_requested(self)
-                self._reset_group(step)
-        mask_at = MSI_AT + PCI_MSI_MASK_64
-        if offset < mask_at + 4 and mask_at < offset + width:
+        if self._bit_rose(write, pci.PCI_BRIDGE_CONTROL, pci.PCI_BRIDGE_CTL_BUS_RESET):
+            self._tell(lambda observer: observer.secondary_bus_reset_requested(self))
+            self._reset_group(step)
+        if write.touches(MSI_AT + pci.PCI_MSI_MASK_64, 4):
             self._release_pending_msi()
+
+    def _bit_rose(self, write: _GuestWrite, position: int, bit: int) -> bool:
+        """Whether ``write`` took ``bit`` of the byte at ``position`` from clear to set (an edge, not a level)."""
+        return write.touches(position) and not write.old_byte(position) & bit and bool(self._config[position] & bit)
+
+    def _tell(self, news: Callable[[BridgeObserver], None]) -> None:
+        """Pass ``news`` to every observer (over a copy: an observer may leave while it is told)."""
+        for observer in tuple(self.observers):
+            news(observer)
 
     def _judge_report(self, slot: int, previous: int, step: _Step) -> None:
         """A write of ``DEV_CTRL.DRV_STATE``: the driver's report (spec §4.2)."""
@@ -226,8 +236,7 @@ class ScratchBridge:
     def _refuse_report(self, slot: int, previous: int, written: int, why: str) -> None:
         self._store(self._fields.drv_state[slot], previous)
         self._store(self._fields.protocol_error[slot], 1)
-        for observer in tuple(self.observers):
-            observer.report_rejected(self, slot, written, why)
+        self._tell(lambda observer: observer.report_rejected(self, slot, written, why))
 
     # ------------------------------------------------------------------ host events
 
@@ -282,8 +291,7 @@ class ScratchBridge:
             if function is not None:
                 self._store(self._fields.dev_state[slot], DevState.UNBOUND)
         self._update_intx()
-        for observer in tuple(self.observers):
-            observer.bridge_stepped(self, "conventional_reset")
+        self._tell(lambda observer: observer.bridge_stepped(self, "conventional_reset"))
 
     def hot_add(self, slot: int, function: SlotFunction) -> None:
         """HOT_ADD of ``function`` into ``slot``."""
@@ -315,9 +323,9 @@ class ScratchBridge:
 
     def restore(self, config: bytes, functions: Sequence[SlotFunction | None], *, dirty_page_shift: int) -> None:
         """Take over the source's configuration space and the destination's functions (spec §10.6)."""
-        if len(config) != PCI_CONFIG_SIZE or len(functions) != self.num_slots:
+        if len(config) != pci.PCI_CONFIG_SIZE or len(functions) != self.num_slots:
             raise RestoreRefusedError(
-                f"expected {PCI_CONFIG_SIZE} bytes and {self.num_slots} slots, "
+                f"expected {pci.PCI_CONFIG_SIZE} bytes and {self.num_slots} slots, "
                 f"not {len(config)} bytes and {len(functions)} slots"
             )
         capability = config[self.cap : self.cap + capability_length(self.num_slots)]
@@ -404,8 +412,7 @@ class ScratchBridge:
             self._store(self._fields.event, 1)
             self._send_msi()
         self._update_intx()
-        for observer in tuple(self.observers):
-            observer.bridge_stepped(self, step.cause)
+        self._tell(lambda observer: observer.bridge_stepped(self, step.cause))
 
     # ------------------------------------------------------------------ interrupts (spec §6.2)
 
@@ -413,32 +420,32 @@ class ScratchBridge:
         return bool(self._get(self._fields.enable)) and bool(self._get(self._fields.event_ie))
 
     def _msi_on(self) -> bool:
-        return bool(self._config[MSI_AT + PCI_MSI_FLAGS] & PCI_MSI_FLAGS_ENABLE)
+        return bool(self._config[MSI_AT + pci.PCI_MSI_FLAGS] & pci.PCI_MSI_FLAGS_ENABLE)
 
     def _send_msi(self) -> None:
         """One message for a step that set STATUS.EVENT, or a pending bit while the vector is masked."""
         if not (self._events_enabled() and self._msi_on()):
             return
-        if self._config[MSI_AT + PCI_MSI_MASK_64] & 0x01:
-            self._config[MSI_AT + PCI_MSI_PENDING_64] |= 0x01
+        if self._config[MSI_AT + pci.PCI_MSI_MASK_64] & 0x01:
+            self._config[MSI_AT + pci.PCI_MSI_PENDING_64] |= 0x01
             return
         self._interrupt()
 
     def _release_pending_msi(self) -> None:
-        pending = self._config[MSI_AT + PCI_MSI_PENDING_64] & 0x01
-        if pending and not self._config[MSI_AT + PCI_MSI_MASK_64] & 0x01:
-            self._config[MSI_AT + PCI_MSI_PENDING_64] &= 0xFE
+        pending = self._config[MSI_AT + pci.PCI_MSI_PENDING_64] & 0x01
+        if pending and not self._config[MSI_AT + pci.PCI_MSI_MASK_64] & 0x01:
+            self._config[MSI_AT + pci.PCI_MSI_PENDING_64] &= 0xFE
             if self._msi_on():
                 self._interrupt()
 
     def _intx_level(self) -> bool:
         """INTx follows STATUS.EVENT, ENABLE and EVENT_IE while MSI is off and INTx is not disabled."""
-        command = int.from_bytes(self._config[PCI_COMMAND : PCI_COMMAND + 2], "little")
+        command = int.from_bytes(self._config[pci.PCI_COMMAND : pci.PCI_COMMAND + 2], "little")
         return (
             not self._msi_on()
             and self._events_enabled()
             and bool(self._get(self._fields.event))
-            and not command & PCI_COMMAND_INTX_DISABLE
+            and not command & pci.PCI_COMMAND_INTX_DISABLE
         )
 
     def _update_intx(self) -> None:
@@ -455,7 +462,7 @@ class ScratchBridge:
 
 
 def _check_range(offset: int, width: int) -> None:
-    if width < 1 or offset < 0 or offset + width > PCI_CONFIG_SIZE:
+    if width < 1 or offset < 0 or offset + width > pci.PCI_CONFIG_SIZE:
         raise ConfigRangeError(f"a {width}-byte access at 0x{offset:x} is outside the configuration space")
 
 
