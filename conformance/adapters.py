@@ -1,39 +1,24 @@
-"""The adapter interfaces: what an implementation under test provides, per conformance target.
+"""The older home of the adapter interfaces, kept for code written against it: use :mod:`conformance.interfaces`.
 
-An implementation is named ``MODULE:FACTORY``: a callable with no arguments
-that returns a fresh *implementation object*.  The suite asks that object for
-the role instances it wires into a simulated world, next to reference peers
-for the other roles:
+What an implementation under test provides, per conformance target, is documented in
+:mod:`conformance.interfaces` (one module per target, typed with protocol-level types only): the suite's
+pre-flight check and the attribution of failures read those protocols, and an implementation can be written
+against them from scratch (``tests/from_scratch``).  Nothing of the suite imports this module.
 
-* ``device``: the factory returns a :class:`DeviceImplementation`, which the suite asks for functions
-  and their drivers (:class:`conformance.interfaces.device.FunctionUnderTest` and
-  :class:`~conformance.interfaces.device.DriverUnderTest`, which this module re-exports);
-* ``bridge``: a :class:`BridgeImplementation`, asked for bridges (:class:`BridgeUnderTest`);
-* ``hypervisor``: a :class:`HypervisorImplementation`, asked for hosts (:class:`HypervisorUnderTest`).
+What remains here is the same boundary typed with the reference implementation's classes, for the parts of
+the reference that are not yet typed against the reference-free protocols (its bridge and its host: they take
+and hand out the reference's own objects).  ``mypy`` checks the reference and the vendor example against them
+(``tests/test_adapter_typing.py``):
 
-Where a method's docstring says it is *judged under* a requirement, an exception or a hang in that
-method, when no check of the suite was waiting for its answer, is that requirement's ``error`` or
-``timeout``.
-
-Every interface here is a :class:`typing.Protocol`: an implementation
-satisfies it by its shape, without importing this module.  The reference
-implementation (``reference_impl.factories``) does exactly that.
-
-The objects the suite hands *to* an implementation (the simulated clock, the
-event bus, the guest, the migration core, the DMA region allocator) are the
-reference implementation's own; what an implementation may use of them is
-described, without the reference's types, in ``conformance.interfaces.common``
-and ``conformance.interfaces.device``.  Everything an
-implementation does is observed through them and through the interfaces below:
-its config-space behaviour, its DMA into guest memory, its interrupts, its
-reports to the bridge.  Publishing events on the bus is welcome but never
-required.
-
-``conformance.interfaces`` is the same boundary typed with protocol-level types only (one module per
-target, with the bridge's restore and the host's group reset), against which an implementation can be
-written from scratch (``tests/from_scratch``); the pre-flight check and the attribution of failures read it.
-The protocols below, typed with the reference's classes, remain until the reference implementation is typed
-against the reference-free ones (its function and driver already are: their protocols are re-exported here).
+* :class:`FunctionUnderTest` and :class:`DriverUnderTest` are the device target's protocols of
+  :mod:`conformance.interfaces.device`, re-exported (the reference's function and driver satisfy them);
+* :data:`DeviceImplementation` and :data:`HypervisorImplementation` are what the simulation the suites run
+  needs of a device model and of a hypervisor (:class:`reference_impl.scenario.DeviceModel` and
+  :class:`reference_impl.scenario.HypervisorModel`);
+* :class:`BridgeImplementation`, :class:`BridgeUnderTest`, :class:`HypervisorUnderTest`,
+  :class:`MigrationHandle` and :class:`IncomingMigration` are typed with the reference's classes; their
+  reference-free counterparts are in :mod:`conformance.interfaces.bridge` and
+  :mod:`conformance.interfaces.hypervisor`.
 """
 
 from __future__ import annotations
@@ -42,14 +27,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, Self, runtime_checkable
 
 from conformance.interfaces.device import DriverUnderTest, FunctionUnderTest
-from reference_impl.bridge import MigrationBridge, SlotFunction
-from reference_impl.clock import SimClock
-from reference_impl.device import FunctionIdentity, VirtualFunction
-from reference_impl.driver import MigrationCore
+from reference_impl.bridge import SlotFunction
+from reference_impl.device import FunctionIdentity
 from reference_impl.events import EventBus
-from reference_impl.guest import DmaRegionAllocator, Guest
-from reference_impl.hypervisor import MigrationConfig, MigrationRecord
+from reference_impl.guest import Guest
+from reference_impl.hypervisor import MigrationRecord
 from reference_impl.memory import GuestMemory
+from reference_impl.scenario import DeviceModel, HypervisorModel
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason, MigState
 
@@ -65,39 +49,8 @@ __all__ = [
     "MigrationHandle",
 ]
 
-# ------------------------------------------------------------------------------------------ device target
-
-
-class DeviceImplementation(Protocol):
-    """What ``MODULE:FACTORY()`` returns for the ``device`` target.
-
-    Optionally, the object also has ``create_migration_core(guest: Guest) -> object``: the guest
-    operating system's own migration core (one per migration bridge), which the suite then uses in
-    place of the reference :class:`~reference_impl.driver.MigrationCore`.  Absent, the suite uses the
-    reference core.  A core supplied this way has the reference core's shape: ``probe() -> bool``
-    finds, checks and enables the capability on ``guest.platform.bridge`` (and returns whether the
-    guest takes part), it installs its event handler as ``guest.bridge_interrupt_handler``, and it
-    offers the drivers what :class:`DriverUnderTest` says they use (``cap``, ``register``,
-    ``unregister``, ``report``, ``dev_state``, ``dev_status``, ``clear_dev_status``, ``look_at``,
-    ``sequence_done``, ``request_group_reset``).  The suite checks the migration core's own
-    requirements (discovery, negotiation, register access, event handling) on every configuration
-    access it makes to the bridge (:mod:`conformance.guest_watch`).  The method is not a member of
-    this protocol because a protocol's members are all required.
-    """
-
-    def create_function(
-        self, name: str, clock: SimClock, bus: EventBus, identity: FunctionIdentity | None
-    ) -> FunctionUnderTest:
-        """A fresh function named ``name`` (``identity`` None: the implementation's own IDs)."""
-
-    def create_driver(
-        self, guest: Guest, core: MigrationCore, slot: int, devfn: int, allocator: DmaRegionAllocator
-    ) -> DriverUnderTest:
-        """The driver for the function at ``devfn`` in ``slot``, not yet loaded.
-
-        ``allocator`` hands out guest pages for rings and buffers.
-        """
-
+DeviceImplementation = DeviceModel
+"""What ``MODULE:FACTORY()`` returns for the ``device`` target, as the simulation types it."""
 
 # ------------------------------------------------------------------------------------------ bridge target
 
@@ -272,22 +225,5 @@ class HypervisorUnderTest(Protocol):
         """A conventional reset of the bridge (a platform reset the management layer asks for; VFM-CAP-008)."""
 
 
-class HypervisorImplementation(Protocol):
-    """What ``MODULE:FACTORY()`` returns for the ``hypervisor`` target."""
-
-    def create_hypervisor(
-        self,
-        name: str,
-        clock: SimClock,
-        bus: EventBus,
-        config: MigrationConfig,
-        *,
-        functions: Callable[[str, SimClock, EventBus, FunctionIdentity | None], VirtualFunction],
-        bridges: Callable[[EventBus, CapabilityParams, str], MigrationBridge] | None,
-    ) -> HypervisorUnderTest:
-        """A host that makes its functions and bridges with the given factories (None: its own bridge).
-
-        The hypervisor target is checked with reference peers: the factories make
-        :class:`~reference_impl.device.VirtualFunction` and :class:`~reference_impl.bridge.MigrationBridge`
-        objects (or the suite's subclasses of them, which watch what the hypervisor does).
-        """
+HypervisorImplementation = HypervisorModel
+"""What ``MODULE:FACTORY()`` returns for the ``hypervisor`` target, as the simulation types it."""

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.adapters import DriverUnderTest, FunctionUnderTest
 from conformance.cli import build_parser
+from conformance.interfaces.device import DriverUnderTest, FunctionUnderTest
 from conformance.reports import validate_junit, validate_report_json
 from conformance.runner import run
 from conformance.verdicts import Target, Verdict

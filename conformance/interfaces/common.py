@@ -2,7 +2,11 @@
 
 An implementation receives these objects from the suite (through a factory method or an attribute the suite
 sets) and uses only the members listed here.  The suite's own objects (today the reference implementation's
-clock, event bus, guest memory and allocator) have more; an implementation must not rely on the rest.
+clock, event bus, guest memory, allocator and functions) have more; an implementation must not rely on the rest.
+
+Two protocols that targets share are here too, so that each is stated once: a function as a host assigns it
+(:class:`HostFunction`, which the ``device`` target's function extends) and the host the guest runs on, as a
+driver reaches it (:class:`GuestPlatformView`, which the ``hypervisor`` target's host extends).
 """
 
 from __future__ import annotations
@@ -97,3 +101,59 @@ class FunctionIds(Protocol):
     @property
     def subsystem_id(self) -> int:
         """The Subsystem ID register."""
+
+
+class HostFunction(Protocol):
+    """A function as the host that assigns it to the guest sees it (made by the ``functions`` factory the suite
+    passes a host; the ``device`` target's function is one, and more).
+
+    The host reads the function's BARs from its configuration space to carry them to the destination, whose
+    host writes them back into an equal function (VFM-FLOW-002)."""
+
+    name: str
+    memory: GuestMemoryView | None
+    """Set by the host: the guest memory the function's DMA reaches (None: unassigned, VFM-SEC-007)."""
+    interrupt_sink: Callable[[str], None] | None
+    """Set by the host: the function calls it with its ``name`` for each MSI-X message it sends."""
+    bme_listener: Callable[[object], None] | None
+    """Set by the host: the function calls it (with itself) after each change of Bus Master Enable (VFIO traps
+    Command writes)."""
+
+    @property
+    def identity(self) -> FunctionIds:
+        """Vendor, device, revision and subsystem IDs: the destination places an equal function (VFM-MIG-004)."""
+
+    @property
+    def bus_master(self) -> bool:
+        """Whether Bus Master Enable is set in the Command register."""
+
+    @property
+    def in_reset_state(self) -> bool:
+        """Whether the function holds nothing a driver programmed (as after a function-level reset)."""
+
+    def config_read(self, offset: int, width: int) -> int:
+        """A configuration read of 1, 2 or 4 bytes (judged under VFM-GEN-004, for the ``device`` target)."""
+
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        """A configuration write of 1, 2 or 4 bytes (judged under VFM-GEN-004, for the ``device`` target)."""
+
+    def function_level_reset(self, how: ResetKind) -> None:
+        """Reset the function (a function-level reset, or its part in a group reset)."""
+
+    def fail(self) -> None:
+        """The function hits an uncorrectable error (the host learns of it by AER; the suite injects device
+        errors through this): it stops working until a reset."""
+
+
+class GuestPlatformView(Protocol):
+    """The host the guest currently runs on, as a driver reaches it."""
+
+    @property
+    def memory(self) -> GuestMemoryView:
+        """This host's copy of the guest's RAM."""
+
+    def function_at(self, devfn: int) -> object | None:
+        """The function the guest finds at ``devfn`` on the bridge's secondary bus (VFM-DISC-003), or None.
+
+        The object is the implementation's own function (possibly seen through a suite wrapper that forwards
+        every attribute), so a driver reaches its own members by name."""

@@ -12,74 +12,40 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from conformance.interfaces.common import Clock, DmaAllocator, EventSink, FunctionIds, GuestMemoryView, ResetKind
+from conformance.interfaces.common import (
+    Clock,
+    DmaAllocator,
+    EventSink,
+    FunctionIds,
+    GuestMemoryView,
+    GuestPlatformView,
+    HostFunction,
+)
 from vfmig_proto.states import DevState, DriverReport
 
 
 @runtime_checkable
-class FunctionUnderTest(Protocol):
-    """A virtual function (the ``device`` role): config space, resets and a DMA engine."""
+class FunctionUnderTest(HostFunction, Protocol):
+    """A virtual function (the ``device`` role): config space, resets and a DMA engine.
 
-    name: str
-    memory: GuestMemoryView | None
-    """Set by the hypervisor: the guest memory the function's DMA reaches (None: unassigned)."""
-    interrupt_sink: Callable[[str], None] | None
-    """Set by the hypervisor: call it with ``name`` for each MSI-X message the function sends."""
-    bme_listener: Callable[[object], None] | None
-    """Set by the hypervisor: call it (with the function) after each change of Bus Master Enable (VFIO traps
-    Command writes)."""
-
-    @property
-    def identity(self) -> FunctionIds:
-        """Vendor, device, revision and subsystem IDs (the destination places an equal function)."""
-
-    @property
-    def bus_master(self) -> bool:
-        """Whether Bus Master Enable is set in the Command register."""
+    The function is what a host assigns to the guest (its members as
+    :class:`~conformance.interfaces.common.HostFunction` lists them, the hypervisor setting ``memory``,
+    ``interrupt_sink`` and ``bme_listener``), and more that the suite drives."""
 
     @property
     def msix_enabled(self) -> bool:
         """Whether MSI-X is enabled and not masked as a whole (the function may then send messages)."""
 
     @property
-    def in_reset_state(self) -> bool:
-        """Whether the function holds nothing a driver programmed (as after a function-level reset)."""
-
-    @property
     def failed(self) -> bool:
-        """Whether the function is in the failed state :meth:`fail` put it in (until a reset)."""
-
-    def config_read(self, offset: int, width: int) -> int:
-        """A configuration read of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
-
-    def config_write(self, offset: int, width: int, value: int) -> None:
-        """A configuration write of 1, 2 or 4 bytes (judged under VFM-GEN-004)."""
-
-    def function_level_reset(self, how: ResetKind) -> None:
-        """Reset the function (a function-level reset, or its part in a group reset)."""
+        """Whether the function is in the failed state
+        :meth:`~conformance.interfaces.common.HostFunction.fail` put it in (until a reset)."""
 
     def receive(self, nbytes: int) -> int:
         """Frames of ``nbytes`` arrive from the network; DMA them into posted buffers. Returns buffers filled.
 
         Judged under VFM-FN-001 and VFM-FN-004 (what the function may write, and when).
         """
-
-    def fail(self) -> None:
-        """The function hits an uncorrectable error (the suite injects device errors through this)."""
-
-
-class GuestPlatformView(Protocol):
-    """The host the guest currently runs on, as a driver reaches it."""
-
-    @property
-    def memory(self) -> GuestMemoryView:
-        """This host's copy of the guest's RAM."""
-
-    def function_at(self, devfn: int) -> object | None:
-        """The function at ``devfn`` on the bridge's secondary bus, or None.
-
-        The object is the implementation's own function (possibly seen through a suite wrapper that forwards
-        every attribute), so a driver reaches its own members by name."""
 
 
 class GuestView(Protocol):
@@ -147,7 +113,8 @@ class MigrationCore(Protocol):
 
 @runtime_checkable
 class DriverUnderTest(Protocol):
-    """The guest driver of one function (the ``driver`` role), working with the guest's :class:`MigrationCore`."""
+    """The guest driver of one function (the ``driver`` role), working with the guest's
+    :class:`~conformance.interfaces.device.MigrationCore`."""
 
     slot: int
     busy: bool
@@ -196,7 +163,18 @@ class DriverUnderTest(Protocol):
 
 
 class DeviceImplementation(Protocol):
-    """What ``MODULE:FACTORY()`` returns for the ``device`` target."""
+    """What ``MODULE:FACTORY()`` returns for the ``device`` target.
+
+    Optionally, the object also has ``create_migration_core(guest) -> core``: the guest operating system's own
+    migration core (one per migration bridge), which the suite then uses in place of the reference core.
+    Absent, the suite uses the reference core.  A core supplied this way finds, checks and enables the
+    capability on ``guest.platform.bridge`` in ``probe() -> bool`` (and returns whether the guest takes part),
+    installs its event handler as ``guest.bridge_interrupt_handler``, and offers the drivers what
+    :class:`MigrationCore` lists.  The suite checks the migration core's own requirements (discovery,
+    negotiation, register access, event handling) on every configuration access it makes to the bridge
+    (:mod:`conformance.guest_watch`).  The method is not a member of this protocol because a protocol's
+    members are all required.
+    """
 
     def create_function(
         self, name: str, clock: Clock, bus: EventSink, identity: FunctionIds | None

@@ -13,11 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol, Self, runtime_checkable
 
-from conformance.interfaces.bridge import BridgeUnderTest
-from conformance.interfaces.common import Clock, EventSink, FunctionIds, GuestMemoryView, ResetKind
+from conformance.interfaces import common
+from conformance.interfaces.bridge import BridgeObserver, BridgeUnderTest
+from conformance.interfaces.common import Clock, EventSink, FunctionIds, GuestMemoryView, GuestPlatformView
 from vfmig_proto import outcomes
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.states import MigReason
+
+HostFunction = common.HostFunction
+"""A function the host assigns to the guest (made by the ``functions`` factory the suite passes):
+:class:`conformance.interfaces.common.HostFunction`."""
 
 MigrationRefusedError = outcomes.MigrationRefusedError
 """How a host refuses a migration or a hot-plug: the protocol's :class:`vfmig_proto.outcomes.MigrationRefusedError`."""
@@ -75,19 +80,16 @@ class HostMemory(GuestMemoryView, Protocol):
         the guest arrives.)"""
 
 
-class GuestPlatform(Protocol):
+class GuestPlatform(GuestPlatformView, Protocol):
     """A host as the guest runs on it: its copy of the guest's RAM, its bridge and its functions."""
 
     @property
     def memory(self) -> HostMemory:
-        """This host's copy of the guest's RAM."""
+        """This host's copy of the guest's RAM (raises a :class:`RuntimeError` while the host holds none)."""
 
     @property
     def bridge(self) -> BridgeUnderTest:
-        """The guest's migration bridge on this host."""
-
-    def function_at(self, devfn: int) -> object | None:
-        """The function at ``devfn`` on the bridge's secondary bus, or None."""
+        """The guest's migration bridge on this host (raises a :class:`RuntimeError` while the host has none)."""
 
 
 class HostedGuest(Protocol):
@@ -111,42 +113,6 @@ class HostedGuest(Protocol):
 
     def inject_device_interrupt(self, function: str) -> None:
         """Deliver an MSI-X message of the function named ``function`` to the guest."""
-
-
-class HostFunction(Protocol):
-    """A function the host assigns to the guest (made by the ``functions`` factory the suite passes)."""
-
-    name: str
-    memory: GuestMemoryView | None
-    """The host sets it: the guest memory the function's DMA reaches (None: unassigned, VFM-SEC-007)."""
-    interrupt_sink: Callable[[str], None] | None
-    """The host sets it: the function calls it with its name for each MSI-X message."""
-    bme_listener: Callable[[object], None] | None
-    """The host sets it: called after each change of Bus Master Enable."""
-
-    @property
-    def identity(self) -> FunctionIds:
-        """The IDs the destination's function must match (VFM-MIG-004)."""
-
-    @property
-    def bus_master(self) -> bool:
-        """Whether Bus Master Enable is set."""
-
-    @property
-    def in_reset_state(self) -> bool:
-        """Whether the function holds nothing a driver programmed."""
-
-    def config_read(self, offset: int, width: int) -> int:
-        """A configuration read (the host reads BARs to carry them to the destination)."""
-
-    def config_write(self, offset: int, width: int, value: int) -> None:
-        """A configuration write (the destination writes the BARs back, VFM-FLOW-002)."""
-
-    def function_level_reset(self, how: ResetKind) -> None:
-        """Reset the function."""
-
-    def fail(self) -> None:
-        """The host learned (AER) that the function hit an uncorrectable error: it stops working until a reset."""
 
 
 class MigrationSettings(Protocol):
@@ -237,12 +203,13 @@ class IncomingMigration(Protocol):
 
 
 @runtime_checkable
-class HypervisorUnderTest(Protocol):
+class HypervisorUnderTest(BridgeObserver, GuestPlatform, Protocol):
     """One host of the migration orchestration (the ``hypervisor`` role).
 
-    A host is also the platform the guest runs on: the guest reaches its memory, its bridge and its functions
-    through :attr:`memory`, :attr:`bridge` and :meth:`function_at`.  The host is the observer of the bridges
-    it creates (:class:`~conformance.interfaces.bridge.BridgeObserver`).
+    A host is also the platform the guest runs on (:class:`GuestPlatform`): the guest reaches its memory, its
+    bridge and its functions through ``memory``, ``bridge`` and ``function_at``.  The host is the observer of
+    the bridges it creates (:class:`~conformance.interfaces.bridge.BridgeObserver`): the bridge tells it of
+    each step (VFM-MIG-011), of each driver report it rejected and of the guest setting Secondary Bus Reset.
     """
 
     name: str
@@ -258,19 +225,8 @@ class HypervisorUnderTest(Protocol):
         """The migration this host is receiving, from its start until the guest arrives or it is abandoned."""
 
     @property
-    def memory(self) -> HostMemory:
-        """This host's copy of the guest's RAM (raises a :class:`RuntimeError` while the host holds none)."""
-
-    @property
-    def bridge(self) -> BridgeUnderTest:
-        """The guest's migration bridge on this host (raises a :class:`RuntimeError` while the host has none)."""
-
-    @property
     def bridge_or_none(self) -> BridgeUnderTest | None:
         """The bridge, or None while this host holds no guest and receives none."""
-
-    def function_at(self, devfn: int) -> object | None:
-        """The function the guest finds at ``devfn`` on the bridge's secondary bus (VFM-DISC-003), or None."""
 
     def create_bridge(self, params: CapabilityParams) -> BridgeUnderTest:
         """Create the guest's bridge on this host (with the bridge factory it was given)."""
@@ -297,15 +253,6 @@ class HypervisorUnderTest(Protocol):
 
     def reset_bridge(self) -> None:
         """A conventional reset of the bridge (a platform reset the management layer asks for; VFM-CAP-008)."""
-
-    def bridge_stepped(self, bridge: BridgeUnderTest, cause: str) -> None:
-        """The bridge took a step (the host observes its bridge, VFM-MIG-011)."""
-
-    def report_rejected(self, bridge: BridgeUnderTest, slot: int, report: int, why: str) -> None:
-        """The bridge rejected a driver's report."""
-
-    def secondary_bus_reset_requested(self, bridge: BridgeUnderTest) -> None:
-        """The guest set Secondary Bus Reset on the bridge."""
 
 
 class HypervisorImplementation(Protocol):
