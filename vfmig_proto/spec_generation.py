@@ -15,9 +15,11 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from vfmig_proto.access import write_masks
 from vfmig_proto.codec import reset_value, with_field
@@ -109,6 +111,51 @@ def _labelled_table(
     return f"\n.. _{label}:\n\n" + _list_table(title, header, rows, widths)
 
 
+Rows = list[list[str]]
+"""A table's body: one list of cells per row."""
+
+_Key = TypeVar("_Key", bound=Enum)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A labelled table of a generated file: how it is laid out, and the function that computes its rows."""
+
+    label: str
+    title: str
+    columns: Mapping[str, int]
+    """Each column's header and its relative width."""
+    rows: Callable[[], Rows]
+
+    def rst(self) -> str:
+        """The table as reStructuredText, its label first."""
+        return _labelled_table(self.label, self.title, tuple(self.columns), self.rows(), tuple(self.columns.values()))
+
+
+def _table(label: str, title: str, columns: Mapping[str, int]) -> Callable[[Callable[[], Rows]], _Table]:
+    """Decorator: the function below computes the rows of a table with this label, title and columns."""
+
+    def with_layout(rows: Callable[[], Rows]) -> _Table:
+        return _Table(label, title, columns, rows)
+
+    return with_layout
+
+
+def _code(member: Enum) -> str:
+    """A member's name as an inline literal."""
+    return f"``{member.name}``"
+
+
+def _mapping_rows(mapping: Mapping[_Key, Iterable[Enum]], separator: str = ", ") -> Rows:
+    """A row per key of ``mapping``: the key, and its values in their order."""
+    return [[_code(key), separator.join(_code(value) for value in values)] for key, values in mapping.items()]
+
+
+def _tables_rst(*tables: _Table) -> str:
+    """A generated file of ``tables``, in this order."""
+    return _BANNER + "".join(table.rst() for table in tables)
+
+
 def _bits(fld: Field) -> str:
     high = fld.lsb + fld.width - 1
     return f"{high}" if fld.width == 1 else f"{high}:{fld.lsb}"
@@ -158,6 +205,11 @@ def _describe(text: str) -> str:
     return _link_sections(_escape(text))
 
 
+def _meaning(member: Enum) -> str:
+    """The docstring under ``member``, for a table cell ("" where it has none)."""
+    return _describe(member_docs(type(member)).get(member.name, ""))
+
+
 def _field_description(fld: Field) -> str:
     text = _describe(fld.doc)
     if fld.values is not None:
@@ -197,8 +249,7 @@ _REGISTER_WIDTHS = (8, 22, 9, 21, 40)
 
 
 def _enum_table(enum_class: type[IntEnum]) -> str:
-    docs = member_docs(enum_class)
-    rows = [[str(member.value), f"``{member.name}``", _describe(docs.get(member.name, ""))] for member in enum_class]
+    rows = [[str(member.value), _code(member), _meaning(member)] for member in enum_class]
     label = f"spec-enum-{enum_class.__name__.lower()}"
     return _labelled_table(label, f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
 
@@ -255,110 +306,104 @@ def registers_rst(spec_dir: Path) -> str:
     return "".join(parts)
 
 
-def device_transitions_rst(spec_dir: Path) -> str:
-    """The device state machine's table, one row per allowed (state, event) pair."""
-    docs = member_docs(DevEvent)
-    event_rows = [[f"``{event.name}``", event.origin.value, _describe(docs.get(event.name, ""))] for event in DevEvent]
+@_table(
+    "spec-device-answers",
+    "Requests and their answers: the DRV_STATE report that moves each request state on",
+    {"Request state": 30, "Answer (DRV_STATE)": 35, "Event": 35},
+)
+def _device_answer_rows() -> Rows:
+    # Sorted: the request states in DevState's order.
+    return [
+        [_code(state), _code(report), _code(REPORT_EVENTS[report])] for state, report in sorted(ACKNOWLEDGED_BY.items())
+    ]
+
+
+@_table("spec-device-events", "Device events", {"Event": 22, "Origin": 8, "Meaning": 70})
+def _device_event_rows() -> Rows:
+    return [[_code(event), event.origin.value, _meaning(event)] for event in DevEvent]
+
+
+@_table(
+    "spec-device-transitions",
+    "Device state machine: every allowed (state, event) pair; any other pair is rejected",
+    {"State": 20, "Event": 26, "Origin": 10, "Next state": 24},
+)
+def _device_transition_rows() -> Rows:
     rows = []
     for state in DevState:
         for event in DevEvent:
             outcome = DEVICE_TRANSITIONS.get((state, event))
             if outcome is None:
                 continue
-            after = f"``{outcome.next_state.name}``" if outcome.action is Action.ACCEPT else "(ignored, no change)"
-            rows.append([f"``{state.name}``", f"``{event.name}``", event.origin.value, after])
-    answer_rows = [
-        [f"``{state.name}``", f"``{ACKNOWLEDGED_BY[state].name}``", f"``{REPORT_EVENTS[ACKNOWLEDGED_BY[state]].name}``"]
-        for state in DevState
-        if state in ACKNOWLEDGED_BY
-    ]
-    return "".join(
-        [
-            _BANNER,
-            _labelled_table(
-                "spec-device-answers",
-                "Requests and their answers: the DRV_STATE report that moves each request state on",
-                ("Request state", "Answer (DRV_STATE)", "Event"),
-                answer_rows,
-                (30, 35, 35),
-            ),
-            _labelled_table(
-                "spec-device-events", "Device events", ("Event", "Origin", "Meaning"), event_rows, (22, 8, 70)
-            ),
-            _labelled_table(
-                "spec-device-transitions",
-                "Device state machine: every allowed (state, event) pair; any other pair is rejected",
-                ("State", "Event", "Origin", "Next state"),
-                rows,
-                (20, 26, 10, 24),
-            ),
-        ]
-    )
+            after = _code(outcome.next_state) if outcome.action is Action.ACCEPT else "(ignored, no change)"
+            rows.append([_code(state), _code(event), event.origin.value, after])
+    return rows
+
+
+def device_transitions_rst(spec_dir: Path) -> str:
+    """The device state machine's table, one row per allowed (state, event) pair."""
+    return _tables_rst(_device_answer_rows, _device_event_rows, _device_transition_rows)
 
 
 _ALL_SLOT_STATES = list(DevState)
 
 
-def migration_transitions_rst(spec_dir: Path) -> str:
-    """The migration state machine's table and the rules that tie it to the slots."""
-    docs = member_docs(MigEvent)
-    event_rows = [[f"``{event.name}``", _describe(docs.get(event.name, ""))] for event in MigEvent]
-    rows = [
-        [f"``{state.name}``", f"``{event.name}``", f"``{MIGRATION_TRANSITIONS[(state, event)].name}``"]
+@_table("spec-migration-events", "Migration events", {"Event": 25, "Meaning": 75})
+def _migration_event_rows() -> Rows:
+    return [[_code(event), _meaning(event)] for event in MigEvent]
+
+
+@_table(
+    "spec-migration-transitions",
+    "Migration state machine: every allowed (state, event) pair; any other pair is forbidden",
+    {"State": 30, "Event": 40, "Next state": 30},
+)
+def _migration_transition_rows() -> Rows:
+    return [
+        [_code(state), _code(event), _code(MIGRATION_TRANSITIONS[(state, event)])]
         for state in MigState
         for event in MigEvent
         if (state, event) in MIGRATION_TRANSITIONS
     ]
-    fanout_rows = [
+
+
+@_table(
+    "spec-fanout",
+    "Fan-out: the device event each migration event delivers, and the slot states it reaches",
+    {"Migration event": 25, "Device event": 25, "Delivered to slots in": 50},
+)
+def _fanout_rows() -> Rows:
+    return [
         [
-            f"``{mig_event.name}``",
-            f"``{dev_event.name}``",
-            ", ".join(f"``{_ALL_SLOT_STATES[i].name}``" for i in fanout_targets(mig_event, _ALL_SLOT_STATES)),
+            _code(mig_event),
+            _code(dev_event),
+            ", ".join(_code(_ALL_SLOT_STATES[i]) for i in fanout_targets(mig_event, _ALL_SLOT_STATES)),
         ]
         for mig_event, dev_event in FANOUT.items()
     ]
-    settled_rows = [
-        [f"``{event.name}``", ", ".join(f"``{s.name}``" for s in DevState if s in states)]
-        for event, states in SETTLED_STATES.items()
-    ]
-    catch_up_rows = [
-        [f"``{state.name}``", ", then ".join(f"``{event.name}``" for event in events)]
-        for state, events in CATCH_UP.items()
-    ]
-    return "".join(
-        [
-            _BANNER,
-            _labelled_table("spec-migration-events", "Migration events", ("Event", "Meaning"), event_rows, (25, 75)),
-            _labelled_table(
-                "spec-migration-transitions",
-                "Migration state machine: every allowed (state, event) pair; any other pair is forbidden",
-                ("State", "Event", "Next state"),
-                rows,
-                (30, 40, 30),
-            ),
-            _labelled_table(
-                "spec-fanout",
-                "Fan-out: the device event each migration event delivers, and the slot states it reaches",
-                ("Migration event", "Device event", "Delivered to slots in"),
-                fanout_rows,
-                (25, 25, 50),
-            ),
-            _labelled_table(
-                "spec-settled",
-                "Settled events: raised by the bridge when every slot is in one of the states",
-                ("Event", "Every slot in"),
-                settled_rows,
-                (30, 70),
-            ),
-            _labelled_table(
-                "spec-catch-up",
-                "Catch-up: requests issued, in order, to a slot that enters READY while a migration is in progress",
-                ("MIG_STATE", "Requests"),
-                catch_up_rows,
-                (30, 70),
-            ),
-        ]
-    )
+
+
+@_table(
+    "spec-settled",
+    "Settled events: raised by the bridge when every slot is in one of the states",
+    {"Event": 30, "Every slot in": 70},
+)
+def _settled_rows() -> Rows:
+    return _mapping_rows({event: sorted(states) for event, states in SETTLED_STATES.items()})
+
+
+@_table(
+    "spec-catch-up",
+    "Catch-up: requests issued, in order, to a slot that enters READY while a migration is in progress",
+    {"MIG_STATE": 30, "Requests": 70},
+)
+def _catch_up_rows() -> Rows:
+    return _mapping_rows(CATCH_UP, separator=", then ")
+
+
+def migration_transitions_rst(spec_dir: Path) -> str:
+    """The migration state machine's table and the rules that tie it to the slots."""
+    return _tables_rst(_migration_event_rows, _migration_transition_rows, _fanout_rows, _settled_rows, _catch_up_rows)
 
 
 QEMU_BRIDGE_DUMP = Path("data") / "qemu-7.2-pci-bridge.lspci"
