@@ -48,6 +48,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum, unique
+from functools import partial
 
 from vfmig_proto import transitions
 from vfmig_proto.codec import find_field, read_field
@@ -384,7 +385,10 @@ class ProtocolEngine:
         """
         here = self._state.slots[slot]
         mig = self._state.mig_state
-        verdict = _VerdictMaker(slot, here.drv_state if old is None else old, written, here.dev_state, mig, bus_master)
+        # The facts the report is judged on; each outcome below adds the judgement, its reason and the table's action.
+        verdict = partial(
+            ReportVerdict, slot, here.drv_state if old is None else old, written, here.dev_state, mig, bus_master
+        )
         if written not in _DEFINED_REPORTS:
             return verdict(Judgement.REJECT, "undefined DRV_STATE value")
         report = DriverReport(written)
@@ -539,23 +543,6 @@ class ProtocolEngine:
         """Apply a slot event and the settled events that follow: one step."""
         effects = self.apply(self.slot_event(slot, event))
         return effects + self.apply(self.settle())
-
-
-@dataclass(frozen=True)
-class _VerdictMaker:
-    """The facts a report is judged on, waiting for the judgement."""
-
-    slot: int
-    old: int
-    written: int
-    state: DevState
-    mig_state: MigState
-    bus_master: bool
-
-    def __call__(self, judgement: Judgement, reason: str, table: Action | None = None) -> ReportVerdict:
-        return ReportVerdict(
-            self.slot, self.old, self.written, self.state, self.mig_state, self.bus_master, judgement, reason, table
-        )
 
 
 def _written(state: ProtocolState, write: FieldWrite) -> ProtocolState:
