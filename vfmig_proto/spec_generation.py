@@ -114,24 +114,22 @@ class _Table:
     """A labelled table of a generated file: how it is laid out, and the function that computes its rows."""
 
     label: str
-    title: str
     columns: Mapping[str, int]
     """Each column's header and its relative width."""
     rows: Callable[[], Rows]
+    """Its docstring, on one line, is the table's title: what the rows are is what the table shows."""
 
     def rst(self) -> str:
         """The table as reStructuredText, its label first."""
-        return _labelled_table(self.label, self.title, tuple(self.columns), self.rows(), tuple(self.columns.values()))
+        title = _docstring(self.rows)
+        return _labelled_table(self.label, title, tuple(self.columns), self.rows(), tuple(self.columns.values()))
 
 
 def _table(label: str, columns: Mapping[str, int]) -> Callable[[Callable[[], Rows]], _Table]:
-    """Decorator: the function below computes the rows of a table with this label and columns.
-
-    The function's docstring, on one line, is the table's title: what the rows are is what the table shows.
-    """
+    """Decorator: the function below computes the rows of a table with this label and columns, and titles it."""
 
     def with_layout(rows: Callable[[], Rows]) -> _Table:
-        return _Table(label, _docstring(rows), columns, rows)
+        return _Table(label, columns, rows)
 
     return with_layout
 
