@@ -4,22 +4,13 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from vfmig_proto.layout import (
-    VFM_MAX_PAGE_SHIFT,
-    VFM_MAX_SLOTS,
-    VFM_MIN_PAGE_SHIFT,
-    VFM_MIN_SLOTS,
-    VFM_VERSION_MAJOR,
-    Access,
-    PlacedField,
-    capability_length,
-    placed_fields,
-)
+from vfmig_proto import layout
+from vfmig_proto.layout import Access, PlacedField
 
 # Fields whose legal values the layout's access and enum information does not tell by itself.
 _FIXED_RANGES = {
-    "version_major": (VFM_VERSION_MAJOR, VFM_VERSION_MAJOR),
-    "page_shift": (VFM_MIN_PAGE_SHIFT, VFM_MAX_PAGE_SHIFT),
+    "version_major": (layout.VFM_VERSION_MAJOR, layout.VFM_VERSION_MAJOR),
+    "page_shift": (layout.VFM_MIN_PAGE_SHIFT, layout.VFM_MAX_PAGE_SHIFT),
     "ack_timeout_ms": (1, 0xFFFF),
 }
 
@@ -44,7 +35,7 @@ def _field_values(placed: PlacedField, num_slots: int) -> st.SearchStrategy[int]
     if placed.path == "num_slots":
         return st.just(num_slots)
     if placed.path == "cap_len":
-        return st.just(capability_length(num_slots))
+        return st.just(layout.capability_length(num_slots))
     if fld.const:
         assert isinstance(fld.reset, int)
         return st.just(int(fld.reset))
@@ -59,12 +50,12 @@ def _field_values(placed: PlacedField, num_slots: int) -> st.SearchStrategy[int]
 
 
 @st.composite
-def valid_capabilities(draw: st.DrawFn, max_slots: int = VFM_MAX_SLOTS) -> bytes:
+def valid_capabilities(draw: st.DrawFn, max_slots: int = layout.VFM_MAX_SLOTS) -> bytes:
     """Any capability a v1.0 decoder accepts."""
-    num_slots = draw(st.integers(VFM_MIN_SLOTS, max_slots))
+    num_slots = draw(st.integers(layout.VFM_MIN_SLOTS, max_slots))
     devfns = draw(st.lists(st.integers(0, 255), min_size=num_slots, max_size=num_slots, unique=True))
-    data = bytearray(capability_length(num_slots))
-    for placed in placed_fields(num_slots):
+    data = bytearray(layout.capability_length(num_slots))
+    for placed in layout.placed_fields(num_slots):
         if placed.register.name == "dev_devfn":
             assert placed.slot is not None
             store(data, placed, devfns[placed.slot])

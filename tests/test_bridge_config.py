@@ -12,33 +12,11 @@ from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
 from reference_impl.guest import firmware_setup
+from vfmig_proto import pci
 from vfmig_proto.access import WRITE_WIDTHS, apply_write_byte
 from vfmig_proto.config_space import capabilities, find_migration_capability, migration_capability, parse_lspci_dump
 from vfmig_proto.layout import CapabilityParams
-from vfmig_proto.pci import (
-    MSI_64_MASKABLE_MASKS,
-    PCI_BRIDGE_CONTROL,
-    PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_CAP_ID_MSI,
-    PCI_CAP_ID_SHPC,
-    PCI_CAP_ID_SLOTID,
-    PCI_CAP_ID_VNDR,
-    PCI_CAPABILITY_LIST,
-    PCI_CLASS_REVISION,
-    PCI_DEVICE_ID,
-    PCI_HEADER_TYPE,
-    PCI_INTERRUPT_PIN,
-    PCI_SEC_STATUS,
-    PCI_STATUS,
-    PCI_STATUS_CAP_LIST,
-    PCI_STATUS_ERROR_BITS,
-    PCI_VENDOR_ID,
-    SHPC_MASKS,
-    SLOTID_MASKS,
-    TYPE1_HEADER_MASKS,
-    MaskedRegister,
-    place_masks,
-)
+from vfmig_proto.pci import MaskedRegister
 
 QEMU_DUMP = Path(__file__).resolve().parents[1] / "spec" / "data" / "qemu-7.2-pci-bridge.lspci"
 MIGRATION_CAP_OFFSET = 0x64
@@ -63,7 +41,7 @@ def test_header_after_firmware_equals_qemus_dump() -> None:
         for offset in range(MIGRATION_CAP_OFFSET)
         if bridge.config[offset] != qemu[offset]
     ]
-    assert differing == [f"0x{PCI_CAPABILITY_LIST:02x}: ours 0x64, QEMU 0x4c"], (
+    assert differing == [f"0x{pci.PCI_CAPABILITY_LIST:02x}: ours 0x64, QEMU 0x4c"], (
         "the bridge is QEMU 7.2's pci-bridge plus one capability: only the Capabilities Pointer differs"
     )
 
@@ -72,8 +50,8 @@ def test_header_after_firmware_equals_qemus_dump() -> None:
 def test_capability_list(num_slots: int) -> None:
     config = bytes(_booted(num_slots).config)
     qemu_list = list(capabilities(_qemu()))
-    assert [cap_id for _, cap_id in qemu_list] == [PCI_CAP_ID_MSI, PCI_CAP_ID_SLOTID, PCI_CAP_ID_SHPC]
-    assert list(capabilities(config)) == [(MIGRATION_CAP_OFFSET, PCI_CAP_ID_VNDR), *qemu_list], (
+    assert [cap_id for _, cap_id in qemu_list] == [pci.PCI_CAP_ID_MSI, pci.PCI_CAP_ID_SLOTID, pci.PCI_CAP_ID_SHPC]
+    assert list(capabilities(config)) == [(MIGRATION_CAP_OFFSET, pci.PCI_CAP_ID_VNDR), *qemu_list], (
         "VFM-CAP-003: 0x64 -> MSI 0x4C -> Slot ID 0x48 -> SHPC 0x40"
     )
     assert find_migration_capability(config) == MIGRATION_CAP_OFFSET, "VFM-CAP-001"
@@ -86,12 +64,12 @@ def test_capability_list(num_slots: int) -> None:
 @pytest.mark.parametrize(
     ("name", "offset", "width"),
     [
-        ("vendor ID", PCI_VENDOR_ID, 2),
-        ("device ID", PCI_DEVICE_ID, 2),
-        ("revision and class", PCI_CLASS_REVISION, 4),
-        ("header type", PCI_HEADER_TYPE, 1),
-        ("capability pointer", PCI_CAPABILITY_LIST, 1),
-        ("interrupt pin", PCI_INTERRUPT_PIN, 1),
+        ("vendor ID", pci.PCI_VENDOR_ID, 2),
+        ("device ID", pci.PCI_DEVICE_ID, 2),
+        ("revision and class", pci.PCI_CLASS_REVISION, 4),
+        ("header type", pci.PCI_HEADER_TYPE, 1),
+        ("capability pointer", pci.PCI_CAPABILITY_LIST, 1),
+        ("interrupt pin", pci.PCI_INTERRUPT_PIN, 1),
     ],
 )
 def test_read_only_header_registers_ignore_writes(name: str, offset: int, width: int) -> None:
@@ -101,28 +79,29 @@ def test_read_only_header_registers_ignore_writes(name: str, offset: int, width:
     assert bytes(bridge.config) == before, f"the {name} is read-only"
 
 
-@pytest.mark.parametrize(("name", "offset"), [("Status", PCI_STATUS), ("Secondary Status", PCI_SEC_STATUS)])
+@pytest.mark.parametrize(("name", "offset"), [("Status", pci.PCI_STATUS), ("Secondary Status", pci.PCI_SEC_STATUS)])
 def test_status_error_bits_are_write_1_to_clear(name: str, offset: int) -> None:
     bridge = _booted()
     value = int.from_bytes(bridge.config[offset : offset + 2], "little")
-    bridge.config[offset : offset + 2] = (value | PCI_STATUS_ERROR_BITS).to_bytes(2, "little")  # the hardware sets them
+    # The hardware sets them.
+    bridge.config[offset : offset + 2] = (value | pci.PCI_STATUS_ERROR_BITS).to_bytes(2, "little")
     bridge.config_write(offset, 2, 0)
-    assert int.from_bytes(bridge.config[offset : offset + 2], "little") == value | PCI_STATUS_ERROR_BITS, (
+    assert int.from_bytes(bridge.config[offset : offset + 2], "little") == value | pci.PCI_STATUS_ERROR_BITS, (
         f"{name}: writing 0 leaves RW1C bits alone"
     )
     bridge.config_write(offset, 2, 0xFFFF)
     assert int.from_bytes(bridge.config[offset : offset + 2], "little") == value, (
         f"{name}: writing 1 clears the error bits and nothing else"
     )
-    if offset == PCI_STATUS:
-        assert value & PCI_STATUS_CAP_LIST, "Capabilities List stays set"
+    if offset == pci.PCI_STATUS:
+        assert value & pci.PCI_STATUS_CAP_LIST, "Capabilities List stays set"
 
 
 def _masks(registers: list[tuple[int, tuple[MaskedRegister, ...]]]) -> tuple[bytes, bytes]:
     wmask = bytearray(MIGRATION_CAP_OFFSET)
     w1cmask = bytearray(MIGRATION_CAP_OFFSET)
     for base, group in registers:
-        place_masks(wmask, w1cmask, base, group)
+        pci.place_masks(wmask, w1cmask, base, group)
     return bytes(wmask), bytes(w1cmask)
 
 
@@ -130,10 +109,10 @@ def _qemu_masks() -> tuple[bytes, bytes]:
     where = {cap_id: offset for offset, cap_id in capabilities(_qemu())}
     return _masks(
         [
-            (0, TYPE1_HEADER_MASKS),
-            (where[PCI_CAP_ID_SHPC], SHPC_MASKS),
-            (where[PCI_CAP_ID_SLOTID], SLOTID_MASKS),
-            (where[PCI_CAP_ID_MSI], MSI_64_MASKABLE_MASKS),
+            (0, pci.TYPE1_HEADER_MASKS),
+            (where[pci.PCI_CAP_ID_SHPC], pci.SHPC_MASKS),
+            (where[pci.PCI_CAP_ID_SLOTID], pci.SLOTID_MASKS),
+            (where[pci.PCI_CAP_ID_MSI], pci.MSI_64_MASKABLE_MASKS),
         ]
     )
 
@@ -147,8 +126,8 @@ _LEGAL = [(offset, width) for width in WRITE_WIDTHS for offset in range(0, MIGRA
 def test_header_and_qemu_capabilities_follow_their_masks(write: tuple[int, int], data: st.DataObject) -> None:
     offset, width = write
     value = data.draw(st.integers(0, (1 << (8 * width)) - 1), label="value")
-    if offset <= PCI_BRIDGE_CONTROL < offset + width:  # a group reset: test_bridge.py covers it
-        value &= ~(PCI_BRIDGE_CTL_BUS_RESET << (8 * (PCI_BRIDGE_CONTROL - offset)))
+    if offset <= pci.PCI_BRIDGE_CONTROL < offset + width:  # a group reset: test_bridge.py covers it
+        value &= ~(pci.PCI_BRIDGE_CTL_BUS_RESET << (8 * (pci.PCI_BRIDGE_CONTROL - offset)))
     bridge = _booted()
     before = bytes(bridge.config)
     bridge.config_write(offset, width, value)

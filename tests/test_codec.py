@@ -34,6 +34,11 @@ def _set(data: bytes, path: str, value: int) -> bytes:
     return bytes(out)
 
 
+def _bad_value(path: str, value: int, offset: int, case: str) -> Any:
+    """A case of the strict-decoding table: ``value`` written into the field at ``path``, which the error names."""
+    return pytest.param(lambda c: _set(c, path, value), path, offset, id=case)
+
+
 class TestResetValue:
     def test_default_is_64_bytes_with_the_v1_identity(self) -> None:
         cap = vfm.reset_value()
@@ -83,33 +88,21 @@ class TestStrictDecoding:
             pytest.param(lambda c: c[:-1], "cap_len", 0x02, id="truncated"),
             pytest.param(lambda c: c + b"\x00", "cap_len", 0x02, id="trailing-byte"),
             pytest.param(lambda c: b"", "cap_len", 0x02, id="empty"),
-            pytest.param(lambda c: _set(c, "cap_id", 0x10), "cap_id", 0x00, id="wrong-id"),
-            pytest.param(lambda c: _set(c, "cfg_type", 0x02), "cfg_type", 0x03, id="wrong-type"),
-            pytest.param(lambda c: _set(c, "signature", 0x12345678), "signature", 0x04, id="wrong-signature"),
-            pytest.param(lambda c: _set(c, "cap_len", 0x44), "cap_len", 0x02, id="length-disagrees"),
-            pytest.param(lambda c: _set(c, "version_major", 2), "version_major", 0x08, id="unknown-major"),
-            pytest.param(lambda c: _set(c, "version_major", 0), "version_major", 0x08, id="major-zero"),
-            pytest.param(lambda c: _set(c, "page_shift", 11), "page_shift", 0x0B, id="page-too-small"),
-            pytest.param(lambda c: _set(c, "ack_timeout_ms", 0), "ack_timeout_ms", 0x1A, id="no-deadline"),
-            pytest.param(lambda c: _set(c, "status.reserved", 1), "status.reserved", 0x16, id="rsvdz-status"),
-            pytest.param(lambda c: _set(c, "mig_state", 7), "mig_state", 0x18, id="unknown-mig-state"),
-            pytest.param(lambda c: _set(c, "mig_reason", 200), "mig_reason", 0x19, id="unknown-reason"),
-            pytest.param(lambda c: _set(c, "device[3].dev_state", 10), "device[3].dev_state", 0x2C, id="unknown-dev"),
-            pytest.param(
-                lambda c: _set(c, "device[7].dev_ctrl.drv_state", 4),
-                "device[7].dev_ctrl.drv_state",
-                0x3D,
-                id="bad-report",
-            ),
-            pytest.param(
-                lambda c: _set(c, "device[5].dev_devfn", 2 << 3), "device[5].dev_devfn", 0x37, id="devfn-twice"
-            ),
-            pytest.param(
-                lambda c: _set(c, "device[0].dev_status.reserved", 0x10),
-                "device[0].dev_status.reserved",
-                0x22,
-                id="rsvdz-dev-status",
-            ),
+            _bad_value("cap_id", 0x10, 0x00, "wrong-id"),
+            _bad_value("cfg_type", 0x02, 0x03, "wrong-type"),
+            _bad_value("signature", 0x12345678, 0x04, "wrong-signature"),
+            _bad_value("cap_len", 0x44, 0x02, "length-disagrees"),
+            _bad_value("version_major", 2, 0x08, "unknown-major"),
+            _bad_value("version_major", 0, 0x08, "major-zero"),
+            _bad_value("page_shift", 11, 0x0B, "page-too-small"),
+            _bad_value("ack_timeout_ms", 0, 0x1A, "no-deadline"),
+            _bad_value("status.reserved", 1, 0x16, "rsvdz-status"),
+            _bad_value("mig_state", 7, 0x18, "unknown-mig-state"),
+            _bad_value("mig_reason", 200, 0x19, "unknown-reason"),
+            _bad_value("device[3].dev_state", 10, 0x2C, "unknown-dev"),
+            _bad_value("device[7].dev_ctrl.drv_state", 4, 0x3D, "bad-report"),
+            _bad_value("device[5].dev_devfn", 2 << 3, 0x37, "devfn-twice"),
+            _bad_value("device[0].dev_status.reserved", 0x10, 0x22, "rsvdz-dev-status"),
         ],
     )
     def test_bad_input_names_field_and_offset(self, mutate: object, field: str, offset: int) -> None:

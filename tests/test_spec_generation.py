@@ -19,7 +19,16 @@ from vfmig_proto.spec_generation import (
     write_generated,
 )
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
-from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS
+from vfmig_proto.transitions import (
+    BUS_MASTER_REJECTIONS,
+    CANCEL_REASONS,
+    CLEAN_ENTRY_EVENTS,
+    DEVICE_TRANSITIONS,
+    EVENT_STATUS_FLAGS,
+    FLAGS_SET_BY,
+    MIGRATION_TRANSITIONS,
+    REASON_SET_BY,
+)
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "spec"
 
@@ -45,13 +54,29 @@ def test_every_enum_member_is_documented(enum: type[Enum]) -> None:
     assert all(len(text) > 10 for text in docs.values())
 
 
+def _row_count(text: str, label: str) -> int:
+    """How many body rows the table labelled ``label`` has (up to the next label, minus the header row)."""
+    table = text.split(f".. _{label}:")[1].split("\n.. _", maxsplit=1)[0]
+    return table.count("   * - ") - 1
+
+
 def test_tables_have_one_row_per_rule() -> None:
     device = GENERATORS["device-transitions.rst"](SPEC_DIR)
     migration = GENERATORS["migration-transitions.rst"](SPEC_DIR)
-    rows = device.split(".. _spec-device-transitions:")[1].count("   * - ") - 1  # minus the header row
-    assert rows == len(DEVICE_TRANSITIONS)
-    table = migration.split(".. _spec-migration-transitions:")[1].split(".. _spec-fanout:")[0]
-    assert table.count("   * - ") - 1 == len(MIGRATION_TRANSITIONS)
+    assert _row_count(device, "spec-device-transitions") == len(DEVICE_TRANSITIONS)
+    assert _row_count(migration, "spec-migration-transitions") == len(MIGRATION_TRANSITIONS)
+
+
+def test_the_engines_side_tables_are_rendered() -> None:
+    device = GENERATORS["device-transitions.rst"](SPEC_DIR)
+    migration = GENERATORS["migration-transitions.rst"](SPEC_DIR)
+    assert _row_count(device, "spec-bus-master-rejections") == len(BUS_MASTER_REJECTIONS)
+    assert _row_count(device, "spec-clean-entry") == len(CLEAN_ENTRY_EVENTS)
+    side_events = {*REASON_SET_BY, *FLAGS_SET_BY, MigEvent.CANCEL}
+    assert _row_count(migration, "spec-migration-side-fields") == len(side_events)
+    side_table = migration.split(".. _spec-migration-side-fields:")[1]
+    assert all(f"``{reason.name}``" in side_table for reason in CANCEL_REASONS)
+    assert side_table.count("which sets ``STATUS.EVENT``") == len(EVENT_STATUS_FLAGS & set(FLAGS_SET_BY.values()))
 
 
 def test_register_tables_say_what_each_bridge_chosen_reset_value_is() -> None:

@@ -15,7 +15,9 @@ this one::
 Offsets are ``VFM_<REG>``, field masks ``VFM_<REG>_<FIELD>`` with
 ``VFM_<REG>_<FIELD>_SHIFT``, values ``VFM_<ENUM>_<MEMBER>``.  Slot-entry
 register offsets count from the entry; in C ``VFM_SLOT(n)`` is the entry's
-offset (in Python :func:`vfmig_proto.layout.slot_offset`).
+offset (in Python :func:`vfmig_proto.layout.slot_offset`).  The feature bits,
+the same in ``HOST_FEATURES`` and ``GUEST_FEATURES``, come from one table
+(:data:`vfmig_proto.layout.FEATURES`) under both registers' names.
 
 ``VFM_SIGNATURE``, ``VFM_VERSION_MAJOR`` and ``VFM_VERSION_MINOR`` are
 register *offsets*, in Python as in C; the values those registers hold are
@@ -35,6 +37,8 @@ from pathlib import Path
 
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
+    FEATURE_REGISTERS,
+    FEATURES,
     HEADER_REGISTERS,
     VFM_CFG_TYPE_MIGRATION,
     VFM_DEFAULT_ACK_TIMEOUT_MS,
@@ -83,6 +87,13 @@ class Definition:
     """A mask or a 32-bit pattern: C writes it with a ``U`` suffix so that shifts and ``~`` stay unsigned."""
     doc: str = ""
     """What it is, in words: the Python module's docstring (C keeps to ``comment``, as Python does without a doc)."""
+    aliases: tuple[str, ...] = ()
+    """Further names of the same number: Python binds them in the same statement, C defines each of them."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The name and its aliases."""
+        return (self.name, *self.aliases)
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,7 @@ def _register_definitions(register: Register) -> list[Definition]:
     definitions = [
         Definition(register.c_name, register.offset, width, _HEX_DIGITS_BYTE, doc=f"{width}. {register.doc}")
     ]
-    if len(register.fields) == 1:
+    if len(register.fields) == 1 or register.name in FEATURE_REGISTERS:
         return definitions
     for fld in sorted(register.fields, key=lambda f: f.lsb):
         if fld.is_reserved:
@@ -148,6 +159,25 @@ def _register_definitions(register: Register) -> list[Definition]:
     return definitions
 
 
+def _feature_section() -> Section:
+    """The feature bits, once for both registers that hold them: they are the same bits."""
+    host, guest = (f"VFM_{name.upper()}" for name in FEATURE_REGISTERS)
+    return Section(
+        f"Feature bits, the same in {host} (RO, offered) and {guest} (RW, accepted).",
+        tuple(
+            Definition(
+                f"{host}_{feature.name.upper()}",
+                feature.mask,
+                hex_digits=_HEX_DIGITS_DWORD,
+                unsigned=True,
+                doc=f"{feature.doc[:1].upper()}{feature.doc[1:]}",
+                aliases=(f"{guest}_{feature.name.upper()}",),
+            )
+            for feature in FEATURES
+        ),
+    )
+
+
 def _registers_section(title: str, registers: tuple[Register, ...]) -> Section:
     return Section(title, tuple(d for register in registers for d in _register_definitions(register)))
 
@@ -157,6 +187,7 @@ def register_definitions() -> tuple[Section, ...]:
     return (
         Section("", _protocol_constants()),
         _registers_section("Capability header: offsets from the capability's first byte.", HEADER_REGISTERS),
+        _feature_section(),
         _registers_section("Slot entry: offsets from VFM_SLOT(n).", DEVICE_REGISTERS),
         *(
             Section(
@@ -203,7 +234,7 @@ def c_header() -> str:
         out.append("")
         if section.title:
             out.append(f"/* {section.title} */")
-        out += [_define(d.name, _c_literal(d), d.comment) for d in section.definitions]
+        out += [_define(name, _c_literal(d), d.comment) for d in section.definitions for name in d.names]
         if not section.title:
             out += _C_MACROS
     out += ["", f"#endif /* {GUARD} */", ""]
@@ -238,7 +269,8 @@ def _python_docstring(definition: Definition) -> str:
 
 def _python_assignment(definition: Definition) -> list[str]:
     docstring = _python_docstring(definition)
-    return [f"{definition.name} = {_python_literal(definition)}", *([docstring] if docstring else [])]
+    names = " = ".join(definition.names)
+    return [f"{names} = {_python_literal(definition)}", *([docstring] if docstring else [])]
 
 
 def python_module() -> str:

@@ -48,34 +48,18 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from enum import Enum, unique
+from functools import partial
 
+from vfmig_proto import transitions
 from vfmig_proto.codec import find_field, read_field
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState, Origin, SlotFlag
-from vfmig_proto.transitions import (
-    CANCEL_REASONS,
-    CATCH_UP,
-    CLEAN_ENTRY_EVENTS,
-    DEVICE_TRANSITIONS,
-    EVENT_STATUS_FLAGS,
-    FANOUT,
-    FLAGS_SET_BY,
-    MIGRATION_TRANSITIONS,
-    REASON_SET_BY,
-    REPORT_EVENTS,
-    SETTLED_STATES,
-    Action,
-    device_transition,
-    fanout_targets,
-    migration_transition,
-    rejected_for_bus_master,
-    settled,
-)
+from vfmig_proto.transitions import Action
 
 GENERATION_MODULUS = 1 << 32
 """``GENERATION`` counts STARTs modulo 2^32 (VFM-MIG-002)."""
 
-_SETTLED_EVENTS: tuple[MigEvent, ...] = tuple(SETTLED_STATES)
+_SETTLED_EVENTS: tuple[MigEvent, ...] = tuple(transitions.SETTLED_STATES)
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -172,7 +156,9 @@ class FieldWrite:
     @property
     def sets_event_flag(self) -> bool:
         """Whether this write sets a flag whose setting sets ``STATUS.EVENT`` (VFM-NOTIF-001)."""
-        return self.value == 1 and any(self.field is StateField.of_flag(flag) for flag in EVENT_STATUS_FLAGS)
+        return self.value == 1 and any(
+            self.field is StateField.of_flag(flag) for flag in transitions.EVENT_STATUS_FLAGS
+        )
 
 
 @dataclass(frozen=True)
@@ -316,7 +302,7 @@ class ReportVerdict:
     def event(self) -> DevEvent | None:
         """The guest event the report is (spec §4.1), or None for an undefined value."""
         report = self.report
-        return None if report is None else REPORT_EVENTS[report]
+        return None if report is None else transitions.REPORT_EVENTS[report]
 
     @property
     def next_state(self) -> DevState:
@@ -324,7 +310,7 @@ class ReportVerdict:
         event = self.event
         if self.judgement is not Judgement.ACCEPT or event is None:
             return self.state
-        return device_transition(self.state, event).next_state
+        return transitions.device_transition(self.state, event).next_state
 
     def describe(self) -> str:
         """One line for a finding or a log."""
@@ -399,14 +385,17 @@ class ProtocolEngine:
         """
         here = self._state.slots[slot]
         mig = self._state.mig_state
-        verdict = _VerdictMaker(slot, here.drv_state if old is None else old, written, here.dev_state, mig, bus_master)
+        # The facts the report is judged on; each outcome below adds the judgement, its reason and the table's action.
+        verdict = partial(
+            ReportVerdict, slot, here.drv_state if old is None else old, written, here.dev_state, mig, bus_master
+        )
         if written not in _DEFINED_REPORTS:
             return verdict(Judgement.REJECT, "undefined DRV_STATE value")
         report = DriverReport(written)
-        event = REPORT_EVENTS[report]
-        outcome = DEVICE_TRANSITIONS.get((here.dev_state, event))
+        event = transitions.REPORT_EVENTS[report]
+        outcome = transitions.DEVICE_TRANSITIONS.get((here.dev_state, event))
         table = None if outcome is None else outcome.action
-        if bus_master and rejected_for_bus_master(report, mig):
+        if bus_master and transitions.rejected_for_bus_master(report, mig):
             why = f"{report.name} reported while Bus Master Enable is set in MIG_STATE {mig.name}, VFM-DEV-011"
             return verdict(Judgement.REJECT_BUS_MASTER, why, table)
         if outcome is None:
@@ -441,8 +430,8 @@ class ProtocolEngine:
             return Effects()
         state: DevState = verdict.next_state
         changes: list[Change] = []
-        for event in CATCH_UP.get(self._state.mig_state, ()):
-            new = device_transition(state, event).next_state
+        for event in transitions.CATCH_UP.get(self._state.mig_state, ()):
+            new = transitions.device_transition(state, event).next_state
             changes.append(DeviceTransition(verdict.slot, event, state, new))
             state = new
         return Effects(tuple(changes))
@@ -457,20 +446,20 @@ class ProtocolEngine:
         :data:`~vfmig_proto.transitions.CANCEL_REASONS`; ARRIVE and GROUP_RESET flag every slot that holds a
         function.  :class:`ProtocolError` if the event is not allowed now (or a CANCEL lacks a reason).
         """
-        if event is MigEvent.CANCEL and reason not in CANCEL_REASONS:
+        if event is MigEvent.CANCEL and reason not in transitions.CANCEL_REASONS:
             raise ProtocolError("migration", self._state.mig_state, event)
         if event is not MigEvent.CANCEL and reason is not None:
             raise ValueError(f"only CANCEL carries a reason, not {event.name}")
-        if event in SETTLED_STATES:
+        if event in transitions.SETTLED_STATES:
             raise ValueError(f"{event.name} is a settled event: the bridge raises it itself (settle)")
         effects = self._transition(event, self._state.dev_states)
         if event is MigEvent.START:
             generation = (self._state.generation + 1) % GENERATION_MODULUS
             effects += Effects((FieldWrite(StateField.GENERATION, generation),))
-        new_reason = reason if event is MigEvent.CANCEL else REASON_SET_BY.get(event)
+        new_reason = reason if event is MigEvent.CANCEL else transitions.REASON_SET_BY.get(event)
         if new_reason is not None:
             effects += Effects((FieldWrite(StateField.MIG_REASON, new_reason),))
-        flag = FLAGS_SET_BY.get(event)
+        flag = transitions.FLAGS_SET_BY.get(event)
         if flag is not None:
             # Fan-out never moves a slot into or out of EMPTY, so the slots before it hold the same functions.
             effects += Effects(
@@ -490,8 +479,8 @@ class ProtocolEngine:
         if event.origin is not Origin.HOST:
             raise ValueError(f"{event.name} is a report: judge it with judge_report")
         old = self.dev_state(slot)
-        effects = Effects((DeviceTransition(slot, event, old, device_transition(old, event).next_state),))
-        if event in CLEAN_ENTRY_EVENTS:
+        effects = Effects((DeviceTransition(slot, event, old, transitions.device_transition(old, event).next_state),))
+        if event in transitions.CLEAN_ENTRY_EVENTS:
             cleared = (StateField.DRV_STATE, *(StateField.of_flag(flag) for flag in SlotFlag))
             effects += Effects(tuple(FieldWrite(field, 0, slot) for field in cleared))
         return effects
@@ -499,13 +488,15 @@ class ProtocolEngine:
     def _transition(self, event: MigEvent, dev_states: list[DevState]) -> Effects:
         """One row of the migration table and its fan-out to the slots whose state has a row (VFM-MIG-006)."""
         old = self._state.mig_state
-        changes: list[Change] = [MigrationTransition(event, old, migration_transition(old, event))]
-        device_event = FANOUT.get(event)
+        changes: list[Change] = [MigrationTransition(event, old, transitions.migration_transition(old, event))]
+        device_event = transitions.FANOUT.get(event)
         if device_event is not None:
-            for slot in fanout_targets(event, dev_states):
+            for slot in transitions.fanout_targets(event, dev_states):
                 state = dev_states[slot]
                 changes.append(
-                    DeviceTransition(slot, device_event, state, device_transition(state, device_event).next_state)
+                    DeviceTransition(
+                        slot, device_event, state, transitions.device_transition(state, device_event).next_state
+                    )
                 )
         return Effects(tuple(changes))
 
@@ -514,7 +505,11 @@ class ProtocolEngine:
     def due_settled_events(self) -> list[MigEvent]:
         """The settled events ``MIG_STATE`` has a row for and every slot has settled for (VFM-MIG-007)."""
         mig, states = self._state.mig_state, self._state.dev_states
-        return [event for event in _SETTLED_EVENTS if (mig, event) in MIGRATION_TRANSITIONS and settled(event, states)]
+        return [
+            event
+            for event in _SETTLED_EVENTS
+            if (mig, event) in transitions.MIGRATION_TRANSITIONS and transitions.settled(event, states)
+        ]
 
     def settle(self, *, skip: Collection[tuple[MigState, MigEvent]] = ()) -> Effects:
         """The settled events to raise now, one after the other, each with its effects (VFM-MIG-007).
@@ -548,23 +543,6 @@ class ProtocolEngine:
         """Apply a slot event and the settled events that follow: one step."""
         effects = self.apply(self.slot_event(slot, event))
         return effects + self.apply(self.settle())
-
-
-@dataclass(frozen=True)
-class _VerdictMaker:
-    """The facts a report is judged on, waiting for the judgement."""
-
-    slot: int
-    old: int
-    written: int
-    state: DevState
-    mig_state: MigState
-    bus_master: bool
-
-    def __call__(self, judgement: Judgement, reason: str, table: Action | None = None) -> ReportVerdict:
-        return ReportVerdict(
-            self.slot, self.old, self.written, self.state, self.mig_state, self.bus_master, judgement, reason, table
-        )
 
 
 def _written(state: ProtocolState, write: FieldWrite) -> ProtocolState:

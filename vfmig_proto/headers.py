@@ -187,7 +187,7 @@ def function_masks(bar0_size: int) -> tuple[bytes, bytes]:
         MaskedRegister(
             "base_address_0", PCI_BASE_ADDRESS_0, 4, wmask=~(bar0_size - 1) & _DWORD_ALL_ONES & ~_BAR_FLAG_BITS
         ),
-        MaskedRegister("base_address_1", PCI_BASE_ADDRESS_0 + 4, 4, wmask=_DWORD_ALL_ONES),
+        MaskedRegister.read_write("base_address_1", PCI_BASE_ADDRESS_0 + 4, 4),
     )
     msix_control = PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL
     place_masks(wmask, w1cmask, 0, header)

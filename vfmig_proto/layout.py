@@ -162,57 +162,73 @@ def _whole(
     return Register(name, offset, size, doc, (Field(name, 0, size * 8, access, doc, reset, values, const),))
 
 
+@dataclass(frozen=True)
+class Feature:
+    """A feature bit: the bridge offers it in HOST_FEATURES, the guest's migration core accepts it in GUEST_FEATURES."""
+
+    name: str
+    bit: int
+    doc: str
+    """What the feature is, as the object of "Offers" and "Accepts"."""
+
+    @property
+    def mask(self) -> int:
+        """The feature's bit within HOST_FEATURES and GUEST_FEATURES."""
+        return 1 << self.bit
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "dma_dirty",
+        0,
+        "DMA page dirtying: every device behind the bridge requires its driver to dirty "
+        "the pages it writes by DMA while a migration is in progress (spec §5).",
+    ),
+    Feature(
+        "pause_resume",
+        1,
+        "pause/resume: migration events pause and resume the functions behind the bridge "
+        "instead of removing and probing them (spec §6.3).",
+    ),
+    Feature(
+        "reset_domain",
+        2,
+        "the reset domain: a secondary bus reset resets every function behind the bridge "
+        "as one group and moves their slots to REINIT_REQ (spec §7.9).",
+    ),
+    Feature(
+        "migrated_flag",
+        3,
+        "the migrated flag: DEV_STATUS.MIGRATED tells a driver that its function was "
+        "replaced while it was not looking (spec §7.5).",
+    ),
+)
+"""The feature bits of this minor version, the same in HOST_FEATURES and GUEST_FEATURES; the bits above are reserved."""
+
+FEATURE_REGISTERS = ("host_features", "guest_features")
+"""The registers whose defined fields are :data:`FEATURES`."""
+
+
 def _feature_fields(access: Access, reserved_access: Access, subject: str) -> tuple[Field, ...]:
-    return (
-        Field(
-            "dma_dirty",
-            0,
-            1,
-            access,
-            f"{subject} DMA page dirtying: every device behind the bridge requires its driver to dirty "
-            "the pages it writes by DMA while a migration is in progress (spec §5).",
-            reset=1 if access is Access.RO else 0,
-        ),
-        Field(
-            "pause_resume",
-            1,
-            1,
-            access,
-            f"{subject} pause/resume: migration events pause and resume the functions behind the bridge "
-            "instead of removing and probing them (spec §6.3).",
-            reset=1 if access is Access.RO else 0,
-        ),
-        Field(
-            "reset_domain",
-            2,
-            1,
-            access,
-            f"{subject} the reset domain: a secondary bus reset resets every function behind the bridge "
-            "as one group and moves their slots to REINIT_REQ (spec §7.9).",
-            reset=1 if access is Access.RO else 0,
-        ),
-        Field(
-            "migrated_flag",
-            3,
-            1,
-            access,
-            f"{subject} the migrated flag: DEV_STATUS.MIGRATED tells a driver that its function was "
-            "replaced while it was not looking (spec §7.5).",
-            reset=1 if access is Access.RO else 0,
-        ),
-        Field(
-            "reserved",
-            4,
-            28,
-            reserved_access,
-            "Feature bits of future minor versions. "
-            + (
-                "Guests ignore bits they do not know."
-                if access is Access.RO
-                else "A guest writes back what it read; the bridge ignores them."
-            ),
+    """HOST_FEATURES' (``RO``, offered, reset 1) or GUEST_FEATURES' (``RW``, accepted, reset 0) fields."""
+    reset = 1 if access is Access.RO else 0
+    features = tuple(
+        Field(feature.name, feature.bit, 1, access, f"{subject} {feature.doc}", reset=reset) for feature in FEATURES
+    )
+    reserved_lsb = max(feature.bit for feature in FEATURES) + 1
+    reserved = Field(
+        "reserved",
+        reserved_lsb,
+        32 - reserved_lsb,
+        reserved_access,
+        "Feature bits of future minor versions. "
+        + (
+            "Guests ignore bits they do not know."
+            if access is Access.RO
+            else "A guest writes back what it read; the bridge ignores them."
         ),
     )
+    return (*features, reserved)
 
 
 HEADER_REGISTERS: tuple[Register, ...] = (

@@ -15,7 +15,7 @@ written 1, all other bits are read-only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # --- Type-0/1 common header --------------------------------------------------
 PCI_VENDOR_ID = 0x00
@@ -140,6 +140,25 @@ class MaskedRegister:
     wmask: int = 0
     w1cmask: int = 0
 
+    @classmethod
+    def read_write(cls, name: str, offset: int, size: int) -> MaskedRegister:
+        """A register every bit of which takes a guest write."""
+        return cls(name, offset, size, wmask=(1 << (8 * size)) - 1)
+
+
+def _base_and_limit(
+    name: str, base: int, limit: int, size: int, wmask: int | None = None
+) -> tuple[MaskedRegister, ...]:
+    """A bridge window's base and limit registers, which have the same format (PCI-to-PCI Bridge 1.2 §3.2.5).
+
+    ``name`` has ``{}`` where ``base`` or ``limit`` goes; without ``wmask`` every bit takes a write.
+    """
+    registers = (
+        MaskedRegister.read_write(name.format(part), offset, size)
+        for part, offset in (("base", base), ("limit", limit))
+    )
+    return tuple(registers if wmask is None else (replace(register, wmask=wmask) for register in registers))
+
 
 TYPE1_HEADER_MASKS: tuple[MaskedRegister, ...] = (
     MaskedRegister(
@@ -154,27 +173,22 @@ TYPE1_HEADER_MASKS: tuple[MaskedRegister, ...] = (
         | PCI_COMMAND_INTX_DISABLE,
     ),
     MaskedRegister("status", PCI_STATUS, 2, w1cmask=PCI_STATUS_ERROR_BITS),
-    MaskedRegister("cache_line_size", PCI_CACHE_LINE_SIZE, 1, wmask=0xFF),
-    MaskedRegister("latency_timer", PCI_LATENCY_TIMER, 1, wmask=0xFF),
+    MaskedRegister.read_write("cache_line_size", PCI_CACHE_LINE_SIZE, 1),
+    MaskedRegister.read_write("latency_timer", PCI_LATENCY_TIMER, 1),
     # BAR 0: 64-bit memory BAR of 256 bytes (QEMU's SHPC register block).
     MaskedRegister("base_address_0", PCI_BASE_ADDRESS_0, 4, wmask=0xFFFFFF00),
-    MaskedRegister("base_address_1", PCI_BASE_ADDRESS_0 + 4, 4, wmask=0xFFFFFFFF),
-    MaskedRegister("primary_bus", PCI_PRIMARY_BUS, 1, wmask=0xFF),
-    MaskedRegister("secondary_bus", PCI_SECONDARY_BUS, 1, wmask=0xFF),
-    MaskedRegister("subordinate_bus", PCI_SUBORDINATE_BUS, 1, wmask=0xFF),
-    MaskedRegister("sec_latency_timer", PCI_SEC_LATENCY_TIMER, 1, wmask=0xFF),
-    MaskedRegister("io_base", PCI_IO_BASE, 1, wmask=0xF0),
-    MaskedRegister("io_limit", PCI_IO_LIMIT, 1, wmask=0xF0),
+    MaskedRegister.read_write("base_address_1", PCI_BASE_ADDRESS_0 + 4, 4),
+    MaskedRegister.read_write("primary_bus", PCI_PRIMARY_BUS, 1),
+    MaskedRegister.read_write("secondary_bus", PCI_SECONDARY_BUS, 1),
+    MaskedRegister.read_write("subordinate_bus", PCI_SUBORDINATE_BUS, 1),
+    MaskedRegister.read_write("sec_latency_timer", PCI_SEC_LATENCY_TIMER, 1),
+    *_base_and_limit("io_{}", PCI_IO_BASE, PCI_IO_LIMIT, 1, wmask=0xF0),
     MaskedRegister("sec_status", PCI_SEC_STATUS, 2, w1cmask=PCI_STATUS_ERROR_BITS),
-    MaskedRegister("memory_base", PCI_MEMORY_BASE, 2, wmask=0xFFF0),
-    MaskedRegister("memory_limit", PCI_MEMORY_LIMIT, 2, wmask=0xFFF0),
-    MaskedRegister("pref_memory_base", PCI_PREF_MEMORY_BASE, 2, wmask=0xFFF0),
-    MaskedRegister("pref_memory_limit", PCI_PREF_MEMORY_LIMIT, 2, wmask=0xFFF0),
-    MaskedRegister("pref_base_upper32", PCI_PREF_BASE_UPPER32, 4, wmask=0xFFFFFFFF),
-    MaskedRegister("pref_limit_upper32", PCI_PREF_LIMIT_UPPER32, 4, wmask=0xFFFFFFFF),
-    MaskedRegister("io_base_upper16", PCI_IO_BASE_UPPER16, 2, wmask=0xFFFF),
-    MaskedRegister("io_limit_upper16", PCI_IO_LIMIT_UPPER16, 2, wmask=0xFFFF),
-    MaskedRegister("interrupt_line", PCI_INTERRUPT_LINE, 1, wmask=0xFF),
+    *_base_and_limit("memory_{}", PCI_MEMORY_BASE, PCI_MEMORY_LIMIT, 2, wmask=0xFFF0),
+    *_base_and_limit("pref_memory_{}", PCI_PREF_MEMORY_BASE, PCI_PREF_MEMORY_LIMIT, 2, wmask=0xFFF0),
+    *_base_and_limit("pref_{}_upper32", PCI_PREF_BASE_UPPER32, PCI_PREF_LIMIT_UPPER32, 4),
+    *_base_and_limit("io_{}_upper16", PCI_IO_BASE_UPPER16, PCI_IO_LIMIT_UPPER16, 2),
+    MaskedRegister.read_write("interrupt_line", PCI_INTERRUPT_LINE, 1),
     MaskedRegister("bridge_control", PCI_BRIDGE_CONTROL, 2, wmask=0x0BFF, w1cmask=PCI_BRIDGE_CTL_DISCARD_STATUS),
 )
 """Writable bits of a type-1 header as QEMU's PCI-to-PCI bridges model them (offsets from 0)."""
@@ -182,16 +196,16 @@ TYPE1_HEADER_MASKS: tuple[MaskedRegister, ...] = (
 MSI_64_MASKABLE_MASKS: tuple[MaskedRegister, ...] = (
     MaskedRegister("msi_flags", PCI_MSI_FLAGS, 2, wmask=PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE),
     MaskedRegister("msi_address_lo", PCI_MSI_ADDRESS_LO, 4, wmask=0xFFFFFFFC),
-    MaskedRegister("msi_address_hi", PCI_MSI_ADDRESS_HI, 4, wmask=0xFFFFFFFF),
-    MaskedRegister("msi_data", PCI_MSI_DATA_64, 2, wmask=0xFFFF),
+    MaskedRegister.read_write("msi_address_hi", PCI_MSI_ADDRESS_HI, 4),
+    MaskedRegister.read_write("msi_data", PCI_MSI_DATA_64, 2),
     MaskedRegister("msi_mask", PCI_MSI_MASK_64, 4, wmask=0x00000001),
 )
 """Writable bits of a one-vector, 64-bit, maskable MSI capability (offsets from the capability)."""
 
-SLOTID_MASKS: tuple[MaskedRegister, ...] = (MaskedRegister("chassis_nr", PCI_SID_CHASSIS_NR, 1, wmask=0xFF),)
+SLOTID_MASKS: tuple[MaskedRegister, ...] = (MaskedRegister.read_write("chassis_nr", PCI_SID_CHASSIS_NR, 1),)
 """Writable bits of the Slot ID capability (offsets from the capability)."""
 
-SHPC_MASKS: tuple[MaskedRegister, ...] = (MaskedRegister("dword_select", PCI_SHPC_DWORD_SELECT, 1, wmask=0xFF),)
+SHPC_MASKS: tuple[MaskedRegister, ...] = (MaskedRegister.read_write("dword_select", PCI_SHPC_DWORD_SELECT, 1),)
 """Writable bits of the SHPC capability's config-space window (offsets from the capability)."""
 
 

@@ -52,32 +52,8 @@ VFM_PAGE_SHIFT = 0x0B
 """8-bit RO. Dirtying granularity as a power of two: the guest page size the hypervisor tracks (12 = 4 KiB)."""
 VFM_HOST_FEATURES = 0x0C
 """32-bit RO. Features the bridge offers."""
-VFM_HOST_FEATURES_DMA_DIRTY = 0x00000001
-"""RO. Offers DMA page dirtying: every device behind the bridge requires its driver to dirty the pages it writes by DMA
-while a migration is in progress (spec §5)."""
-VFM_HOST_FEATURES_PAUSE_RESUME = 0x00000002
-"""RO. Offers pause/resume: migration events pause and resume the functions behind the bridge instead of removing and
-probing them (spec §6.3)."""
-VFM_HOST_FEATURES_RESET_DOMAIN = 0x00000004
-"""RO. Offers the reset domain: a secondary bus reset resets every function behind the bridge as one group and moves
-their slots to REINIT_REQ (spec §7.9)."""
-VFM_HOST_FEATURES_MIGRATED_FLAG = 0x00000008
-"""RO. Offers the migrated flag: DEV_STATUS.MIGRATED tells a driver that its function was replaced while it was not
-looking (spec §7.5)."""
 VFM_GUEST_FEATURES = 0x10
 """32-bit RW/RsvdP. Features the guest's migration core accepted: a subset of HOST_FEATURES."""
-VFM_GUEST_FEATURES_DMA_DIRTY = 0x00000001
-"""RW. Accepts DMA page dirtying: every device behind the bridge requires its driver to dirty the pages it writes by DMA
-while a migration is in progress (spec §5)."""
-VFM_GUEST_FEATURES_PAUSE_RESUME = 0x00000002
-"""RW. Accepts pause/resume: migration events pause and resume the functions behind the bridge instead of removing and
-probing them (spec §6.3)."""
-VFM_GUEST_FEATURES_RESET_DOMAIN = 0x00000004
-"""RW. Accepts the reset domain: a secondary bus reset resets every function behind the bridge as one group and moves
-their slots to REINIT_REQ (spec §7.9)."""
-VFM_GUEST_FEATURES_MIGRATED_FLAG = 0x00000008
-"""RW. Accepts the migrated flag: DEV_STATUS.MIGRATED tells a driver that its function was replaced while it was not
-looking (spec §7.5)."""
 VFM_CONTROL = 0x14
 """16-bit RW/RsvdP. Guest control of the protocol."""
 VFM_CONTROL_ENABLE = 0x0001
@@ -98,6 +74,20 @@ VFM_ACK_TIMEOUT_MS = 0x1A
 """16-bit RO. Deadline in milliseconds for a driver to answer a request (1 to 65535)."""
 VFM_GENERATION = 0x1C
 """32-bit RO. Migration generation: incremented (mod 2^32) each time a migration starts; carried to the destination."""
+
+# --- Feature bits, the same in VFM_HOST_FEATURES (RO, offered) and VFM_GUEST_FEATURES (RW, accepted).
+VFM_HOST_FEATURES_DMA_DIRTY = VFM_GUEST_FEATURES_DMA_DIRTY = 0x00000001
+"""DMA page dirtying: every device behind the bridge requires its driver to dirty the pages it writes by DMA while a
+migration is in progress (spec §5)."""
+VFM_HOST_FEATURES_PAUSE_RESUME = VFM_GUEST_FEATURES_PAUSE_RESUME = 0x00000002
+"""Pause/resume: migration events pause and resume the functions behind the bridge instead of removing and probing them
+(spec §6.3)."""
+VFM_HOST_FEATURES_RESET_DOMAIN = VFM_GUEST_FEATURES_RESET_DOMAIN = 0x00000004
+"""The reset domain: a secondary bus reset resets every function behind the bridge as one group and moves their slots to
+REINIT_REQ (spec §7.9)."""
+VFM_HOST_FEATURES_MIGRATED_FLAG = VFM_GUEST_FEATURES_MIGRATED_FLAG = 0x00000008
+"""The migrated flag: DEV_STATUS.MIGRATED tells a driver that its function was replaced while it was not looking (spec
+§7.5)."""
 
 # --- Slot entry: offsets from VFM_SLOT(n).
 VFM_DEV_STATE = 0x00

@@ -13,12 +13,16 @@ import ast
 import inspect
 import itertools
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
+from vfmig_proto import transitions
 from vfmig_proto.access import write_masks
 from vfmig_proto.codec import reset_value, with_field
 from vfmig_proto.config_space import format_lspci_dump, parse_lspci_dump
@@ -42,17 +46,7 @@ from vfmig_proto.layout import (
 from vfmig_proto.pci import PCI_CAPABILITY_LIST, PCI_CONFIG_SIZE
 from vfmig_proto.requirements import Requirement, load_requirements
 from vfmig_proto.states import DevEvent, DevState, DriverReport, Keyword, MigEvent, MigReason, MigState, Target
-from vfmig_proto.transitions import (
-    ACKNOWLEDGED_BY,
-    CATCH_UP,
-    DEVICE_TRANSITIONS,
-    FANOUT,
-    MIGRATION_TRANSITIONS,
-    REPORT_EVENTS,
-    SETTLED_STATES,
-    Action,
-    fanout_targets,
-)
+from vfmig_proto.transitions import Action
 
 GENERATED_DIR = "generated"
 """Sub-directory of ``spec/`` that holds the generated files."""
@@ -109,6 +103,70 @@ def _labelled_table(
     return f"\n.. _{label}:\n\n" + _list_table(title, header, rows, widths)
 
 
+Rows = list[list[str]]
+"""A table's body: one list of cells per row."""
+
+_Key = TypeVar("_Key", bound=Enum)
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A labelled table of a generated file: how it is laid out, and the function that computes its rows."""
+
+    label: str
+    columns: Mapping[str, int]
+    """Each column's header and its relative width."""
+    rows: Callable[[], Rows]
+    """Its docstring, on one line, is the table's title: what the rows are is what the table shows."""
+
+    def rst(self) -> str:
+        """The table as reStructuredText, its label first."""
+        title = _docstring(self.rows)
+        return _labelled_table(self.label, title, tuple(self.columns), self.rows(), tuple(self.columns.values()))
+
+
+def _table(label: str, columns: Mapping[str, int]) -> Callable[[Callable[[], Rows]], _Table]:
+    """Decorator: the function below computes the rows of a table with this label and columns, and titles it."""
+
+    def with_layout(rows: Callable[[], Rows]) -> _Table:
+        return _Table(label, columns, rows)
+
+    return with_layout
+
+
+def _docstring(function: Callable[..., object]) -> str:
+    """``function``'s docstring on one line, read from its source so that ``python -OO`` does not lose it."""
+    definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    assert isinstance(definition, ast.FunctionDef)
+    docstring = ast.get_docstring(definition)
+    if docstring is None:  # pragma: no cover - a table without a title is a mistake in this module
+        raise ValueError(f"{function.__name__} has no docstring to title its table")
+    return " ".join(docstring.split())
+
+
+def _code(member: Enum) -> str:
+    """A member's name as an inline literal."""
+    return f"``{member.name}``"
+
+
+def _codes(members: Iterable[Enum], separator: str = ", ") -> str:
+    """The members' names as inline literals, in their order; a set's in the order its enum defines them."""
+    listed = list(members)
+    if isinstance(members, (set, frozenset)):
+        listed.sort(key=lambda member: list(type(member)).index(member))
+    return separator.join(_code(member) for member in listed)
+
+
+def _mapping_rows(mapping: Mapping[_Key, Iterable[Enum]], separator: str = ", ") -> Rows:
+    """A row per key of ``mapping``: the key, and its values."""
+    return [[_code(key), _codes(values, separator)] for key, values in mapping.items()]
+
+
+def _tables_rst(*tables: _Table) -> str:
+    """A generated file of ``tables``, in this order."""
+    return _BANNER + "".join(table.rst() for table in tables)
+
+
 def _bits(fld: Field) -> str:
     high = fld.lsb + fld.width - 1
     return f"{high}" if fld.width == 1 else f"{high}:{fld.lsb}"
@@ -158,6 +216,11 @@ def _describe(text: str) -> str:
     return _link_sections(_escape(text))
 
 
+def _meaning(member: Enum) -> str:
+    """The docstring under ``member``, for a table cell ("" where it has none)."""
+    return _describe(member_docs(type(member)).get(member.name, ""))
+
+
 def _field_description(fld: Field) -> str:
     text = _describe(fld.doc)
     if fld.values is not None:
@@ -197,8 +260,7 @@ _REGISTER_WIDTHS = (8, 22, 9, 21, 40)
 
 
 def _enum_table(enum_class: type[IntEnum]) -> str:
-    docs = member_docs(enum_class)
-    rows = [[str(member.value), f"``{member.name}``", _describe(docs.get(member.name, ""))] for member in enum_class]
+    rows = [[str(member.value), _code(member), _meaning(member)] for member in enum_class]
     label = f"spec-enum-{enum_class.__name__.lower()}"
     return _labelled_table(label, f"``{enum_class.__name__}`` values", ("Value", "Name", "Meaning"), rows, (8, 18, 74))
 
@@ -255,109 +317,133 @@ def registers_rst(spec_dir: Path) -> str:
     return "".join(parts)
 
 
-def device_transitions_rst(spec_dir: Path) -> str:
-    """The device state machine's table, one row per allowed (state, event) pair."""
-    docs = member_docs(DevEvent)
-    event_rows = [[f"``{event.name}``", event.origin.value, _describe(docs.get(event.name, ""))] for event in DevEvent]
+@_table("spec-device-answers", {"Request state": 30, "Answer (DRV_STATE)": 35, "Event": 35})
+def _device_answer_rows() -> Rows:
+    """Requests and their answers: the DRV_STATE report that moves each request state on"""
+    # Sorted: the request states in DevState's order.
+    return [
+        [_code(state), _code(report), _code(transitions.REPORT_EVENTS[report])]
+        for state, report in sorted(transitions.ACKNOWLEDGED_BY.items())
+    ]
+
+
+@_table("spec-device-events", {"Event": 22, "Origin": 8, "Meaning": 70})
+def _device_event_rows() -> Rows:
+    """Device events"""
+    return [[_code(event), event.origin.value, _meaning(event)] for event in DevEvent]
+
+
+@_table("spec-device-transitions", {"State": 20, "Event": 26, "Origin": 10, "Next state": 24})
+def _device_transition_rows() -> Rows:
+    """Device state machine: every allowed (state, event) pair; any other pair is rejected"""
     rows = []
     for state in DevState:
         for event in DevEvent:
-            outcome = DEVICE_TRANSITIONS.get((state, event))
+            outcome = transitions.DEVICE_TRANSITIONS.get((state, event))
             if outcome is None:
                 continue
-            after = f"``{outcome.next_state.name}``" if outcome.action is Action.ACCEPT else "(ignored, no change)"
-            rows.append([f"``{state.name}``", f"``{event.name}``", event.origin.value, after])
-    answer_rows = [
-        [f"``{state.name}``", f"``{ACKNOWLEDGED_BY[state].name}``", f"``{REPORT_EVENTS[ACKNOWLEDGED_BY[state]].name}``"]
-        for state in DevState
-        if state in ACKNOWLEDGED_BY
-    ]
-    return "".join(
-        [
-            _BANNER,
-            _labelled_table(
-                "spec-device-answers",
-                "Requests and their answers: the DRV_STATE report that moves each request state on",
-                ("Request state", "Answer (DRV_STATE)", "Event"),
-                answer_rows,
-                (30, 35, 35),
-            ),
-            _labelled_table(
-                "spec-device-events", "Device events", ("Event", "Origin", "Meaning"), event_rows, (22, 8, 70)
-            ),
-            _labelled_table(
-                "spec-device-transitions",
-                "Device state machine: every allowed (state, event) pair; any other pair is rejected",
-                ("State", "Event", "Origin", "Next state"),
-                rows,
-                (20, 26, 10, 24),
-            ),
-        ]
+            after = _code(outcome.next_state) if outcome.action is Action.ACCEPT else "(ignored, no change)"
+            rows.append([_code(state), _code(event), event.origin.value, after])
+    return rows
+
+
+@_table("spec-bus-master-rejections", {"Report (DRV_STATE)": 30, "Rejected while MIG_STATE is": 70})
+def _bus_master_rows() -> Rows:
+    """Reports rejected while the function's Bus Master Enable is set, whatever the device table's row
+    (VFM-DEV-011)"""
+    return _mapping_rows(transitions.BUS_MASTER_REJECTIONS)
+
+
+@_table("spec-clean-entry", {"Event": 25, "Meaning": 75})
+def _clean_entry_rows() -> Rows:
+    """Clean entry: host events after which the slot's DRV_STATE is NONE and its DEV_STATUS flags clear
+    (VFM-DEV-013)"""
+    return [[_code(event), _meaning(event)] for event in DevEvent if event in transitions.CLEAN_ENTRY_EVENTS]
+
+
+def device_transitions_rst(spec_dir: Path) -> str:
+    """The device state machine's table, one row per allowed (state, event) pair, and the rules beside it."""
+    return _tables_rst(
+        _device_answer_rows, _device_event_rows, _device_transition_rows, _bus_master_rows, _clean_entry_rows
     )
 
 
 _ALL_SLOT_STATES = list(DevState)
 
 
-def migration_transitions_rst(spec_dir: Path) -> str:
-    """The migration state machine's table and the rules that tie it to the slots."""
-    docs = member_docs(MigEvent)
-    event_rows = [[f"``{event.name}``", _describe(docs.get(event.name, ""))] for event in MigEvent]
-    rows = [
-        [f"``{state.name}``", f"``{event.name}``", f"``{MIGRATION_TRANSITIONS[(state, event)].name}``"]
+@_table("spec-migration-events", {"Event": 25, "Meaning": 75})
+def _migration_event_rows() -> Rows:
+    """Migration events"""
+    return [[_code(event), _meaning(event)] for event in MigEvent]
+
+
+@_table("spec-migration-transitions", {"State": 30, "Event": 40, "Next state": 30})
+def _migration_transition_rows() -> Rows:
+    """Migration state machine: every allowed (state, event) pair; any other pair is forbidden"""
+    return [
+        [_code(state), _code(event), _code(transitions.MIGRATION_TRANSITIONS[(state, event)])]
         for state in MigState
         for event in MigEvent
-        if (state, event) in MIGRATION_TRANSITIONS
+        if (state, event) in transitions.MIGRATION_TRANSITIONS
     ]
-    fanout_rows = [
+
+
+@_table("spec-fanout", {"Migration event": 25, "Device event": 25, "Delivered to slots in": 50})
+def _fanout_rows() -> Rows:
+    """Fan-out: the device event each migration event delivers, and the slot states it reaches"""
+    return [
         [
-            f"``{mig_event.name}``",
-            f"``{dev_event.name}``",
-            ", ".join(f"``{_ALL_SLOT_STATES[i].name}``" for i in fanout_targets(mig_event, _ALL_SLOT_STATES)),
+            _code(mig_event),
+            _code(dev_event),
+            ", ".join(_code(_ALL_SLOT_STATES[i]) for i in transitions.fanout_targets(mig_event, _ALL_SLOT_STATES)),
         ]
-        for mig_event, dev_event in FANOUT.items()
+        for mig_event, dev_event in transitions.FANOUT.items()
     ]
-    settled_rows = [
-        [f"``{event.name}``", ", ".join(f"``{s.name}``" for s in DevState if s in states)]
-        for event, states in SETTLED_STATES.items()
-    ]
-    catch_up_rows = [
-        [f"``{state.name}``", ", then ".join(f"``{event.name}``" for event in events)]
-        for state, events in CATCH_UP.items()
-    ]
-    return "".join(
-        [
-            _BANNER,
-            _labelled_table("spec-migration-events", "Migration events", ("Event", "Meaning"), event_rows, (25, 75)),
-            _labelled_table(
-                "spec-migration-transitions",
-                "Migration state machine: every allowed (state, event) pair; any other pair is forbidden",
-                ("State", "Event", "Next state"),
-                rows,
-                (30, 40, 30),
-            ),
-            _labelled_table(
-                "spec-fanout",
-                "Fan-out: the device event each migration event delivers, and the slot states it reaches",
-                ("Migration event", "Device event", "Delivered to slots in"),
-                fanout_rows,
-                (25, 25, 50),
-            ),
-            _labelled_table(
-                "spec-settled",
-                "Settled events: raised by the bridge when every slot is in one of the states",
-                ("Event", "Every slot in"),
-                settled_rows,
-                (30, 70),
-            ),
-            _labelled_table(
-                "spec-catch-up",
-                "Catch-up: requests issued, in order, to a slot that enters READY while a migration is in progress",
-                ("MIG_STATE", "Requests"),
-                catch_up_rows,
-                (30, 70),
-            ),
-        ]
+
+
+@_table("spec-settled", {"Event": 30, "Every slot in": 70})
+def _settled_rows() -> Rows:
+    """Settled events: raised by the bridge when every slot is in one of the states"""
+    return _mapping_rows(transitions.SETTLED_STATES)
+
+
+@_table("spec-catch-up", {"MIG_STATE": 30, "Requests": 70})
+def _catch_up_rows() -> Rows:
+    """Catch-up: requests issued, in order, to a slot that enters READY while a migration is in progress"""
+    return _mapping_rows(transitions.CATCH_UP, separator=", then ")
+
+
+def _reason_set_by(event: MigEvent) -> str:
+    if event is MigEvent.CANCEL:
+        return f"the hypervisor's reason, one of {_codes(transitions.CANCEL_REASONS)}"
+    reason = transitions.REASON_SET_BY.get(event)
+    return "(unchanged)" if reason is None else _code(reason)
+
+
+def _flag_set_by(event: MigEvent) -> str:
+    flag = transitions.FLAGS_SET_BY.get(event)
+    if flag is None:
+        return "(none)"
+    return _code(flag) + (", which sets ``STATUS.EVENT``" if flag in transitions.EVENT_STATUS_FLAGS else "")
+
+
+@_table("spec-migration-side-fields", {"Event": 20, "MIG_REASON": 45, "DEV_STATUS flag": 35})
+def _side_field_rows() -> Rows:
+    """Side fields: the MIG_REASON a migration event sets, and the DEV_STATUS flag it sets in every slot that
+    holds a function (VFM-MIG-009, VFM-MIG-010, VFM-FLAG-001, VFM-NOTIF-001)"""
+    rows = [[_code(event), _reason_set_by(event), _flag_set_by(event)] for event in MigEvent]
+    return [row for row in rows if row[1:] != ["(unchanged)", "(none)"]]
+
+
+def migration_transitions_rst(spec_dir: Path) -> str:
+    """The migration state machine's table and the rules that tie it to the slots."""
+    return _tables_rst(
+        _migration_event_rows,
+        _migration_transition_rows,
+        _fanout_rows,
+        _settled_rows,
+        _catch_up_rows,
+        _side_field_rows,
     )
 
 
@@ -414,7 +500,7 @@ def _names(names: Sequence[str]) -> str:
 
 def device_state_diagram_rst(spec_dir: Path) -> str:
     """The device state machine as a diagram, drawn from ``DEVICE_TRANSITIONS`` (spec §4.2)."""
-    ignored = sum(outcome.action is Action.IGNORE for outcome in DEVICE_TRANSITIONS.values())
+    ignored = sum(outcome.action is Action.IGNORE for outcome in transitions.DEVICE_TRANSITIONS.values())
     common = [
         f"{event} to {target}{' (a report)' if kind is EdgeKind.COMMON_GUEST else ''}"
         for event, target, kind in common_device_events()
