@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from reference_impl.bridge import BridgeError, MigrationBridge, restore_problem
+from reference_impl.bridge import BridgeError, MigrationBridge
 from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
 from vfmig_proto.access import WRITE_WIDTHS, write_masks
@@ -44,6 +44,7 @@ from vfmig_proto.pci import (
     PCI_MSI_MASK_64,
     PCI_MSI_PENDING_64,
 )
+from vfmig_proto.restore import restore_problem
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
     CATCH_UP,
