@@ -64,7 +64,6 @@ from vfmig_proto.engine import (
     read_protocol_state,
     writes_of,
 )
-from vfmig_proto.errors import DecodeError
 from vfmig_proto.headers import bridge_masks, bridge_reset_config
 from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
 from vfmig_proto.outcomes import RestoreRefusedError
@@ -79,6 +78,7 @@ from vfmig_proto.pci import (
     PCI_MSI_MASK_64,
     PCI_MSI_PENDING_64,
 )
+from vfmig_proto.restore import restore_problem
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 
 # QEMU 7.2's pci-bridge (spec §3.1): its layout is protocol data, in vfmig_proto.headers.
@@ -589,31 +589,3 @@ def _fields_of(transition: MigrationTransition | DeviceTransition) -> dict[str, 
 def _check_access(offset: int, width: int) -> None:
     if width < 1 or offset < 0 or offset + width > PCI_CONFIG_SIZE:
         raise ConfigAccessError(f"a {width}-byte access at 0x{offset:x} is outside the bridge's config space")
-
-
-def restore_problem(own: bytes, data: bytes, dirty_page_shift: int) -> str | None:
-    """Why the destination refuses a restored capability (spec §10.6), or None if it passes."""
-    try:
-        received = decode_capability(data)
-    except DecodeError as error:
-        return str(error)
-    mine = decode_capability(own)
-    problems = [
-        f"{name.upper()} {getattr(received, name)!r} differs from this bridge's {getattr(mine, name)!r}"
-        for name in ("num_slots", "page_shift", "ack_timeout_ms", "host_features", "version_major", "version_minor")
-        if getattr(received, name) != getattr(mine, name)
-    ]
-    if [entry.dev_devfn for entry in received.devices] != [entry.dev_devfn for entry in mine.devices]:
-        problems.append("DEV_DEVFN of the slot entries differs from this bridge's")
-    if received.page_shift > dirty_page_shift:  # VFM-DIRTY-007: tracking at 2^PAGE_SHIFT or coarser
-        problems.append(
-            f"PAGE_SHIFT {received.page_shift} is coarser than this host's dirty tracking (2^{dirty_page_shift} bytes)"
-        )
-    if received.mig_state is not MigState.STOPPED:
-        problems.append(f"MIG_STATE is {received.mig_state.name}, not STOPPED")
-    problems.extend(
-        f"slot {slot} DEV_STATE is {entry.dev_state.name}: not EMPTY, UNBOUND or PAUSED"
-        for slot, entry in enumerate(received.devices)
-        if entry.dev_state not in (DevState.EMPTY, DevState.UNBOUND, DevState.PAUSED)
-    )
-    return "; ".join(problems) or None

@@ -71,7 +71,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from reference_impl.bridge import MigrationBridge, restore_problem
+from reference_impl.bridge import MigrationBridge
 from reference_impl.clock import NS_PER_MS, NS_PER_S, SimClock, Timer, ms, seconds
 from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.events import EventBus, EventKind
@@ -81,6 +81,7 @@ from reference_impl.units import format_size
 from vfmig_proto import outcomes
 from vfmig_proto.codec import decode_capability
 from vfmig_proto.layout import CapabilityParams
+from vfmig_proto.restore import restore_problem
 from vfmig_proto.states import DevState, MigReason, MigState
 
 MiB = 1 << 20

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from reference_impl.bridge import BridgeError, MigrationBridge, restore_problem
+from reference_impl.bridge import BridgeError, MigrationBridge
 from reference_impl.clock import SimClock
 from reference_impl.events import EventBus
 from vfmig_proto import pci
@@ -32,6 +32,7 @@ from vfmig_proto.config_space import capabilities
 from vfmig_proto.engine import Effects, Judgement, ProtocolEngine, ProtocolState, read_protocol_state, slot_states
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import Access, CapabilityParams, capability_length, placed_fields, slot_offset
+from vfmig_proto.restore import restore_problem
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
     CATCH_UP,

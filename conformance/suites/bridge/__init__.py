@@ -14,8 +14,14 @@ toggles on the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``,
 ``GUEST_FEATURES`` and ``STATUS.EVENT`` writes; Secondary Bus Reset edges; and
 every host event that has a row in the transition tables for the current
 state (the suite, in the hypervisor's seat, never causes a host event without
-a row).  A cooperative guest and hypervisor (the ``advance``
-rule) move migrations along, so that every state is reached in a few steps.
+a row), and conventional resets of the bridge in any state.  ARRIVE is issued
+as a destination hypervisor issues it: on a new bridge of the same parameters,
+restored (``restore``) from the ``config_space()`` of the STOPPED source, with
+new functions in the occupied slots; that bridge is the one under test from
+then on, so that its restore path, the state it carries over and its
+``GENERATION`` over repeated migrations are judged.  A cooperative guest and
+hypervisor (the ``advance`` rule) move migrations along, so that every state
+is reached in a few steps.
 
 The suite is model based.  :class:`~conformance.suites.bridge.model.CapabilityModel` computes the capability
 each step must leave behind from :mod:`vfmig_proto` alone: every protocol
@@ -56,6 +62,14 @@ Some requirements are seen from the side:
   must not grow, and one write must not take more Python line events (not
   measured while a debugger or coverage tool traces).  Memory the bridge keeps
   elsewhere (module globals, C extensions) and work done in C are not seen;
+* the restore (spec §4.3.5): right after it, and before ARRIVE, the
+  destination must present the restored ``GENERATION`` (VFM-MIG-002),
+  ``MIG_REASON`` (VFM-MIG-009), ``MIG_STATE`` and every ``DEV_STATE``
+  (VFM-SEC-001), every ``MIGRATED`` flag (VFM-FLAG-002) and the fields
+  VFM-CAP-007 fixes.  The other restored fields (``CONTROL``,
+  ``GUEST_FEATURES``, ``DRV_STATE``, ``STATUS.EVENT``, the ``RESET`` and
+  ``PROTOCOL_ERROR`` flags) are not judged: no requirement of the bridge role
+  says that a restore keeps them (VFM-REP-001 binds the hypervisor);
 * VFM-VER-006 (later features gated by GUEST_FEATURES): the suite's guest
   knows version 1.0 and never accepts a later feature, so a bridge that
   presents a minor version above 0 must keep the reserved bits of version 1.0

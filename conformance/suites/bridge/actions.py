@@ -10,16 +10,25 @@ made of these actions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
+from typing import Any
 
-from conformance.suites.bridge.model import drv_path, states_taken
+from conformance.suites.bridge.model import cached_reset_value, drv_path, state_path, states_taken
 from conformance.suites.bridge.observers.capability import CapabilityObserver
 from conformance.suites.bridge.observers.discovery import DiscoveryObserver
+from conformance.suites.bridge.observers.hypervisor_seat import SuiteObserver
 from conformance.suites.bridge.world import CANCEL_BEFORE_RESET, Expectation, FakeFunction
+from reference_impl.clock import SimClock
+from reference_impl.events import EventBus, EventKind
 from vfmig_proto.access import WRITE_WIDTHS
+from vfmig_proto.codec import store_field
 from vfmig_proto.engine import Effects
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_SHPC_SIZEOF, PCI_STD_HEADER_SIZEOF
-from vfmig_proto.states import DevEvent, MigEvent, MigReason
+from vfmig_proto.restore import restore_problem
+from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason
+
+CAP_NEXT_PATH = "cap_next"
 
 
 class Actions(CapabilityObserver, DiscoveryObserver):
@@ -159,9 +168,12 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         what = what or f"{event.name} of slot {slot} (DEV_STATE {self.model.dev_state(slot).name})"
         self._host(event, what, call, partial(self.model.slot_event, slot, event), slot)
 
-    def _hot_add(self, slot: int) -> None:
+    def _new_function(self) -> FakeFunction:
         self._functions_made += 1
-        function = FakeFunction(f"vf{self._functions_made}", self.trace)
+        return FakeFunction(f"vf{self._functions_made}", self.trace)
+
+    def _hot_add(self, slot: int) -> None:
+        function = self._new_function()
         self.functions[slot] = function
         call = partial(self.bridge.hot_add, slot, function)
         self._slot_event(slot, DevEvent.HOT_ADD, call, f"HOT_ADD of {function.name} into slot {slot}")
@@ -172,6 +184,77 @@ class Actions(CapabilityObserver, DiscoveryObserver):
 
     def _device_error(self, slot: int) -> None:
         self._slot_event(slot, DevEvent.DEVICE_ERROR, partial(self.bridge.device_error, slot))
+
+    # ------------------------------------------------------------------ bridges the hypervisor creates and resets
+
+    def _create_bridge(self, name: str) -> Any:
+        """A bridge from the implementation under test, of the world's parameters, watched from the hypervisor's
+        seat: its published transitions, the steps it announces and its interrupts."""
+        bus = EventBus(SimClock())
+        bus.subscribe(self._on_transition, (EventKind.MIG_TRANSITION, EventKind.DEV_TRANSITION))
+        bridge = self.factory().create_bridge(bus, self.params, name)
+        bridge.observers.append(SuiteObserver(self))
+        bridge.interrupt_sink = self._on_interrupt
+        return bridge
+
+    def _migrate(self) -> None:
+        """The handover of a STOPPED bridge to the destination, then ARRIVE there (spec §4.3.5, §10.6).
+
+        The source hypervisor saves the whole config space (``config_space()``) once the vCPUs have stopped;
+        the destination hypervisor creates a bridge of the same parameters, restores the saved bytes into it
+        with a new function in every slot that held one (Bus Master Enable clear: the destination's functions
+        are freshly reset) and issues ARRIVE.  The destination is the bridge under test from then on, so that
+        every later step judges the state it restored, and a later START the ``GENERATION`` it carried over
+        (VFM-MIG-002).
+        """
+        saved = bytes(self.bridge.config_space())
+        migration = f"the migration of GENERATION {self.model.get('generation')}"
+        destination = self._create_bridge(f"destination bridge of {migration}")
+        capability = saved[self.cap : self.cap + self.model.length]
+        own = bytes(destination.capability_bytes())
+        if capability == self.model.data and restore_problem(own, capability, self.params.page_shift) is not None:
+            # The model took over a state the source reached by a fault already judged (a slot not settled): a
+            # hypervisor must not take it over (VFM-SEC-008) and resumes the guest on the source instead.
+            self._cancel(MigReason.DESTINATION_FAILURE)
+            return
+        functions = [None if function is None else self._new_function() for function in self.functions]
+        expectation = Expectation(
+            what=f"the destination's restore of the source's config space ({migration})",
+            before=bytes(self.model.data),
+            host_event="restore",
+        )
+        self._begin(expectation)
+        self._bridge, self.functions = destination, functions
+        destination.restore(saved, functions, dirty_page_shift=self.params.page_shift)
+        self.current = None
+        self.registers = self._read_registers()
+        expectation.interrupts = None  # what a restored bridge signals before ARRIVE, the spec leaves open
+        self._verify(expectation)
+        if self._live():
+            self._arrive()
+
+    def _conventional_reset(self) -> None:
+        """A conventional reset of the bridge, as when the guest's platform is reset (VFM-CAP-006): the reset
+        value of every field, with ``DEV_STATE`` UNBOUND in every slot that holds a function."""
+        model = self.model
+        expectation = Expectation(
+            what=f"a conventional reset of the bridge in MIG_STATE {model.mig_state.name}",
+            before=bytes(model.data),
+            host_event="conventional_reset",
+        )
+        self._begin(expectation)
+        reset = bytearray(cached_reset_value(replace(self.params, next_pointer=model.get(CAP_NEXT_PATH))))
+        for slot, function in enumerate(self.functions):
+            if function is not None:
+                store_field(reset, model.by_path[state_path(slot)], DevState.UNBOUND)
+        model.take_over(self._as_presented(bytes(reset)))
+        expectation.state_changed = model.state_of(expectation.before) != model.state_of(model.data)
+        self.bridge.conventional_reset()
+        self.current = None
+        self.registers = self._read_registers()
+        self.level = self.pending = self.pending_uncertain = False
+        expectation.interrupts = None  # a reset clears the header's interrupt enables: nothing is owed
+        self._verify(expectation)
 
     # ------------------------------------------------------------------ a driver and the migration core
 

@@ -7,7 +7,8 @@ writes of every width and alignment, legal or not, anywhere in the capability an
 reports of every ``DRV_STATE`` value in every state, alone and inside wider writes; Bus Master Enable toggles on
 the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``, ``GUEST_FEATURES`` and ``STATUS.EVENT``
 writes; Secondary Bus Reset edges; and reads.  The hypervisor's rules cause every host event that has a row in
-the transition tables for the current state (the suite never causes a host event without a row).
+the transition tables for the current state (the suite never causes a host event without a row), ARRIVE on a new
+bridge restored from the source (``_migrate``), and conventional resets of the bridge.
 
 A rule runs only while there is a bridge to judge (``_live``): once the bridge has left the model for a state
 no valid capability has, nothing more is judged.
@@ -25,7 +26,6 @@ from conformance.checks import step
 from conformance.suites.bridge.actions import Actions
 from conformance.suites.bridge.model import REPORT_NAMES, CapabilityModel, drv_path, flag_path
 from conformance.suites.bridge.observers.discovery import CAP_NEXT, ConfigBytes
-from conformance.suites.bridge.observers.hypervisor_seat import SuiteObserver
 from conformance.suites.bridge.observers.security import SEC_002_ROUND, line_events, retained_objects
 from conformance.suites.bridge.observers.versions import (
     GUEST_FEATURES,
@@ -35,8 +35,6 @@ from conformance.suites.bridge.observers.versions import (
     VERSION_MINOR,
 )
 from conformance.suites.bridge.world import MAX_SLOTS
-from reference_impl.clock import SimClock
-from reference_impl.events import EventBus, EventKind
 from vfmig_proto.access import WRITE_WIDTHS
 from vfmig_proto.layout import (
     VFM_DEFAULT_ACK_TIMEOUT_MS,
@@ -123,11 +121,7 @@ class Rules(Actions):
         self.params = CapabilityParams(
             num_slots=num_slots, page_shift=page_shift, ack_timeout_ms=ack_timeout_ms, first_device=first_device
         )
-        bus = EventBus(SimClock())
-        bus.subscribe(self._on_transition, (EventKind.MIG_TRANSITION, EventKind.DEV_TRANSITION))
-        self._bridge = self.factory().create_bridge(bus, self.params, "bridge")
-        self.bridge.observers.append(SuiteObserver(self))
-        self.bridge.interrupt_sink = self._on_interrupt
+        self._bridge = self._create_bridge("bridge")
         self.functions = [None] * num_slots
         config = ConfigBytes(self._read)  # 1-byte reads, as a guest walks the capability list
         self.cap = self._discover(config)
@@ -453,7 +447,13 @@ class Rules(Actions):
     @rule()
     @step("VFM-MIG-006", "VFM-MIG-009", "VFM-FLAG-001", "VFM-NOTIF-001", "VFM-NOTIF-002")
     def arrive(self) -> None:
-        self._arrive()
+        self._migrate()
+
+    @precondition(lambda self: self._live())
+    @rule()
+    @step("VFM-CAP-006", "VFM-NOTIF-001")
+    def conventional_reset(self) -> None:
+        self._conventional_reset()
 
     @precondition(_can_cause(MigEvent.GROUP_RESET))
     @rule()

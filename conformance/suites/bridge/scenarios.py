@@ -54,7 +54,7 @@ class Scenarios(Actions):
         actions: dict[MigState, Callable[[], None]] = {
             MigState.IDLE: self._start,
             MigState.PRECOPY: self._request_pause,
-            MigState.STOPPED: self._arrive,
+            MigState.STOPPED: self._migrate,
             MigState.PREPARE: stuck,
             MigState.PAUSING: stuck,
             MigState.RESUMING: self._group_reset,

@@ -166,8 +166,41 @@ class CapabilityObserver(ReportObserver, InterruptObserver, HypervisorSeat):
             )
         elif expectation.is_guest_write:
             self._judge_guest_write(expectation, actual, judge)
+        elif expectation.host_event == "restore":
+            self._judge_restore(expectation, actual, judge)
+        elif expectation.host_event == "conventional_reset":
+            judge(
+                "VFM-CAP-006",
+                model.paths,
+                "after a conventional reset the bridge presents the reset value of every field, with DEV_STATE "
+                "UNBOUND in every slot that holds a function",
+            )
         else:
             self._judge_host_event(expectation, actual, judge)
+
+    def _judge_restore(self, expectation: Expectation, actual: bytes, judge: Judge) -> None:
+        """The destination bridge, right after the restore and before ARRIVE: it presents what it was restored with.
+
+        Of the restored fields, those a requirement of the bridge speaks of are judged (CAP_NEXT to
+        ACK_TIMEOUT_MS and DEV_DEVFN above, under VFM-CAP-007); the RW fields (CONTROL, GUEST_FEATURES,
+        DRV_STATE), STATUS.EVENT and the RESET and PROTOCOL_ERROR flags are not: no requirement of the bridge role
+        says that the restore keeps them (VFM-REP-001 binds the hypervisor).  The model takes the bridge's values
+        of those over, so that a later step is not blamed for them.
+        """
+        slots = range(self.model.num_slots)
+        judge(
+            "VFM-MIG-002",
+            ("generation",),
+            "GENERATION counts migrations across hosts: the destination presents the value restored from the "
+            "source, which only the next START increments",
+        )
+        judge("VFM-MIG-009", ("mig_reason",), "the destination presents the MIG_REASON restored from the source")
+        judge(
+            "VFM-SEC-001",
+            ("mig_state", *(state_path(slot) for slot in slots)),
+            "MIG_STATE and every DEV_STATE are the ones restored from the source: no event or report changed them",
+        )
+        self._judge_migrated_kept(actual, judge)
 
     def _judge_guest_write(self, expectation: Expectation, actual: bytes, judge: Judge) -> None:
         model = self.model

@@ -21,8 +21,9 @@ from conformance.suites.hypervisor.settings import (
     SETTLED_AT_START,
 )
 from conformance.suites.hypervisor.watch import Cause, Watch, in_ms
-from reference_impl.bridge import MigrationBridge, restore_problem
+from reference_impl.bridge import MigrationBridge
 from reference_impl.device import VirtualFunction
+from vfmig_proto.restore import restore_problem
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS
 
