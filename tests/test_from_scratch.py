@@ -210,7 +210,7 @@ def test_a_refused_restore_leaves_the_destination_as_it_was() -> None:
     with pytest.raises(RestoreRefusedError, match="PRECOPY"):
         destination.restore(bytes(saved), [_Function(), None], dirty_page_shift=12)
     assert destination.config_space() == before
-    with pytest.raises(RestoreRefusedError, match="page_shift"):
+    with pytest.raises(RestoreRefusedError, match="PAGE_SHIFT"):
         destination.restore(source.config_space(), [_Function(), None], dirty_page_shift=11)
 
 

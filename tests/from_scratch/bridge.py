@@ -20,10 +20,11 @@ from conformance.interfaces.bridge import BridgeObserver, BridgeUnderTest, Resto
 from conformance.interfaces.common import EventSink
 from vfmig_proto import pci
 from vfmig_proto.access import apply_write_byte
-from vfmig_proto.codec import decode_capability, find_field, read_field, store_field
-from vfmig_proto.errors import DecodeError, ProtocolError
+from vfmig_proto.codec import find_field, read_field, store_field
+from vfmig_proto.errors import ProtocolError
 from vfmig_proto.headers import QEMU_BRIDGE_MSI_OFFSET, bridge_masks, bridge_reset_config
 from vfmig_proto.layout import QEMU_BRIDGE_CAP_OFFSET, CapabilityParams, PlacedField, capability_length, slot_offset
+from vfmig_proto.restore import restore_problem
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
 from vfmig_proto.transitions import (
     CATCH_UP,
@@ -46,9 +47,6 @@ MSI_AT = QEMU_BRIDGE_MSI_OFFSET
 
 SETTLE_ORDER = tuple(SETTLED_STATES)
 """The settled (``ALL_*``) events, in the order the bridge considers them."""
-RESTORABLE_SLOT_STATES = frozenset({DevState.EMPTY, DevState.UNBOUND, DevState.PAUSED})
-"""What a slot may hold in a capability the destination restores (spec §10.6)."""
-COMPARED_ON_RESTORE = ("num_slots", "page_shift", "ack_timeout_ms", "host_features", "version_major", "version_minor")
 
 
 class SlotError(ValueError):
@@ -329,32 +327,12 @@ class ScratchBridge:
                 f"not {len(config)} bytes and {len(functions)} slots"
             )
         capability = config[self.cap : self.cap + capability_length(self.num_slots)]
-        problem = self._restore_problem(capability, dirty_page_shift)
+        problem = restore_problem(self.capability_bytes(), capability, dirty_page_shift)  # spec §10.6
         if problem is not None:
             raise RestoreRefusedError(f"restored capability refused: {problem}")
         self._config[:] = config
         self._slots = list(functions)
         self._intx_high = self._intx_level()  # the level the source left; the stopped guest is not interrupted
-
-    def _restore_problem(self, data: bytes, dirty_page_shift: int) -> str | None:
-        try:
-            sent = decode_capability(data)
-        except DecodeError as error:
-            return str(error)
-        own = decode_capability(self.capability_bytes())
-        problems = [name for name in COMPARED_ON_RESTORE if getattr(sent, name) != getattr(own, name)]
-        if [entry.dev_devfn for entry in sent.devices] != [entry.dev_devfn for entry in own.devices]:
-            problems.append("dev_devfn")
-        if sent.page_shift > dirty_page_shift:
-            problems.append("page_shift coarser than the host's dirty tracking")
-        if sent.mig_state is not MigState.STOPPED:
-            problems.append(f"mig_state {sent.mig_state.name}")
-        problems.extend(
-            f"slot {slot} in {entry.dev_state.name}"
-            for slot, entry in enumerate(sent.devices)
-            if entry.dev_state not in RESTORABLE_SLOT_STATES
-        )
-        return ", ".join(problems) or None
 
     # ------------------------------------------------------------------ the machinery of a step
 
