@@ -35,6 +35,7 @@ from conformance.suites.bridge.observers.versions import (
     VERSION_MINOR,
 )
 from conformance.suites.bridge.world import MAX_SLOTS
+from vfmig_proto import pci
 from vfmig_proto.access import WRITE_WIDTHS
 from vfmig_proto.layout import (
     VFM_DEFAULT_ACK_TIMEOUT_MS,
@@ -45,16 +46,6 @@ from vfmig_proto.layout import (
     VFM_MIN_PAGE_SHIFT,
     CapabilityParams,
     slot_offset,
-)
-from vfmig_proto.pci import (
-    PCI_BRIDGE_CONTROL,
-    PCI_BRIDGE_CTL_BUS_RESET,
-    PCI_COMMAND,
-    PCI_COMMAND_INTX_DISABLE,
-    PCI_CONFIG_SIZE,
-    PCI_MSI_FLAGS,
-    PCI_MSI_FLAGS_ENABLE,
-    PCI_STD_HEADER_SIZEOF,
 )
 from vfmig_proto.states import DevEvent, DriverReport, MigEvent, MigReason, SlotFlag
 from vfmig_proto.transitions import CANCEL_REASONS as ALLOWED_CANCEL_REASONS
@@ -140,8 +131,8 @@ class Rules(Actions):
             if occupied[slot] and not self.stalled:
                 self._hot_add(slot)
         if msi and self.msi_at is not None and not self.stalled:
-            flags = self._read(self.msi_at + PCI_MSI_FLAGS, 2) | PCI_MSI_FLAGS_ENABLE
-            self._guest_write(self.msi_at + PCI_MSI_FLAGS, 2, flags, "the migration core enables MSI")
+            flags = self._read(self.msi_at + pci.PCI_MSI_FLAGS, 2) | pci.PCI_MSI_FLAGS_ENABLE
+            self._guest_write(self.msi_at + pci.PCI_MSI_FLAGS, 2, flags, "the migration core enables MSI")
         if not self.stalled:
             self._write_field("control.enable", control, 2, "the migration core writes CONTROL")
 
@@ -150,7 +141,7 @@ class Rules(Actions):
     @precondition(lambda self: self._live())
     @rule(
         where=st.sampled_from(("capability", "header", "config")),
-        position=st.integers(0, PCI_CONFIG_SIZE - 1),
+        position=st.integers(0, pci.PCI_CONFIG_SIZE - 1),
         width=st.sampled_from(WRITE_WIDTHS),
         value=st.integers(0, 0xFFFFFFFF),
     )
@@ -160,13 +151,15 @@ class Rules(Actions):
         if where == "capability":
             offset = _aligned(width, self.cap, self.cap + self.model.length, position)
         else:
-            offset = _aligned(width, 0, PCI_STD_HEADER_SIZEOF if where == "header" else PCI_CONFIG_SIZE, position)
+            offset = _aligned(
+                width, 0, pci.PCI_STD_HEADER_SIZEOF if where == "header" else pci.PCI_CONFIG_SIZE, position
+            )
         self._guest_write(offset, width, value & ((1 << (8 * width)) - 1), f"a guest write to the {where}")
 
     @precondition(lambda self: self._live())
     @rule(
         header=st.booleans(),
-        pick=st.integers(0, PCI_CONFIG_SIZE - 1),
+        pick=st.integers(0, pci.PCI_CONFIG_SIZE - 1),
         width=st.sampled_from(WRITE_WIDTHS),
         value=st.integers(0, 0xFFFFFFFF),
     )
@@ -179,7 +172,7 @@ class Rules(Actions):
 
     @precondition(lambda self: self._live())
     @rule(
-        position=st.integers(0, PCI_CONFIG_SIZE - 1),
+        position=st.integers(0, pci.PCI_CONFIG_SIZE - 1),
         width=st.sampled_from((2, 4, 2, 4, 3, 8, 5, 6, 7)),
         value=st.integers(0, (1 << 64) - 1),
     )
@@ -300,9 +293,11 @@ class Rules(Actions):
     def msi(self, enable: bool, masked: bool) -> None:
         """The guest enables or disables MSI, then masks or unmasks its vector."""
         assert self.msi_at is not None  # the precondition: the bridge has MSI
-        flags = self._read(self.msi_at + PCI_MSI_FLAGS, 2)
-        flags = flags | PCI_MSI_FLAGS_ENABLE if enable else flags & ~PCI_MSI_FLAGS_ENABLE
-        self._guest_write(self.msi_at + PCI_MSI_FLAGS, 2, flags, f"the guest {'enables' if enable else 'disables'} MSI")
+        flags = self._read(self.msi_at + pci.PCI_MSI_FLAGS, 2)
+        flags = flags | pci.PCI_MSI_FLAGS_ENABLE if enable else flags & ~pci.PCI_MSI_FLAGS_ENABLE
+        self._guest_write(
+            self.msi_at + pci.PCI_MSI_FLAGS, 2, flags, f"the guest {'enables' if enable else 'disables'} MSI"
+        )
         if self.msi_mask_at is not None and not self.stalled:
             mask = self._read(self.msi_mask_at, 4)
             mask = mask | 1 if masked else mask & ~1
@@ -374,29 +369,31 @@ class Rules(Actions):
     @rule(disabled=st.booleans())
     @step("VFM-NOTIF-003")
     def interrupt_disable(self, disabled: bool) -> None:
-        command = self._read(PCI_COMMAND, 2)
-        command = command | PCI_COMMAND_INTX_DISABLE if disabled else command & ~PCI_COMMAND_INTX_DISABLE
-        self._guest_write(PCI_COMMAND, 2, command, f"the guest {'sets' if disabled else 'clears'} Interrupt Disable")
+        command = self._read(pci.PCI_COMMAND, 2)
+        command = command | pci.PCI_COMMAND_INTX_DISABLE if disabled else command & ~pci.PCI_COMMAND_INTX_DISABLE
+        self._guest_write(
+            pci.PCI_COMMAND, 2, command, f"the guest {'sets' if disabled else 'clears'} Interrupt Disable"
+        )
 
     @precondition(lambda self: self._live())
     @rule(on=st.booleans())
     @step("VFM-ERR-004", "VFM-ERR-005", "VFM-NOTIF-001")
     def secondary_bus_reset(self, on: bool) -> None:
-        control = self._read(PCI_BRIDGE_CONTROL, 2)
-        control = control | PCI_BRIDGE_CTL_BUS_RESET if on else control & ~PCI_BRIDGE_CTL_BUS_RESET
+        control = self._read(pci.PCI_BRIDGE_CONTROL, 2)
+        control = control | pci.PCI_BRIDGE_CTL_BUS_RESET if on else control & ~pci.PCI_BRIDGE_CTL_BUS_RESET
         what = f"the guest {'sets' if on else 'clears'} Secondary Bus Reset"
-        self._guest_write(PCI_BRIDGE_CONTROL, 2, control, what)
+        self._guest_write(pci.PCI_BRIDGE_CONTROL, 2, control, what)
 
     @precondition(lambda self: self._live())
     @rule(
         where=st.sampled_from(("capability", "config")),
-        position=st.integers(0, PCI_CONFIG_SIZE - 1),
+        position=st.integers(0, pci.PCI_CONFIG_SIZE - 1),
         width=st.sampled_from(WRITE_WIDTHS),
     )
     @step("VFM-GEN-001", "VFM-ACC-005", "VFM-ACC-006")
     def guest_read(self, where: str, position: int, width: int) -> None:
         """A read anywhere, twice and byte by byte: the same value each time, little-endian, no side effect."""
-        stop = self.cap + self.model.length if where == "capability" else PCI_CONFIG_SIZE
+        stop = self.cap + self.model.length if where == "capability" else pci.PCI_CONFIG_SIZE
         offset = _aligned(width, self.cap if where == "capability" else 0, stop, position)
         before = bytes(self.bridge.capability_bytes())
         first = self._read(offset, width)
