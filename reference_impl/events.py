@@ -119,8 +119,10 @@ class EventBus:
         """Whether anybody listens for ``kind`` (lets a publisher skip building costly data)."""
         return bool(self._listeners[kind])
 
-    def publish(self, kind: EventKind, source: str, **data: Any) -> None:
-        """Deliver an event of ``kind`` to its listeners, stamped with the clock's time."""
+    def publish(self, kind: EventKind | str, source: str, /, **data: Any) -> None:
+        """Deliver an event of ``kind`` (a kind or its value) to its listeners, stamped with the clock's time."""
+        if not isinstance(kind, EventKind):  # an implementation written against conformance.interfaces
+            kind = EventKind(kind)
         listeners = self._listeners[kind]
         if not listeners:
             return

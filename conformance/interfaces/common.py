@@ -12,7 +12,7 @@ driver reaches it (:class:`GuestPlatformView`, which the ``hypervisor`` target's
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 ResetKind = Literal["flr", "group"]
 """How a function is reset: a function-level reset (``"flr"``) or a group reset of every function behind a
@@ -38,11 +38,25 @@ class Clock(Protocol):
 class EventSink(Protocol):
     """The world's event bus, given to functions and bridges.
 
-    Publishing is welcome but never required, and this interface declares no member for it: the event kinds
-    are still the reference implementation's (``reference_impl.events.EventKind``).  A bridge that publishes
-    no transition events is not judged on the events it raises itself (VFM-DEV-012).  Keep the object: a
-    bridge returns it as :attr:`conformance.interfaces.bridge.BridgeUnderTest.bus`.
+    Publishing is welcome but never required.  A bridge that publishes its transitions lets the suite judge the
+    host events it raises itself, its fan-out, catch-up and settled events (VFM-DEV-012); one that publishes
+    none is judged on its registers alone.  Keep the object: a bridge returns it as
+    :attr:`conformance.interfaces.bridge.BridgeUnderTest.bus`.
     """
+
+    def publish(self, kind: str, source: str, /, **data: Any) -> None:
+        """Publish one event of ``kind`` from ``source`` (the publisher's name).
+
+        The suites read two kinds, with these ``data`` fields:
+
+        * ``"mig_transition"``: ``event`` (a :class:`~vfmig_proto.states.MigEvent`), ``old`` and ``new`` (the
+          :class:`~vfmig_proto.states.MigState` before and after);
+        * ``"dev_transition"``: ``slot`` (an int), ``event`` (a :class:`~vfmig_proto.states.DevEvent`),
+          ``old`` and ``new`` (the :class:`~vfmig_proto.states.DevState` before and after).
+
+        Further fields are ignored; so are the other kinds the reference implementation publishes
+        (``reference_impl.events.EventKind``), which an implementation may publish by their values.
+        """
 
 
 class GuestMemoryView(Protocol):

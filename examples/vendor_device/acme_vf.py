@@ -9,7 +9,7 @@ returns an :class:`AcmeDevice`, which the suite asks for functions
 (:meth:`AcmeDevice.create_function`), for their guest drivers
 (:meth:`AcmeDevice.create_driver`) and, optionally, for the guest's migration
 core (:meth:`AcmeDevice.create_migration_core`).  Nothing here imports the conformance
-package: the adapter interfaces of ``conformance.adapters`` are protocols, and
+package: the adapter interfaces of ``conformance.interfaces`` are protocols, and
 an implementation satisfies them by its shape.
 
 Acme's model is the reference VF with Acme's IDs, and its driver is the

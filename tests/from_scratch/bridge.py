@@ -7,7 +7,8 @@ machines is looked up in :mod:`vfmig_proto.transitions`.
 
 Each guest access and each host event is one step (VFM-ACC-007): a :class:`_Step` collects what changed,
 then :meth:`ScratchBridge._end_step` raises the settled events, sets ``STATUS.EVENT``, signals at most one
-interrupt and tells the observers.  The bridge publishes no events (the interfaces give it no event kinds).
+interrupt and tells the observers.  Every transition of a host event is published on the bus it was created
+with (``"mig_transition"``, ``"dev_transition"``), so that the suite sees the events it raises itself.
 """
 
 from __future__ import annotations
@@ -354,6 +355,7 @@ class ScratchBridge:
         old = self.mig_state
         new = migration_transition(old, event)
         self._store(self._fields.mig_state, new)
+        self._bus.publish("mig_transition", self.name, event=event, old=old, new=new)
         step.sets_event = step.sets_event or new is not old
         for slot in fanout_targets(event, self._slot_states()):
             self._host_slot_event(slot, FANOUT[event], step)
@@ -362,6 +364,7 @@ class ScratchBridge:
         old = self._slot_state(slot)
         new = device_transition(old, event).next_state
         self._store(self._fields.dev_state[slot], new)
+        self._bus.publish("dev_transition", self.name, slot=slot, event=event, old=old, new=new)
         step.sets_event = step.sets_event or new is not old
 
     def _raise_settled_events(self, step: _Step) -> None:

@@ -56,7 +56,8 @@ Some requirements are seen from the side:
   must agree on ``MIG_STATE`` and every ``DEV_STATE``;
 * VFM-DEV-012 (no host event without a row): the host events the bridge
   raises itself (fan-out, catch-up, settled events) are judged as it
-  publishes them on the event bus; a bridge that publishes nothing is not;
+  publishes them on the event bus (``EventSink.publish``); a bridge that publishes nothing
+  is not;
 * VFM-SEC-002 (bounded time, no memory per write): between two rounds of the
   same guest writes, the objects reachable from the bridge and its classes
   must not grow, and one write must not take more Python line events (not

@@ -42,9 +42,9 @@ from the phase start that spec 7.6 defines: an action is due within the
 reaction time e (``MigrationConfig.reaction_ns``) and never before its
 deadline.
 
-The suite uses what :class:`~conformance.adapters.HypervisorUnderTest` declares (with the migration handle,
-:class:`~conformance.adapters.MigrationHandle`, and the destination's side,
-:class:`~conformance.adapters.IncomingMigration`); the time a hypervisor measured is read from the handle's
+The suite uses what :class:`~conformance.interfaces.hypervisor.HypervisorUnderTest` declares (with the migration handle,
+:class:`~conformance.interfaces.hypervisor.MigrationHandle`, and the destination's side,
+:class:`~conformance.interfaces.hypervisor.IncomingMigration`); the time a hypervisor measured is read from the handle's
 ``record`` (``downtime_ns``, ``total_ns``).  What it cannot see is not judged: a function the hypervisor made
 other than with the function factory it was given, or a dirty log other than the one of the memory
 ``make_memory`` made.
