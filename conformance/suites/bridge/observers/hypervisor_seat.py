@@ -89,8 +89,9 @@ class HypervisorSeat(BridgeWorld):
     def _on_transition(self, event: Event) -> None:
         """A transition the bridge publishes: the host events it causes itself need a row (VFM-DEV-012).
 
-        Publishing is optional (:meth:`conformance.interfaces.common.EventSink.publish`): a bridge that publishes nothing is judged on its
-        registers alone.  The host events the suite causes are its own doing, and reports are the guest's.
+        Publishing is optional (:meth:`conformance.interfaces.common.EventSink.publish`): a bridge that
+        publishes nothing is judged on its registers alone.  The host events the suite causes are its own doing,
+        and reports are the guest's.
         """
         data = event.data
         cause, old = data.get("event"), data.get("old")
@@ -194,9 +195,9 @@ class HypervisorSeat(BridgeWorld):
         """VFM-ACC-007: the write was one step, and the step the hypervisor was told of is the whole write.
 
         The bridge tells its observer of every step before the access that caused it completes
-        (:class:`conformance.interfaces.bridge.BridgeUnderTest`).  A second step within one access, or a step after which
-        the access still changed the capability, is a point where a host event could take effect between the
-        parts of the access; the host events the hypervisor causes from within the write (VFM-MIG-011) are
+        (:class:`conformance.interfaces.bridge.BridgeUnderTest`).  A second step within one access, or a step
+        after which the access still changed the capability, is a point where a host event could take effect
+        between the parts of the access; the host events the hypervisor causes from within the write (VFM-MIG-011) are
         steps of their own and not counted.  An illegal write is no access at all (VFM-ACC-003).
         """
         if not expectation.legal:
