@@ -234,8 +234,9 @@ class RestartsWhilePaused(VfDriver):
     """Re-enables bus mastering on the next interrupt it handles while PAUSED (a watchdog gone wrong)."""
 
     def on_paused(self) -> None:
-        if self.configured:
-            _set_bus_master(self, True)
+        function = self.function
+        if function is not None and self.configured:
+            function.set_bus_master(True)
 
 
 @fault(Target.DEVICE, breaks="VFM-DEV-005")
