@@ -30,7 +30,9 @@ then report ``PAUSED`` (VFM-DIRTY-003, VFM-DIRTY-004).
 Extension points: every action of the driver on a ``DEV_STATE`` (``on_<state>``),
 the brief's callbacks (:meth:`VfDriver.before_migration_pause` and the others)
 and the steps they are made of (:meth:`~VfDriver.bring_up`,
-:meth:`~VfDriver.program_function`, :meth:`~VfDriver.dirty_pages`,
+:meth:`~VfDriver.reinitialise`, :meth:`~VfDriver.program_function`,
+:meth:`~VfDriver.start_function`, :meth:`~VfDriver.dirty_pages`,
+:meth:`~VfDriver.completion_ranges`, :meth:`~VfDriver.repost`,
 :meth:`~VfDriver.quiesce`, ...) are public, as are the core's phases
 (:meth:`MigrationCore.version_supported`, :meth:`~MigrationCore.negotiate_and_enable`,
 :meth:`~MigrationCore.clear_event`, :meth:`~MigrationCore.write_drv_state`,
@@ -45,7 +47,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Protocol, cast
 
 from reference_impl.clock import NS_PER_US
-from reference_impl.device import DESCRIPTOR_BYTES, PCIE_CAP_OFFSET, VirtualFunction, buffer_pages
+from reference_impl.device import DESCRIPTOR_BYTES, PCIE_CAP_OFFSET, RxQueue, VirtualFunction, buffer_pages
 from reference_impl.events import EventKind
 from reference_impl.guest import DmaRegionAllocator, Guest
 from vfmig_proto.codec import find_field
@@ -642,12 +644,16 @@ class VfDriver:
         self.configured = False
         self.paused = False
         if self.up:
-            migrated, reset = self.core.dev_status(self.slot)
-            self.core.clear_dev_status(self.slot, migrated, reset)  # VFM-FLAG-005, before reinitialising
-            self.publish_action("reinit")
-            self.program_function()
+            self.reinitialise()
         # Interface down: answer without touching the function; open() finds the flags (VFM-DOWN-003).
         self.core.report(self.slot, DriverReport.READY)
+
+    def reinitialise(self) -> None:
+        """Read and clear the flags, then program the function from reset (VFM-FLAG-005: the flags first)."""
+        migrated, reset = self.core.dev_status(self.slot)
+        self.core.clear_dev_status(self.slot, migrated, reset)
+        self.publish_action("reinit")
+        self.program_function()
 
     def bring_up(self) -> None:
         """Configure the function from its reset state (open, or the first look after a reset)."""
@@ -656,7 +662,7 @@ class VfDriver:
         self.program_function()
 
     def program_function(self) -> None:
-        """Program the function from its reset state: ring, buffers, MSI-X, BME, queues."""
+        """Program the function from its reset state: ring, buffers, then start it (MSI-X, BME, queues)."""
         function = self.function
         if function is None:
             return
@@ -665,6 +671,10 @@ class VfDriver:
         function.mmio_setup_rx(self.ring_start, self.ring_pages, self.buffer_start, self.buffer_count)
         memory.cpu_write_range(self.ring_start, self.buffer_start)  # the driver writes every descriptor
         function.mmio_post(self.buffer_count)
+        self.start_function(function)
+
+    def start_function(self, function: VirtualFunction) -> None:
+        """Start the programmed function: MSI-X, Bus Master Enable, its queues, and the driver's interrupt handler."""
         function.set_msix(True)
         function.set_bus_master(True)
         function.mmio_enable_queues(True)
@@ -683,11 +693,16 @@ class VfDriver:
         if not completed:
             return
         if self.dirtying and self.config.dirty_completions:
-            self.dirty_pages(
-                [*buffer_pages(function.rx, completed), (self.ring_start, self.buffer_start)], "completion"
-            )
-        count = sum(stop - start for start, stop in completed)
-        self.guest.memory.cpu_write_range(self.ring_start, self.buffer_start)  # new descriptors
+            self.dirty_pages(self.completion_ranges(function.rx, completed), "completion")
+        self.repost(function, sum(stop - start for start, stop in completed))
+
+    def completion_ranges(self, rx: RxQueue, completed: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The pages a batch of completed receives wrote: their buffers, and the ring the function wrote back into."""
+        return [*buffer_pages(rx, completed), (self.ring_start, self.buffer_start)]
+
+    def repost(self, function: VirtualFunction, count: int) -> None:
+        """Give the function ``count`` buffers back: write their descriptors (a CPU write of the ring), post them."""
+        self.guest.memory.cpu_write_range(self.ring_start, self.buffer_start)
         function.mmio_post(count)
 
     def transmit(self, pages: int) -> int:

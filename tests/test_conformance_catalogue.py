@@ -103,3 +103,47 @@ def test_the_registry_refuses_a_fault_it_cannot_describe_name_uniquely_or_build(
     stranger = type("Stranger", (), {"__doc__": "No builder.", "__module__": probe_module.__name__})
     with pytest.raises(registry.CatalogueError, match="no builder"):
         registry.fault(Target.DEVICE, breaks="VFM-FN-001")(stranger)
+
+
+class _Phased(_Reference):
+    """A reference class with a phase a fault may leave out."""
+
+    def phase(self, value: int) -> str:
+        return f"done {value}"
+
+
+def test_a_fault_may_leave_out_a_public_phase(probe_module: types.ModuleType) -> None:
+    variant = type("SkipsThePhase", (_Phased,), {"__doc__": "Skips it.", "__module__": probe_module.__name__})
+    registry.fault(Target.DEVICE, breaks="VFM-FN-001", leaves_out="phase")(variant)
+    assert _Phased().phase(1) == "done 1"
+    assert variant().phase(1) is None
+    assert [entry.name for entry in registry.faults_in(probe_module.__name__)] == ["skips-the-phase"]
+
+
+@pytest.mark.parametrize(
+    ("phase", "body", "why"),
+    [
+        ("missing", {}, "not a public method"),
+        ("_private", {"_private": lambda self: None}, "not a public method"),
+        ("phase", {"phase": lambda self, value: None}, "both defines and leaves out"),
+    ],
+)
+def test_the_registry_refuses_to_leave_out_what_is_no_inherited_public_phase(
+    probe_module: types.ModuleType, phase: str, body: dict[str, object], why: str
+) -> None:
+    variant = type("Skips", (_Phased,), {"__doc__": "Skips.", "__module__": probe_module.__name__, **body})
+    with pytest.raises(registry.CatalogueError, match=why):
+        registry.fault(Target.DEVICE, breaks="VFM-FN-001", leaves_out=phase)(variant)
+
+
+def test_builders_by_keyword_pass_the_faulty_subclass_under_its_keyword(probe_module: types.ModuleType) -> None:
+    class _Other:
+        """A second reference class."""
+
+    built: list[dict[str, type]] = []
+    registry.builds_by_keyword(lambda **classes: built.append(classes), other=_Other)
+    variant = type("BentOther", (_Other,), {"__doc__": "Bent.", "__module__": probe_module.__name__})
+    registry.fault(Target.DEVICE, breaks="VFM-FN-001")(variant)
+    [entry] = registry.faults_in(probe_module.__name__)
+    load_implementation(Target.DEVICE, entry.factory)()
+    assert built == [{"other": variant}]

@@ -12,24 +12,16 @@ a ``bridge`` implementation.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Container
 from dataclasses import dataclass, replace
 
 from conformance.catalogue import Fault
-from conformance.catalogue.registry import builds, fault, faults_in
+from conformance.catalogue.registry import builds_by_keyword, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.bridge import MSI_OFFSET, SHPC_OFFSET, BridgeStep, MigrationBridge
 from reference_impl.events import EventBus
-from vfmig_proto import registers
-from vfmig_proto.engine import (
-    Change,
-    DeviceTransition,
-    Effects,
-    FieldWrite,
-    Judgement,
-    MigrationTransition,
-    ReportVerdict,
-    StateField,
-)
+from vfmig_proto import engine, registers
+from vfmig_proto.engine import Judgement, ReportVerdict, StateField
 from vfmig_proto.layout import CapabilityParams, capability_length
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET, PCI_CAPABILITY_LIST, PCI_SHPC_DWORD_DATA
 from vfmig_proto.states import DevEvent, DevState, DriverReport, MigEvent, MigReason, MigState
@@ -46,9 +38,7 @@ class FaultyBridge:
         return self.bridge_class(bus, params, name=name)
 
 
-@builds(MigrationBridge)
-def _with_bridge(bridge_class: type[MigrationBridge]) -> FaultyBridge:
-    return FaultyBridge(bridge_class)
+builds_by_keyword(FaultyBridge, bridge_class=MigrationBridge)
 
 
 class _MaskedBridge(MigrationBridge):
@@ -107,28 +97,35 @@ class AckTimeoutWritable(_MaskedBridge):
     )
 
 
-@fault(Target.BRIDGE, breaks="VFM-ACC-003")
-class AppliesIllegalWrites(MigrationBridge):
-    """An unaligned or odd-sized write is carried out byte by byte instead of being dropped."""
+class _BytewiseBridge(MigrationBridge):
+    """A bridge that carries out some of the guest's writes as one 1-byte write per byte."""
+
+    def splits(self, offset: int, width: int) -> bool:
+        """Whether the write of ``width`` bytes at ``offset`` is carried out byte by byte."""
+        return False
 
     def config_write(self, offset: int, width: int, value: int) -> None:
-        if width in (1, 2, 4) and offset % width == 0:
+        if not self.splits(offset, width):
             super().config_write(offset, width, value)
             return
         for index, byte in enumerate(value.to_bytes(width, "little")):
             super().config_write(offset + index, 1, byte)
+
+
+@fault(Target.BRIDGE, breaks="VFM-ACC-003")
+class AppliesIllegalWrites(_BytewiseBridge):
+    """An unaligned or odd-sized write is carried out byte by byte instead of being dropped."""
+
+    def splits(self, offset: int, width: int) -> bool:
+        return width not in (1, 2, 4) or offset % width != 0
 
 
 @fault(Target.BRIDGE, breaks="VFM-ACC-007")
-class SplitsWideWrites(MigrationBridge):
+class SplitsWideWrites(_BytewiseBridge):
     """A 2- or 4-byte write is carried out as that many 1-byte writes, each a step of its own."""
 
-    def config_write(self, offset: int, width: int, value: int) -> None:
-        if width not in (2, 4) or offset % width:
-            super().config_write(offset, width, value)
-            return
-        for index, byte in enumerate(value.to_bytes(width, "little")):
-            super().config_write(offset + index, 1, byte)
+    def splits(self, offset: int, width: int) -> bool:
+        return width in (2, 4) and offset % width == 0
 
 
 @fault(Target.BRIDGE, breaks="VFM-SEC-002")
@@ -250,12 +247,9 @@ class RepeatedReportIgnored(MigrationBridge):
         super().on_driver_report(slot, old_report, step)
 
 
-@fault(Target.BRIDGE, breaks="VFM-MIG-008")
+@fault(Target.BRIDGE, breaks="VFM-MIG-008", leaves_out="catch_up")
 class NoCatchUp(MigrationBridge):
     """A driver that binds during a migration stays READY: no catch-up requests."""
-
-    def catch_up(self, verdict: ReportVerdict, step: BridgeStep) -> None:
-        return
 
 
 @fault(Target.BRIDGE, breaks="VFM-DEV-004")
@@ -302,6 +296,20 @@ class ReadyClearsMigrated(MigrationBridge):
 # ---------------------------------------------------------------------------------------------- migration events
 
 
+def _without_writes_of(*fields: StateField, slots: Container[int] | None = None) -> Callable[[engine.Change], bool]:
+    """An :meth:`~vfmig_proto.engine.Effects.filter` predicate that keeps every change but the writes of ``fields``.
+
+    With ``slots``, only the writes in those slots are left out.
+    """
+
+    def keep(change: engine.Change) -> bool:
+        if not isinstance(change, engine.FieldWrite) or change.field not in fields:
+            return True
+        return slots is not None and change.slot not in slots
+
+    return keep
+
+
 @fault(Target.BRIDGE, breaks="VFM-MIG-007")
 class NoAllPaused(MigrationBridge):
     """The bridge never raises ALL_PAUSED: PAUSING never becomes STOPPED."""
@@ -322,7 +330,7 @@ class ResumesWithoutRow(MigrationBridge):
         if old is MigState.IDLE or not settled(MigEvent.ALL_RESUMED, self.dev_states()):
             return
         # What ALL_RESUMED leads to where it has a row, committed as if the table had one here.
-        self.commit(Effects((MigrationTransition(MigEvent.ALL_RESUMED, old, MigState.IDLE),)), step)
+        self.commit(engine.Effects((engine.MigrationTransition(MigEvent.ALL_RESUMED, old, MigState.IDLE),)), step)
 
 
 @fault(Target.BRIDGE, breaks="VFM-MIG-002")
@@ -354,12 +362,7 @@ class UnboundNotFlaggedOnArrive(MigrationBridge):
             super().migration_event(event, step, reason)
             return
         unbound = {slot for slot, state in enumerate(self.dev_states()) if state is DevState.UNBOUND}
-
-        def keep(change: Change) -> bool:
-            return not (
-                isinstance(change, FieldWrite) and change.field is StateField.MIGRATED and change.slot in unbound
-            )
-
+        keep = _without_writes_of(StateField.MIGRATED, slots=unbound)
         self.commit(self.engine.migration_event(event).filter(keep), step)
 
 
@@ -368,9 +371,9 @@ class FanOutSkipsOddSlots(MigrationBridge):
     """The fan-out of a migration event reaches only the even-numbered slots."""
 
     def migration_event(self, event: MigEvent, step: BridgeStep, reason: MigReason | None = None) -> None:
-        def keep(change: Change) -> bool:
+        def keep(change: engine.Change) -> bool:
             return not (
-                isinstance(change, DeviceTransition) and change.slot % 2 == 1 and change.event in FANOUT.values()
+                isinstance(change, engine.DeviceTransition) and change.slot % 2 == 1 and change.event in FANOUT.values()
             )
 
         self.commit(self.engine.migration_event(event, reason=reason).filter(keep), step)
@@ -381,11 +384,7 @@ class HotAddKeepsStatus(MigrationBridge):
     """HOT_ADD and SURPRISE_REMOVAL reset DRV_STATE but leave the slot's DEV_STATUS flags set."""
 
     def slot_event(self, slot: int, event: DevEvent, step: BridgeStep) -> None:
-        flags = (StateField.MIGRATED, StateField.RESET, StateField.PROTOCOL_ERROR)
-
-        def keep(change: Change) -> bool:
-            return not (isinstance(change, FieldWrite) and change.field in flags)
-
+        keep = _without_writes_of(StateField.MIGRATED, StateField.RESET, StateField.PROTOCOL_ERROR)
         self.commit(self.engine.slot_event(slot, event).filter(keep), step)
 
 
@@ -415,9 +414,7 @@ class NoResetFlag(MigrationBridge):
     """A group reset resets the functions and moves the states, but never sets DEV_STATUS.RESET."""
 
     def reset_group(self, step: BridgeStep) -> None:
-        def keep(change: Change) -> bool:
-            return not (isinstance(change, FieldWrite) and change.field is StateField.RESET)
-
+        keep = _without_writes_of(StateField.RESET)
         self.commit(self.engine.migration_event(MigEvent.GROUP_RESET).filter(keep), step)
         for function in self.functions:
             if function is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conformance.catalogue import Fault
-from conformance.catalogue.registry import builds, fault, faults_in
+from conformance.catalogue.registry import builds_by_keyword, fault, faults_in
 from conformance.verdicts import Target
 from reference_impl.clock import SimClock
 from reference_impl.device import FunctionIdentity, VirtualFunction
@@ -61,9 +61,7 @@ class CoreDevice:
         return self.core_class(guest)
 
 
-@builds(MigrationCore)
-def _with_core(core_class: type[MigrationCore]) -> CoreDevice:
-    return CoreDevice(core_class=core_class)
+builds_by_keyword(CoreDevice, core_class=MigrationCore)
 
 
 # ---------------------------------------------------------------------------------------------- discovery
@@ -215,12 +213,9 @@ class ReadsBeforeClearing(MigrationCore):
         self.look_at_all()
 
 
-@fault(Target.DEVICE, breaks="VFM-NOTIF-007")
+@fault(Target.DEVICE, breaks="VFM-NOTIF-007", leaves_out="look_again_later")
 class ForgetsToLookAfterReports(MigrationCore):
     """Does not read the slot's DEV_STATE again after a report (a catch-up request goes unseen)."""
-
-    def look_again_later(self, slot: int) -> None:
-        return
 
 
 @fault(Target.DEVICE, breaks="VFM-FLOW-004")

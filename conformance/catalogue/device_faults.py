@@ -5,8 +5,10 @@ breaks (``tests/test_conformance_catalogue.py``, ``tox -e detection``).  Each
 fault is a subclass of the reference :class:`~reference_impl.driver.VfDriver`
 or :class:`~reference_impl.device.VirtualFunction` that changes one method;
 :class:`FaultyDevice` puts them together as a ``device`` implementation.
-A fault overrides one of the reference's public extension points, never a
-private member, and is registered once, with ``@fault``.
+A fault overrides one of the reference's public extension points (the driver's
+phases, such as :meth:`~reference_impl.driver.VfDriver.reinitialise` or
+:meth:`~reference_impl.driver.VfDriver.completion_ranges`), never a private
+member, and is registered once, with ``@fault``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from conformance.catalogue import Fault
-from conformance.catalogue.registry import builds, fault, faults_in
+from conformance.catalogue.registry import builds_by_keyword, fault, faults_in
 from conformance.verdicts import Target, Verdict
 from reference_impl.clock import SimClock, ms
 from reference_impl.device import (
@@ -23,6 +25,7 @@ from reference_impl.device import (
     FunctionIdentity,
     RxQueue,
     VirtualFunction,
+    buffer_pages,
 )
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import EventBus
@@ -58,14 +61,14 @@ def _device(
     return FaultyDevice(function_class, driver_class, DriverConfig(buffers=CONFORMANCE_BUFFERS, **config))
 
 
-@builds(VfDriver)
-def _with_driver(driver_class: type[VfDriver]) -> FaultyDevice:
-    return _device(driver_class=driver_class)
+builds_by_keyword(_device, function_class=VirtualFunction, driver_class=VfDriver)
 
 
-@builds(VirtualFunction)
-def _with_function(function_class: type[VirtualFunction]) -> FaultyDevice:
-    return _device(function_class=function_class)
+def _set_bus_master(driver: VfDriver, on: bool) -> None:
+    """Set or clear Bus Master Enable of the driver's function, if it has one: what faulty drivers do out of turn."""
+    function = driver.function
+    if function is not None:
+        function.set_bus_master(on)
 
 
 # ---------------------------------------------------------------------------------------------- drivers
@@ -102,19 +105,11 @@ class ForgetsTheRing(VfDriver):
     def mapped_ranges(self) -> list[tuple[int, int]]:
         return [(self.buffer_start, self.buffer_start + self.buffer_count)]
 
-    def poll(self) -> None:
-        # Completions are dirtied without the ring as well.
-        function = self.function
-        if not self.configured or function is None or function.rx is None:
-            return
-        completed = function.mmio_take_completions()
-        if not completed:
-            return
-        if self.dirtying:
-            from reference_impl.device import buffer_pages  # noqa: PLC0415 - keeps the fault self-contained
+    def completion_ranges(self, rx: RxQueue, completed: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        return buffer_pages(rx, completed)  # completions are dirtied without the ring as well
 
-            self.dirty_pages(buffer_pages(function.rx, completed), "completion")
-        function.mmio_post(sum(stop - start for start, stop in completed))
+    def repost(self, function: VirtualFunction, count: int) -> None:
+        function.mmio_post(count)  # nor does the CPU write the ring: it reposts without new descriptors
 
 
 @fault(Target.DEVICE, breaks="VFM-DEV-007")
@@ -133,10 +128,9 @@ class OpensDuringDirtyRequest(VfDriver):
     """Restarts its function (BME off, then on) on DIRTY_REQ before acknowledging it."""
 
     def on_dirty_req(self) -> None:
-        function = self.function
-        if function is not None and self.configured:
-            function.set_bus_master(False)
-            function.set_bus_master(True)
+        if self.configured:
+            _set_bus_master(self, False)
+            _set_bus_master(self, True)
         super().on_dirty_req()
 
 
@@ -152,15 +146,10 @@ class NeverReadsTheFlags(VfDriver):
 class ReinitialisesBeforeClearing(VfDriver):
     """Reads the flags on REINIT_REQ but clears them only after reprogramming the function."""
 
-    def after_migration_reinit(self) -> None:
-        self.set_dirtying(False)
-        self.configured = False
-        self.paused = False
-        if self.up:
-            migrated, reset = self.core.dev_status(self.slot)
-            self.program_function()
-            self.core.clear_dev_status(self.slot, migrated, reset)
-        self.core.report(self.slot, DriverReport.READY)
+    def reinitialise(self) -> None:
+        migrated, reset = self.core.dev_status(self.slot)
+        self.program_function()
+        self.core.clear_dev_status(self.slot, migrated, reset)
 
 
 @fault(Target.DEVICE, breaks="VFM-DEV-009")
@@ -236,9 +225,7 @@ class TouchesWhileDown(VfDriver):
 
     def after_migration_reinit(self) -> None:
         if not self.up:
-            function = self.function
-            if function is not None:
-                function.set_bus_master(True)
+            _set_bus_master(self, True)
         super().after_migration_reinit()
 
 
@@ -351,12 +338,7 @@ class ReopensFromOldState(VfDriver):
             return
         migrated, reset = self.core.dev_status(self.slot)
         self.core.clear_dev_status(self.slot, migrated, reset)
-        function.set_msix(True)
-        function.set_bus_master(True)
-        function.mmio_enable_queues(True)
-        self.guest.device_interrupt_handlers[function.name] = self.poll
-        self.configured = True
-        self.paused = False
+        self.start_function(function)  # without programming its rings again
 
 
 @fault(Target.DEVICE, breaks="VFM-ERR-007")
@@ -389,29 +371,19 @@ class RemembersDirtiedPages(VfDriver):
     Within the first migration it dirties as the reference does.
     """
 
-    def __init__(
-        self,
-        guest: Guest,
-        core: MigrationCore,
-        slot: int,
-        devfn: int,
-        allocator: DmaRegionAllocator,
-        *,
-        config: DriverConfig | None = None,
-    ) -> None:
-        super().__init__(guest, core, slot, devfn, allocator, config=config)
-        self.dirtied_earlier: set[int] = set()
-        self.dirtied_now: set[int] = set()
+    # Frozen sets, replaced rather than changed: the class's empty ones are every new driver's start.
+    dirtied_earlier: frozenset[int] = frozenset()
+    dirtied_now: frozenset[int] = frozenset()
 
     def set_dirtying(self, on: bool) -> None:
         if on and not self.dirtying:  # a new migration: what the last one dirtied counts as known
             self.dirtied_earlier |= self.dirtied_now
-            self.dirtied_now = set()
+            self.dirtied_now = frozenset()
         super().set_dirtying(on)
 
     def dirty_pages(self, ranges: list[tuple[int, int]], why: str) -> None:
         pages = [page for start, stop in ranges for page in range(start, stop) if page not in self.dirtied_earlier]
-        self.dirtied_now.update(pages)
+        self.dirtied_now |= frozenset(pages)
         super().dirty_pages([(page, page + 1) for page in pages], why)
 
 

@@ -8,7 +8,8 @@ fault changes one method of the reference
 :class:`~reference_impl.hypervisor.DestinationMigration`;
 :class:`FaultyHypervisor` puts them together as a ``hypervisor`` implementation.
 A fault overrides one of the reference's public extension points (its phases),
-never a private member, and is registered once, with ``@fault``.
+or leaves one out (``@fault(..., leaves_out=PHASE)``), never a private member,
+and is registered once, with ``@fault``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import cast
 import numpy as np
 
 from conformance.catalogue import Fault
-from conformance.catalogue.registry import builds, fault, faults_in
+from conformance.catalogue.registry import builds_by_keyword, fault, faults_in
 from conformance.verdicts import Target, Verdict
 from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.factories import ReferenceHypervisor
@@ -54,19 +55,8 @@ def _host(
     return FaultyHypervisor(cast("type[Hypervisor]", host))
 
 
-@builds(SourceMigration)
-def _with_source(source: type[SourceMigration]) -> FaultyHypervisor:
-    return _host(source=source)
-
-
-@builds(DestinationMigration)
-def _with_destination(destination: type[DestinationMigration]) -> FaultyHypervisor:
-    return _host(destination=destination)
-
-
-@builds(Hypervisor)
-def _with_host(host_class: type[Hypervisor]) -> FaultyHypervisor:
-    return FaultyHypervisor(host_class)
+builds_by_keyword(_host, source=SourceMigration, destination=DestinationMigration)
+builds_by_keyword(FaultyHypervisor, host_class=Hypervisor)
 
 
 # ---------------------------------------------------------------------------------------------- the source: start
@@ -105,12 +95,9 @@ class SendsBeforePrecopy(SourceMigration):
             sender.send_for(self.config.quantum_ns)
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-VER-007")
+@fault(Target.HYPERVISOR, breaks="VFM-VER-007", leaves_out="check_tracking")
 class AcceptsAFineTrackingDestination(FaultyHost):
     """Takes a guest whatever the granularity of its own dirty tracking."""
-
-    def check_tracking(self, page_shift: int) -> None:
-        return
 
 
 # ---------------------------------------------------------------------------------------------- the source: deadlines
@@ -125,28 +112,19 @@ class HalvesTheDeadlines(SourceMigration):
         self.ack_timeout_ns //= 2
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-TMO-003")
+@fault(Target.HYPERVISOR, breaks="VFM-TMO-003", leaves_out="pausing_deadline")
 class NeverTimesOutAPause(SourceMigration):
     """Waits for every PAUSED report however long it takes."""
 
-    def pausing_deadline(self) -> None:
-        return
 
-
-@fault(Target.HYPERVISOR, breaks="VFM-TMO-005")
+@fault(Target.HYPERVISOR, breaks="VFM-TMO-005", leaves_out="resuming_deadline")
 class NeverResetsOnResumeDeadline(SourceMigration):
     """Waits for every resume however long it takes."""
 
-    def resuming_deadline(self) -> None:
-        return
 
-
-@fault(Target.HYPERVISOR, breaks="VFM-TIME-001")
+@fault(Target.HYPERVISOR, breaks="VFM-TIME-001", leaves_out="start_precopy_limit")
 class IgnoresThePrecopyLimit(SourceMigration):
     """Keeps pre-copying until the dirty pages fit the downtime budget, however long that takes."""
-
-    def start_precopy_limit(self) -> None:
-        return
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-TIME-002", verdict=Verdict.WARN)
@@ -165,12 +143,9 @@ class StopsSendingWhenPausing(SourceMigration):
         return 0 if self.phase() is MigState.PAUSING else super().send_quantum()
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-DEST-005")
+@fault(Target.HYPERVISOR, breaks="VFM-DEST-005", leaves_out="stop_copy_limit_passed")
 class NoStopCopyLimit(SourceMigration):
     """Waits for the destination's confirmation for ever."""
-
-    def stop_copy_limit_passed(self) -> None:
-        return
 
 
 # ---------------------------------------------------------------------------------------------- the source: causes
@@ -184,39 +159,27 @@ class CancelsADeviceErrorAsCancelled(SourceMigration):
         super().cancel(MigReason.CANCELLED if reason is MigReason.DEVICE_ERROR else reason, note)
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-ERR-002")
+@fault(Target.HYPERVISOR, breaks="VFM-ERR-002", leaves_out="reset_failed_functions")
 class NoGroupResetAfterDeviceError(SourceMigration):
     """Cancels for a failed function but leaves the group reset to the guest."""
 
-    def reset_failed_functions(self) -> None:
-        return
 
-
-@fault(Target.HYPERVISOR, breaks="VFM-MIG-011")
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-011", leaves_out="check_guest_consent")
 class IgnoresConsentWithdrawal(SourceMigration):
     """Goes on when the guest clears CONTROL.ENABLE or a feature it had accepted."""
 
-    def check_guest_consent(self) -> None:
-        return
 
-
-@fault(Target.HYPERVISOR, breaks="VFM-DEST-001")
+@fault(Target.HYPERVISOR, breaks="VFM-DEST-001", leaves_out="destination_failed")
 class IgnoresDestinationFailure(SourceMigration):
     """Does not listen to a destination that reports it cannot take the guest (the stop-and-copy limit still acts)."""
-
-    def destination_failed(self, why: str) -> None:
-        return
 
 
 # ------------------------------------------------------------------------------------------ the source: stop-and-copy
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-MIG-003")
+@fault(Target.HYPERVISOR, breaks="VFM-MIG-003", leaves_out="stop_vcpus")
 class KeepsTheVcpusRunning(SourceMigration):
     """Does not stop the guest's vCPUs in STOPPED."""
-
-    def stop_vcpus(self) -> None:
-        return
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-CANCEL-005")
@@ -269,12 +232,9 @@ class HotPlugsDuringMigration(FaultyHost):
             self.outgoing = outgoing
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-SEC-006")
+@fault(Target.HYPERVISOR, breaks="VFM-SEC-006", leaves_out="reset_before_release")
 class KeepsTheSourceFunctions(FaultyHost):
     """Frees the guest's memory after the handover without resetting the functions that could reach it."""
-
-    def reset_before_release(self, function: VirtualFunction) -> None:
-        return
 
 
 # ---------------------------------------------------------------------------------------------- the destination
@@ -342,12 +302,9 @@ class PlacesFunctionsAtTheirSlotNumber(FaultyHost):
         return self.slot_functions.get(devfn >> 3) if devfn & 0x7 == 0 else None
 
 
-@fault(Target.HYPERVISOR, breaks="VFM-CAP-008")
+@fault(Target.HYPERVISOR, breaks="VFM-CAP-008", leaves_out="cancel_migration_for_reset")
 class ResetsTheBridgeMidMigration(FaultyHost):
     """Carries out a conventional reset of the bridge at once, migration or not."""
-
-    def cancel_migration_for_reset(self) -> None:
-        return
 
 
 # ---------------------------------------------------------------------------------------------- more of the source

@@ -16,6 +16,16 @@ class's module, so that ``conformance.catalogue.hypervisor_faults:starts_with_a_
 names a ``hypervisor`` implementation as it always did.  A fault that is a
 configuration of the reference rather than a subclass decorates its factory
 function instead.
+
+A fault that only leaves out a phase of the reference says so instead of
+overriding it with an empty method::
+
+    @fault(Target.HYPERVISOR, breaks="VFM-TMO-003", leaves_out="pausing_deadline")
+    class NeverTimesOutAPause(SourceMigration):
+        \"\"\"Waits for every PAUSED report however long it takes.\"\"\"
+
+A module whose builders only pass the faulty subclass to one factory, each
+under its own keyword, registers them at once with :func:`builds_by_keyword`.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import inspect
 import re
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from conformance.catalogue import Fault
@@ -55,15 +66,36 @@ def builds(base: type) -> Callable[[Builder], Builder]:
     return register
 
 
+def builds_by_keyword(make: Callable[..., object], **bases: type) -> None:
+    """Register, for each keyword, that a faulty subclass of ``bases[keyword]`` becomes ``make(keyword=subclass)``."""
+    for keyword, base in bases.items():
+        builds(base)(partial(_build_by_keyword, make, keyword))
+
+
+def _build_by_keyword(make: Callable[..., object], keyword: str, cls: type[Any]) -> object:
+    return make(**{keyword: cls})
+
+
 def fault(
-    target: Target, *, breaks: str, verdict: Verdict = Verdict.FAIL, name: str | None = None
+    target: Target,
+    *,
+    breaks: str,
+    verdict: Verdict = Verdict.FAIL,
+    name: str | None = None,
+    leaves_out: str | None = None,
 ) -> Callable[[_Decorated], _Decorated]:
-    """Register the decorated class (or factory function) as a fault of ``target`` that breaks ``breaks``."""
+    """Register the decorated class (or factory function) as a fault of ``target`` that breaks ``breaks``.
+
+    ``leaves_out`` names a phase (a public method of the reference class) the fault does not do at all: the
+    registry makes it a method that does nothing and returns ``None``.
+    """
 
     def register(decorated: _Decorated) -> _Decorated:
         fault_name = name or _kebab_case(decorated.__name__)
         factory_name = fault_name.replace("-", "_")
         module = sys.modules[decorated.__module__]
+        if leaves_out is not None:
+            _leave_out(decorated, leaves_out)
         if isinstance(decorated, type):
             setattr(module, factory_name, _factory(decorated, factory_name))
         elif decorated.__name__ != factory_name:
@@ -77,6 +109,23 @@ def fault(
         return decorated
 
     return register
+
+
+def _leave_out(decorated: object, phase: str) -> None:
+    """Make ``phase`` of the fault class ``decorated`` a method that does nothing."""
+    inherited = getattr(decorated, phase, None)
+    if not isinstance(decorated, type) or phase.startswith("_") or not inspect.isfunction(inherited):
+        raise CatalogueError(f"{decorated!r} cannot leave out {phase!r}: not a public method of a fault class")
+    if phase in vars(decorated):
+        raise CatalogueError(f"{decorated.__qualname__} both defines and leaves out {phase}")
+
+    def left_out(self: object, *args: object, **kwargs: object) -> None:
+        return None
+
+    left_out.__name__ = phase
+    left_out.__qualname__ = f"{decorated.__qualname__}.{phase}"
+    left_out.__doc__ = f"Left out: {decorated.__qualname__} does not do {inherited.__qualname__}."
+    setattr(decorated, phase, left_out)
 
 
 def faults_in(module: str) -> list[Fault]:
