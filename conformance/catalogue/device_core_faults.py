@@ -1,7 +1,7 @@
 """Deliberately faulty migration cores: each a small variation of the reference core that breaks one rule.
 
 The ``device`` target's implementation may bring the guest's own migration
-core (``create_migration_core``, see :class:`conformance.adapters.DeviceImplementation`);
+core (``create_migration_core``, see :class:`conformance.interfaces.device.DeviceImplementation`);
 these faults do, with the reference VF and driver around a subclass of the
 reference :class:`~reference_impl.driver.MigrationCore` that changes one
 method.  The suite must find each (``tests/test_conformance_catalogue.py``,
