@@ -49,7 +49,7 @@ def _guide_commands(prefix: str) -> list[str]:
     """The lines of the guide's ``sh`` code blocks that start with ``prefix`` (continuation lines joined)."""
     text = GUIDE.read_text(encoding="utf-8")
     blocks = re.findall(r"^\.\. code-block:: sh\n\n((?:   .*\n|\n)+)", text, flags=re.MULTILINE)
-    lines = (line.strip() for block in blocks for line in re.sub(r"\\\n\s*", " ", block).splitlines())
+    lines = (line.strip() for block in blocks for line in re.sub(r"\s*\\\n\s*", " ", block).splitlines())
     return [line for line in lines if line.startswith(prefix)]
 
 
