@@ -42,7 +42,7 @@ class DirtyLog(Protocol):
         """Start logging CPU writes (and the pages the guest's drivers dirty)."""
 
     def disable(self) -> None:
-        """Stop logging."""
+        """Stop logging and forget what was logged; this is not a read and does not fail."""
 
     @property
     def count(self) -> int:
