@@ -91,6 +91,18 @@ def test_the_same_seed_gives_the_same_verdicts_steps_and_counterexamples(tmp_pat
     assert documents[2] == documents[0]
 
 
+def _wait_for_the_worker(pid: int, timeout_s: float = 60.0) -> None:
+    """Until the process ``pid`` has started a child (the run's worker), on Linux; elsewhere a fixed wait."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if not children.exists():
+        time.sleep(4)
+        return
+    deadline = time.monotonic() + timeout_s
+    while not children.read_text(encoding="ascii").split():
+        assert time.monotonic() < deadline, "the run started no worker"
+        time.sleep(0.05)
+
+
 def test_an_interrupted_run_keeps_an_incomplete_report(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [
@@ -101,7 +113,8 @@ def test_an_interrupted_run_keeps_an_incomplete_report(tmp_path: Path) -> None:
     process = subprocess.Popen(
         command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(4)  # the default profile takes longer than this on the reference
+    _wait_for_the_worker(process.pid)  # the run is under way: imports and the pre-flight check are over
+    time.sleep(0.5)  # a default run of the reference takes seconds: the interrupt lands in it
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, (out, err)
