@@ -186,7 +186,7 @@ class ConformanceSession:
         shards = read_shards(self.shard_dir)
         if not shards:
             return
-        self.merged = merge_reports(shards, seed=self.seed)
+        self.merged = merge_reports(shards, seed=self.seed, expected=self.shards)
         write_reports(
             self.merged,
             json=self.json_path,

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import venv
+from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ import reference_impl.factories  # noqa: F401
 from conformance.parallel import SHARD_SEED_STRIDE, merge_reports, read_shards, shard_seed, write_shard
 from conformance.pytest_plugin import TARGETS
 from conformance.reports import validate_junit, validate_report_json
-from conformance.verdicts import Counterexample, RequirementResult, RunReport, Target, Verdict
+from conformance.verdicts import Counterexample, RequirementResult, RunReport, RunStatus, Target, Verdict
 from vfmig_proto.requirements import requirement
 
 pytest_plugins = ["pytester"]
@@ -217,6 +218,30 @@ def test_merge_takes_the_worst_verdict_and_sums_the_checks() -> None:
     assert not merged.conformant
     defaults = merge_reports(shards)
     assert (defaults.seed, defaults.seconds) == (0, 4.0)
+
+
+def test_merge_never_loses_what_makes_a_run_not_conformant_or_incomplete() -> None:
+    crashed = replace(_report(1, _result("VFM-FN-001", Verdict.PASS, 2)), unattributed=["a segfault in receive"])
+    clean = _report(0, _result("VFM-FN-001", Verdict.PASS, 3))
+    merged = merge_reports({0: clean, 1: crashed})
+    assert merged.unattributed == ["shard 1: a segfault in receive"]
+    assert merged.status is RunStatus.NOT_CONFORMANT
+
+    stopped = replace(_report(1, _result("VFM-FN-001", Verdict.INCOMPLETE, 0)), stopped="interrupted (Ctrl-C)")
+    merged = merge_reports({0: clean, 1: stopped})
+    assert merged.results[0].verdict is Verdict.INCOMPLETE  # one shard passed it, the other could not judge it
+    assert merged.stopped == "shard 1: interrupted (Ctrl-C)"
+    assert merged.status is RunStatus.INCOMPLETE
+
+    finding = _report(1, _result("VFM-FN-001", Verdict.FAIL, 1, seed=1))
+    assert merge_reports({0: stopped, 1: finding}).results[0].verdict is Verdict.FAIL  # a finding stands
+
+
+def test_a_shard_that_never_reported_makes_the_merged_run_incomplete() -> None:
+    merged = merge_reports({0: _report(0, _result("VFM-FN-001", Verdict.PASS, 3))}, expected=3)
+    assert merged.stopped == "no report from shard 1, 2 of 3"
+    assert merged.status is RunStatus.INCOMPLETE
+    assert merge_reports({0: _report(0)}, expected=1, stopped="interrupted (Ctrl-C)").stopped == "interrupted (Ctrl-C)"
 
 
 def test_merge_refuses_shards_of_different_runs() -> None:

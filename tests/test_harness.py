@@ -124,3 +124,84 @@ def test_an_interrupted_run_keeps_an_incomplete_report(tmp_path: Path) -> None:
     assert document["status"] == "incomplete"
     assert document["stopped"] == "interrupted (Ctrl-C)"
     assert "incomplete" in {result["verdict"] for result in document["results"]}
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux)."""
+    found: set[int] = set()
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text(encoding="ascii").split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found.add(child)
+            pending.append(child)
+    return found
+
+
+def _depth(pid: int, ancestor: int) -> int:
+    """How many parents up from ``pid`` ``ancestor`` is (0 if it is not an ancestor)."""
+    depth, current = 0, pid
+    while current not in (0, 1):
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text(encoding="ascii")
+        except OSError:
+            return 0
+        current = int(stat.rsplit(")", 1)[1].split()[1])
+        depth += 1
+        if current == ancestor:
+            return depth
+    return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="follows the run's processes through /proc")
+def test_ctrl_c_stops_a_parallel_run_and_keeps_an_incomplete_report(tmp_path: Path) -> None:
+    """The thorough profile (pytest-xdist shards, each with a supervised worker) stops on Ctrl-C at once: exit
+    130, a report that says INCOMPLETE, and not one of the run's processes left behind."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        *("-m", "conformance.cli", "conformance", "--target", "bridge", "--profile", "thorough", "--seed", "3"),
+        *("--no-progress", "--json", str(tmp_path / "report.json"), "--database", str(tmp_path / "db")),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    # CLI -> pytest -> xdist worker -> supervised worker: wait until a shard's worker runs the suite
+    while not any(_depth(pid, process.pid) >= 3 for pid in _descendants(process.pid)):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no shard started its worker"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    started = _descendants(process.pid)
+    interrupted_at = time.monotonic()
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole foreground process group
+    out, err = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted_at < 30
+    assert process.returncode == 130, (out, err)
+    assert err.splitlines()[-1].startswith("vfmig conformance: interrupted;")
+    document = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert document["status"] == "incomplete"
+    assert document["stopped"].startswith("interrupted (Ctrl-C)")
+    settle = time.monotonic() + 10
+    while any(_alive(pid) for pid in started) and time.monotonic() < settle:
+        time.sleep(0.1)
+    assert not [pid for pid in started if _alive(pid)], "processes of the run outlived it"

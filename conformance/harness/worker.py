@@ -26,6 +26,7 @@ handlers, buffered output) runs twice.
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import resource
@@ -33,7 +34,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any, BinaryIO
 
@@ -62,6 +63,8 @@ class WorkerSetup:
     """Bytes of address space (None: no limit)."""
     loader: Callable[[Target, str], Callable[[], Any]]
     """Loads ``MODULE:FACTORY`` and checks the implementation it makes (raises UsageError)."""
+    supervisor_pid: int = field(default_factory=os.getpid)
+    """The process the worker is forked from (made before the fork, so it is the supervisor's own pid)."""
 
 
 class _Monitor:
@@ -104,6 +107,7 @@ def work(plan: RunPlan, state: RunState, setup: WorkerSetup) -> None:
 
 def _isolate(setup: WorkerSetup) -> None:
     os.setsid()  # the terminal's Ctrl-C goes to the supervisor's process group, not here
+    _die_with(setup.supervisor_pid)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -119,6 +123,25 @@ def _isolate(setup: WorkerSetup) -> None:
     faulthandler.register(DUMP_SIGNAL, file=setup.dump, all_threads=True, chain=False)
     if setup.memory_limit is not None:
         resource.setrlimit(resource.RLIMIT_AS, (setup.memory_limit, setup.memory_limit))
+
+
+_PR_SET_PDEATHSIG = 1
+"""``prctl`` option of <linux/prctl.h>: the signal the kernel sends this process when its parent dies."""
+_EX_TEMPFAIL = 75
+
+
+def _die_with(supervisor_pid: int) -> None:
+    """Have the kernel kill this worker when its supervisor dies.
+
+    The worker leads a session of its own, so nothing else would reach it: a supervisor killed from outside
+    (a parallel run's shard stopped after Ctrl-C, say) would otherwise leave it running the suite alone.
+    """
+    if not sys.platform.startswith("linux"):  # pragma: no cover - the harness isolates on Linux
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != supervisor_pid:  # it died before the request took effect
+        os._exit(_EX_TEMPFAIL)
 
 
 def _run(plan: RunPlan, state: RunState, setup: WorkerSetup) -> None:

@@ -230,8 +230,21 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         self.registers = self._read_registers()
         expectation.interrupts = None  # what a restored bridge signals before ARRIVE, the spec leaves open
         self._verify(expectation)
+        self._take_over_restored_interrupt_state()
         if self._live():
             self._arrive()
+
+    def _take_over_restored_interrupt_state(self) -> None:
+        """After a restore, start from what the destination bridge did, not from the source's INTx line.
+
+        The destination is a new bridge: its INTx pin is asserted only if the restore itself signalled (which
+        the spec leaves open), and a message held by a masked MSI vector on the source may or may not be held
+        by it, so the first unmask after a restore owes an unknown number of interrupts.
+        """
+        registers, model = self.registers, self.model
+        self.level = registers.pin(model.event, model.enabled) and self.interrupts > 0
+        held = registers.msi_enabled and registers.msi_masked and model.event and model.enabled
+        self.pending = self.pending_uncertain = bool(held)
 
     def _conventional_reset(self) -> None:
         """A conventional reset of the bridge, as when the guest's platform is reset (VFM-CAP-006): the reset

@@ -11,6 +11,10 @@ from __future__ import annotations
 from conformance.suites.bridge.world import BridgeWorld, Expectation
 from vfmig_proto.engine import Judgement
 
+_CHANGES_THE_SHPC = frozenset({"hot_add", "surprise_removal", "conventional_reset", "restore"})
+"""Host events after which the SHPC's registers may differ for reasons of their own (VFM-NOTIF-004 does not apply):
+a hot-plug operation, a conventional reset (which resets the SHPC too), and a restore into a new bridge."""
+
 
 class InterruptObserver(BridgeWorld):
     """The interrupts a step must signal, the ones it signalled, and the SHPC's registers."""
@@ -77,8 +81,8 @@ class InterruptObserver(BridgeWorld):
             return
         now = self._read_shpc()
         before, self.shpc_bytes = self.shpc_bytes, now
-        if expectation.host_event in ("hot_add", "surprise_removal") or expectation.shpc_write:
-            return  # an actual hot-plug operation, or the guest's own write, may change them
+        if expectation.host_event in _CHANGES_THE_SHPC or expectation.shpc_write:
+            return  # an actual hot-plug operation, a reset or a new bridge, or the guest's own write, may change them
         if expectation.state_changed:
             self._that(
                 "VFM-NOTIF-004",
