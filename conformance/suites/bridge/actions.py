@@ -243,7 +243,8 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         """
         registers, model = self.registers, self.model
         self.level = registers.pin(model.event, model.enabled) and self.interrupts > 0
-        held = registers.msi_enabled and registers.msi_masked and model.event and model.enabled
+        could_hold = self.pending or (model.event and model.enabled)  # the MSI Pending bit may come with the restore
+        held = registers.msi_enabled and registers.msi_masked and could_hold
         self.pending = self.pending_uncertain = bool(held)
 
     def _conventional_reset(self) -> None:
