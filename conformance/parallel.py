@@ -14,7 +14,8 @@ shards), and :func:`merge_reports` folds them into one
   counterexample of the first shard (lowest index) that has that verdict;
   so a requirement is ``not-covered`` only if no shard covered it;
 - its check count, and the run's steps, are summed over the shards;
-- the problems of the run itself are collected, each prefixed with its shard.
+- the problems of the run itself are collected, each prefixed with its shard;
+- the coverage of the spec's space is the union of the shards' cells.
 
 The subprocess is hermetic: plugin autoloading is off (``-p xdist.plugin -p
 conformance.pytest_plugin`` load what it needs), it runs in a temporary
@@ -46,6 +47,7 @@ from conformance.runner import (
     UsageError,
     target_requirements,
 )
+from conformance.spec_coverage import merge_all
 from conformance.verdicts import RequirementResult, RunReport, Target, Verdict
 
 SHARD_SEED_STRIDE = 1000
@@ -154,6 +156,7 @@ def merge_reports(
         suite_errors=[
             f"shard {index}: {problem}" for index in sorted(shards) for problem in shards[index].suite_errors
         ],
+        coverage=merge_all(report.coverage for report in ordered),
     )
 
 

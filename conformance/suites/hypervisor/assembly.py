@@ -12,6 +12,7 @@ from typing import cast
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
+from conformance import spec_coverage
 from conformance.checks import step
 from conformance.suites.common import small_world_config
 from conformance.suites.hypervisor.observers.handover import HandoverObserver
@@ -100,7 +101,7 @@ class AssembledSuite(ScenarioRules, HandoverObserver, InterruptObserver):
             self._start(to_far=False)
 
     def _make_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
-        bridge = ObservedBridge(bus, params, name, self)
+        bridge = spec_coverage.watched(ObservedBridge(bus, params, name, self))
         self.bridges[name] = bridge
         watch = self.pending or self.current
         if watch is not None and (watch is self.pending or watch.in_progress):
