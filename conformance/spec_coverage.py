@@ -298,6 +298,21 @@ def universe() -> dict[Dimension, tuple[str, ...]]:
     }
 
 
+def forget_derived() -> None:
+    """Forget everything derived from the tables so far, so that it is derived again (after a test changes them)."""
+    for derived in (
+        _guest_events,
+        device_cells,
+        destination_phases,
+        universe,
+        _host_closure,
+        conformant_read_states,
+        unreachable,
+        _repeats,
+    ):
+        derived.cache_clear()
+
+
 # ---------------------------------------------------------------------------------------------- unreachable cells
 
 
