@@ -788,17 +788,3 @@ def merge_all(coverages: Iterable[SpecCoverage | None]) -> SpecCoverage | None:
         if coverage is not None:
             merged = coverage if merged is None else merged.merged(coverage)
     return merged
-
-
-def dimension_line(summary: DimensionSummary) -> str:
-    """``device table 41/44 reachable cells (76 unreachable)``, or why the dimension does not apply."""
-    name = summary.dimension.value
-    if summary.not_applicable is not None:
-        return f"{name}: not applicable ({summary.not_applicable})"
-    line = f"{name} {len(summary.covered)}/{summary.reachable}"
-    extras = []
-    if summary.unreachable:
-        extras.append(f"{len(summary.unreachable)} unreachable")
-    if summary.contradicted:
-        extras.append(f"{len(summary.contradicted)} listed unreachable but exercised")
-    return line + (f" ({', '.join(extras)})" if extras else "")

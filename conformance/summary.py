@@ -11,8 +11,10 @@ reproduction::
     NOT CONFORMANT: 54 requirements: 19 pass, 2 fail, 0 warn, 0 timeout, 0 error, 33 not-covered
     6943 steps in 10.3 s (676 steps/s)
     spec coverage (reachable cells exercised; the JSON and Markdown reports list every cell):
-      device table 27/53 (11 unreachable), migration table 11/14, slot positions 2/3 (missing last)
-      slot numbers 3/8, phases x perturbations 7/20 (16 unreachable), sides 2/2; byte lanes not applicable
+      device table 27/64 (11 unreachable)
+      migration table 11/14 (missing PAUSING x CANCEL, RESUMING x GROUP_RESET, ARRIVED x GROUP_RESET)
+      slot positions 2/3 (missing last), slot numbers 3/8, sides 2/2
+      phases x perturbations 7/20 (16 unreachable), byte lanes not applicable
 
       VFM-DIRTY-004  fail  MUST  slot 0: PAUSED with pages written by DMA and not dirtied: [240, ...]
         seed 1 (replay: --seed 1 --requirement VFM-DIRTY-004), shrunk to 7 steps:
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import textwrap
 
-from conformance.spec_coverage import DimensionSummary, SpecCoverage
+from conformance.spec_coverage import Dimension, DimensionSummary, SpecCoverage
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
 ORDER = (Verdict.FAIL, Verdict.TIMEOUT, Verdict.ERROR, Verdict.INCOMPLETE, Verdict.WARN, Verdict.NOT_COVERED)
@@ -76,14 +78,21 @@ def rate_line(report: RunReport) -> str:
     return f"{report.steps} steps in {report.seconds:.1f} s ({rate:.0f} steps/s)"
 
 
-COVERAGE_PARTS_PER_LINE = 4
-"""Dimensions on one line of the coverage block."""
+COVERAGE_LINES: tuple[tuple[Dimension, ...], ...] = (
+    (Dimension.DEVICE_TABLE,),
+    (Dimension.MIGRATION_TABLE,),
+    (Dimension.SLOT_POSITIONS, Dimension.SLOT_NUMBERS, Dimension.SIDES),
+    (Dimension.PHASE_PERTURBATIONS, Dimension.BYTE_LANES),
+)
+"""Which dimensions share a line of the coverage block."""
 NAMED_MISSING = 3
 """A dimension missing at most this many cells names them on its line."""
 
 
 def _coverage_part(summary: DimensionSummary) -> str:
     name = summary.dimension.value
+    if summary.not_applicable is not None:
+        return f"{name} not applicable"
     text = f"{name} {len(summary.covered)}/{summary.reachable}"
     extras = []
     if summary.missing and len(summary.missing) <= NAMED_MISSING:
@@ -99,15 +108,8 @@ def coverage_lines(coverage: SpecCoverage | None) -> list[str]:
     """The coverage of the spec's space in a few lines (none if the run recorded none)."""
     if coverage is None:
         return []
-    summaries = coverage.summary()
-    parts = [_coverage_part(summary) for summary in summaries if summary.not_applicable is None]
-    lines = [
-        ", ".join(parts[start : start + COVERAGE_PARTS_PER_LINE])
-        for start in range(0, len(parts), COVERAGE_PARTS_PER_LINE)
-    ]
-    absent = [summary.dimension.value for summary in summaries if summary.not_applicable is not None]
-    if absent and lines:
-        lines[-1] += f"; {', '.join(absent)} not applicable"
+    by_dimension = {summary.dimension: summary for summary in coverage.summary()}
+    lines = [", ".join(_coverage_part(by_dimension[dimension]) for dimension in line) for line in COVERAGE_LINES]
     head = "spec coverage (reachable cells exercised; the JSON and Markdown reports list every cell):"
     return [head, *(f"  {line}" for line in lines)]
 

@@ -308,7 +308,283 @@ def _cli_coverage(tmp_path: Path, target: str, implementation: str | None = None
     return coverage
 
 
-KNOWN_GAPS: dict[str, dict[str, frozenset[str]]] = {}
+KNOWN_GAPS: dict[str, dict[str, frozenset[str]]] = {
+    "device": {
+        "device table": frozenset(
+            {
+                "DIRTYING x DEVICE_ERROR",
+                "DIRTYING x SURPRISE_REMOVAL",
+                "DIRTY_REQ x REQUEST_PAUSE",
+                "DIRTY_REQ x SURPRISE_REMOVAL",
+                "EMPTY x DRIVER_DETACHED",
+                "EMPTY x DRIVER_DIRTYING",
+                "EMPTY x DRIVER_PAUSED",
+                "EMPTY x DRIVER_READY",
+                "ERROR x DRIVER_DETACHED",
+                "ERROR x DRIVER_DIRTYING",
+                "ERROR x DRIVER_PAUSED",
+                "ERROR x DRIVER_READY",
+                "ERROR x SURPRISE_REMOVAL",
+                "PAUSED x DEVICE_ERROR",
+                "PAUSED x DRIVER_DETACHED",
+                "PAUSED x SURPRISE_REMOVAL",
+                "PAUSE_REQ x CANCEL",
+                "PAUSE_REQ x DEVICE_ERROR",
+                "PAUSE_REQ x DRIVER_DETACHED",
+                "PAUSE_REQ x DRIVER_DIRTYING",
+                "PAUSE_REQ x SURPRISE_REMOVAL",
+                "READY x DRIVER_DIRTYING",
+                "READY x SURPRISE_REMOVAL",
+                "REINIT_REQ x DEVICE_ERROR",
+                "REINIT_REQ x DRIVER_DIRTYING",
+                "REINIT_REQ x DRIVER_PAUSED",
+                "REINIT_REQ x SURPRISE_REMOVAL",
+                "RESUME_REQ x DEVICE_ERROR",
+                "RESUME_REQ x DRIVER_DETACHED",
+                "RESUME_REQ x DRIVER_DIRTYING",
+                "RESUME_REQ x DRIVER_PAUSED",
+                "RESUME_REQ x GROUP_RESET",
+                "RESUME_REQ x SURPRISE_REMOVAL",
+                "UNBOUND x DRIVER_DETACHED",
+                "UNBOUND x DRIVER_DIRTYING",
+                "UNBOUND x DRIVER_PAUSED",
+                "UNBOUND x SURPRISE_REMOVAL",
+            }
+        ),
+        "migration table": frozenset(
+            {
+                "ARRIVED x GROUP_RESET",
+                "PAUSING x CANCEL",
+                "RESUMING x GROUP_RESET",
+            }
+        ),
+        "slot positions": frozenset(
+            {
+                "last",
+            }
+        ),
+        "slot numbers": frozenset(
+            {
+                "3",
+                "4",
+                "5",
+                "6",
+                "7",
+            }
+        ),
+        "phases x perturbations": frozenset(
+            {
+                "ARRIVED x fault",
+                "ARRIVED x stale report",
+                "ARRIVED x unbind",
+                "PAUSING x cancel",
+                "PAUSING x fault",
+                "PAUSING x stale report",
+                "PAUSING x unbind",
+                "PRECOPY x stale report",
+                "PREPARE x stale report",
+                "RESUMING x fault",
+                "RESUMING x stale report",
+                "RESUMING x unbind",
+                "STOPPED x fault",
+            }
+        ),
+    },
+    "bridge": {
+        "device table": frozenset(
+            {
+                "DIRTYING x DEVICE_ERROR",
+                "DIRTYING x DRIVER_DETACHED",
+                "DIRTYING x DRIVER_DIRTYING",
+                "DIRTYING x DRIVER_PAUSED",
+                "DIRTYING x DRIVER_READY",
+                "DIRTYING x SURPRISE_REMOVAL",
+                "DIRTY_REQ x DEVICE_ERROR",
+                "DIRTY_REQ x DRIVER_DETACHED",
+                "DIRTY_REQ x DRIVER_PAUSED",
+                "DIRTY_REQ x DRIVER_READY",
+                "ERROR x DEVICE_ERROR",
+                "ERROR x DRIVER_DETACHED",
+                "ERROR x DRIVER_DIRTYING",
+                "ERROR x DRIVER_PAUSED",
+                "ERROR x DRIVER_READY",
+                "ERROR x GROUP_RESET",
+                "ERROR x SURPRISE_REMOVAL",
+                "PAUSED x CANCEL",
+                "PAUSED x DEVICE_ERROR",
+                "PAUSED x DRIVER_DETACHED",
+                "PAUSED x DRIVER_DIRTYING",
+                "PAUSED x DRIVER_PAUSED",
+                "PAUSED x DRIVER_READY",
+                "PAUSED x SURPRISE_REMOVAL",
+                "PAUSE_REQ x DEVICE_ERROR",
+                "PAUSE_REQ x DRIVER_DETACHED",
+                "PAUSE_REQ x DRIVER_DIRTYING",
+                "PAUSE_REQ x DRIVER_READY",
+                "PAUSE_REQ x SURPRISE_REMOVAL",
+                "READY x DEVICE_ERROR",
+                "READY x DRIVER_DIRTYING",
+                "REINIT_REQ x DEVICE_ERROR",
+                "REINIT_REQ x DRIVER_DETACHED",
+                "REINIT_REQ x DRIVER_DIRTYING",
+                "REINIT_REQ x DRIVER_PAUSED",
+                "RESUME_REQ x DEVICE_ERROR",
+                "RESUME_REQ x DRIVER_DETACHED",
+                "RESUME_REQ x DRIVER_DIRTYING",
+                "RESUME_REQ x DRIVER_PAUSED",
+                "RESUME_REQ x DRIVER_READY",
+                "RESUME_REQ x GROUP_RESET",
+                "RESUME_REQ x SURPRISE_REMOVAL",
+            }
+        ),
+        "migration table": frozenset(
+            {
+                "RESUMING x GROUP_RESET",
+            }
+        ),
+        "byte lanes": frozenset(
+            {
+                "ack_timeout_ms byte 0 by 1-byte write (RO)",
+                "ack_timeout_ms byte 0 by 2-byte write (RO)",
+                "ack_timeout_ms byte 1 by 1-byte write (RO)",
+                "ack_timeout_ms byte 1 by 2-byte write (RO)",
+                "cap_id byte 0 by 2-byte write (RO)",
+                "cap_len byte 0 by 1-byte write (RO)",
+                "cap_next byte 0 by 1-byte write (RO)",
+                "cap_next byte 0 by 2-byte write (RO)",
+                "control byte 1 by 1-byte write (RsvdP)",
+                "dev_devfn byte 0 by 1-byte write (RO)",
+                "generation byte 0 by 1-byte write (RO)",
+                "generation byte 0 by 2-byte write (RO)",
+                "generation byte 1 by 1-byte write (RO)",
+                "generation byte 1 by 2-byte write (RO)",
+                "generation byte 2 by 1-byte write (RO)",
+                "generation byte 2 by 2-byte write (RO)",
+                "generation byte 3 by 1-byte write (RO)",
+                "generation byte 3 by 2-byte write (RO)",
+                "guest_features byte 0 by 2-byte write (RW+RsvdP)",
+                "guest_features byte 1 by 1-byte write (RsvdP)",
+                "guest_features byte 1 by 2-byte write (RsvdP)",
+                "guest_features byte 2 by 1-byte write (RsvdP)",
+                "guest_features byte 2 by 2-byte write (RsvdP)",
+                "guest_features byte 3 by 1-byte write (RsvdP)",
+                "guest_features byte 3 by 2-byte write (RsvdP)",
+                "host_features byte 0 by 1-byte write (RO)",
+                "host_features byte 0 by 2-byte write (RO)",
+                "host_features byte 1 by 1-byte write (RO)",
+                "host_features byte 1 by 2-byte write (RO)",
+                "host_features byte 2 by 1-byte write (RO)",
+                "host_features byte 3 by 1-byte write (RO)",
+                "mig_reason byte 0 by 1-byte write (RO)",
+                "num_slots byte 0 by 1-byte write (RO)",
+                "page_shift byte 0 by 1-byte write (RO)",
+                "signature byte 0 by 2-byte write (RO)",
+                "signature byte 1 by 1-byte write (RO)",
+                "signature byte 1 by 2-byte write (RO)",
+                "signature byte 2 by 1-byte write (RO)",
+                "signature byte 2 by 2-byte write (RO)",
+                "signature byte 3 by 1-byte write (RO)",
+                "signature byte 3 by 2-byte write (RO)",
+                "status byte 1 by 1-byte write (RsvdZ)",
+                "version_major byte 0 by 1-byte write (RO)",
+                "version_minor byte 0 by 1-byte write (RO)",
+            }
+        ),
+        "phases x perturbations": frozenset(
+            {
+                "ARRIVED x fault",
+                "ARRIVED x unbind",
+                "PAUSING x fault",
+                "PAUSING x stale report",
+                "PAUSING x unbind",
+                "PRECOPY x stale report",
+                "PRECOPY x unbind",
+                "PREPARE x fault",
+                "PREPARE x stale report",
+                "PREPARE x unbind",
+                "RESUMING x fault",
+                "RESUMING x stale report",
+                "RESUMING x unbind",
+                "STOPPED x unbind",
+            }
+        ),
+    },
+    "hypervisor": {
+        "device table": frozenset(
+            {
+                "DIRTYING x DRIVER_DETACHED",
+                "DIRTY_REQ x REQUEST_PAUSE",
+                "EMPTY x DRIVER_DETACHED",
+                "EMPTY x DRIVER_DIRTYING",
+                "EMPTY x DRIVER_PAUSED",
+                "EMPTY x DRIVER_READY",
+                "ERROR x DEVICE_ERROR",
+                "ERROR x DRIVER_DETACHED",
+                "ERROR x DRIVER_DIRTYING",
+                "ERROR x DRIVER_PAUSED",
+                "ERROR x DRIVER_READY",
+                "ERROR x SURPRISE_REMOVAL",
+                "PAUSED x DEVICE_ERROR",
+                "PAUSED x DRIVER_DETACHED",
+                "PAUSE_REQ x DRIVER_DETACHED",
+                "PAUSE_REQ x DRIVER_DIRTYING",
+                "PAUSE_REQ x SURPRISE_REMOVAL",
+                "READY x DRIVER_DIRTYING",
+                "REINIT_REQ x DEVICE_ERROR",
+                "REINIT_REQ x DRIVER_DETACHED",
+                "REINIT_REQ x DRIVER_DIRTYING",
+                "REINIT_REQ x DRIVER_PAUSED",
+                "REINIT_REQ x SURPRISE_REMOVAL",
+                "RESUME_REQ x DEVICE_ERROR",
+                "RESUME_REQ x DRIVER_DETACHED",
+                "RESUME_REQ x DRIVER_DIRTYING",
+                "RESUME_REQ x DRIVER_PAUSED",
+                "UNBOUND x DEVICE_ERROR",
+                "UNBOUND x DRIVER_DIRTYING",
+                "UNBOUND x DRIVER_PAUSED",
+                "UNBOUND x SURPRISE_REMOVAL",
+            }
+        ),
+        "migration table": frozenset(
+            {
+                "ARRIVED x GROUP_RESET",
+            }
+        ),
+        "slot positions": frozenset(
+            {
+                "last",
+            }
+        ),
+        "slot numbers": frozenset(
+            {
+                "5",
+                "6",
+                "7",
+            }
+        ),
+        "phases x perturbations": frozenset(
+            {
+                "ARRIVED x fault",
+                "ARRIVED x stale report",
+                "ARRIVED x unbind",
+                "PAUSING x ack after deadline",
+                "PAUSING x ack just before deadline",
+                "PAUSING x stale report",
+                "PAUSING x unbind",
+                "PRECOPY x ack after deadline",
+                "PRECOPY x ack just before deadline",
+                "PRECOPY x stale report",
+                "PRECOPY x unbind",
+                "PREPARE x ack after deadline",
+                "PREPARE x ack just before deadline",
+                "PREPARE x stale report",
+                "RESUMING x ack after deadline",
+                "RESUMING x ack just before deadline",
+                "RESUMING x stale report",
+            }
+        ),
+    },
+}
 """Per target and dimension, the reachable cells the default profile, seed 1, does not exercise on the reference
 today (measured with ``vfmig conformance --target T --seed 1``).  A cell leaves this list when a suite reaches it;
 a cell that is missing and not listed is a regression of the suite's reach."""
@@ -321,4 +597,7 @@ def test_the_default_profile_reaches_what_it_reached(tmp_path: Path, target: str
     for summary in coverage.summary():
         assert not summary.contradicted, f"{summary.dimension.value}: exercised cells listed unreachable"
         newly_missing = set(summary.missing) - known.get(summary.dimension.value, frozenset())
-        assert not newly_missing, f"{target} {summary.dimension.value}: no longer reached: {sorted(newly_missing)}"
+        assert not newly_missing, (
+            f"{target} {summary.dimension.value}: no longer reached: {sorted(newly_missing)} (if a suite change moved "
+            "its reach on purpose, update KNOWN_GAPS from the JSON report's coverage)"
+        )
