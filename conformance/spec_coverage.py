@@ -55,7 +55,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, unique
 from functools import cache
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from vfmig_proto.access import WRITE_WIDTHS
 from vfmig_proto.engine import (
@@ -595,20 +595,19 @@ class PublishingBridge(Protocol):
     def params(self) -> CapabilityParams: ...
 
 
-_Bridge = TypeVar("_Bridge", bound=PublishingBridge)
 _BUS_TRACKERS: weakref.WeakKeyDictionary[Any, dict[str, BridgeTracker]] = weakref.WeakKeyDictionary()
 """Per event bus, the tracker of each bridge publishing on it, by the bridge's name (the events' source)."""
 _NS_PER_MS = 1_000_000
 
 
-def watched(bridge: _Bridge) -> _Bridge:
-    """Record what ``bridge``, a bridge the suite built (the reference's), publishes; returns it.
+def watched(bridge: PublishingBridge) -> None:
+    """Record what ``bridge``, a bridge the suite built (the reference's), publishes.
 
     A later bridge of the same name on the same bus replaces this one's tracker: it starts from reset.
     """
     recorder = active()
     if recorder is None:
-        return bridge
+        return
     bus = bridge.bus
     trackers = _BUS_TRACKERS.get(bus)
     if trackers is None:
@@ -616,7 +615,6 @@ def watched(bridge: _Bridge) -> _Bridge:
         _subscribe(bus, trackers)
     params = bridge.params
     trackers[bridge.name] = BridgeTracker(recorder, params.num_slots, params.ack_timeout_ms * _NS_PER_MS)
-    return bridge
 
 
 def _subscribe(bus: Any, trackers: dict[str, BridgeTracker]) -> None:

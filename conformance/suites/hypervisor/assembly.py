@@ -101,7 +101,8 @@ class AssembledSuite(ScenarioRules, HandoverObserver, InterruptObserver):
             self._start(to_far=False)
 
     def _make_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
-        bridge = spec_coverage.watched(ObservedBridge(bus, params, name, self))
+        bridge = ObservedBridge(bus, params, name, self)
+        spec_coverage.watched(bridge)
         self.bridges[name] = bridge
         watch = self.pending or self.current
         if watch is not None and (watch is self.pending or watch.in_progress):
