@@ -487,9 +487,12 @@ class BridgeTracker:
     mig_state: MigState = field(default_factory=idle_state)
     phase_started: int = 0
     requests: dict[int, _Request] = field(default_factory=dict)
+    restored_here: bool = False
+    """The bridge took a source's saved state over: a destination until it is idle again (it is restored in a
+    state, STOPPED, that the source runs too)."""
 
     def _side(self, phase: MigState) -> None:
-        side = side_of(phase)
+        side = Side.DESTINATION if self.restored_here and phase is not idle_state() else side_of(phase)
         if side is not None:
             self.recorder.add(Dimension.SIDES, side.value)
 
@@ -501,17 +504,19 @@ class BridgeTracker:
         """The bridge took a saved state over (the destination's restore)."""
         self.mig_state, self.phase_started = state, now
         self.requests.clear()
+        self.restored_here = True
 
     def migration(self, event: MigEvent, old: MigState, new: MigState, now: int = 0) -> None:
         """The bridge took a row of the migration table."""
         self.recorder.add(Dimension.MIGRATION_TABLE, migration_key(old, event))
-        self._side(old)
-        self._side(new)
         if event is MigEvent.CANCEL:
             self._phase(old, Perturbation.CANCEL)
         if new is not old:
             self.phase_started = now
+        if new is idle_state():
+            self.restored_here = False
         self.mig_state = new
+        self._side(new if new is not idle_state() else old)
 
     def device(self, change: DeviceTransition, now: int = 0) -> None:
         """A slot took a row of the device table."""
@@ -621,21 +626,48 @@ def _subscribe(bus: Any, trackers: dict[str, BridgeTracker]) -> None:
     from reference_impl.events import Event, EventKind  # noqa: PLC0415 - only the simulated worlds need it
 
     def on_event(event: Event) -> None:
+        # Only the suite's bridge publishes under its name; anything else of that name is not a transition of its
+        # and is left alone (a listener that raised would raise inside the publisher's step).
         tracker = trackers.get(event.source)
-        if tracker is None:
-            return
-        data = event.data
-        if event.kind is EventKind.DEV_TRANSITION:
-            change = DeviceTransition(data["slot"], data["event"], data["old"], data["new"], data["action"])
-            tracker.device(change, event.time)
-        elif event.kind is EventKind.REPORT_REJECTED:
-            tracker.rejected(data["slot"], data["report"], data["state"])
-        elif isinstance(data["event"], MigEvent):
-            tracker.migration(data["event"], data["old"], data["new"], event.time)
-        else:  # the destination's restore
-            tracker.restored(data["new"], event.time)
+        if tracker is not None:
+            _feed_event(tracker, event)
 
     bus.subscribe(on_event, (EventKind.MIG_TRANSITION, EventKind.DEV_TRANSITION, EventKind.REPORT_REJECTED))
+
+
+def _feed_event(tracker: BridgeTracker, event: Any) -> None:
+    """One event a watched bridge published; events whose fields are not what the reference publishes are not
+    counted."""
+    kind = event.kind.value
+    if kind == "dev_transition":
+        _feed_device(tracker, event.data, event.time)
+    elif kind == "report_rejected":
+        _feed_rejection(tracker, event.data)
+    else:
+        _feed_migration(tracker, event.data, event.time)
+
+
+def _feed_device(tracker: BridgeTracker, data: Mapping[str, Any], now: int) -> None:
+    old, new = data.get("old"), data.get("new")
+    if not (isinstance(old, DevState) and isinstance(new, DevState)):
+        return
+    slot, what, action = data.get("slot"), data.get("event"), data.get("action")
+    if isinstance(slot, int) and isinstance(what, DevEvent) and isinstance(action, Action):
+        tracker.device(DeviceTransition(slot, what, old, new, action), now)
+
+
+def _feed_rejection(tracker: BridgeTracker, data: Mapping[str, Any]) -> None:
+    slot, report, state = data.get("slot"), data.get("report"), data.get("state")
+    if isinstance(slot, int) and isinstance(report, int) and isinstance(state, DevState):
+        tracker.rejected(slot, report, state)
+
+
+def _feed_migration(tracker: BridgeTracker, data: Mapping[str, Any], now: int) -> None:
+    what, old, new = data.get("event"), data.get("old"), data.get("new")
+    if isinstance(what, MigEvent) and isinstance(old, MigState) and isinstance(new, MigState):
+        tracker.migration(what, old, new, now)
+    elif what == "restore" and isinstance(new, MigState):
+        tracker.restored(new, now)
 
 
 class SteppedModel(Protocol):

@@ -611,3 +611,13 @@ def test_the_default_profile_reaches_what_it_reached(tmp_path: Path, target: str
             f"{target} {summary.dimension.value}: no longer reached: {sorted(newly_missing)} (if a suite change moved "
             "its reach on purpose, update KNOWN_GAPS from the JSON report's coverage)"
         )
+
+
+def test_a_restored_bridge_is_the_destination_even_in_stopped() -> None:
+    recorder = CoverageRecorder(Target.HYPERVISOR)
+    tracker = spec_coverage.BridgeTracker(recorder, num_slots=8)
+    tracker.restored(MigState.STOPPED)
+    tracker.device(DeviceTransition(2, DevEvent.DEVICE_ERROR, DevState.PAUSED, DevState.ERROR))
+    tracker.migration(MigEvent.ARRIVE, MigState.STOPPED, MigState.ARRIVED)
+    assert {key for dimension, key in recorder.cells if dimension == Dimension.SIDES.value} == {"destination"}
+    assert (PHASES, phase_key(MigState.STOPPED, Perturbation.FAULT)) in recorder.cells
