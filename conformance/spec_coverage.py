@@ -467,7 +467,7 @@ def active() -> CoverageRecorder | None:
 
 
 @dataclass
-class _Request:
+class PendingRequest:
     """A request a slot was put in, and from when its deadline runs."""
 
     state: DevState
@@ -486,7 +486,7 @@ class BridgeTracker:
     """None: no clock (the bridge world), so no answer is timed."""
     mig_state: MigState = field(default_factory=idle_state)
     phase_started: int = 0
-    requests: dict[int, _Request] = field(default_factory=dict)
+    requests: dict[int, PendingRequest] = field(default_factory=dict)
     restored_here: bool = False
     """The bridge took a source's saved state over: a destination until it is idle again (it is restored in a
     state, STOPPED, that the source runs too)."""
@@ -531,7 +531,7 @@ class BridgeTracker:
         if event.origin is Origin.GUEST:
             self._report(slot, event, old, action, now)
         if new is not old and new in PENDING_REQUEST_STATES:
-            self.requests[slot] = _Request(new, phase, self._deadline_from(phase, now))
+            self.requests[slot] = PendingRequest(new, phase, self._deadline_from(phase, now))
 
     def rejected(self, slot: int, report: int, state: DevState) -> None:
         """The bridge rejected a report; a defined report without a row is a cell of the table."""
@@ -565,7 +565,7 @@ class BridgeTracker:
             del self.requests[slot]
             self._time_answer(request, action is Action.ACCEPT, now)
 
-    def _time_answer(self, request: _Request, accepted: bool, now: int) -> None:
+    def _time_answer(self, request: PendingRequest, accepted: bool, now: int) -> None:
         if request.deadline_from is None or self.ack_timeout_ns is None:
             return
         elapsed = now - request.deadline_from
