@@ -16,7 +16,8 @@ shards), and :func:`merge_reports` folds them into one
 - its check count, and the run's steps, are summed over the shards;
 - the problems of the run itself, and the implementation's failures no requirement owned, are collected,
   each prefixed with its shard; a shard that stopped early, or did not report at all, stops the merged run
-  (so it is INCOMPLETE, never CONFORMANT).
+  (so it is INCOMPLETE, never CONFORMANT);
+- the coverage of the spec's space is the union of the shards' cells.
 
 Ctrl-C stops every shard: the pytest run has a session of its own, so the terminal's interrupt reaches only
 this process, which passes it on to the whole run, waits a bounded time for the shards to write what they
@@ -56,6 +57,7 @@ from conformance.runner import (
     UsageError,
     target_requirements,
 )
+from conformance.spec_coverage import merge_all
 from conformance.verdicts import RequirementResult, RunReport, Target, Verdict
 from vfmig_proto.requirements import Requirement
 
@@ -179,6 +181,7 @@ def merge_reports(
         suite_errors=_per_shard(shards, lambda report: report.suite_errors),
         unattributed=_per_shard(shards, lambda report: report.unattributed),
         stopped=_merged_stop(shards, expected, stopped),
+        coverage=merge_all(report.coverage for report in ordered),
     )
 
 

@@ -42,6 +42,7 @@ from conformance.checks import (
     RunContext,
     StepTimeout,
 )
+from conformance.spec_coverage import CoverageRecorder, activate
 from conformance.verdicts import (
     Counterexample,
     RequirementResult,
@@ -326,13 +327,15 @@ class RunState:
     stopped: str | None = None
     """Why the run ended before it judged everything (None: it ran to its end)."""
     done: bool = False
+    coverage: CoverageRecorder | None = None
+    """The cells of the spec's space the run exercised so far (:mod:`conformance.spec_coverage`)."""
 
     @classmethod
     def start(cls, plan: RunPlan) -> RunState:
         """The state of a run that has not started."""
         checks = Checks(plan.all_ids)
         checks.disabled.update(plan.all_ids - set(plan.by_id))
-        return cls(checks)
+        return cls(checks, coverage=CoverageRecorder(plan.target))
 
     def record(self, result: RequirementResult, on_verdict: Callable[[RequirementResult], None] | None) -> None:
         """Keep ``result`` (the first verdict on a requirement is final) and switch its checks off."""
@@ -385,16 +388,20 @@ def execute(
     database = _database(plan, factory)
     machine = bind(plan.target, factory, state.checks, plan.timeout_s)
     state.checks.context = RunContext(plan.target, sides_for(factory), isolated=isolated)
-    while not state.done:
-        if state.next_group >= _MAX_GROUPS:
-            state.stopped = f"stopped after {_MAX_GROUPS} requirement groups"
-            state.suite_errors.append(state.stopped)
-            break
-        group = state.next_group
-        state.next_group += 1
-        if on_group is not None:
-            on_group(state)
-        _run_group(plan, machine, state, group, database, on_verdict)
+    activate(state.coverage)  # the suites' bridges feed it (conformance.spec_coverage.watched, bridge_step)
+    try:
+        while not state.done:
+            if state.next_group >= _MAX_GROUPS:
+                state.stopped = f"stopped after {_MAX_GROUPS} requirement groups"
+                state.suite_errors.append(state.stopped)
+                break
+            group = state.next_group
+            state.next_group += 1
+            if on_group is not None:
+                on_group(state)
+            _run_group(plan, machine, state, group, database, on_verdict)
+    finally:
+        activate(None)
 
 
 def _database(plan: RunPlan, factory: Callable[[], Any]) -> ExampleDatabase | None:
@@ -488,6 +495,7 @@ def finish(plan: RunPlan, state: RunState, *, seconds: float | None = None) -> R
         suite_errors=list(state.suite_errors),
         unattributed=list(state.unattributed),
         stopped=state.stopped,
+        coverage=None if state.coverage is None else state.coverage.coverage(),
     )
 
 

@@ -2,13 +2,19 @@
 
 :func:`summary_text` is the whole summary: a header (implementation, target,
 profile, seed), the verdict and the count of each verdict, the steps and their
-rate, then one entry per requirement that did not pass — its verdict, keyword
+rate, the coverage of the spec's space (:mod:`conformance.spec_coverage`: per dimension, the reachable cells
+exercised), then one entry per requirement that did not pass — its verdict, keyword
 and message and, for a ``fail`` or ``warn``, the seed and the shrunk
 reproduction::
 
     vfmig conformance of mypkg.model:make (target device, profile quick, seed 1)
     NOT CONFORMANT: 54 requirements: 19 pass, 2 fail, 0 warn, 0 timeout, 0 error, 33 not-covered
     6943 steps in 10.3 s (676 steps/s)
+    spec coverage (reachable cells exercised; the JSON and Markdown reports list every cell):
+      device table 27/64 (11 unreachable)
+      migration table 11/14 (missing PAUSING x CANCEL, RESUMING x GROUP_RESET, ARRIVED x GROUP_RESET)
+      slot positions 2/3 (missing last), slot numbers 3/8, sides 2/2
+      phases x perturbations 7/20 (16 unreachable), byte lanes not applicable
 
       VFM-DIRTY-004  fail  MUST  slot 0: PAUSED with pages written by DMA and not dirtied: [240, ...]
         seed 1 (replay: --seed 1 --requirement VFM-DIRTY-004), shrunk to 7 steps:
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import textwrap
 
+from conformance.spec_coverage import Dimension, DimensionSummary, SpecCoverage
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
 ORDER = (Verdict.FAIL, Verdict.TIMEOUT, Verdict.ERROR, Verdict.INCOMPLETE, Verdict.WARN, Verdict.NOT_COVERED)
@@ -71,6 +78,42 @@ def rate_line(report: RunReport) -> str:
     return f"{report.steps} steps in {report.seconds:.1f} s ({rate:.0f} steps/s)"
 
 
+COVERAGE_LINES: tuple[tuple[Dimension, ...], ...] = (
+    (Dimension.DEVICE_TABLE,),
+    (Dimension.MIGRATION_TABLE,),
+    (Dimension.SLOT_POSITIONS, Dimension.SLOT_NUMBERS, Dimension.SIDES),
+    (Dimension.PHASE_PERTURBATIONS, Dimension.BYTE_LANES),
+)
+"""Which dimensions share a line of the coverage block."""
+NAMED_MISSING = 3
+"""A dimension missing at most this many cells names them on its line."""
+
+
+def _coverage_part(summary: DimensionSummary) -> str:
+    name = summary.dimension.value
+    if summary.not_applicable is not None:
+        return f"{name} not applicable"
+    text = f"{name} {len(summary.covered)}/{summary.reachable}"
+    extras = []
+    if summary.missing and len(summary.missing) <= NAMED_MISSING:
+        extras.append(f"missing {', '.join(summary.missing)}")
+    if summary.unreachable:
+        extras.append(f"{len(summary.unreachable)} unreachable")
+    if summary.contradicted:
+        extras.append(f"{len(summary.contradicted)} listed unreachable but exercised")
+    return text + (f" ({'; '.join(extras)})" if extras else "")
+
+
+def coverage_lines(coverage: SpecCoverage | None) -> list[str]:
+    """The coverage of the spec's space in a few lines (none if the run recorded none)."""
+    if coverage is None:
+        return []
+    by_dimension = {summary.dimension: summary for summary in coverage.summary()}
+    lines = [", ".join(_coverage_part(by_dimension[dimension]) for dimension in line) for line in COVERAGE_LINES]
+    head = "spec coverage (reachable cells exercised; the JSON and Markdown reports list every cell):"
+    return [head, *(f"  {line}" for line in lines)]
+
+
 def _entry(result: RequirementResult, *, reproductions: bool) -> list[str]:
     lines = [f"  {verdict_line(result)}"]
     counterexample = result.counterexample
@@ -96,7 +139,7 @@ def header_line(report: RunReport) -> str:
 
 def summary_text(report: RunReport, *, not_covered: bool = True, reproductions: bool = True) -> str:
     """The summary (see the module docstring); optionally without ``not-covered`` entries or reproductions."""
-    lines = [header_line(report), counts_line(report), rate_line(report)]
+    lines = [header_line(report), counts_line(report), rate_line(report), *coverage_lines(report.coverage)]
     listing: list[str] = []
     for verdict in ORDER:
         if verdict is Verdict.NOT_COVERED and not not_covered:

@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from conformance.spec_coverage import SpecCoverage
 from vfmig_proto.requirements import Requirement
 from vfmig_proto.states import Keyword
 from vfmig_proto.states import Target as Target  # noqa: PLC0414 - re-exported for the suites (mypy --strict)
@@ -124,6 +125,9 @@ class RunReport:
     """Failures of the implementation (an exception, a hang, a crash) that no requirement's check owned."""
     stopped: str | None = None
     """Why the run ended before it judged everything: interrupted, the run itself failed (None: it did not)."""
+    coverage: SpecCoverage | None = None
+    """The cells of the spec's space the run exercised on the implementation (None: not recorded, e.g. a report
+    of an older structure version)."""
 
     @property
     def status(self) -> RunStatus:

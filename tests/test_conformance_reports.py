@@ -167,7 +167,7 @@ def test_json_validates_and_round_trips(mixed: RunReport) -> None:
 def test_json_content(mixed: RunReport) -> None:
     document = report_json(mixed)
     assert document["$schema"] == SCHEMA_ID
-    assert document["schema_version"] == 2
+    assert document["schema_version"] == 3
     assert document["status"] == "not conformant"
     assert document["tool"] == "vfmig"
     assert document["protocol_version"] == vfmig_proto.PROTOCOL_VERSION
@@ -265,7 +265,7 @@ def _delete(path: list[str | int]) -> Callable[[dict[str, Any]], None]:
         pytest.param(_delete(["seed"]), "(document)", id="missing-top-field"),
         pytest.param(_set(["colour"], "red"), "(document)", id="extra-top-field"),
         pytest.param(_set(["results", 1, "counterexample", "shrunk"], True), "/results/1/counterexample", id="extra"),
-        pytest.param(_set(["schema_version"], 3), "/schema_version", id="other-version"),
+        pytest.param(_set(["schema_version"], 4), "/schema_version", id="other-version"),
         pytest.param(_set(["conformant"], True), "/summary", id="conformant-despite-failures"),
         pytest.param(_set(["summary", "pass"], -1), "/summary/pass", id="negative-count"),
         pytest.param(_set(["started"], "yesterday"), "/started", id="bad-timestamp"),

@@ -30,6 +30,8 @@ class StateSnapshot:
     counts: dict[str, int]
     steps: int
     first_failure_at: dict[str, float] = field(default_factory=dict)
+    coverage: frozenset[tuple[str, str]] = frozenset()
+    """The cells of the spec's space exercised so far (:mod:`conformance.spec_coverage`)."""
 
 
 def snapshot(state: RunState) -> StateSnapshot:
@@ -47,7 +49,12 @@ def snapshot(state: RunState) -> StateSnapshot:
         counts=dict(checks.counts),
         steps=checks.steps,
         first_failure_at=dict(checks.first_failure_at),
+        coverage=_coverage_cells(state),
     )
+
+
+def _coverage_cells(state: RunState) -> frozenset[tuple[str, str]]:
+    return frozenset() if state.coverage is None else state.coverage.snapshot()
 
 
 def absorb(state: RunState, taken: StateSnapshot) -> None:
@@ -63,6 +70,8 @@ def absorb(state: RunState, taken: StateSnapshot) -> None:
     checks.disabled_steps |= taken.disabled_steps
     absorb_counts(state, taken.counts, taken.steps)
     checks.first_failure_at.update(taken.first_failure_at)
+    if state.coverage is not None:  # coverage only grows: a union (a worker that dies loses its last group's)
+        state.coverage.merge(taken.coverage)
 
 
 def absorb_counts(state: RunState, counts: dict[str, int], steps: int) -> None:

@@ -2,7 +2,7 @@
 
 Each writer takes a :class:`~conformance.verdicts.RunReport` and needs only the
 standard library.  The schemas the JSON and JUnit reports follow ship in
-``conformance/schemas/`` (``report-v2.schema.json``, ``junit.xsd``);
+``conformance/schemas/`` (``report-v3.schema.json``, ``junit.xsd``);
 :func:`validate_report_json` and :func:`validate_junit` check a document
 against them and need ``jsonschema`` / ``xmlschema`` (the ``test`` extra).
 """

@@ -1,12 +1,12 @@
 """The JSON report of a conformance run (``--json PATH``): a documented, versioned structure.
 
-Structure version 2 is described, field by field, by the JSON Schema
-``conformance/schemas/report-v2.schema.json`` (draft 2020-12), which ships with
+Structure version 3 is described, field by field, by the JSON Schema
+``conformance/schemas/report-v3.schema.json`` (draft 2020-12), which ships with
 the package (:func:`report_schema`).  A document is one object::
 
     {
-      "$schema": "urn:vfmig:conformance-report:v2",   # the schema's $id
-      "schema_version": 2,
+      "$schema": "urn:vfmig:conformance-report:v3",   # the schema's $id
+      "schema_version": 3,
       "tool": "vfmig",
       "protocol_version": "1.0",                      # vfmig_proto.PROTOCOL_VERSION
       "target": "device",                             # device | bridge | hypervisor
@@ -36,15 +36,25 @@ the package (:func:`report_schema`).  A document is one object::
                              "reproduction": "from ... import ...\\n..."},   # or null
           "spec": {"path": "05-dirty.rst", "line": 88, "section": "5.2 ..."}
         }
-      ]
+      ],
+      "coverage": {                                   # the spec's space (conformance.spec_coverage), or null
+        "cells": [{"dimension": "device table", "cell": "PAUSE_REQ x CANCEL"}, ...],   # every cell exercised
+        "dimensions": [                               # one per dimension, in a fixed order
+          {"dimension": "device table", "not_applicable": null,
+           "reachable": 53, "covered": ["EMPTY x HOT_ADD", ...], "missing": ["PAUSE_REQ x CANCEL", ...],
+           "unreachable": [{"cell": "READY x DRIVER_PAUSED", "reason": "the reports are ..."}],
+           "contradicted": []}                        # listed unreachable, exercised all the same
+        ]
+      }
     }
 
 Compatibility: consumers should check ``schema_version``; a version only ever
 gains documentation, never a changed or removed field.  A change of structure is
-a new version with a new schema file and identifier: version 2 added ``status``,
+a new version with a new schema file and identifier: version 3 added ``coverage``;
+version 2 added ``status``,
 ``unattributed``, ``stopped`` and the ``incomplete`` verdict, so that a run that
 could not judge everything says so (version 1 called such a run conformant).
-:func:`report_from_json` still reads version 1 documents.  Seeds are JSON integers of
+:func:`report_from_json` still reads version 1 and 2 documents (their coverage is None).  Seeds are JSON integers of
 any size (Hypothesis seeds may exceed 2**53: read them with an arbitrary-precision
 parser if that matters).
 
@@ -68,21 +78,22 @@ from pathlib import Path
 from typing import Any
 
 import vfmig_proto
+from conformance.spec_coverage import DimensionSummary, SpecCoverage
 from conformance.verdicts import Counterexample, RequirementResult, RunReport, Target, Verdict
 from vfmig_proto.errors import VfmigError
 from vfmig_proto.requirements import Requirement
 from vfmig_proto.states import Keyword, Role
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The structure version this module writes."""
 
-SCHEMA_ID = "urn:vfmig:conformance-report:v2"
-"""The identifier of structure version 2: the schema's ``$id`` and every document's ``$schema``."""
+SCHEMA_ID = "urn:vfmig:conformance-report:v3"
+"""The identifier of structure version 3: the schema's ``$id`` and every document's ``$schema``."""
 
-READABLE_VERSIONS = (1, 2)
+READABLE_VERSIONS = (1, 2, 3)
 """The structure versions :func:`report_from_json` reads."""
 
-SCHEMA_RESOURCE = "report-v2.schema.json"
+SCHEMA_RESOURCE = "report-v3.schema.json"
 """The schema's file name in ``conformance/schemas/``."""
 
 TOOL = "vfmig"
@@ -135,8 +146,36 @@ def _result_json(result: RequirementResult) -> dict[str, Any]:
     }
 
 
+def _dimension_json(summary: DimensionSummary) -> dict[str, Any]:
+    return {
+        "dimension": summary.dimension.value,
+        "not_applicable": summary.not_applicable,
+        "reachable": summary.reachable,
+        "covered": list(summary.covered),
+        "missing": list(summary.missing),
+        "unreachable": [{"cell": cell, "reason": reason} for cell, reason in summary.unreachable],
+        "contradicted": list(summary.contradicted),
+    }
+
+
+def _coverage_json(coverage: SpecCoverage | None) -> dict[str, Any] | None:
+    if coverage is None:
+        return None
+    return {
+        "cells": [{"dimension": dimension, "cell": cell} for dimension, cell in sorted(coverage.cells)],
+        "dimensions": [_dimension_json(summary) for summary in coverage.summary()],
+    }
+
+
+def _coverage_from_json(target: Target, document: dict[str, Any] | None) -> SpecCoverage | None:
+    """The coverage a version-3 document records: its cells (the dimensions follow from them and the tables)."""
+    if document is None:
+        return None
+    return SpecCoverage(target, frozenset((cell["dimension"], cell["cell"]) for cell in document["cells"]))
+
+
 def report_json(report: RunReport, *, started: datetime | None = None) -> dict[str, Any]:
-    """``report`` as a structure-version-2 document (plain dicts, lists, strings, numbers).
+    """``report`` as a structure-version-3 document (plain dicts, lists, strings, numbers).
 
     :class:`~conformance.verdicts.RunReport` records no start time: pass
     ``started`` (timezone-aware) to fill ``"started"``, which is ``null`` otherwise.
@@ -162,6 +201,7 @@ def report_json(report: RunReport, *, started: datetime | None = None) -> dict[s
         "unattributed": list(report.unattributed),
         "stopped": report.stopped,
         "results": [_result_json(result) for result in report.results],
+        "coverage": _coverage_json(report.coverage),
     }
 
 
@@ -208,7 +248,7 @@ def _result_from_json(document: dict[str, Any]) -> RequirementResult:
 
 
 def report_from_json(document: dict[str, Any]) -> RunReport:
-    """The :class:`~conformance.verdicts.RunReport` a structure-version-1 or -2 document describes.
+    """The :class:`~conformance.verdicts.RunReport` a structure-version-1, -2 or -3 document describes.
 
     The inverse of :func:`report_json` (the start time is not part of a
     ``RunReport`` and is dropped).  The requirements are rebuilt from the
@@ -220,8 +260,9 @@ def report_from_json(document: dict[str, Any]) -> RunReport:
             f"not a report of a version this vfmig reads ({', '.join(map(str, READABLE_VERSIONS))}): "
             f"schema_version {document.get('schema_version')!r}"
         )
+    target = Target(document["target"])
     return RunReport(
-        target=Target(document["target"]),
+        target=target,
         implementation=document["implementation"],
         profile=document["profile"],
         seed=document["seed"],
@@ -231,6 +272,7 @@ def report_from_json(document: dict[str, Any]) -> RunReport:
         suite_errors=list(document["suite_errors"]),
         unattributed=list(document.get("unattributed", [])),
         stopped=document.get("stopped"),
+        coverage=_coverage_from_json(target, document.get("coverage")),
     )
 
 

@@ -7,7 +7,8 @@ describes it and :func:`validate_junit` checks a document against it::
     <testsuites name="vfmig conformance of MODULE:FACTORY" tests= failures= errors= skipped= time=>
       <testsuite name="vfmig conformance: TARGET" tests= failures= errors= skipped= time=>
         <properties>  target, implementation, profile, seed, protocol_version,
-                      status, conformant, steps, warnings  </properties>
+                      status, conformant, steps, warnings, and per dimension of the
+                      spec's space "coverage DIMENSION" = "exercised/reachable"  </properties>
         <testcase classname="vfmig.TARGET.AREA" name="VFM-AREA-NNN: first ~80 characters of the text" time=>
         ...
         <system-out>  the verdict line and the list of warnings  </system-out>
@@ -227,6 +228,17 @@ def _suite_out(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _coverage_properties(report: RunReport) -> list[tuple[str, str]]:
+    """``("coverage device table", "27/53")`` per dimension of the spec's space that applies to the target."""
+    if report.coverage is None:
+        return []
+    return [
+        (f"coverage {summary.dimension.value}", f"{len(summary.covered)}/{summary.reachable}")
+        for summary in report.coverage.summary()
+        if summary.not_applicable is None
+    ]
+
+
 def junit_element(report: RunReport, *, started: datetime | None = None) -> ET.Element:
     """``report`` as an ElementTree ``<testsuites>`` element (see the module docstring)."""
     root = ET.Element("testsuites", {"name": _xml_safe(f"vfmig conformance of {report.implementation}")})
@@ -248,6 +260,7 @@ def junit_element(report: RunReport, *, started: datetime | None = None) -> ET.E
         ("conformant", "true" if report.conformant else "false"),
         ("steps", str(report.steps)),
         ("warnings", str(report.count(Verdict.WARN))),
+        *_coverage_properties(report),
     ):
         ET.SubElement(properties, "property", {"name": name, "value": _xml_safe(value)})
     for result in report.results:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import vfmig_proto
 from conformance.reports.text import escape_unwanted
+from conformance.spec_coverage import DimensionSummary, SpecCoverage
 from conformance.verdicts import RequirementResult, RunReport, Verdict
 
 _VERDICT_LABELS: dict[Verdict, str] = {
@@ -123,6 +124,50 @@ def _section(title: str, results: list[RequirementResult]) -> list[str]:
     return lines
 
 
+def _coverage_details(summary: DimensionSummary) -> list[str]:
+    lines: list[str] = []
+    name = summary.dimension.value
+    if summary.missing:
+        lines += [f"### {_text(name)}: not exercised", "", *(f"- {_text(cell)}" for cell in summary.missing), ""]
+    if summary.contradicted:
+        lines += [f"### {_text(name)}: listed unreachable, exercised all the same", ""]
+        lines += [*(f"- {_text(cell)}" for cell in summary.contradicted), ""]
+    if summary.unreachable:
+        lines += [f"### {_text(name)}: unreachable", "", _row("Cell", "Why"), _row("---", "---")]
+        lines += [*(_row(_cell(cell), _cell(reason)) for cell, reason in summary.unreachable), ""]
+    return lines
+
+
+def _coverage_section(coverage: SpecCoverage | None) -> list[str]:
+    """The coverage of the spec's space: a table of the dimensions, then what was not exercised, and why not."""
+    lines = ["## Coverage of the spec's space", ""]
+    if coverage is None:
+        return [*lines, "Not recorded.", ""]
+    summaries = coverage.summary()
+    lines += [
+        "Cells of the protocol the run exercised on the implementation, of those the target's suite can reach.",
+        "",
+        _row("Dimension", "Exercised", "Reachable", "Unreachable"),
+        _row("---", "---:", "---:", "---:"),
+    ]
+    for summary in summaries:
+        if summary.not_applicable is not None:
+            lines.append(_row(_cell(summary.dimension.value), "n/a", "n/a", _cell(summary.not_applicable)))
+        else:
+            lines.append(
+                _row(
+                    _cell(summary.dimension.value),
+                    str(len(summary.covered)),
+                    str(summary.reachable),
+                    str(len(summary.unreachable)),
+                )
+            )
+    lines.append("")
+    for summary in summaries:
+        lines += _coverage_details(summary)
+    return lines
+
+
 def report_markdown(report: RunReport) -> str:
     """``report`` as a Markdown document (see the module docstring); deterministic."""
     target_roles = ", ".join(sorted(role.value for role in report.target.roles))
@@ -173,6 +218,7 @@ def report_markdown(report: RunReport) -> str:
         lines += ["## Problems of the run itself", ""]
         for problem in report.suite_errors:
             lines += [*_fenced(problem), ""]
+    lines += _coverage_section(report.coverage)
     lines += [
         "## All requirements",
         "",

@@ -92,6 +92,8 @@ class CapabilityModel:
         self._protocol_bytes = _protocol_bytes(self.by_path, self.num_slots)
         self.engine = ProtocolEngine(self.num_slots, read_protocol_state(self.data, self.num_slots))
         self._stale: frozenset[tuple[MigState, MigEvent]] = frozenset()
+        self.step_effects = Effects()
+        """What the step under way committed (for the coverage of the spec's space, conformance.spec_coverage)."""
 
     # ---- fields
 
@@ -134,6 +136,7 @@ class CapabilityModel:
         """A step starts.  A settled event already due now is one the bridge failed to raise before, in a step
         that has been judged: the model took the bridge's state over, and VFM-MIG-007 forbids raising it later."""
         self._stale = frozenset((self.engine.mig_state, event) for event in self.engine.due_settled_events())
+        self.step_effects = Effects()
 
     def finish(self, effects: Effects) -> StepOutcome:
         """Raise the settled events the tables call for (spec §4.3.9); set ``STATUS.EVENT`` if the step does.
@@ -149,6 +152,7 @@ class CapabilityModel:
     def _commit(self, effects: Effects) -> Effects:
         """Make the engine's ``effects`` true in the engine and in the capability's bytes."""
         self.engine.apply(effects)
+        self.step_effects += effects
         for write in effects.writes:
             self.put(write.path, write.value)
         return effects

@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
+from conformance import spec_coverage
 from conformance.checks import step
 from conformance.guest_watch import PLAIN, BridgeVariant, GuestWatch, WatchedBridge
 from conformance.observe import FunctionProxy, Ledger, RecordingAllocator, memory_factory
@@ -167,7 +168,9 @@ class DeviceWorld(SimulatedWorld):
     def _bridge(self, bus: Any, params: CapabilityParams, name: str) -> WatchedBridge:
         """The guest's bridge on a host: the reference bridge, watched (the core's accesses, VFM-ACC-002 ...)."""
         self.guest_watch.clock = bus.clock
-        return WatchedBridge(bus, params, name=name, watch=self.guest_watch, variant=self.variant)
+        bridge = WatchedBridge(bus, params, name=name, watch=self.guest_watch, variant=self.variant)
+        spec_coverage.watched(bridge)
+        return bridge
 
     def _allocator(self, num_pages: int) -> RecordingAllocator:
         self.allocator = RecordingAllocator(num_pages)

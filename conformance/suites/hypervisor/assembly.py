@@ -12,6 +12,7 @@ from typing import cast
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize
 
+from conformance import spec_coverage
 from conformance.checks import step
 from conformance.suites.common import small_world_config
 from conformance.suites.hypervisor.observers.handover import HandoverObserver
@@ -101,6 +102,7 @@ class AssembledSuite(ScenarioRules, HandoverObserver, InterruptObserver):
 
     def _make_bridge(self, bus: EventBus, params: CapabilityParams, name: str) -> MigrationBridge:
         bridge = ObservedBridge(bus, params, name, self)
+        spec_coverage.watched(bridge)
         self.bridges[name] = bridge
         watch = self.pending or self.current
         if watch is not None and (watch is self.pending or watch.in_progress):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import partial
 
+from conformance import spec_coverage
 from conformance.suites.bridge.model import SETTLED_EVENTS, drv_path, flag_path, state_path
 from conformance.suites.bridge.observers.hypervisor_seat import HypervisorSeat
 from conformance.suites.bridge.observers.interrupts import InterruptObserver
@@ -101,6 +102,7 @@ class CapabilityObserver(ReportObserver, InterruptObserver, HypervisorSeat):
     def _verify(self, expectation: Expectation) -> None:
         self.checks.raise_pending()
         guest, host, mutated = self._observe()
+        spec_coverage.bridge_step(self.model, expectation.before, expectation.covered, guest)
         if mutated:
             self._diverged = True  # our own reads changed the bridge: its interrupts and events are its own now
         self._judge(expectation, guest, "config reads")
