@@ -9,6 +9,7 @@ from collections.abc import Callable
 from functools import partial
 
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
@@ -287,6 +288,9 @@ class ScenarioRules(EnvironmentRules):
             self._start(to_far=False)
         self._finish_migrations()
         self.checks.raise_pending()
+        # Steer generation towards examples that run more migrations, each judged as it happens (Hypothesis'
+        # targeted search): faults that show only on the second or third migration need them.
+        target(float(sum(watch.ended_ns is not None for watch in self.watches)), label="migrations ended")
         for watch in self.watches:
             if watch.handover_ns is None:
                 continue
