@@ -256,11 +256,20 @@ class ScenarioRules(EnvironmentRules):
         self.checks.raise_pending()
 
     def _unbound_at_stop(self, driver: VfDriver) -> None:
-        """A driver unbinds, and a write that sets BME on its function lands just as the vCPUs stop: the
-        hypervisor's read of every Command register once they have stopped must see it (VFM-MIG-012)."""
+        """A driver unbinds, and a write that sets BME on an UNBOUND function (the last one along the bridge: its
+        own, or one no driver ever bound) lands just as the vCPUs stop: the hypervisor's read of every Command
+        register once they have stopped must see it (VFM-MIG-012)."""
         self.world.guest.after(0, driver.unload, "driver unload")
         self._world(partial(self.clock.advance, ms(1)))
-        self.armed.rogue_at_stop = driver.slot
+        self.armed.rogue_at_stop = self._last_unbound_slot(driver.slot)
+
+    def _last_unbound_slot(self, fallback: int) -> int:
+        """The UNBOUND slot furthest along the bridge (its last slots are where an off-by-one hides)."""
+        bridge = self._guest_bridge()
+        if bridge is None:
+            return fallback
+        unbound = [slot for slot in range(bridge.num_slots) if bridge.dev_state(slot) is DevState.UNBOUND]
+        return unbound[-1] if unbound else fallback
 
     def _unbound_bus_master(self, driver: VfDriver) -> None:
         """A driver unbinds and something else in the guest sets BME on the function (VFM-MIG-001 refuses it)."""
