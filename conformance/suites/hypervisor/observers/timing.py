@@ -134,17 +134,16 @@ class TimingObserver(DirtyingObserver):
             if state is MigState.PRECOPY:
                 if self.handed_over(watch) or watch.ended_ns is not None or bridge.mig_state is not state:
                     return
-                self._phase_overran(watch, requirement, state, deadline, f"still {state.name}")
+                self.checks.record(requirement, False, self._overran(watch, state, deadline, f"still {state.name}"))
                 return
             left = watch.left.get(state)
             if (left is not None and left.time_ns <= deadline) or self._deadline_acted(watch, state, deadline):
                 return
             if left is not None:
-                self._phase_overran(
-                    watch, requirement, state, deadline, f"{state.name} ended by {left.how} at {in_ms(left.time_ns)}"
-                )
+                how = f"{state.name} ended by {left.how} at {in_ms(left.time_ns)}"
+                self.checks.record(requirement, False, self._overran(watch, state, deadline, how))
             elif final:
-                self._phase_overran(watch, requirement, state, deadline, f"still {state.name}")
+                self.checks.record(requirement, False, self._overran(watch, state, deadline, f"still {state.name}"))
             elif watch.ended_ns is None:
                 # Still in the phase, e after the deadline: the action may yet come (late: VFM-TIME-005) or never.
                 self._schedule(deadline + grace + self.ack_ns, partial(check, True), requirement)
@@ -157,14 +156,13 @@ class TimingObserver(DirtyingObserver):
             return any(time >= deadline for time in watch.group_resets)
         return watch.cancel_ns is not None and watch.cancel_ns >= deadline
 
-    def _phase_overran(self, watch: Watch, requirement: str, state: MigState, deadline: int, what: str) -> None:
+    def _overran(self, watch: Watch, state: MigState, deadline: int, what: str) -> str:
+        """The message of a phase that was still under way at its deadline or limit and did not end by its action."""
         action = "limit" if state is MigState.PRECOPY else "deadline"
-        self.checks.record(
-            requirement,
-            False,
+        return (
             f"migration {watch.number}: {state.name} was still under way at its {action} {in_ms(deadline)} "
             f"(phase entered at {in_ms(self._phase_start(watch, state) or 0)}); {what}, and no "
-            f"{DEADLINE_ACTIONS.get(state, MigEvent.CANCEL).name} by {in_ms(self.clock.now)}",
+            f"{DEADLINE_ACTIONS.get(state, MigEvent.CANCEL).name} by {in_ms(self.clock.now)}"
         )
 
     def _resuming_from(self, watch: Watch, start: int) -> None:
