@@ -21,7 +21,15 @@ hypervisor:
 * the destination: a refusal when the final state arrives, or a crash.
 
 Most of these can happen now or be armed for a phase of the migration
-(``at``); the ``*_scenario`` rules, and the finale that
+(``at``), at its entry or late in it (``late_us``: mid-pause, just before the
+deadline); a driver can answer a request just before or just after its
+deadline while the guest keeps writing the bridge (``deadline_scenario``);
+the world may hold a function no driver binds in the middle or the last slot
+of the bridge; each example runs with a random subset of the twists switched
+off (swarm testing).  Deadlines are judged when they pass: a phase still under
+way at its deadline must end by the deadline's action (a late answer, even
+within e, must not complete it), and an action later than e is VFM-TIME-005's.
+The ``*_scenario`` rules, and the finale that
 :meth:`~conformance.suites.hypervisor.assembly.AssembledSuite.build` draws, run a whole migration with one
 known-tricky twist, so that 40 random examples meet each twist several times.
 

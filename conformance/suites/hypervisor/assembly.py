@@ -27,6 +27,8 @@ from conformance.suites.hypervisor.settings import (
     MEMORY_PAGES,
     MIGRATION,
     PAGE_SHIFT,
+    SPARE_SLOTS,
+    SWARMED,
     TWIST_PHASES,
 )
 from conformance.suites.hypervisor.watch import in_ms
@@ -48,14 +50,28 @@ class AssembledSuite(ScenarioRules, HandoverObserver, InterruptObserver):
         start=st.booleans(),
         finale=st.sampled_from(FINALES),
         phase=st.sampled_from(TWIST_PHASES),
+        spare=st.sampled_from(SPARE_SLOTS),
+        swarm_off=st.frozensets(st.sampled_from(SWARMED), max_size=len(SWARMED) // 2),
     )
     @step("VFM-GEN-003", "VFM-DIRTY-007", "VFM-DISC-002", "VFM-DEV-012")
-    def build(self, vfs: int, storm: bool, start: bool, finale: str, phase: str) -> None:
+    def build(
+        self,
+        *,
+        vfs: int,
+        storm: bool,
+        start: bool,
+        finale: str,
+        phase: str,
+        spare: int | None,
+        swarm_off: frozenset[str],
+    ) -> None:
         """The world.
 
         ``storm``: the guest's CPUs dirty memory faster than the link sends; ``start``: a migration starts at
         once; ``finale``: after the last step, once every migration has ended, the guest is migrated once more
-        (``"migrate"``), or a scenario runs (with slot 0 and its twist in ``phase``), or nothing more happens.
+        (``"migrate"``), or a scenario runs (with slot 0 and its twist in ``phase``), or nothing more happens;
+        ``spare``: a slot (the middle or the last of the bridge) that holds a function no driver binds;
+        ``swarm_off``: the rules this example runs without (swarm testing).
         """
         config = small_world_config(
             MEMORY_PAGES,
@@ -96,6 +112,9 @@ class AssembledSuite(ScenarioRules, HandoverObserver, InterruptObserver):
         self.storm = storm
         self.finale = finale
         self.finale_phase = phase
+        self.swarm_off = swarm_off
+        if spare is not None:
+            self._hot_add(spare)
         self.sim.clock.schedule(MIGRATION.quantum_ns, self._storm, "suite: CPU storm")
         if start:
             self._start(to_far=False)

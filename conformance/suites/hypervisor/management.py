@@ -12,9 +12,9 @@ from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
 from conformance.suites.hypervisor.observers.config_space import ConfigSpaceObserver
-from conformance.suites.hypervisor.settings import ACK_TIMEOUT_MS, HOST_AT, IN_PROGRESS, MIGRATION, PAGE_SHIFT
+from conformance.suites.hypervisor.settings import ACK_TIMEOUT_MS, HOST_AT, IN_PROGRESS, LATE_US, MIGRATION, PAGE_SHIFT
 from conformance.suites.hypervisor.watch import Armed, Cause, Watch, in_ms
-from conformance.suites.hypervisor.world import alive
+from conformance.suites.hypervisor.world import alive, swarmed
 from reference_impl.clock import ms
 from reference_impl.driver import VfDriver
 from reference_impl.guest import firmware_setup
@@ -139,12 +139,12 @@ class ManagementRules(ConfigSpaceObserver):
 
         self._schedule(due + 1, check, "VFM-DEST-001")
 
-    @precondition(alive)
-    @rule(at=st.sampled_from(HOST_AT))
+    @precondition(swarmed("cancel"))
+    @rule(at=st.sampled_from(HOST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-CANCEL-001", "VFM-MIG-010", "VFM-TMO-005", "VFM-GEN-002", "VFM-DEV-012")
-    def cancel(self, at: str) -> None:
+    def cancel(self, at: str, late_us: int) -> None:
         """The management layer cancels the migration."""
-        self._when(at, "the management layer cancels", self._cancel)
+        self._when(at, "the management layer cancels", self._cancel, late_us=late_us)
 
     def _cancel(self) -> None:
         watch = self.in_progress()
@@ -154,12 +154,12 @@ class ManagementRules(ConfigSpaceObserver):
             watch.causes.append(Cause(self.clock.now, MigReason.CANCELLED, "the management layer cancelled"))
         watch.handle.cancel(MigReason.CANCELLED)
 
-    @precondition(alive)
-    @rule(at=st.sampled_from(HOST_AT))
+    @precondition(swarmed("platform_reset"))
+    @rule(at=st.sampled_from(HOST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-CAP-008", "VFM-CANCEL-001", "VFM-MIG-010", "VFM-DEV-012")
-    def platform_reset(self, at: str) -> None:
+    def platform_reset(self, at: str, late_us: int) -> None:
         """The management layer resets the guest's platform: a conventional reset of the bridge."""
-        self._when(at, "a conventional reset of the bridge", self._platform_reset)
+        self._when(at, "a conventional reset of the bridge", self._platform_reset, late_us=late_us)
 
     def _platform_reset(self) -> None:
         host = self.guest_host()
@@ -195,7 +195,7 @@ class ManagementRules(ConfigSpaceObserver):
         for driver in self.world.drivers:
             guest.after(ms(1), partial(probe, driver), "driver load")
 
-    @precondition(alive)
+    @precondition(swarmed("destination_fails"))
     @rule(crash=st.booleans())
     @step("VFM-DEST-001", "VFM-DEST-005")
     def destination_fails(self, crash: bool) -> None:

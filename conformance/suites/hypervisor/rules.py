@@ -20,13 +20,16 @@ from conformance.suites.hypervisor.settings import (
     GUEST_AT,
     GUEST_HELP,
     HOST_AT,
+    LATE_US,
     PHASES,
     QUIET_SLOTS,
+    SLOT_POSITIONS,
+    SLOTS,
     UNDEFINED_REPORT,
     WATCHED_THROUGHOUT,
 )
 from conformance.suites.hypervisor.watch import Cause, Watch
-from conformance.suites.hypervisor.world import alive
+from conformance.suites.hypervisor.world import alive, swarmed
 from reference_impl.clock import ms
 from reference_impl.device import DeviceTiming, VirtualFunction
 from reference_impl.driver import VfDriver
@@ -34,7 +37,8 @@ from reference_impl.memory import GuestMemory
 from vfmig_proto.codec import find_field
 from vfmig_proto.outcomes import MigrationRefusedError
 from vfmig_proto.pci import PCI_BRIDGE_CONTROL, PCI_BRIDGE_CTL_BUS_RESET
-from vfmig_proto.states import DevState, MigReason, MigState
+from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
+from vfmig_proto.transitions import DEVICE_TRANSITIONS, REPORT_EVENTS, Action
 
 
 def ignore_requests(state: object) -> None:
@@ -79,17 +83,22 @@ class EnvironmentRules(ManagementRules):
             self._start(to_far=False)
         self._run_until(phase)
 
-    @precondition(alive)
+    @precondition(swarmed("interface"))
     @rule(slot=st.integers(0, 2), up=st.booleans())
     @step()
     def interface(self, slot: int, up: bool) -> None:
         set_interface(self.world, slot, up)
 
-    @precondition(alive)
-    @rule(slot=st.integers(0, 2), load=st.booleans())
-    @step("VFM-TMO-002")
-    def binding(self, slot: int, load: bool) -> None:
+    @precondition(swarmed("binding"))
+    @rule(slot=st.integers(0, 2), load=st.booleans(), at=st.sampled_from(GUEST_AT), late_us=st.sampled_from(LATE_US))
+    @step("VFM-TMO-002", "VFM-TMO-001", "VFM-TMO-003", "VFM-MIG-001", "VFM-CANCEL-001")
+    def binding(self, slot: int, load: bool, at: str, late_us: int) -> None:
+        """A driver binds or unbinds, now or at any point of a phase (mid-pause included)."""
         driver = self.world.drivers[slot % len(self.world.drivers)]
+        label = "driver load" if load else "driver unload"
+        self._when(at, label, partial(self._binding, driver, load), late_us=late_us)
+
+    def _binding(self, driver: VfDriver, load: bool) -> None:
         if not self.world.guest.running:
             return
         if load:
@@ -97,12 +106,38 @@ class EnvironmentRules(ManagementRules):
         else:
             self.world.guest.after(0, driver.unload, "driver unload")
 
-    @precondition(alive)
-    @rule(hold=st.booleans(), at=st.sampled_from(GUEST_AT))
+    @precondition(swarmed("stale_report"))
+    @rule(
+        slot=st.integers(0, 2),
+        report=st.sampled_from(DriverReport),
+        at=st.sampled_from(GUEST_AT),
+        late_us=st.sampled_from(LATE_US),
+    )
+    @step("VFM-MIG-011", "VFM-CANCEL-001", "VFM-MIG-010")
+    def stale_report(self, slot: int, report: DriverReport, at: str, late_us: int) -> None:
+        """A driver writes a report its slot has moved past (a PAUSED after a CANCEL, a DIRTYING after the
+        pause began): the bridge ignores or rejects it, and the hypervisor must react as chapter 7 says."""
+        action = partial(self._stale_report, slot % len(self.world.drivers), report)
+        self._when(at, f"a stale {report.name} report", action, late_us=late_us)
+
+    def _stale_report(self, slot: int, report: DriverReport) -> None:
+        bridge = self._guest_bridge()
+        if bridge is None:
+            return
+        outcome = DEVICE_TRANSITIONS.get((bridge.dev_state(slot), REPORT_EVENTS[report]))
+        if outcome is not None and outcome.action is Action.ACCEPT:
+            return  # (a report the slot takes is the driver's progress, not a stale one)
+        placed = find_field(bridge.num_slots, f"device[{slot}].dev_ctrl.drv_state")
+        offset = bridge.cap + placed.offset
+        reserved = bridge.config_read(offset, 1) & ~placed.field.mask
+        self._as_guest(partial(bridge.config_write, offset, 1, reserved | int(report)))
+
+    @precondition(swarmed("guest_group_reset"))
+    @rule(hold=st.booleans(), at=st.sampled_from(GUEST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-MIG-011", "VFM-CANCEL-002")
-    def guest_group_reset(self, hold: bool, at: str) -> None:
+    def guest_group_reset(self, hold: bool, at: str, late_us: int) -> None:
         """The guest sets Secondary Bus Reset (and clears it, unless it holds the bus in reset until next time)."""
-        self._when(at, "the guest sets Secondary Bus Reset", partial(self._group_reset_by_guest, hold))
+        self._when(at, "the guest sets Secondary Bus Reset", partial(self._group_reset_by_guest, hold), late_us=late_us)
 
     def _group_reset_by_guest(self, hold: bool) -> None:
         bridge = self._guest_bridge()
@@ -120,13 +155,18 @@ class EnvironmentRules(ManagementRules):
 
         self._as_guest(toggle)
 
-    @precondition(alive)
-    @rule(which=st.sampled_from(CONSENT), withdraw=st.booleans(), at=st.sampled_from(GUEST_AT))
+    @precondition(swarmed("consent"))
+    @rule(
+        which=st.sampled_from(CONSENT),
+        withdraw=st.booleans(),
+        at=st.sampled_from(GUEST_AT),
+        late_us=st.sampled_from(LATE_US),
+    )
     @step("VFM-MIG-011", "VFM-MIG-001")
-    def consent(self, which: str, withdraw: bool, at: str) -> None:
+    def consent(self, which: str, withdraw: bool, at: str, late_us: int) -> None:
         """The guest clears one of the fields that say it takes part, or sets it again."""
         label = f"the guest {'clears' if withdraw else 'sets'} {which.upper()}"
-        self._when(at, label, partial(self._consent, which, withdraw))
+        self._when(at, label, partial(self._consent, which, withdraw), late_us=late_us)
 
     def _consent(self, which: str, withdraw: bool) -> None:
         bridge = self._guest_bridge()
@@ -143,16 +183,16 @@ class EnvironmentRules(ManagementRules):
             self._as_guest(partial(bridge.config_write, offset, width, restored))
             self.world.guest.after(0, self.world.core.interrupt, "the migration core looks again")
 
-    @precondition(alive)
-    @rule(at=st.sampled_from(GUEST_AT))
+    @precondition(swarmed("guest_claims_completion"))
+    @rule(at=st.sampled_from(GUEST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-SEC-004", "VFM-SEC-005", "VFM-MIG-011")
-    def guest_claims_completion(self, at: str) -> None:
+    def guest_claims_completion(self, at: str, late_us: int) -> None:
         """The guest writes values that say the migration completed: ARRIVED, COMPLETED, READY, a new GENERATION.
 
         The registers are read-only to the guest, so the bridge keeps its own values; a hypervisor that took any
         guest-written value for the destination's word would end the migration or skip pages on it.
         """
-        self._when(at, "the guest claims the migration completed", self._claim_completion)
+        self._when(at, "the guest claims the migration completed", self._claim_completion, late_us=late_us)
 
     def _claim_completion(self) -> None:
         bridge = self._guest_bridge()
@@ -169,7 +209,7 @@ class EnvironmentRules(ManagementRules):
             offset, width = bridge.cap + placed.offset, placed.register.size
             self._as_guest(partial(bridge.config_write, offset, width, int(value) & placed.field.mask))
 
-    @precondition(alive)
+    @precondition(swarmed("dirty_log_loses"))
     @rule(at=st.sampled_from(("PREPARE", "PRECOPY", "PAUSING")), read_fails=st.booleans())
     @step("VFM-DIRTY-008", "VFM-CANCEL-001", "VFM-MIG-010", "VFM-MIG-001", "VFM-GEN-003", "VFM-DISC-002")
     def dirty_log_loses(self, at: str, read_fails: bool) -> None:
@@ -191,7 +231,7 @@ class EnvironmentRules(ManagementRules):
             self._world(twist)
         else:
             what = "the next read of the dirty log fails" if read_fails else "the dirty log loses its entries"
-            self.triggers.append((MigState[at], what, twist))
+            self.triggers.append((MigState[at], what, twist, 0))
         self._run_until("end")
         self.checks.raise_pending()
 
@@ -235,12 +275,17 @@ class EnvironmentRules(ManagementRules):
         self._every_page_due(watch, memory, "failed a read")
         return True
 
-    @precondition(alive)
-    @rule(slot=st.integers(0, 2), at=st.sampled_from(GUEST_AT))
+    @precondition(swarmed("bogus_report"))
+    @rule(slot=st.integers(0, 2), at=st.sampled_from(GUEST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-MIG-011")
-    def bogus_report(self, slot: int, at: str) -> None:
+    def bogus_report(self, slot: int, at: str, late_us: int) -> None:
         """A driver writes a DRV_STATE value no version defines: the bridge rejects it."""
-        self._when(at, "a report the bridge rejects", partial(self._bogus_report, slot % len(self.world.drivers)))
+        self._when(
+            at,
+            "a report the bridge rejects",
+            partial(self._bogus_report, slot % len(self.world.drivers)),
+            late_us=late_us,
+        )
 
     def _bogus_report(self, slot: int) -> None:
         bridge = self._guest_bridge()
@@ -251,23 +296,35 @@ class EnvironmentRules(ManagementRules):
         reserved = bridge.config_read(offset, 1) & ~placed.field.mask
         self._as_guest(partial(bridge.config_write, offset, 1, reserved | UNDEFINED_REPORT))
 
-    @precondition(alive)
-    @rule(slot=st.integers(0, 2), at=st.sampled_from((*GUEST_AT, "STOPPED")))
+    @precondition(swarmed("rogue_bus_master"))
+    @rule(slot=st.integers(0, SLOTS - 1), at=st.sampled_from((*GUEST_AT, "STOPPED")), late_us=st.sampled_from(LATE_US))
     @step("VFM-MIG-011", "VFM-MIG-001", "VFM-MIG-012")
-    def rogue_bus_master(self, slot: int, at: str) -> None:
+    def rogue_bus_master(self, slot: int, at: str, late_us: int) -> None:
         """Something in the guest sets BME on a function whose slot is UNBOUND or PAUSED.
 
         ``STOPPED``: a write under way on another vCPU lands just as the vCPUs stop.
         """
-        slot %= len(self.world.drivers)
+        slot = self._present_slot(slot)
         if at != "STOPPED":
-            self._when(at, "the guest sets BME where it must not", partial(self._rogue_bus_master, slot))
+            self._when(
+                at, "the guest sets BME where it must not", partial(self._rogue_bus_master, slot), late_us=late_us
+            )
             return
         watch = self.in_progress()
         if watch is None:
             self.armed.rogue_at_stop = slot
         elif MigState.STOPPED not in watch.phases:
             watch.rogue_at_stop = slot
+
+    def _present_slot(self, slot: int) -> int:
+        """The ``slot``-th slot (counted round them) that holds a function: the drivers' and any other, across
+        the whole bridge (first, middle and last slots alike)."""
+        host = self.guest_host()
+        bridge = None if host is None else host.bridge_or_none
+        if bridge is None:
+            return slot % len(self.world.drivers)
+        present = [index for index, function in enumerate(bridge.functions) if function is not None]
+        return present[slot % len(present)] if present else slot % len(self.world.drivers)
 
     def _rogue_bus_master(self, slot: int) -> None:
         bridge = self._guest_bridge()
@@ -277,7 +334,7 @@ class EnvironmentRules(ManagementRules):
         if isinstance(function, VirtualFunction) and bridge.dev_state(slot) in QUIET_SLOTS:
             self._as_guest(partial(function.set_bus_master, True))
 
-    @precondition(alive)
+    @precondition(swarmed("driver_silence"))
     @rule(slot=st.integers(0, 2), hang=st.sampled_from(("now", "at-pause", "no")))
     @step("VFM-TMO-001", "VFM-TMO-002", "VFM-TMO-003", "VFM-TMO-005")
     def driver_silence(self, slot: int, hang: str) -> None:
@@ -291,7 +348,7 @@ class EnvironmentRules(ManagementRules):
             delattr(driver, "act_on")
             self.world.guest.after(0, partial(self.world.core.look_at, driver.slot), "the driver answers again")
 
-    @precondition(alive)
+    @precondition(swarmed("slow_drain"))
     @rule(slot=st.integers(0, 2), drain=st.sampled_from([0.0, 0.5, 6.0]))
     @step("VFM-TMO-003", "VFM-TMO-004", "VFM-TMO-005")
     def slow_drain(self, slot: int, drain: float) -> None:
@@ -300,13 +357,18 @@ class EnvironmentRules(ManagementRules):
         if isinstance(function, VirtualFunction):
             function.timing = DeviceTiming(drain_ns=int(drain * self.ack_ns)) if drain else DeviceTiming()
 
-    @precondition(alive)
-    @rule(slot=st.integers(0, 2), driver_hangs=st.booleans(), at=st.sampled_from(HOST_AT))
+    @precondition(swarmed("device_error"))
+    @rule(
+        slot=st.integers(0, 2),
+        driver_hangs=st.booleans(),
+        at=st.sampled_from(HOST_AT),
+        late_us=st.sampled_from(LATE_US),
+    )
     @step("VFM-ERR-001", "VFM-ERR-002", "VFM-ABS-004", "VFM-CANCEL-001", "VFM-DEV-012")
-    def device_error(self, slot: int, driver_hangs: bool, at: str) -> None:
+    def device_error(self, slot: int, driver_hangs: bool, at: str, late_us: int) -> None:
         """A function fails (and its driver, stuck in its error handling, answers nothing until told)."""
         action = partial(self._device_error, slot % len(self.world.drivers), driver_hangs)
-        self._when(at, "a function fails", action)
+        self._when(at, "a function fails", action, late_us=late_us)
 
     def _device_error(self, slot: int, driver_hangs: bool) -> None:
         host = self.guest_host()
@@ -316,27 +378,34 @@ class EnvironmentRules(ManagementRules):
             setattr(self.world.drivers[slot], "act_on", ignore_requests)  # noqa: B010 - this driver instance only
         host.function_failed(slot)
 
-    @precondition(alive)
-    @rule(slot=st.integers(0, 2), at=st.sampled_from(HOST_AT))
+    @precondition(swarmed("surprise_removal"))
+    @rule(slot=st.integers(0, 2), at=st.sampled_from(HOST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-ERR-003", "VFM-CANCEL-001", "VFM-DEV-012")
-    def surprise_removal(self, slot: int, at: str) -> None:
-        self._when(at, "a function disappears", partial(self._surprise_removal, slot % len(self.world.drivers)))
+    def surprise_removal(self, slot: int, at: str, late_us: int) -> None:
+        self._when(
+            at,
+            "a function disappears",
+            partial(self._surprise_removal, slot % len(self.world.drivers)),
+            late_us=late_us,
+        )
 
     def _surprise_removal(self, slot: int) -> None:
         host = self.guest_host()
         if host is not None and host.bridge_or_none is not None and host.bridge.functions[slot] is not None:
             host.surprise_remove(slot)
 
-    @precondition(alive)
-    @rule(slot=st.integers(0, 4), at=st.sampled_from(HOST_AT))
+    @precondition(swarmed("hot_add"))
+    @rule(slot=SLOT_POSITIONS, at=st.sampled_from(HOST_AT), late_us=st.sampled_from(LATE_US))
     @step("VFM-CANCEL-002", "VFM-DISC-002", "VFM-DISC-003", "VFM-DEV-012")
-    def hot_add(self, slot: int, at: str) -> None:
+    def hot_add(self, slot: int, at: str, late_us: int) -> None:
         """The management layer asks for a function in an empty slot (refused during a migration)."""
-        self._when(at, "the management layer hot-adds a function", partial(self._hot_add, slot))
+        self._when(at, "the management layer hot-adds a function", partial(self._hot_add, slot), late_us=late_us)
 
     def _hot_add(self, slot: int) -> None:
         host = self.guest_host()
-        if host is None or host.bridge_or_none is None or host.bridge.dev_state(slot) is not DevState.EMPTY:
+        if host is None or host.bridge_or_none is None or not 0 <= slot < host.bridge.num_slots:
+            return
+        if host.bridge.dev_state(slot) is not DevState.EMPTY:
             return
         try:
             host.assign_function(slot)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from hypothesis import strategies as st
+
 from conformance.suites.common import brisk_migration
 from reference_impl.clock import NS_PER_MS, ms
 from reference_impl.device import PCIE_CAP_OFFSET
-from vfmig_proto.layout import VFM_MIN_PAGE_SHIFT
+from vfmig_proto.layout import VFM_MIN_PAGE_SHIFT, CapabilityParams
 from vfmig_proto.pci import PCI_BASE_ADDRESS_0, PCI_EXP_DEVCTL
-from vfmig_proto.states import DevState, MigState
+from vfmig_proto.states import DevState, MigEvent, MigState
 
 CHECKED = frozenset(
     {
@@ -77,6 +79,14 @@ PHASE_LIMITS: dict[MigState, tuple[str, int]] = {
     MigState.RESUMING: ("VFM-TMO-005", ACK_TIMEOUT_MS * NS_PER_MS),
 }
 """Each phase on the source, the requirement that bounds it and its length (spec 7.6, chapter 8)."""
+DEADLINE_ACTIONS: dict[MigState, MigEvent] = {
+    MigState.PREPARE: MigEvent.CANCEL,
+    MigState.PAUSING: MigEvent.CANCEL,
+    MigState.STOPPED: MigEvent.CANCEL,
+    MigState.RESUMING: MigEvent.GROUP_RESET,
+}
+"""What the hypervisor does when the deadline of each phase passes with the phase still under way (Table 7-6,
+VFM-DEST-005): the phase must end by that, not by a late acknowledgement."""
 UNDEFINED_REPORT = 5
 """A DRV_STATE value no version defines (:class:`~vfmig_proto.states.DriverReport` ends at 3): the bridge rejects it."""
 GUEST_AT = ("now", "PREPARE", "PRECOPY", "PAUSING", "RESUMING")
@@ -89,6 +99,7 @@ DRIVER_SCENARIOS = (
     "silent-late-binder",
     "bus-master-as-vcpus-stop",
     "bus-master-on-unbound",
+    "unbound-bus-master-at-stop",
 )
 FUNCTION_SCENARIOS = ("device-error-driver-hangs", "device-error-then-start", "surprise-removal", "hot-add")
 GUEST_SCENARIOS = ("consent-withdrawn", "guest-group-reset", "rejected-report")
@@ -108,5 +119,26 @@ SCENARIO_KINDS = (*DRIVER_SCENARIOS, *FUNCTION_SCENARIOS, *GUEST_SCENARIOS, *MAN
 FINALES = ("", "migrate", *SCENARIO_KINDS)
 """What happens after the last step: nothing, one more migration, or one of the scenarios."""
 TWIST_PHASES = ("PREPARE", "PRECOPY", "PAUSING", "STOPPED")
+SLOTS = CapabilityParams().num_slots
+"""The slots of the bridge the hosts make (vfmig_proto's default NUM_SLOTS)."""
+SLOT_POSITIONS = st.sampled_from((0, SLOTS // 2, SLOTS - 1)) | st.integers(0, SLOTS - 1)
+"""A slot across the whole bridge: the first, the middle and the last most often (off-by-ones live at the ends)."""
+SPARE_SLOTS = (None, SLOTS // 2, SLOTS - 1)
+"""Where the world places a function no driver binds, besides the drivers' slots: nowhere, the middle, the last."""
+SWARMED = (
+    *("guest_group_reset", "consent", "guest_claims_completion", "dirty_log_loses", "bogus_report"),
+    *("rogue_bus_master", "driver_silence", "slow_drain", "device_error", "surprise_removal", "hot_add"),
+    *("interface", "binding", "stale_report", "cancel", "platform_reset", "destination_fails"),
+)
+"""Rules swarm testing switches off: each example runs with a random subset of them off, so that the twists it
+keeps meet each other more often than a uniform mix lets them."""
+LATE_US = (0, 0, 0, 20, 2_000, ACK_TIMEOUT_MS * 1000 - 500)
+"""How long after its phase's entry an armed action happens: at once (most often), a few microseconds in
+(mid-pause: some slots PAUSED, others not), well into the phase, or just before the phase's deadline A."""
+DEADLINE_OFFSETS_US = (-500, -200, 10, 300, 900)
+"""When a driver that answers near a deadline starts its answer, from the deadline: just before it (the answer
+lands before it), and just after it, within e = 1 ms (a late answer the hypervisor must not take)."""
+REQUESTS = (DevState.DIRTY_REQ, DevState.PAUSE_REQ, DevState.RESUME_REQ)
+"""The requests a deadline bounds (Table 7-6)."""
 DURATIONS_US = (50, 500, 2_000, 5_000, 10_000, 21_000, 45_000)
 """How long time passes in one step: around the deadlines (A = 20 ms, e = 1 ms) and the limits."""

@@ -46,6 +46,15 @@ class Armed:
     rogue_at_stop: int | None = None
 
 
+@dataclass(frozen=True)
+class PhaseExit:
+    """How the source's bridge first left a phase: when, and whether by the action the phase's deadline calls for."""
+
+    time_ns: int
+    by_deadline_action: bool
+    how: str
+
+
 @dataclass
 class Watch:
     """What the suite knows about one migration."""
@@ -62,6 +71,10 @@ class Watch:
     start_ns: int | None = None
     phases: dict[MigState, int] = field(default_factory=dict)
     """When the source's bridge first entered each MIG_STATE."""
+    left: dict[MigState, PhaseExit] = field(default_factory=dict)
+    """How the source's bridge first left each phase that has a deadline or limit (spec 7.6, chapter 8)."""
+    dirty_req_ended: dict[tuple[int, int], int] = field(default_factory=dict)
+    """(slot, entry) of each DIRTY_REQ in PRECOPY, with when it ended (the slot's report, or PRECOPY's end)."""
     consent: tuple[str, ...] = ()
     consent_withdrawn: bool = False
     causes: list[Cause] = field(default_factory=list)

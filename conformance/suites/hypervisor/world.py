@@ -43,6 +43,16 @@ def alive(machine: HypervisorWorld) -> bool:
     return not machine.dead
 
 
+def swarmed(rule: str) -> Callable[[HypervisorWorld], bool]:
+    """The precondition of a rule swarm testing may switch off: the world is not broken and the rule is on."""
+
+    def allowed(machine: HypervisorWorld) -> bool:
+        return not machine.dead and rule not in machine.swarm_off
+
+    allowed.__name__ = f"swarm_allows_{rule}"
+    return allowed
+
+
 def built_and_alive(machine: HypervisorWorld) -> bool:
     """The world was built and is not broken."""
     return machine.sim is not None and not machine.dead
@@ -75,11 +85,13 @@ class HypervisorWorld(SimulatedWorld):
         self.saved_consent: dict[str, int] = {}
         """The bits of each consent field the guest cleared, to set them again."""
         self.armed = Armed()
-        self.triggers: list[tuple[MigState, str, Callable[[], None]]] = []
-        """Actions armed for a MIG_STATE: each happens as the migration enters it."""
+        self.triggers: list[tuple[MigState, str, Callable[[], None], int]] = []
+        """Actions armed for a MIG_STATE: each happens as the migration enters it, or that many ns into it."""
         self.finale = ""
         """What happens after the last step (one of ``FINALES``)."""
         self.finale_phase = "PRECOPY"
+        self.swarm_off: frozenset[str] = frozenset()
+        """The rules this example runs without (swarm testing: see ``SWARMED``)."""
         self.dead = False
         """The world is broken (a bridge refused an event, the guest runs on two hosts) and the finding reported:
         nothing more in it can be checked, so no rule but ``time_passes`` is drawn (:func:`alive`)."""
@@ -215,20 +227,25 @@ class HypervisorWorld(SimulatedWorld):
 
         self._world(lambda: self.clock.run_while(waiting, self.clock.now + RUN_LIMIT_NS))
 
-    def _when(self, at: str, label: str, action: Callable[[], None]) -> None:
-        """Do ``action`` now, or when the migration (this one, or the next) enters the MIG_STATE ``at``."""
+    def _when(self, at: str, label: str, action: Callable[[], None], late_us: int = 0) -> None:
+        """Do ``action`` now, or ``late_us`` after the migration (this one, or the next) enters the MIG_STATE ``at``.
+
+        Late in a phase is where a hypervisor that judges only the phase's entry goes wrong: mid-pause, with some
+        slots PAUSED and others not; just before a deadline.  An action whose phase has ended by then still runs
+        (its guards look at the world as it is then).
+        """
         if at == "now":
             self._world(action)
             self.checks.raise_pending()
         else:
-            self.triggers.append((MigState[at], label, action))
+            self.triggers.append((MigState[at], label, action, late_us * 1000))
 
     def _fire(self, state: MigState) -> None:
-        """The migration entered ``state``: the actions armed for it happen just after that step."""
+        """The migration entered ``state``: the actions armed for it happen just after that step, or later."""
         armed = [trigger for trigger in self.triggers if trigger[0] is state]
         self.triggers = [trigger for trigger in self.triggers if trigger[0] is not state]
-        for _, label, action in armed:
-            self.clock.schedule(0, partial(self._fired, action), f"suite: {label}")
+        for _, label, action, delay_ns in armed:
+            self.clock.schedule(delay_ns, partial(self._fired, action), f"suite: {label}")
 
     def _fired(self, action: Callable[[], None]) -> None:
         """An armed action whose time came (a guard, not a precondition: it runs on the clock, inside a step)."""

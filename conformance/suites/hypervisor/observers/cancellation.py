@@ -139,14 +139,19 @@ class CancellationObserver(ConfigSpaceObserver):
         """
         causes: list[Cause] = []
         phase = watch.phases.get(state)
-        if state in (MigState.PREPARE, MigState.PAUSING) and phase is not None and phase + self.ack_ns <= now:
-            causes.append(Cause(phase + self.ack_ns, MigReason.ACK_TIMEOUT, f"the {state.name} deadline"))
-        if state is MigState.PRECOPY:
-            for slot, since in watch.dirty_req.items():
-                if since + self.ack_ns <= now:
-                    causes.append(
-                        Cause(since + self.ack_ns, MigReason.ACK_TIMEOUT, f"slot {slot}'s DIRTY_REQ deadline")
-                    )
+        for timed in (MigState.PREPARE, MigState.PAUSING):
+            entered = watch.phases.get(timed)
+            if entered is None or entered + self.ack_ns > now:
+                continue
+            left = watch.left.get(timed)
+            # The phase under way, or one that outlived its deadline (a late acknowledgement ended it after).
+            if timed is state or (left is not None and left.time_ns > entered + self.ack_ns):
+                causes.append(Cause(entered + self.ack_ns, MigReason.ACK_TIMEOUT, f"the {timed.name} deadline"))
+        requests = [*watch.dirty_req.items()] if state is MigState.PRECOPY else []
+        requests += [key for key, ended in watch.dirty_req_ended.items() if ended > key[1] + self.ack_ns]
+        for slot, since in requests:
+            if since + self.ack_ns <= now:
+                causes.append(Cause(since + self.ack_ns, MigReason.ACK_TIMEOUT, f"slot {slot}'s DIRTY_REQ deadline"))
         if state is MigState.STOPPED and watch.bme_at_stop_ns is not None:
             bme = self._bme_in_stopped(watch) if watch.final_read_bme is None else watch.final_read_bme
             if bme:
@@ -236,8 +241,8 @@ class CancellationObserver(ConfigSpaceObserver):
         if bridge is not watch.bridge or not watch.in_progress:
             return
         state = bridge.mig_state
-        if old is DevState.DIRTY_REQ:
-            watch.dirty_req.pop(slot, None)
+        if old is DevState.DIRTY_REQ and (since := watch.dirty_req.pop(slot, None)) is not None:
+            watch.dirty_req_ended.setdefault((slot, since), now)
         if new is DevState.DIRTY_REQ and state is MigState.PRECOPY:
             watch.dirty_req[slot] = now
             self._schedule(now + self.ack_ns + self.e + 1, partial(self._check_dirty_request, watch, slot, now), "")

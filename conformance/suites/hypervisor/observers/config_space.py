@@ -186,7 +186,7 @@ class ConfigSpaceObserver(PlacementObserver):
         watch.rogue_at_stop = None
         if armed is None:
             return
-        slot = armed % len(self.world.drivers)
+        slot = armed % bridge.num_slots  # (any slot of the bridge: a driver's, or one no driver binds)
         rogue = bridge.functions[slot]
         if isinstance(rogue, WatchedFunction) and bridge.dev_state(slot) in QUIET_SLOTS:
             # A guest write to the Command register that was under way on another vCPU when they stopped.

@@ -139,6 +139,38 @@ class PlacementObserver(TimingObserver):
                 f"{in_ms(self.clock.now)} during {watch.bridge.mig_state.name} although it had not failed",
             )
 
+    def function_unmapped(self, function: WatchedFunction) -> None:
+        """A host took a function's DMA mapping away: the guest's memory it could reach is being freed."""
+        self._check_reset_after_handover(function, "had its DMA mapping of the guest's memory taken away")
+
+    def function_reassigned(self, function: WatchedFunction, where: str) -> None:
+        """A host gives a function to a guest (again)."""
+        self._check_reset_after_handover(function, f"was {where}")
+
+    def _check_reset_after_handover(self, function: WatchedFunction, what: str) -> None:
+        """VFM-SEC-006, judged at each migration: a function that was behind the source's bridge when the guest
+        left is reset after the handover point before the source frees the guest's memory or reassigns it."""
+        watch = next(
+            (
+                watch
+                for watch in reversed(self.watches)
+                if any(placed is function for placed in watch.stopped_functions.values()) and self.handed_over(watch)
+            ),
+            None,
+        )
+        if watch is None or watch.handover_ns is None:
+            return
+        handover, reset = watch.handover_ns, function.last_reset_ns
+        self.checks.record(
+            "VFM-SEC-006",
+            reset is not None and reset >= handover,
+            lambda: (
+                f"migration {watch.number}: {function.name}, behind the source's bridge, {what} at "
+                f"{in_ms(self.clock.now)} with no reset since the handover point at {in_ms(handover)} (last reset: "
+                f"{'never' if reset is None else in_ms(reset)})"
+            ),
+        )
+
     def before_group_reset(self, bridge: MigrationBridge) -> None:
         watch = self.watch_of(bridge)
         if watch is None or not watch.in_progress:

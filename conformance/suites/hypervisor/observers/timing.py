@@ -8,8 +8,8 @@ from functools import partial
 
 from conformance.suites.hypervisor.observers.dirtying import DirtyingObserver
 from conformance.suites.hypervisor.observers.watched import WatchedLog
-from conformance.suites.hypervisor.settings import ACK_TIMEOUT_MS, MIGRATION, PHASE_LIMITS
-from conformance.suites.hypervisor.watch import Watch, in_ms
+from conformance.suites.hypervisor.settings import ACK_TIMEOUT_MS, DEADLINE_ACTIONS, MIGRATION, PHASE_LIMITS
+from conformance.suites.hypervisor.watch import PhaseExit, Watch, in_ms
 from reference_impl.events import Event
 from vfmig_proto.states import MigEvent, MigState
 
@@ -35,7 +35,7 @@ class TimingObserver(DirtyingObserver):
         if old is MigState.PRECOPY and new is not MigState.PRECOPY:
             self._check_dirty_requests(watch, now)
         if isinstance(old, MigState) and old is not new:
-            self._phase_left(watch, old, now)
+            self._phase_left(watch, old, now, cause)
         if old is MigState.PAUSING and new is not MigState.PAUSING:
             self._check_sent_in_pausing(watch, now)
         if new is MigState.PAUSING and watch.memory is not None:
@@ -90,41 +90,80 @@ class TimingObserver(DirtyingObserver):
         requirement, length = PHASE_LIMITS[state]
         return requirement, length, 0 if state is MigState.PRECOPY else self.e
 
-    def _phase_left(self, watch: Watch, state: MigState, now: int) -> None:
-        """The phase ``state`` ended at ``now``: within its deadline or limit, plus e for a deadline's action."""
+    def _phase_left(self, watch: Watch, state: MigState, now: int, how: object = None) -> None:
+        """The phase ``state`` ended at ``now`` (``how``: the MigEvent that ended it, or the handover point).
+
+        PRECOPY's limit P is judged at once (it has no grace).  A deadline is judged when it passes
+        (:meth:`_due`): a phase that ended later than its deadline other than by the action the deadline calls for
+        (a late acknowledgement, the handover) is a phase the hypervisor let run past it.
+        """
         start = self._phase_start(watch, state)
         if state not in PHASE_LIMITS or start is None:
             return
-        requirement, length, grace = self._limit(state)
-        self.checks.record(
-            requirement,
-            now <= start + length + grace,
-            lambda: (
-                f"migration {watch.number}: {state.name} began at {in_ms(start)} and lasted until {in_ms(now)}; its "
-                f"{'limit' if state is MigState.PRECOPY else 'deadline'} was {in_ms(start + length)}"
-                + (f" (+ e = {in_ms(grace)})" if grace else "")
-            ),
-        )
+        requirement, length, _ = self._limit(state)
+        if state is MigState.PRECOPY:
+            self.checks.record(
+                requirement,
+                now <= start + length,
+                lambda: (
+                    f"migration {watch.number}: PRECOPY began at {in_ms(start)} and lasted until {in_ms(now)}; its "
+                    f"limit was {in_ms(start + length)}"
+                ),
+            )
+            return
+        action = DEADLINE_ACTIONS[state]
+        label = how.name if isinstance(how, MigEvent) else str(how or "the handover point")
+        watch.left.setdefault(state, PhaseExit(now, how is action, label))
+        if now <= start + length:
+            self.checks.record(requirement, True, "")
 
     def _due(self, watch: Watch, state: MigState, start: int) -> None:
-        """Check, once the phase ``state`` should have ended, that it did (VFM-TMO-00x, -TIME-001, -DEST-005)."""
+        """Judge the phase ``state`` at its deadline (VFM-TMO-00x, -TIME-001, -DEST-005), and e on its own.
+
+        A phase still under way when its deadline passes must end by the action the deadline calls for: a phase
+        that ended otherwise after it (a late acknowledgement, even one within e) breaks the deadline's
+        requirement.  An action that comes, but later than e after the deadline, breaks VFM-TIME-005 (judged where
+        the action is seen); one that never comes breaks the deadline's requirement.
+        """
         requirement, length, grace = self._limit(state)
         deadline = start + length
 
-        def check() -> None:
+        def check(final: bool) -> None:
             bridge = watch.bridge
             assert bridge is not None
-            if self.handed_over(watch) or watch.ended_ns is not None or bridge.mig_state is not state:
+            if state is MigState.PRECOPY:
+                if self.handed_over(watch) or watch.ended_ns is not None or bridge.mig_state is not state:
+                    return
+                self.checks.record(requirement, False, self._overran(watch, state, deadline, f"still {state.name}"))
                 return
-            self.checks.record(
-                requirement,
-                False,
-                f"migration {watch.number}: still {state.name} at {in_ms(self.clock.now)}; the phase began at "
-                f"{in_ms(start)}, so the {'limit' if state is MigState.PRECOPY else 'deadline'} was {in_ms(deadline)}"
-                + (f" (+ e = {in_ms(grace)})" if grace else ""),
-            )
+            left = watch.left.get(state)
+            if (left is not None and left.time_ns <= deadline) or self._deadline_acted(watch, state, deadline):
+                return
+            if left is not None:
+                how = f"{state.name} ended by {left.how} at {in_ms(left.time_ns)}"
+                self.checks.record(requirement, False, self._overran(watch, state, deadline, how))
+            elif final:
+                self.checks.record(requirement, False, self._overran(watch, state, deadline, f"still {state.name}"))
+            elif watch.ended_ns is None:
+                # Still in the phase, e after the deadline: the action may yet come (late: VFM-TIME-005) or never.
+                self._schedule(deadline + grace + self.ack_ns, partial(check, True), requirement)
 
-        self._schedule(deadline + grace + 1, check, requirement)
+        self._schedule(deadline + grace + 1, partial(check, False), requirement)
+
+    def _deadline_acted(self, watch: Watch, state: MigState, deadline: int) -> bool:
+        """Whether the action the deadline of ``state`` calls for has come since it passed."""
+        if DEADLINE_ACTIONS[state] is MigEvent.GROUP_RESET:
+            return any(time >= deadline for time in watch.group_resets)
+        return watch.cancel_ns is not None and watch.cancel_ns >= deadline
+
+    def _overran(self, watch: Watch, state: MigState, deadline: int, what: str) -> str:
+        """The message of a phase that was still under way at its deadline or limit and did not end by its action."""
+        action = "limit" if state is MigState.PRECOPY else "deadline"
+        return (
+            f"migration {watch.number}: {state.name} was still under way at its {action} {in_ms(deadline)} "
+            f"(phase entered at {in_ms(self._phase_start(watch, state) or 0)}); {what}, and no "
+            f"{DEADLINE_ACTIONS.get(state, MigEvent.CANCEL).name} by {in_ms(self.clock.now)}"
+        )
 
     def _resuming_from(self, watch: Watch, start: int) -> None:
         if watch.resuming_start is None:
@@ -136,27 +175,35 @@ class TimingObserver(DirtyingObserver):
         self._resuming_from(watch, cancel_ns + self.e)
 
     def _check_dirty_requests(self, watch: Watch, now: int) -> None:
+        """PRECOPY ended: each DIRTY_REQ still open ends with it (judged at its deadline, _check_dirty_request)."""
         for slot, since in watch.dirty_req.items():
-            self.checks.record(
-                "VFM-TMO-002",
-                now <= since + self.ack_ns + self.e,
-                f"migration {watch.number}: PRECOPY ended at {in_ms(now)} without ACK_TIMEOUT although slot {slot} "
-                f"had been in DIRTY_REQ since {in_ms(since)} (deadline {in_ms(since + self.ack_ns)})",
-            )
-        if not watch.dirty_req:
-            self.checks.record("VFM-TMO-002", True, "")
+            watch.dirty_req_ended.setdefault((slot, since), now)
         watch.dirty_req.clear()
 
-    def _check_dirty_request(self, watch: Watch, slot: int, since: int) -> None:
-        bridge = watch.bridge
-        assert bridge is not None
-        stuck = watch.ended_ns is None and watch.dirty_req.get(slot) == since and bridge.mig_state is MigState.PRECOPY
+    def _check_dirty_request(self, watch: Watch, slot: int, since: int, final: bool = False) -> None:
+        """VFM-TMO-002 at the deadline of slot ``slot``'s DIRTY_REQ entered at ``since``, in PRECOPY.
+
+        A DIRTY_REQ that outlived its deadline in PRECOPY calls for a CANCEL: one that ended otherwise after the
+        deadline (a late DIRTYING, REQUEST_PAUSE) breaks VFM-TMO-002; a CANCEL later than e is VFM-TIME-005's.
+        """
+        deadline = since + self.ack_ns
+        ended = watch.dirty_req_ended.get((slot, since))
+        acted = watch.cancel_ns is not None and watch.cancel_ns >= deadline
+        if (ended is not None and ended <= deadline) or acted:
+            self.checks.record("VFM-TMO-002", True, "")
+            return
+        if ended is None and not final and watch.ended_ns is None:
+            self._schedule(
+                deadline + self.e + self.ack_ns, partial(self._check_dirty_request, watch, slot, since, True), ""
+            )
+            return
+        how = "still open" if ended is None else f"it ended at {in_ms(ended)} otherwise than by a CANCEL"
         self.checks.record(
             "VFM-TMO-002",
-            not stuck,
+            False,
             lambda: (
-                f"migration {watch.number}: slot {slot} in DIRTY_REQ since {in_ms(since)} during PRECOPY and no "
-                f"ACK_TIMEOUT by {in_ms(self.clock.now)} (deadline {in_ms(since + self.ack_ns)} + e = {in_ms(self.e)})"
+                f"migration {watch.number}: slot {slot} in DIRTY_REQ since {in_ms(since)} during PRECOPY, still so at "
+                f"its deadline {in_ms(deadline)}; {how}, and no ACK_TIMEOUT by {in_ms(self.clock.now)}"
             ),
         )
 

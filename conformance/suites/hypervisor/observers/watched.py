@@ -20,7 +20,7 @@ from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.driver import DriverConfig, MigrationCore, VfDriver
 from reference_impl.events import EventBus
 from reference_impl.guest import DmaRegionAllocator, Guest
-from reference_impl.memory import DirtyLog, DirtyLogReadError, GuestMemory, Pages
+from reference_impl.memory import DirtyLog, DirtyLogReadError, GuestMemory, MemoryView, Pages
 from vfmig_proto.errors import ProtocolError
 from vfmig_proto.layout import CapabilityParams
 from vfmig_proto.pci import PCI_EXP_DEVCTL_BCR_FLR
@@ -102,6 +102,18 @@ class WatchedFunction(VirtualFunction):
         """MSI-X messages the function sent and no injection has delivered yet (forwarding may come later)."""
         self.unsignalled = 0
         """Interrupts of this function injected without its signal, between ARRIVE and its slot's READY."""
+
+    @property
+    def memory(self) -> MemoryView | None:
+        """The function's DMA mapping; the suite hears when the host takes it away (VFM-SEC-006)."""
+        return self._mapping
+
+    @memory.setter
+    def memory(self, mapping: MemoryView | None) -> None:
+        previous = getattr(self, "_mapping", None)
+        self._mapping = mapping
+        if previous is not None and mapping is not previous:
+            self.suite.function_unmapped(self)
 
     def _send_msix(self, vector: int) -> None:
         self.signals += 1
@@ -237,6 +249,8 @@ class ObservedBridge(MigrationBridge):
         self._host_event(MigEvent.GROUP_RESET, partial(self.suite.before_group_reset, self), super().group_reset)
 
     def hot_add(self, slot: int, function: Any) -> None:
+        if isinstance(function, WatchedFunction):
+            self.suite.function_reassigned(function, f"hot-added into slot {slot} of {self.name}")
         self._slot_event(slot, DevEvent.HOT_ADD, partial(super().hot_add, slot, function))
 
     def surprise_removal(self, slot: int) -> None:
