@@ -388,6 +388,29 @@ def triage_stub(result: Outcome) -> str:
     )
 
 
+def load_outcomes(path: Path) -> list[Outcome]:
+    """The outcomes of a results JSON written by :func:`main`."""
+    raw = json.loads(path.read_text(encoding="utf-8"))["outcomes"]
+    return [Outcome(**{**item, "mutant": Mutant(**item["mutant"])}) for item in raw]
+
+
+def verdict(summary: Summary, min_score: float) -> int:
+    """0 when every survivor is triaged and the score reaches ``min_score``, else 1 (saying why)."""
+    if summary.untriaged:
+        print(f"{len(summary.untriaged)} mutant(s) not killed and not in the triage file")
+    if summary.overall.score < min_score:
+        print(f"score {summary.overall.score:.1%} is below {min_score:.0%}")
+    return 1 if summary.untriaged or summary.overall.score < min_score else 0
+
+
+def rescore(path: Path, triage: dict[tuple[str, str, int], TriageEntry], min_score: float) -> int:
+    """Apply the triage file to a finished campaign's results, without running anything."""
+    summary = summarise(load_outcomes(path), triage)
+    print(table(summary))
+    print(details(summary))
+    return verdict(summary, min_score)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="mutation campaign over the reference's role modules")
     parser.add_argument("--sample", type=int, help="run a stratified sample of N mutants (default: all)")
@@ -400,9 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="JSON results (default: benchmarks/mutation/results/...)")
     parser.add_argument("--min-score", type=float, default=MIN_SCORE)
     parser.add_argument("--list", action="store_true", help="print the mutants per module and stop")
+    parser.add_argument("--rescore", type=Path, metavar="RESULTS", help="judge a results JSON against the triage again")
     args = parser.parse_args(argv)
 
     triage = parse_triage(args.triage.read_text(encoding="utf-8"), spec_requirement)
+    if args.rescore is not None:
+        return rescore(args.rescore, triage, args.min_score)
     with tempfile.TemporaryDirectory(prefix="vfmig-mutation-") as scratch:
         base = build_copy(CHECKOUT, Path(scratch) / "tree")
         modules = [MODULES_BY_SOURCE[name] for name in args.module] if args.module else list(ROLE_MODULES)
@@ -469,10 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary.untriaged:
         print(f"{len(summary.untriaged)} untriaged survivor(s): add them to {args.triage}:\n")
         print("\n".join(triage_stub(result) for result in summary.untriaged))
-    failed = bool(summary.untriaged) or summary.overall.score < args.min_score
-    if summary.overall.score < args.min_score:
-        print(f"score {summary.overall.score:.1%} is below {args.min_score:.0%}")
-    return 1 if failed else 0
+    return verdict(summary, args.min_score)
 
 
 if __name__ == "__main__":
