@@ -1,0 +1,1 @@
+"""Mutation testing of the reference implementation against the conformance suite (docs/mutation.rst)."""
