@@ -48,6 +48,11 @@ class ReferenceDevice:
         """The guest's driver for the function in ``slot`` (not yet loaded)."""
         return VfDriver(guest, core, slot, devfn, allocator, config=self.driver_config)
 
+    def create_migration_core(self, guest: Guest) -> MigrationCore:
+        """The guest's migration core for one bridge: the reference core, declared here so that a suite (and a
+        mutation campaign) judges this implementation's own core rather than a copy of its own."""
+        return MigrationCore(guest)
+
 
 class ReferenceBridge:
     """Makes reference migration bridges."""
