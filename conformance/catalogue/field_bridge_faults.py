@@ -107,13 +107,15 @@ class SamplesBusMasterAtHotAdd(MigrationBridge):
     """Caches each function's Bus Master Enable when it is hot-added (always clear then) instead of reading
     the function's Command register when a report arrives: PAUSED is accepted while BME is set."""
 
+    bme_at_hot_add: dict[int, bool] = {}  # noqa: RUF012 (replaced, never mutated: one dict per bridge)
+    """Each slot's BME as sampled when its function was hot-added."""
+
     def hot_add(self, slot: int, function: SlotFunction) -> None:
-        self.__dict__.setdefault("_bme_at_add", {})[slot] = function.bus_master
+        self.bme_at_hot_add = {**self.bme_at_hot_add, slot: function.bus_master}
         super().hot_add(slot, function)
 
     def bus_master(self, slot: int) -> bool:
-        cached: dict[int, bool] = self.__dict__.get("_bme_at_add", {})
-        return self.functions[slot] is not None and cached.get(slot, False)
+        return self.functions[slot] is not None and self.bme_at_hot_add.get(slot, False)
 
 
 # ------------------------------------------------------------------------------------------------ migration events
@@ -207,12 +209,15 @@ class SendsMsiOnlyOnTheEventsRisingEdge(MigrationBridge):
     """Sends an MSI message only when STATUS.EVENT goes from 0 to 1, as for a level: a step that sets EVENT
     while the guest has not cleared it yet sends none."""
 
+    event_before_step = False
+    """STATUS.EVENT as the step found it."""
+
     def finish_step(self, step: BridgeStep) -> None:
-        self.__dict__["_event_before"] = bool(self.field("status.event"))
+        self.event_before_step = bool(self.field("status.event"))
         super().finish_step(step)
 
     def signal_event(self) -> None:
-        if not self.__dict__.get("_event_before", False):
+        if not self.event_before_step:
             super().signal_event()
 
 

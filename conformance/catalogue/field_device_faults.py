@@ -63,13 +63,19 @@ class DirtiesWithoutTheFlushingRead(VfDriver):
         self.publish_action("pause")
         function.mask_msix(True)
         function.set_bus_master(False)
+        self.busy = True
 
-        def drained() -> None:
-            self.dirty_pages(self.mapped_ranges(), "pause")
+        def poll() -> None:
+            if function.transactions_pending:
+                self.guest.after(self.config.drain_poll_ns, poll, f"{self.name} drain")
+                return
+            self.busy = False
+            self.dirty_pages(self.mapped_ranges(), "pause")  # no register read since BME was cleared
             self.paused = True
             self.core.report(self.slot, DriverReport.PAUSED)
+            self.core.sequence_done(self.slot)
 
-        self._wait_for_drain(function, drained)
+        poll()
 
 
 @fault(Target.DEVICE, breaks="VFM-REP-003")
@@ -77,15 +83,18 @@ class SkipsThePauseSweepItDidBefore(VfDriver):
     """Dirties every mapped page at pause only once: a flag that says the full sweep is done is cleared when
     the driver is loaded, not when a migration starts, so a later migration's pause dirties nothing."""
 
+    swept_once = False
+    """Whether the driver has made its full pause sweep (cleared only by :meth:`load`)."""
+
     def dirty_pages(self, ranges: list[tuple[int, int]], why: str) -> None:
         if why == "pause":
-            if self.__dict__.get("_swept", False):
+            if self.swept_once:
                 return
-            self.__dict__["_swept"] = True
+            self.swept_once = True
         super().dirty_pages(ranges, why)
 
     def load(self, *, up: bool = True) -> bool:
-        self.__dict__["_swept"] = False
+        self.swept_once = False
         return super().load(up=up)
 
 

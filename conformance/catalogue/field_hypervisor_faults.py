@@ -12,15 +12,13 @@ This module is in :data:`conformance.catalogue.PENDING_MODULES` until the suite 
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from conformance.catalogue import Fault
 from conformance.catalogue import hypervisor_faults as _hypervisor_builders  # registers the host builders
 from conformance.catalogue.registry import fault, faults_in
 from conformance.verdicts import Target
-from reference_impl.device import VirtualFunction
+from reference_impl.device import FunctionIdentity, VirtualFunction
 from reference_impl.guest import Guest
 from reference_impl.hypervisor import DestinationMigration, Hypervisor, SourceMigration
 from reference_impl.memory import DirtyLogReadError, Pages
@@ -31,8 +29,6 @@ _BUILDERS_USED = (_hypervisor_builders,)
 """Imported for its ``builds_by_keyword`` registrations, which the faults below resolve at decoration."""
 
 _US_PER_MS = 1_000
-_BAR_OFFSETS = range(0x10, 0x28, 4)
-"""The six BAR registers of a type-0 header."""
 _DEV_STATUS_IN_ENTRY = 2
 """DEV_STATUS is byte 2 of a slot entry (spec 3.3)."""
 
@@ -52,49 +48,61 @@ class CountsTheAckTimeoutInMicroseconds(SourceMigration):
 
 @fault(Target.HYPERVISOR, breaks="VFM-TIME-005")
 class GivesPrepareTwiceTheReactionTime(SourceMigration):
-    """Arms the PREPARE deadline at ACK_TIMEOUT_MS plus twice its reaction time e ("a little grace for slow
-    guests"), so it acts 2e after the deadline, where it must act within e."""
+    """When the PREPARE deadline passes, waits twice its reaction time e more before it cancels ("a little
+    grace for slow guests"), where it must act within e."""
 
-    def enter_phase(self, old: MigState, new: MigState) -> None:
-        super().enter_phase(old, new)
-        if new is MigState.PREPARE:
-            self.clock.cancel(self._phase_timer)
-            delay = self.ack_timeout_ns + 2 * self.config.reaction_ns
-            self._phase_timer = self.clock.schedule(delay, self.prepare_deadline, "PREPARE deadline")
+    def prepare_deadline(self) -> None:
+        grace = 2 * self.config.reaction_ns
+        self.clock.schedule(grace, super().prepare_deadline, "PREPARE deadline, with grace")
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-TMO-003")
 class RestartsThePausingDeadlineOnGuestWrites(SourceMigration):
-    """Treats every guest write to the bridge during PAUSING as progress and restarts the PAUSING deadline
-    from it, so a guest that keeps writing (a PAUSED report that is ignored, a STATUS write) is never timed out."""
+    """Treats every guest write to the bridge during PAUSING as progress and counts the PAUSING deadline from
+    the last one, so a guest that keeps writing (a PAUSED report that is ignored, a STATUS write) is never
+    timed out."""
+
+    last_guest_write_ns: int | None = None
+    """When the guest last wrote the bridge in PAUSING."""
 
     def bridge_stepped(self, cause: str) -> None:
-        before = self.phase()
+        if self.phase() is MigState.PAUSING and cause.startswith("guest"):
+            self.last_guest_write_ns = self.clock.now
         super().bridge_stepped(cause)
-        if before is MigState.PAUSING and self.phase() is MigState.PAUSING and cause.startswith("guest"):
-            self.clock.cancel(self._phase_timer)
-            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, self.pausing_deadline, "PAUSING deadline")
+
+    def pausing_deadline(self) -> None:
+        last = self.last_guest_write_ns
+        if last is not None and self.phase() is MigState.PAUSING and last + self.ack_timeout_ns > self.clock.now:
+            self.clock.schedule(last + self.ack_timeout_ns - self.clock.now, self.pausing_deadline, "PAUSING")
+            return
+        super().pausing_deadline()
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-TMO-002")
 class ArmsEachLateBindersTimerOnce(SourceMigration):
-    """Arms a slot's DIRTY_REQ deadline the first time the slot enters DIRTY_REQ in PRECOPY and never again in
-    that migration: a driver that unbinds and binds again leaves DIRTY_REQ with no deadline."""
+    """Keeps a slot's DIRTY_REQ deadline only for the first time the slot enters DIRTY_REQ in PRECOPY: a
+    driver that unbinds and binds again (so that its slot enters DIRTY_REQ a second time) has no deadline."""
 
-    def _watch_late_binders(self) -> None:
-        if self.phase() is not MigState.PRECOPY:
-            return
-        armed: set[int] = self.__dict__.setdefault("_armed_once", set())
-        for slot, state in enumerate(self.bridge.dev_states()):
-            timer = self._dirty_req_timers.get(slot)
-            if state is DevState.DIRTY_REQ and timer is None and slot not in armed:
-                armed.add(slot)
-                self._dirty_req_timers[slot] = self.clock.schedule(
-                    self.ack_timeout_ns, partial(self.dirty_req_deadline, slot), f"slot {slot} DIRTY_REQ"
-                )
-            elif state is not DevState.DIRTY_REQ and timer is not None:
-                self.clock.cancel(timer)
-                del self._dirty_req_timers[slot]
+    entries_into_dirty_req: dict[int, int] = {}  # noqa: RUF012 (replaced, never mutated: one dict per migration)
+    """How many times each slot entered DIRTY_REQ in PRECOPY."""
+    last_states: tuple[DevState, ...] = ()
+
+    def bridge_stepped(self, cause: str) -> None:
+        states = tuple(self.bridge.dev_states())
+        if self.phase() is MigState.PRECOPY or self.bridge.mig_state is MigState.PRECOPY:
+            entries = dict(self.entries_into_dirty_req)
+            for slot, state in enumerate(states):
+                before = self.last_states[slot] if slot < len(self.last_states) else None
+                if state is DevState.DIRTY_REQ and before is not DevState.DIRTY_REQ:
+                    entries[slot] = entries.get(slot, 0) + 1
+            self.entries_into_dirty_req = entries
+        self.last_states = states
+        super().bridge_stepped(cause)
+
+    def dirty_req_deadline(self, slot: int) -> None:
+        if self.entries_into_dirty_req.get(slot, 0) > 1:
+            return  # the timer of a second entry, which this hypervisor never arms
+        super().dirty_req_deadline(slot)
 
 
 # ------------------------------------------------------------------------------------------------ stop-and-copy
@@ -176,20 +184,12 @@ class DestinationClearsTheSlotStatusBits(DestinationMigration):
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-MIG-004")
-class DestinationPlacesDefaultFunctions(DestinationMigration):
-    """Places, for ARRIVE, functions of its pool's default model (Vendor, Device, Subsystem IDs) rather than
-    functions equal to the source's."""
+class DestinationPlacesDefaultFunctions(Hypervisor):
+    """Takes the functions it places for an incoming guest from its pool's default model (its own Vendor,
+    Device and Subsystem IDs), whatever identity the source's functions had."""
 
-    def _equal_function(self, slot: int, bars: dict[int, tuple[int, ...]]) -> VirtualFunction:
-        host = self.host
-        function = host.new_function()  # the pool's default model, whatever the source's was
-        function.function_level_reset("flr")
-        for offset, value in zip(_BAR_OFFSETS, bars.get(slot, ()), strict=False):
-            function.config_write(offset, 4, value)
-        host.slot_functions[slot] = function
-        host.identities[slot] = function.identity
-        self.placed_in_reset[slot] = function.in_reset_state
-        return function
+    def new_function(self, identity: FunctionIdentity | None = None) -> VirtualFunction:
+        return super().new_function(None if self.incoming is not None else identity)
 
 
 @fault(Target.HYPERVISOR, breaks="VFM-FLOW-003")
