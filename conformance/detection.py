@@ -11,6 +11,9 @@ verdict the catalogue expects (``fail`` for most; ``timeout`` or ``error``
 for implementations that hang or raise).  ``--sample FRACTION --sample-seed
 SEED`` runs a seeded share of each target's faults instead; CI does, with the
 commit as the seed, and the whole catalogue runs as the campaign.
+``--include-pending`` adds the faults of the pending catalogue modules
+(:data:`conformance.catalogue.PENDING_MODULES`), which the suite is not
+required to detect yet.
 """
 
 from __future__ import annotations
@@ -138,10 +141,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sample", type=float, metavar="FRACTION", help="run only this share of each target's faults (CI's budget)"
     )
     parser.add_argument("--sample-seed", default="0", help="which share --sample takes (CI passes the commit)")
+    parser.add_argument(
+        "--include-pending",
+        action="store_true",
+        help="also run the faults of the pending catalogue modules (faults the suite does not detect yet)",
+    )
     args = parser.parse_args(argv)
     faults = [
         fault
-        for fault in all_faults()
+        for fault in all_faults(include_pending=args.include_pending)
         if (args.target is None or fault.target.value == args.target) and (not args.fault or fault.name in args.fault)
     ]
     if args.sample is not None:
