@@ -62,9 +62,10 @@ from vfmig_proto.states import DevEvent, DriverReport, MigEvent, MigReason, Slot
 from vfmig_proto.transitions import CANCEL_REASONS as ALLOWED_CANCEL_REASONS
 
 BITS_PER_BYTE = 8
-SWEEP_MOVES_PER_KEY = 4
-"""A bound on the sweep's moves, per table pair it covers: the walk ends even if a bridge does not go where the
-protocol says (its steps are judged; the walk then plans from where the model went)."""
+SWEEP_IDLE_MOVES = 24
+"""The sweep gives up after this many moves in a row that cover no new pair (a path between two states of the plan
+is at most a dozen moves): a bridge that does not go where the protocol says (its steps are judged; the model
+takes its state over) cannot keep the walk going."""
 CANCEL_REASONS = tuple(reason for reason in MigReason if reason in ALLOWED_CANCEL_REASONS)
 """The reasons the hypervisor gives for a CANCEL, in a fixed order (Hypothesis draws from it)."""
 
@@ -183,14 +184,15 @@ class Rules(Actions):
         self._build_world(CapabilityParams(num_slots=SWEEP_SLOTS), [False] * SWEEP_SLOTS, msi=True, control=3)
         the_plan = plan()
         covered: set[tuple[object, ...]] = set()
-        for _ in range(SWEEP_MOVES_PER_KEY * len(the_plan.keys)):
-            if not self._live():
-                break
+        idle = 0
+        while self._live() and idle < SWEEP_IDLE_MOVES:
             state = (self.model.mig_state, tuple(self.model.dev_states()))
             move = next_move(state, covered, the_plan)
             if move is None:
                 break
-            covered.add(move.key(state))
+            key = move.key(state)
+            idle = 0 if key not in covered else idle + 1
+            covered.add(key)
             self._make(move)
         self._sweep_lanes()
         vars(self).clear()
