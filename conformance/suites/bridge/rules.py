@@ -1,7 +1,7 @@
 """What the environment does: the rules with which Hypothesis drives the bridge, as the guest and the hypervisor.
 
 ``build`` makes the world: one bridge from the implementation under test, instantiated with parameters it
-chooses (1 to 8 slots, any legal ``PAGE_SHIFT``, ``ACK_TIMEOUT_MS`` and first device number), simple fake
+chooses (1 to 8 slots, half the spec's maximum or the maximum, any layout of the occupied ones; any legal ``PAGE_SHIFT``, ``ACK_TIMEOUT_MS`` and first device number), simple fake
 functions in its slots, MSI and the event interrupt enabled or not.  The guest's rules make configuration
 writes of every width and alignment, legal or not, anywhere in the capability and the type-1 header; driver
 reports of every ``DRV_STATE`` value in every state, alone and inside wider writes; Bus Master Enable toggles on
@@ -62,6 +62,8 @@ from vfmig_proto.states import DevEvent, DriverReport, MigEvent, MigReason, Slot
 from vfmig_proto.transitions import CANCEL_REASONS as ALLOWED_CANCEL_REASONS
 
 BITS_PER_BYTE = 8
+SWEEP_WRITE_VALUE = 0x5A5A5A5A
+"""What the sweep writes into the read-only register of its round of repeated writes (VFM-SEC-002)."""
 SWEEP_IDLE_MOVES = 24
 """The sweep gives up after this many moves in a row that cover no new pair (a path between two states of the plan
 is at most a dozen moves): a bridge that does not go where the protocol says (its steps are judged; the model
@@ -104,7 +106,7 @@ class Rules(Actions):
         occupied=st.lists(st.booleans(), min_size=1, max_size=VFM_MAX_SLOTS),
         msi=st.sampled_from((True, False)),
         control=st.sampled_from((3, 1, 3, 2, 1, 0)),
-        swarm=st.frozensets(st.sampled_from(SWARM_RULES)),
+        swarm=st.one_of(st.just(frozenset()), st.frozensets(st.sampled_from(SWARM_RULES))),
     )
     @step(
         "VFM-DISC-001",
@@ -170,12 +172,14 @@ class Rules(Actions):
         """Once in a run, before its first example's world: the deterministic sweep of the protocol's tables.
 
         A bridge of :data:`~conformance.suites.bridge.sweep.SWEEP_SLOTS` slots is walked through every
-        ``(MIG_STATE, DEV_STATE)`` a slot can be in, and in each every ``DRV_STATE`` value is reported (BME set and
-        clear where the BME rule speaks of it) and every host event with a row is caused
+        ``(MIG_STATE, DEV_STATE)`` a slot can be in, and in each every ``DRV_STATE`` value is reported (BME set
+        and clear where the BME rule speaks of it) and every host event with a row is caused
         (:mod:`conformance.suites.bridge.sweep`), each move judged as the rules' are; then the byte lanes of the
-        capability's registers are written (:meth:`_sweep_lanes`).  The run remembers that the sweep passed (on
-        the bound machine class): an example whose sweep fails does not, so every replay and every shrink of it
-        sweeps again and fails the same way, and the replay file reproduces it.
+        capability's registers are written (:meth:`_sweep_lanes`), the guest sets and clears Secondary Bus
+        Reset, and the repeated writes of ``many_writes`` are measured, so that every run judges these once.
+        The run remembers that the sweep passed (on the bound machine class): an example whose sweep fails does
+        not, so every replay and every shrink of it sweeps again and fails the same way, and the replay file
+        reproduces it.
         """
         machine = type(self)
         if machine.__dict__.get("_tables_swept", False):
@@ -195,6 +199,11 @@ class Rules(Actions):
             covered.add(key)
             self._make(move)
         self._sweep_lanes()
+        for on in (True, False):  # a group reset the guest asks for, by a 0 -> 1 edge of Secondary Bus Reset
+            if self._live():
+                self._secondary_bus_reset(on)
+        if self._live():
+            self.many_writes(SWEEP_WRITE_VALUE)
         vars(self).clear()
         vars(self).update(world)
         setattr(machine, "_tables_swept", True)  # noqa: B010 - on the bound class, for the rest of the run
@@ -525,6 +534,10 @@ class Rules(Actions):
     @rule(on=st.booleans())
     @step("VFM-ERR-004", "VFM-ERR-005", "VFM-NOTIF-001")
     def secondary_bus_reset(self, on: bool) -> None:
+        self._secondary_bus_reset(on)
+
+    def _secondary_bus_reset(self, on: bool) -> None:
+        """The guest sets or clears Secondary Bus Reset in Bridge Control."""
         control = self._read(pci.PCI_BRIDGE_CONTROL, 2)
         control = control | pci.PCI_BRIDGE_CTL_BUS_RESET if on else control & ~pci.PCI_BRIDGE_CTL_BUS_RESET
         what = f"the guest {'sets' if on else 'clears'} Secondary Bus Reset"
