@@ -1,14 +1,15 @@
 """What the environment does: the rules with which Hypothesis drives the bridge, as the guest and the hypervisor.
 
-``build`` makes the world: one bridge from the implementation under test, instantiated with parameters it
-chooses (1 to 8 slots, half the spec's maximum or the maximum, any layout of the occupied ones; any legal ``PAGE_SHIFT``, ``ACK_TIMEOUT_MS`` and first device number), simple fake
-functions in its slots, MSI and the event interrupt enabled or not.  The guest's rules make configuration
-writes of every width and alignment, legal or not, anywhere in the capability and the type-1 header; driver
-reports of every ``DRV_STATE`` value in every state, alone and inside wider writes; Bus Master Enable toggles on
-the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``, ``GUEST_FEATURES`` and ``STATUS.EVENT``
-writes; Secondary Bus Reset edges; and reads.  The hypervisor's rules cause every host event that has a row in
-the transition tables for the current state (the suite never causes a host event without a row), ARRIVE on a new
-bridge restored from the source (``_migrate``), and conventional resets of the bridge.
+``build`` makes the world: one bridge from the implementation under test, instantiated with parameters it chooses
+(1 to 8 slots, half the spec's maximum or the maximum, occupied in any layout; any legal ``PAGE_SHIFT``,
+``ACK_TIMEOUT_MS`` and first device number), simple fake functions in its slots, MSI and the event interrupt
+enabled or not. The guest's rules make configuration writes of every width and alignment, legal or not, anywhere in
+the capability and the type-1 header; driver reports of every ``DRV_STATE`` value in every state, alone and inside
+wider writes; Bus Master Enable toggles on the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``,
+``GUEST_FEATURES`` and ``STATUS.EVENT`` writes; Secondary Bus Reset edges; and reads. The hypervisor's rules cause
+every host event that has a row in the transition tables for the current state (the suite never causes a host event
+without a row), ARRIVE on a new bridge restored from the source (``_migrate``), and conventional resets of the
+bridge.
 
 A rule runs only while there is a bridge to judge (``_live``): once the bridge has left the model for a state
 no valid capability has, nothing more is judged.
