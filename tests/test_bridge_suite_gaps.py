@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 import pytest
 
 from conformance.runner import run
+from conformance.suites.bridge import BridgeSuite
 from conformance.suites.bridge.sweep import DRV_STATE_VALUES, SWEEP_SLOTS, Abstract, after, next_move, plan
-from conformance.suites.bridge.world import SLOT_LAYOUTS, occupied_slots
+from conformance.suites.bridge.world import SLOT_LAYOUTS, SWARM_RULES, occupied_slots
 from conformance.verdicts import Verdict
 from reference_impl.bridge import BridgeStep, MigrationBridge, SlotFunction
 from reference_impl.events import EventBus
@@ -161,3 +162,9 @@ def test_the_sweep_covers_every_pair_of_the_tables() -> None:
         covered.add(move.key(state))
         state = after(state, move)
     assert covered == the_plan.keys
+
+
+def test_every_rule_swarm_testing_may_switch_off_is_a_rule_of_the_suite() -> None:
+    rules = BridgeSuite.rule_names()
+    assert set(SWARM_RULES) <= set(rules)
+    assert "bus_master" not in SWARM_RULES  # one rule stays valid whatever the swarm switched off
