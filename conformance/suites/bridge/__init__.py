@@ -1,7 +1,8 @@
 """The ``bridge`` target: the emulated migration bridge, driven as the guest and as the hypervisor drive it.
 
 The world: one bridge from the implementation under test, instantiated with
-parameters chosen in the ``build`` rule (1 to 8 slots, any legal
+parameters chosen in the ``build`` rule (1 to 8 slots, half the spec's
+maximum or the maximum, filled first, middle, last or sparsely; any legal
 ``PAGE_SHIFT``, ``ACK_TIMEOUT_MS`` and first device number), simple fake
 functions in its slots (a settable Bus Master Enable, a record of their
 resets), an observer in the hypervisor's seat and an interrupt counter.
@@ -21,7 +22,13 @@ new functions in the occupied slots; that bridge is the one under test from
 then on, so that its restore path, the state it carries over and its
 ``GENERATION`` over repeated migrations are judged.  A cooperative guest and
 hypervisor (the ``advance`` rule) move migrations along, so that every state
-is reached in a few steps.
+is reached in a few steps; drivers also unbind and send stale answers in
+any phase.  Once in a run, before the first example, a deterministic sweep
+(:mod:`~conformance.suites.bridge.sweep`) enumerates every (state, report)
+and (state, host event) pair of the tables and every byte lane of the
+capability's registers.  Swarm testing switches a random subset of the rules
+off in each example, and ``hypothesis.target`` steers towards examples that
+visit more states and migrate more often.
 
 The suite is model based.  :class:`~conformance.suites.bridge.model.CapabilityModel` computes the capability
 each step must leave behind from :mod:`vfmig_proto` alone: every protocol

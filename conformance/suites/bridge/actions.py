@@ -87,6 +87,13 @@ class Actions(CapabilityObserver, DiscoveryObserver):
             self._check_header()
         self._expect_interrupts(expectation)
         self._verify(expectation)
+        self._visit()
+
+    def _visit(self) -> None:
+        """Remember the protocol states the model is in now (``target``, in the scenarios' teardown)."""
+        if self._live():
+            mig = self.model.mig_state
+            self.explored.visited.update((mig, state) for state in self.model.dev_states())
 
     def _model_write(self, expectation: Expectation) -> None:
         """The model of a legal write to the capability: the mask model, then the report it carries."""
@@ -140,6 +147,7 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         self.current = None
         self._expect_interrupts(expectation)
         self._verify(expectation)
+        self._visit()
 
     def _migration_event(
         self, event: MigEvent, what: str, call: Callable[[], None], reason: MigReason | None = None
@@ -231,6 +239,7 @@ class Actions(CapabilityObserver, DiscoveryObserver):
         expectation.interrupts = None  # what a restored bridge signals before ARRIVE, the spec leaves open
         self._verify(expectation)
         self._take_over_restored_interrupt_state()
+        self.explored.migrations += 1
         if self._live():
             self._arrive()
 

@@ -1,14 +1,15 @@
 """What the environment does: the rules with which Hypothesis drives the bridge, as the guest and the hypervisor.
 
-``build`` makes the world: one bridge from the implementation under test, instantiated with parameters it
-chooses (1 to 8 slots, any legal ``PAGE_SHIFT``, ``ACK_TIMEOUT_MS`` and first device number), simple fake
-functions in its slots, MSI and the event interrupt enabled or not.  The guest's rules make configuration
-writes of every width and alignment, legal or not, anywhere in the capability and the type-1 header; driver
-reports of every ``DRV_STATE`` value in every state, alone and inside wider writes; Bus Master Enable toggles on
-the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``, ``GUEST_FEATURES`` and ``STATUS.EVENT``
-writes; Secondary Bus Reset edges; and reads.  The hypervisor's rules cause every host event that has a row in
-the transition tables for the current state (the suite never causes a host event without a row), ARRIVE on a new
-bridge restored from the source (``_migrate``), and conventional resets of the bridge.
+``build`` makes the world: one bridge from the implementation under test, instantiated with parameters it chooses
+(1 to 8 slots, half the spec's maximum or the maximum, occupied in any layout; any legal ``PAGE_SHIFT``,
+``ACK_TIMEOUT_MS`` and first device number), simple fake functions in its slots, MSI and the event interrupt
+enabled or not. The guest's rules make configuration writes of every width and alignment, legal or not, anywhere in
+the capability and the type-1 header; driver reports of every ``DRV_STATE`` value in every state, alone and inside
+wider writes; Bus Master Enable toggles on the functions; MSI enable and mask, Interrupt Disable, ``CONTROL``,
+``GUEST_FEATURES`` and ``STATUS.EVENT`` writes; Secondary Bus Reset edges; and reads. The hypervisor's rules cause
+every host event that has a row in the transition tables for the current state (the suite never causes a host event
+without a row), ARRIVE on a new bridge restored from the source (``_migrate``), and conventional resets of the
+bridge.
 
 A rule runs only while there is a bridge to judge (``_live``): once the bridge has left the model for a state
 no valid capability has, nothing more is judged.
@@ -34,7 +35,16 @@ from conformance.suites.bridge.observers.versions import (
     VERSION_MAJOR,
     VERSION_MINOR,
 )
-from conformance.suites.bridge.world import MAX_SLOTS
+from conformance.suites.bridge.sweep import SWEEP_SLOTS, Move, next_move, plan
+from conformance.suites.bridge.world import (
+    SLOT_COUNTS,
+    SLOT_LAYOUTS,
+    SLOT_PICKS,
+    SWARM_RULES,
+    Explored,
+    occupied_slots,
+    swarmed,
+)
 from vfmig_proto import pci
 from vfmig_proto.access import WRITE_WIDTHS
 from vfmig_proto.layout import (
@@ -42,14 +52,23 @@ from vfmig_proto.layout import (
     VFM_HEADER_SIZE,
     VFM_MAX_ACK_TIMEOUT_MS,
     VFM_MAX_PAGE_SHIFT,
+    VFM_MAX_SLOTS,
     VFM_MIN_ACK_TIMEOUT_MS,
     VFM_MIN_PAGE_SHIFT,
+    VFM_SLOT_ENTRY_SIZE,
     CapabilityParams,
     slot_offset,
 )
 from vfmig_proto.states import DevEvent, DriverReport, MigEvent, MigReason, SlotFlag
 from vfmig_proto.transitions import CANCEL_REASONS as ALLOWED_CANCEL_REASONS
 
+BITS_PER_BYTE = 8
+SWEEP_WRITE_VALUE = 0x5A5A5A5A
+"""What the sweep writes into the read-only register of its round of repeated writes (VFM-SEC-002)."""
+SWEEP_IDLE_MOVES = 24
+"""The sweep gives up after this many moves in a row that cover no new pair (a path between two states of the plan
+is at most a dozen moves): a bridge that does not go where the protocol says (its steps are judged; the model
+takes its state over) cannot keep the walk going."""
 CANCEL_REASONS = tuple(reason for reason in MigReason if reason in ALLOWED_CANCEL_REASONS)
 """The reasons the hypervisor gives for a CANCEL, in a fixed order (Hypothesis draws from it)."""
 
@@ -75,17 +94,20 @@ class Rules(Actions):
     # ------------------------------------------------------------------ the world
 
     # Hypothesis tries the simplest value of each strategy first (and shrinks towards it): the first choice of
-    # each is the busiest world, with functions in the slots, MSI on and the event interrupt enabled.
+    # each is the busiest world, with functions in the slots, MSI on and the event interrupt enabled, and every
+    # rule enabled (swarm testing disables a random subset of them in the other examples).
     @initialize(
-        num_slots=st.sampled_from((2, 1, 3, 4, 5, 6, 7, MAX_SLOTS)),
+        num_slots=st.sampled_from(SLOT_COUNTS),
         page_shift=st.one_of(st.just(VFM_MIN_PAGE_SHIFT), st.integers(VFM_MIN_PAGE_SHIFT, VFM_MAX_PAGE_SHIFT)),
         ack_timeout_ms=st.one_of(
             st.just(VFM_DEFAULT_ACK_TIMEOUT_MS), st.integers(VFM_MIN_ACK_TIMEOUT_MS, VFM_MAX_ACK_TIMEOUT_MS)
         ),
         first_device=st.one_of(st.just(1), st.integers(0, 31)),
-        occupied=st.lists(st.sampled_from((True, False)), min_size=MAX_SLOTS, max_size=MAX_SLOTS),
+        layout=st.sampled_from(SLOT_LAYOUTS),
+        occupied=st.lists(st.booleans(), min_size=1, max_size=VFM_MAX_SLOTS),
         msi=st.sampled_from((True, False)),
         control=st.sampled_from((3, 1, 3, 2, 1, 0)),
+        swarm=st.one_of(st.just(frozenset()), st.frozensets(st.sampled_from(SWARM_RULES))),
     )
     @step(
         "VFM-DISC-001",
@@ -104,16 +126,27 @@ class Rules(Actions):
         page_shift: int,
         ack_timeout_ms: int,
         first_device: int,
+        layout: str,
         occupied: list[bool],
         msi: bool,
         control: int,
+        swarm: frozenset[str],
     ) -> None:
+        self._sweep_tables()
         first_device = min(first_device, 32 - num_slots)
-        self.params = CapabilityParams(
+        params = CapabilityParams(
             num_slots=num_slots, page_shift=page_shift, ack_timeout_ms=ack_timeout_ms, first_device=first_device
         )
+        self.swarm_off = swarm
+        self._build_world(params, occupied_slots(layout, num_slots, occupied), msi=msi, control=control)
+
+    def _build_world(self, params: CapabilityParams, occupied: list[bool], *, msi: bool, control: int) -> None:
+        """A new bridge of ``params`` under test, discovered and judged at reset, with functions hot-added into the
+        ``occupied`` slots, MSI enabled (``msi``) and ``CONTROL`` written (``control``)."""
+        self.params = params
+        self.explored = Explored()
         self._bridge = self._create_bridge("bridge")
-        self.functions = [None] * num_slots
+        self.functions = [None] * params.num_slots
         config = ConfigBytes(self._read)  # 1-byte reads, as a guest walks the capability list
         self.cap = self._discover(config)
         if config[self.cap + VERSION_MAJOR] == 1:  # a later minor version of 1 (spec §9.2), or 0
@@ -127,7 +160,7 @@ class Rules(Actions):
         self.shpc_bytes = self._read_shpc()
         guest, host, mutated = self._observe(full=True)
         self._sync(host if mutated else guest)
-        for slot in range(num_slots):
+        for slot in range(params.num_slots):
             if occupied[slot] and not self.stalled:
                 self._hot_add(slot)
         if msi and self.msi_at is not None and not self.stalled:
@@ -136,8 +169,93 @@ class Rules(Actions):
         if not self.stalled:
             self._write_field("control.enable", control, 2, "the migration core writes CONTROL")
 
+    def _sweep_tables(self) -> None:
+        """Once in a run, before its first example's world: the deterministic sweep of the protocol's tables.
+
+        A bridge of :data:`~conformance.suites.bridge.sweep.SWEEP_SLOTS` slots is walked through every
+        ``(MIG_STATE, DEV_STATE)`` a slot can be in, and in each every ``DRV_STATE`` value is reported (BME set
+        and clear where the BME rule speaks of it) and every host event with a row is caused
+        (:mod:`conformance.suites.bridge.sweep`), each move judged as the rules' are; then the byte lanes of the
+        capability's registers are written (:meth:`_sweep_lanes`), the guest sets and clears Secondary Bus
+        Reset, and the repeated writes of ``many_writes`` are measured, so that every run judges these once.
+        The run remembers that the sweep passed (on the bound machine class): an example whose sweep fails does
+        not, so every replay and every shrink of it sweeps again and fails the same way, and the replay file
+        reproduces it.
+        """
+        machine = type(self)
+        if machine.__dict__.get("_tables_swept", False):
+            return
+        world = dict(vars(self))
+        self._build_world(CapabilityParams(num_slots=SWEEP_SLOTS), [False] * SWEEP_SLOTS, msi=True, control=3)
+        the_plan = plan()
+        covered: set[tuple[object, ...]] = set()
+        idle = 0
+        while self._live() and idle < SWEEP_IDLE_MOVES:
+            state = (self.model.mig_state, tuple(self.model.dev_states()))
+            move = next_move(state, covered, the_plan)
+            if move is None:
+                break
+            key = move.key(state)
+            idle = 0 if key not in covered else idle + 1
+            covered.add(key)
+            self._make(move)
+        self._sweep_lanes()
+        for on in (True, False):  # a group reset the guest asks for, by a 0 -> 1 edge of Secondary Bus Reset
+            if self._live():
+                self._secondary_bus_reset(on)
+        if self._live():
+            self.many_writes(SWEEP_WRITE_VALUE)
+        vars(self).clear()
+        vars(self).update(world)
+        setattr(machine, "_tables_swept", True)  # noqa: B010 - on the bound class, for the rest of the run
+
+    def _make(self, move: Move) -> None:
+        """One move of the sweep, as the suite's actions make it."""
+        if move.kind == "report":
+            assert move.slot is not None
+            function = self.functions[move.slot]
+            if function is not None:
+                function.bus_master = move.bme
+            name = REPORT_NAMES.get(move.value, f"undefined {move.value}")
+            state = self.model.dev_state(move.slot).name
+            bme = "set" if move.bme else "clear"
+            what = f"the sweep: slot {move.slot}'s driver reports {name} in {state} with BME {bme}"
+            self._report(move.slot, move.value, what)
+        elif move.kind == "slot":
+            assert move.slot is not None
+            slot_events = {
+                DevEvent.HOT_ADD: self._hot_add,
+                DevEvent.SURPRISE_REMOVAL: self._surprise_removal,
+                DevEvent.DEVICE_ERROR: self._device_error,
+            }
+            slot_events[DevEvent(move.event)](move.slot)
+        else:
+            migration_events: dict[MigEvent, Callable[[], None]] = {
+                MigEvent.START: self._start,
+                MigEvent.REQUEST_PAUSE: self._request_pause,
+                MigEvent.CANCEL: partial(self._cancel, MigReason.ACK_TIMEOUT),
+                MigEvent.ARRIVE: self._migrate,
+                MigEvent.GROUP_RESET: self._group_reset,
+            }
+            migration_events[MigEvent(move.event)]()
+
+    def _sweep_lanes(self) -> None:
+        """Every legal write (1, 2 and 4 bytes, every aligned offset) into the capability's header and first and last
+        slot entries, with all ones and then zeros: every byte lane of every RO, RW, RW1C and reserved field is
+        written alone and with its neighbours, and judged by the per-byte access rules of :mod:`vfmig_proto.access`."""
+        length = self.model.length
+        spans = ((0, VFM_HEADER_SIZE), (slot_offset(0), slot_offset(1)), (length - VFM_SLOT_ENTRY_SIZE, length))
+        for start, stop in spans:
+            for width in WRITE_WIDTHS:
+                for offset in range(start, stop, width):
+                    for value in ((1 << 8 * width) - 1, 0):
+                        if not self._live():
+                            return
+                        self._guest_write(self.cap + offset, width, value, "the sweep: a byte-lane write")
+
     # ------------------------------------------------------------------ rules: the guest
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(
         where=st.sampled_from(("capability", "header", "config")),
@@ -156,6 +274,7 @@ class Rules(Actions):
             )
         self._guest_write(offset, width, value & ((1 << (8 * width)) - 1), f"a guest write to the {where}")
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(
         header=st.booleans(),
@@ -170,6 +289,33 @@ class Rules(Actions):
         offset = self.cap + registers[pick % len(registers)] // width * width
         self._guest_write(offset, width, value & ((1 << (8 * width)) - 1), "a guest write to a register")
 
+    @swarmed
+    @precondition(lambda self: self._live())
+    @rule(
+        capability=st.booleans(),
+        pick=SLOT_PICKS,
+        lane=st.integers(0, 3),
+        width=st.sampled_from(WRITE_WIDTHS),
+        value=st.one_of(st.sampled_from((0xFFFFFFFF, 0)), st.integers(0, 0xFFFFFFFF)),
+    )
+    @step("VFM-ACC-001", "VFM-ACC-004", "VFM-ACC-005", "VFM-ACC-007", "VFM-SEC-001", "VFM-CAP-007", "VFM-VER-006")
+    def lane_write(self, capability: bool, pick: int, lane: int, width: int, value: int) -> None:
+        """A legal write that starts past the first byte of a multi-byte field: one byte lane, or the upper half,
+        of a field of the capability (judged by its per-byte access rules) or of a register of the type-1 header."""
+        if capability:
+            wide = [placed for placed in self.model.fields if placed.field.width > BITS_PER_BYTE]
+            placed = wide[pick % len(wide)]
+            start = self.cap + placed.offset + placed.field.lsb // BITS_PER_BYTE
+            span = -(-placed.field.width // BITS_PER_BYTE)
+        else:
+            start, span = pick % pci.PCI_STD_HEADER_SIZEOF // 4 * 4, 4
+        position = start + 1 + lane % (span - 1) if span > 1 else start
+        while position % width:
+            width //= 2  # the widest legal write at this byte lane, up to the one drawn
+        what = f"a guest write at byte {position - start} of a {span}-byte field"
+        self._guest_write(position, width, value & ((1 << (BITS_PER_BYTE * width)) - 1), what)
+
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(
         position=st.integers(0, pci.PCI_CONFIG_SIZE - 1),
@@ -187,9 +333,10 @@ class Rules(Actions):
         offset = offsets[position % len(offsets)]
         self._guest_write(offset, width, value & ((1 << (8 * width)) - 1), "an illegal guest write")
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(
-        slot=st.integers(0, MAX_SLOTS - 1),
+        slot=SLOT_PICKS,
         value=st.one_of(st.sampled_from(list(DriverReport)), st.integers(0, 7)),
         reserved=st.one_of(st.just(0), st.integers(0, 0x1F)),
         bme=st.sampled_from((None, True, False)),
@@ -216,8 +363,9 @@ class Rules(Actions):
         name = REPORT_NAMES.get(int(value), f"undefined {int(value)}")
         self._report(slot, reserved << 3 | int(value), f"slot {slot}'s driver reports {name}")
 
+    @swarmed
     @precondition(lambda self: self._live() and any(function is not None for function in self.functions))
-    @rule(pick=st.integers(0, MAX_SLOTS - 1), value=st.sampled_from((DriverReport.PAUSED, DriverReport.NONE)))
+    @rule(pick=SLOT_PICKS, value=st.sampled_from((DriverReport.PAUSED, DriverReport.NONE)))
     @step("VFM-DEV-011", "VFM-DEV-010", "VFM-SEC-003")
     def report_while_running(self, pick: int, value: DriverReport) -> None:
         """A driver reports PAUSED or NONE while its function still has Bus Master Enable set."""
@@ -228,9 +376,10 @@ class Rules(Actions):
         function.bus_master = True
         self._report(slot, value, f"slot {slot}'s driver reports {value.name} with its function's BME set")
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(
-        slot=st.integers(0, MAX_SLOTS - 1),
+        slot=SLOT_PICKS,
         layout=st.sampled_from(("entry", "state+ctrl", "entry", "status+devfn")),
         drv=st.one_of(st.sampled_from(list(DriverReport)), st.integers(0, 7)),
         status=st.one_of(st.just(0x07), st.integers(0, 0xFF)),
@@ -249,7 +398,7 @@ class Rules(Actions):
         else:
             self._guest_write(entry + 2, 2, noise & 0xFF00 | status, f"slot {slot}'s DEV_STATUS and DEV_DEVFN")
 
-    @rule(slot=st.integers(0, MAX_SLOTS - 1), on=st.booleans())
+    @rule(slot=SLOT_PICKS, on=st.booleans())
     @step()
     def bus_master(self, slot: int, on: bool) -> None:
         """The guest sets or clears Bus Master Enable in a function's Command register."""
@@ -261,6 +410,7 @@ class Rules(Actions):
         if function is not None:
             function.bus_master = on
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(enable=st.booleans(), event_ie=st.booleans(), reserved=st.one_of(st.just(0), st.integers(0, 0x3FFF)))
     @step("VFM-ACC-001", "VFM-ACC-007", "VFM-NOTIF-002", "VFM-NOTIF-003", "VFM-VER-006")
@@ -268,25 +418,29 @@ class Rules(Actions):
         value = int(enable) | int(event_ie) << 1 | reserved << 2
         self._write_field("control.enable", value, 2, "the migration core writes CONTROL")
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(value=st.one_of(st.integers(0, 0xF), st.integers(0, 0xFFFFFFFF)))
     @step("VFM-ACC-001", "VFM-VER-006")
     def guest_features(self, value: int) -> None:
         self._write_field("guest_features.dma_dirty", value, 4, "the migration core writes GUEST_FEATURES")
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(extra=st.one_of(st.just(0), st.integers(0, 0x7FFF)))
     @step("VFM-ACC-001", "VFM-NOTIF-003", "VFM-VER-006")
     def clear_event(self, extra: int) -> None:
         self._clear_event(extra)
 
+    @swarmed
     @precondition(lambda self: self._live())
-    @rule(slot=st.integers(0, MAX_SLOTS - 1), bits=st.one_of(st.integers(0, 7), st.integers(0, 0xFF)))
+    @rule(slot=SLOT_PICKS, bits=st.one_of(st.integers(0, 7), st.integers(0, 0xFF)))
     @step("VFM-ACC-001", "VFM-FLAG-002")
     def clear_flags(self, slot: int, bits: int) -> None:
         slot %= self.model.num_slots
         self._write_field(flag_path(slot, SlotFlag.MIGRATED), bits, 1, f"slot {slot}'s driver clears DEV_STATUS flags")
 
+    @swarmed
     @precondition(lambda self: self._live() and self.msi_at is not None)
     @rule(enable=st.booleans(), masked=st.booleans())
     @step("VFM-NOTIF-002", "VFM-NOTIF-003")
@@ -365,6 +519,7 @@ class Rules(Actions):
             ),
         )
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(disabled=st.booleans())
     @step("VFM-NOTIF-003")
@@ -375,15 +530,21 @@ class Rules(Actions):
             pci.PCI_COMMAND, 2, command, f"the guest {'sets' if disabled else 'clears'} Interrupt Disable"
         )
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(on=st.booleans())
     @step("VFM-ERR-004", "VFM-ERR-005", "VFM-NOTIF-001")
     def secondary_bus_reset(self, on: bool) -> None:
+        self._secondary_bus_reset(on)
+
+    def _secondary_bus_reset(self, on: bool) -> None:
+        """The guest sets or clears Secondary Bus Reset in Bridge Control."""
         control = self._read(pci.PCI_BRIDGE_CONTROL, 2)
         control = control | pci.PCI_BRIDGE_CTL_BUS_RESET if on else control & ~pci.PCI_BRIDGE_CTL_BUS_RESET
         what = f"the guest {'sets' if on else 'clears'} Secondary Bus Reset"
         self._guest_write(pci.PCI_BRIDGE_CONTROL, 2, control, what)
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule(
         where=st.sampled_from(("capability", "config")),
@@ -422,18 +583,21 @@ class Rules(Actions):
 
     # ------------------------------------------------------------------ rules: the hypervisor
 
+    @swarmed
     @precondition(_can_cause(MigEvent.START))
     @rule()
     @step("VFM-MIG-002", "VFM-MIG-006", "VFM-MIG-007", "VFM-DEV-012", "VFM-NOTIF-001", "VFM-NOTIF-002", "VFM-NOTIF-004")
     def start(self) -> None:
         self._start()
 
+    @swarmed
     @precondition(_can_cause(MigEvent.REQUEST_PAUSE))
     @rule()
     @step("VFM-MIG-006", "VFM-MIG-007", "VFM-DEV-012", "VFM-NOTIF-001", "VFM-NOTIF-002", "VFM-NOTIF-004")
     def request_pause(self) -> None:
         self._request_pause()
 
+    @swarmed
     @precondition(_can_cause(MigEvent.CANCEL))
     @rule(reason=st.sampled_from(CANCEL_REASONS))
     @step("VFM-MIG-006", "VFM-MIG-007", "VFM-MIG-009", "VFM-DEV-012", "VFM-NOTIF-001", "VFM-NOTIF-002")
@@ -446,32 +610,37 @@ class Rules(Actions):
     def arrive(self) -> None:
         self._migrate()
 
+    @swarmed
     @precondition(lambda self: self._live())
     @rule()
     @step("VFM-CAP-006", "VFM-NOTIF-001")
     def conventional_reset(self) -> None:
         self._conventional_reset()
 
+    @swarmed
     @precondition(_can_cause(MigEvent.GROUP_RESET))
     @rule()
     @step("VFM-MIG-006", "VFM-ERR-005", "VFM-NOTIF-001", "VFM-NOTIF-002")
     def group_reset(self) -> None:
         self._group_reset()
 
+    @swarmed
     @precondition(_can_cause(DevEvent.HOT_ADD))
-    @rule(pick=st.integers(0, MAX_SLOTS - 1))
+    @rule(pick=SLOT_PICKS)
     @step("VFM-DEV-002", "VFM-DEV-013", "VFM-NOTIF-001", "VFM-MIG-007")
     def hot_add(self, pick: int) -> None:
         self._hot_add(self._slot_allowing(DevEvent.HOT_ADD, pick))
 
+    @swarmed
     @precondition(_can_cause(DevEvent.SURPRISE_REMOVAL))
-    @rule(pick=st.integers(0, MAX_SLOTS - 1))
+    @rule(pick=SLOT_PICKS)
     @step("VFM-DEV-002", "VFM-DEV-013", "VFM-FLAG-002", "VFM-MIG-007")
     def surprise_removal(self, pick: int) -> None:
         self._surprise_removal(self._slot_allowing(DevEvent.SURPRISE_REMOVAL, pick))
 
+    @swarmed
     @precondition(_can_cause(DevEvent.DEVICE_ERROR))
-    @rule(pick=st.integers(0, MAX_SLOTS - 1))
+    @rule(pick=SLOT_PICKS)
     @step("VFM-DEV-002", "VFM-MIG-007", "VFM-NOTIF-001")
     def device_error(self, pick: int) -> None:
         self._device_error(self._slot_allowing(DevEvent.DEVICE_ERROR, pick))

@@ -13,13 +13,17 @@ from collections.abc import Callable
 from functools import partial
 
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import precondition, rule
 
 from conformance.checks import step
 from conformance.suites.bridge.actions import Actions
-from conformance.suites.bridge.world import MAX_SLOTS
+from conformance.suites.bridge.world import SLOT_PICKS, swarmed
 from vfmig_proto.states import DevState, DriverReport, MigReason, MigState
 from vfmig_proto.transitions import ACKNOWLEDGED_BY, CATCH_UP
+
+STALE_ANSWERS = tuple(sorted(set(ACKNOWLEDGED_BY.values())))
+"""The answers a driver gives to a request (DIRTYING, PAUSED, READY): sent stale when the request is gone."""
 
 
 class Scenarios(Actions):
@@ -62,10 +66,58 @@ class Scenarios(Actions):
         }
         return actions[model.mig_state]
 
+    def _bound(self) -> list[int]:
+        """The slots whose function has a driver: neither EMPTY nor UNBOUND."""
+        return [
+            slot
+            for slot, state in enumerate(self.model.dev_states())
+            if state not in {DevState.EMPTY, DevState.UNBOUND}
+        ]
+
     # ------------------------------------------------------------------ rules: both, cooperating
 
+    @swarmed
+    @precondition(lambda self: self._live() and bool(self._bound()))
+    @rule(pick=SLOT_PICKS)
+    @step("VFM-DEV-002", "VFM-DEV-004", "VFM-DEV-011", "VFM-MIG-007", "VFM-SEC-003")
+    def unbind(self, pick: int) -> None:
+        """A driver unbinds in whatever phase the migration is in: it stops its function's DMA (Bus Master Enable
+        clear), then reports NONE (spec §7.4)."""
+        slots = self._bound()
+        slot = slots[pick % len(slots)]
+        function = self.functions[slot]
+        if function is not None:
+            function.bus_master = False
+        state = self.model.dev_state(slot).name
+        self._report(slot, DriverReport.NONE, f"slot {slot}'s driver unbinds in {state} ({self.model.mig_state.name})")
+
+    @swarmed
+    @precondition(lambda self: self._live() and bool(self._bound()))
+    @rule(pick=SLOT_PICKS, answer=st.sampled_from(STALE_ANSWERS))
+    @step("VFM-DEV-002", "VFM-DEV-003", "VFM-DEV-004", "VFM-DEV-010", "VFM-MIG-007", "VFM-SEC-003")
+    def stale_answer(self, pick: int, answer: DriverReport) -> None:
+        """A driver answers a request it is no longer asked: the acknowledgement of a request that a CANCEL, a
+        group reset or a catch-up overtook, as it was in flight (spec §4.2, the late answers of the table)."""
+        slots = self._bound()
+        slot = slots[pick % len(slots)]
+        state = self.model.dev_state(slot)
+        if ACKNOWLEDGED_BY.get(state) is answer:
+            return  # not stale: the slot is asked for exactly this answer
+        function = self.functions[slot]
+        if answer is DriverReport.PAUSED and function is not None:
+            function.bus_master = False  # it had paused its function for the withdrawn request
+        self._report(slot, answer, f"slot {slot}'s driver sends a stale {answer.name} in {state.name}")
+
+    def teardown(self) -> None:
+        """Steer Hypothesis (``target``) towards examples that visit more protocol states and migrate more often, so
+        that faults that show only in rare states or on a later migration are reached."""
+        if self._model is not None:
+            target(float(len(self.explored.visited)), label="(MIG_STATE, DEV_STATE) pairs visited")
+            target(float(self.explored.migrations), label="migrations handed over")
+        super().teardown()
+
     @precondition(lambda self: self._live() and bool(self._bindable()))
-    @rule(pick=st.integers(0, MAX_SLOTS - 1))
+    @rule(pick=SLOT_PICKS)
     @step("VFM-DEV-002", "VFM-DEV-004", "VFM-MIG-008", "VFM-NOTIF-001")
     def bind(self, pick: int) -> None:
         """A driver binds to an UNBOUND slot's function: READY, then Bus Master Enable."""

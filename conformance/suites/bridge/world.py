@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hypothesis import strategies as st
+from hypothesis.stateful import precondition
+
 from conformance.checks import ConformanceMachine
 from conformance.suites.bridge.model import CapabilityModel, StepOutcome
 from vfmig_proto.codec import find_field, validate
 from vfmig_proto.engine import ReportVerdict
 from vfmig_proto.errors import DecodeError
-from vfmig_proto.layout import VFM_MIN_SLOTS, CapabilityParams, PlacedField
+from vfmig_proto.layout import VFM_MAX_SLOTS, VFM_MIN_SLOTS, CapabilityParams, PlacedField
 from vfmig_proto.pci import (
     PCI_COMMAND,
     PCI_COMMAND_INTX_DISABLE,
@@ -27,8 +30,76 @@ from vfmig_proto.pci import (
 from vfmig_proto.states import DevEvent, DevState, MigEvent, MigState
 from vfmig_proto.transitions import MIGRATION_TRANSITIONS
 
-MAX_SLOTS = 8
-"""The suite's bridges have 1 to 8 slots: enough for every per-slot rule, few enough to stay fast."""
+SLOT_COUNTS = (2, 1, 3, 4, 5, 6, 7, 8, VFM_MAX_SLOTS // 2, VFM_MAX_SLOTS)
+"""The slot counts the suite's bridges are built with: mostly small ones (fast, every per-slot rule has a slot to act
+on), and the largest the spec allows and one halfway, so that the last slots of a full bridge are used too."""
+SLOT_PICKS = st.integers(-VFM_MAX_SLOTS, VFM_MAX_SLOTS - 1)
+"""A rule's choice of slot among ``n`` candidates, taken modulo ``n``: negative picks count from the end, so that the
+last slot is chosen as often as the first whatever the bridge's size."""
+SLOT_LAYOUTS = ("random", "all", "first", "last", "ends", "middle", "alternate")
+"""How the ``build`` rule fills a bridge's slots (:func:`occupied_slots`)."""
+
+
+SWARM_RULES = (
+    "guest_write",
+    "register_write",
+    "lane_write",
+    "illegal_write",
+    "report",
+    "report_while_running",
+    "entry_write",
+    "control",
+    "guest_features",
+    "clear_event",
+    "clear_flags",
+    "msi",
+    "interrupt_disable",
+    "secondary_bus_reset",
+    "guest_read",
+    "start",
+    "request_pause",
+    "cancel",
+    "conventional_reset",
+    "group_reset",
+    "hot_add",
+    "surprise_removal",
+    "device_error",
+    "unbind",
+    "stale_answer",
+)
+"""The rules swarm testing may switch off for a whole example (the ``build`` rule draws which): an example with
+fewer kinds of action does more of each, and reaches states that the others' noise keeps it from."""
+
+
+def swarmed(method: Callable[..., None]) -> Callable[..., None]:
+    """A rule that runs only in the examples whose swarm keeps it on (:data:`SWARM_RULES`)."""
+    name = method.__name__
+    assert name in SWARM_RULES, f"{name} is not listed in SWARM_RULES"
+
+    def on(self: BridgeWorld) -> bool:
+        return name not in self.swarm_off
+
+    swarm_precondition: Callable[[Callable[..., None]], Callable[..., None]] = precondition(on)
+    return swarm_precondition(method)
+
+
+def occupied_slots(layout: str, num_slots: int, bits: list[bool]) -> list[bool]:
+    """Which of ``num_slots`` slots hold a function in ``layout``: every one, the first, the last, both ends, the
+    middle one, every other one, or (``random``) as ``bits`` say, over the whole range of slots."""
+    last, middle = num_slots - 1, num_slots // 2
+    rules: dict[str, Callable[[int], bool]] = {
+        "all": lambda slot: True,
+        "first": lambda slot: slot == 0,
+        "last": lambda slot: slot == last,
+        "ends": lambda slot: slot in {0, last},
+        "middle": lambda slot: slot == middle,
+        "alternate": lambda slot: slot % 2 == last % 2,
+    }
+    if layout == "random":
+        return [bits[slot % len(bits)] for slot in range(num_slots)]
+    return [rules[layout](slot) for slot in range(num_slots)]
+
+
 CANCEL_BEFORE_RESET = frozenset(
     state
     for state in MigState
@@ -147,8 +218,23 @@ Judge = Callable[[str | None, Iterable[str], str], None]
 """``judge(requirement, paths, what)``: the first judgement of each path in a step (None: judged already)."""
 
 
+@dataclass
+class Explored:
+    """How far an example went, for Hypothesis' ``target``: the protocol states visited, the migrations made."""
+
+    visited: set[tuple[MigState, DevState]] = field(default_factory=set)
+    """The ``(MIG_STATE, DEV_STATE)`` pairs the model has been in."""
+    migrations: int = 0
+    """The migrations handed over to a destination."""
+
+
 class BridgeWorld(ConformanceMachine):
     """One bridge under test, the model of its capability, and what the suite has seen of it."""
+
+    explored: Explored
+    """How far this example went (the ``build`` rule makes it with the world)."""
+    swarm_off: frozenset[str] = frozenset()
+    """The rules swarm testing switched off in this example (:data:`SWARM_RULES`; the ``build`` rule draws them)."""
 
     def __init__(self) -> None:
         super().__init__()
