@@ -7,7 +7,7 @@ mixins derived from it, composed into :class:`~conformance.suites.device.DeviceS
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +78,16 @@ class TrafficShape:
     """Pages of one frame (a frame fills that many one-page buffers)."""
     background: int = BACKGROUND_DMA
     """Bytes per second each function receives all the time."""
+    read_delay_ns: int = 0
+    """From a driver handing received data up to the guest's software reading it."""
+    give_back_ns: int = 0
+    """From that read to the guest giving the buffers back to the driver."""
 
 
+READ_DELAYS_NS = (0, 1_000, 5_000, 20_000, 100_000)
+"""How long the guest's software takes to read data handed up to it: at once, or after a pause may have come."""
+GIVE_BACK_NS = (0, 10_000, 200_000, 2_000_000)
+"""How long it keeps the buffers after that: a ring refilled at once, or one that runs dry for a while."""
 BURST_SPACINGS_NS = (100, 500, 1_000, 3_000, 7_000, 20_000)
 """Gaps between the frames of a burst an example draws from: below and above the guest's interrupt latency."""
 
@@ -213,6 +221,7 @@ class DeviceWorld(SimulatedWorld):
         burst=st.tuples(st.integers(1, 48), st.sampled_from(BURST_SPACINGS_NS), st.integers(0, 30_000)),
         frame_pages=st.integers(1, 3),
         background=st.sampled_from(BACKGROUND_RATES),
+        consume=st.tuples(st.sampled_from(READ_DELAYS_NS), st.sampled_from(GIVE_BACK_NS)),
         swarm=st.one_of(
             st.just(frozenset(SWARM_RULES)), st.frozensets(st.sampled_from(SWARM_RULES), min_size=len(SWARM_RULES) // 2)
         ),
@@ -226,11 +235,13 @@ class DeviceWorld(SimulatedWorld):
         burst: tuple[int, int, int],
         frame_pages: int,
         background: int,
+        consume: tuple[int, int],
         swarm: frozenset[str],
     ) -> None:
-        """Boot the world: ``burst`` is the frames, spacing and delay of the burst at each pause."""
+        """Boot the world: ``burst`` is the frames, spacing and delay of the burst at each pause, ``consume`` how
+        long the guest's software takes to read data handed up to it and to give the buffers back."""
         frames, spacing, delay = burst
-        shape = TrafficShape(frames, spacing, delay, frame_pages, background)
+        shape = TrafficShape(frames, spacing, delay, frame_pages, background, *consume)
         self.traffic_shape = shape
         self.swarm = swarm
         migration = brisk_migration(16)  # four pages per millisecond
@@ -250,6 +261,8 @@ class DeviceWorld(SimulatedWorld):
             cores=getattr(self.implementation, "create_migration_core", None),
         )
         bus = self.sim.bus
+        # The guest's network stack, for drivers that hand received buffers up (GuestView.hand_up).
+        self.sim.guest.hand_up = self.hand_up  # type: ignore[attr-defined]
         self.guest_watch.attach(self.sim.guest, bus)
         self.observe(bus)
         for proxy in self.functions():
@@ -286,6 +299,11 @@ class DeviceWorld(SimulatedWorld):
 
     def on_reset(self, function: FunctionProxy) -> None:
         """A function-level reset was initiated (the reset observer overrides this)."""
+        raise NotImplementedError
+
+    def hand_up(self, pages: Sequence[int], give_back: Callable[[], None]) -> None:
+        """A driver hands received data in ``pages`` up to the guest's software, which reads it some time later
+        and then gives the buffers back (the dirtying observer judges the read)."""
         raise NotImplementedError
 
     def on_receive(self, function: FunctionProxy, bus_master: bool, filled: int) -> None:
