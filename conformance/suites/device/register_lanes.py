@@ -90,11 +90,30 @@ def lane_value(read: int, start: int, width: int, register_start: int, *, target
 class RegisterLanes(DeviceWorld):
     """The rule that writes a function's Command and MSI-X Message Control through every byte lane."""
 
+    lane_writing = False
+    """Set while the suite makes its own lane write."""
+
+    def on_config_write(self, function: FunctionProxy, offset: int, width: int) -> None:
+        """A write of the MSI-X Message Control by anyone else (a driver that unmasks) ends the suite's mask."""
+        super().on_config_write(function, offset, width)
+        if self.sim is None or self.lane_writing:
+            return  # the world is still being built, or the write is the suite's own
+        slot = self.slot_of(function)
+        if slot is None or not self.watch[slot].suite_masked:
+            return
+        flags = self._register_start(function, FUNCTION_MASK)
+        if flags is not None and offset < flags + 2 and offset + width > flags:
+            self.watch[slot].suite_masked = False
+
     def _lane_write(self, function: FunctionProxy, start: int, width: int, target: LaneTarget, on: bool) -> None:
         register_start = self._register_start(function, target)
         assert register_start is not None
         value = lane_value(function.config_read(start, width), start, width, register_start, target=target, on=on)
-        function.config_write(start, width, value)
+        self.lane_writing = True
+        try:
+            function.config_write(start, width, value)
+        finally:
+            self.lane_writing = False
 
     @staticmethod
     def _register_start(function: FunctionProxy, target: LaneTarget) -> int | None:

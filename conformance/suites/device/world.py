@@ -169,6 +169,10 @@ class ObservedFunction(FunctionProxy):
         self._suite.on_receive(self, bme, filled)
         return filled
 
+    def config_write(self, offset: int, width: int, value: int) -> None:
+        self._suite.on_config_write(self, offset, width)
+        super().config_write(offset, width, value)
+
 
 class DeviceWorld(SimulatedWorld):
     """One guest's functions and drivers on two reference hosts, and what the suite knows of each slot."""
@@ -300,6 +304,10 @@ class DeviceWorld(SimulatedWorld):
     def on_reset(self, function: FunctionProxy) -> None:
         """A function-level reset was initiated (the reset observer overrides this)."""
         raise NotImplementedError
+
+    def on_config_write(self, function: FunctionProxy, offset: int, width: int) -> None:
+        """Someone (the driver, the hypervisor, the suite) writes ``width`` bytes at ``offset`` of a function's
+        config space (the byte-lane rule overrides this)."""
 
     def hand_up(self, pages: Sequence[int], give_back: Callable[[], None]) -> None:
         """A driver hands received data in ``pages`` up to the guest's software, which reads it some time later
