@@ -57,6 +57,12 @@ nitpick_ignore_regex = [
     ("py:mod", r"multiprocessing"),
 ]
 
+# Search ranks the specification's pages before the API reference (see the file).
+html_search_scorer = str(_DOCS / "_ext" / "search_scorer.js")
+
+# -- viewcode: line numbers, which vfmig_traceability turns into anchors (#line-12) for the checks' links --
+viewcode_line_numbers = True
+
 # -- graphviz: SVG rendered at build time by the local `dot` ---------------------------------------
 graphviz_output_format = "svg"
 
