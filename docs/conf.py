@@ -29,6 +29,8 @@ extensions = [
     "vfmig_sphinx",
     "vfmig_examples",
     "vfmig_traceability",
+    # The results page: the reference's verdicts, run while the site builds, and the detection campaign.
+    "vfmig_results",
     # The architecture page's import graph, read from the code with grimp while the site builds.
     "vfmig_imports",
     "vfmig_site",

@@ -126,11 +126,14 @@ class _Anchors(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.ids: set[str] = set()
+        self.duplicates: list[str] = []
         self.links: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         if attributes.get("id"):
+            if attributes["id"] in self.ids:
+                self.duplicates.append(str(attributes["id"]))
             self.ids.add(str(attributes["id"]))
         if tag == "a" and attributes.get("href"):
             self.links.append(str(attributes["href"]))
@@ -162,6 +165,21 @@ def test_every_internal_link_leads_to_a_page_and_an_id_that_exist(site: Path) ->
                 broken.append(f"{page.relative_to(site.resolve())}: {link}")
     assert sum(len(anchors.links) for anchors in pages.values()) > 1000, "the site has suspiciously few links"
     assert not broken, f"{len(broken)} broken internal link(s):\n" + "\n".join(broken[:50])
+
+
+def test_no_page_has_an_id_twice(site: Path) -> None:
+    twice = {
+        str(page.relative_to(site)): found.duplicates
+        for page in site.rglob("*.html")
+        if (found := _read_anchors(page)).duplicates
+    }
+    assert not twice, twice
+
+
+def test_search_ranks_the_spec_first(site: Path) -> None:
+    """The scorer the site installs boosts every result of a spec page above an object's best score."""
+    language_data = (site / "_static" / "language_data.js").read_text(encoding="utf-8")
+    assert 'docname.startsWith("spec/")' in language_data
 
 
 def test_screenshots_of_the_registers_a_diagram_a_flow_and_the_traceability_page(site: Path) -> None:

@@ -18,13 +18,16 @@ link to its row of the traceability page.
 
 from __future__ import annotations
 
+import posixpath
 import re
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
 from docutils import nodes
 from sphinx import addnodes
 from sphinx.application import Sphinx
+from sphinx.environment import BuildEnvironment
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
@@ -35,7 +38,6 @@ from vfmig_proto.requirements import Requirement, spec_directory
 
 logger = logging.getLogger(__name__)
 _PROBLEMS = "vfm_traceability_problems"
-_MATRIX = "_vfm_traceability_matrix"
 ROW_PREFIX = "trace-"
 """Anchor of a requirement's row on the traceability page: this prefix and the requirement's lower-case ID."""
 _SECTION = re.compile(r"^(?P<number>\d+(?:\.\d+)*)\b")
@@ -47,12 +49,15 @@ def row_anchor(requirement_id: str) -> str:
     return ROW_PREFIX + requirement_id.lower()
 
 
-def matrix_of(app: Sphinx) -> Matrix:
+_MATRICES: weakref.WeakKeyDictionary[BuildEnvironment, Matrix] = weakref.WeakKeyDictionary()
+"""The matrix of each build (its environment), built on first use and never pickled with the environment."""
+
+
+def matrix_of(env: BuildEnvironment) -> Matrix:
     """The traceability matrix of this build, built on first use."""
-    matrix: Matrix | None = getattr(app, _MATRIX, None)
+    matrix = _MATRICES.get(env)
     if matrix is None:
-        matrix = traceability.build_matrix()
-        setattr(app, _MATRIX, matrix)
+        matrix = _MATRICES[env] = traceability.build_matrix()
     return matrix
 
 
@@ -67,7 +72,7 @@ class TraceabilityDirective(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         self._depend_on_sources()
-        matrix = matrix_of(self.env.app)
+        matrix = matrix_of(self.env)
         problems = matrix.problems()
         for problem in problems:
             logger.error("traceability: %s", problem.message, location=self.get_location())
@@ -248,27 +253,41 @@ def _matrix_cell(matrix: Matrix, requirement: Requirement, target: Target) -> no
 
 
 def _matrix_section(matrix: Matrix) -> list[nodes.Node]:
-    rows = [
-        (
-            [
-                _paragraph(requirement_ref(requirement.id)),
-                *(_matrix_cell(matrix, requirement, target) for target in Target),
-            ],
-            [],
-        )
-        for requirement in matrix.requirements
-    ]
+    """One small table per chapter, side by side where the column has room: the matrix at a glance."""
     legend = _paragraph(
         f"{CHECKED} n: checked by n checks (a link to the requirement's row); {UNCHECKED}: binds the target "
         f"but no check names it; {NOT_BINDING}: does not bind the target."
     )
-    table = _table(
-        ["Requirement", *(target.value for target in Target)],
-        rows,
-        [34, *(22 for _ in Target)],
-        ["vfm-matrix", "vfm-compact"],
-    )
-    return [_section("Requirement x target", "trace-matrix", legend, table)]
+    grid = nodes.container(classes=["vfm-matrix-grid"])
+    for path, requirements in _by_chapter(matrix).items():
+        rows = [
+            (
+                [
+                    _paragraph(requirement_ref(requirement.id)),
+                    *(_matrix_cell(matrix, requirement, target) for target in Target),
+                ],
+                [],
+            )
+            for requirement in requirements
+        ]
+        table = _table(
+            ["Requirement", *(target.value[:3] for target in Target)],
+            rows,
+            [40, *(20 for _ in Target)],
+            ["vfm-matrix", "vfm-compact"],
+        )
+        title = traceability_pages._chapter_title(path)
+        table.insert(0, nodes.title(title, title))
+        grid += table
+    note = _paragraph("Columns: dev = device, bri = bridge, hyp = hypervisor.", classes=["vfm-matrix-note"])
+    return [_section("Requirement x target", "trace-matrix", legend, note, grid)]
+
+
+def _by_chapter(matrix: Matrix) -> dict[str, list[Requirement]]:
+    chapters: dict[str, list[Requirement]] = {}
+    for requirement in matrix.requirements:
+        chapters.setdefault(requirement.path, []).append(requirement)
+    return chapters
 
 
 def _binding_section(matrix: Matrix) -> list[nodes.Node]:
@@ -311,11 +330,8 @@ def _requirement_cell(requirement: Requirement) -> nodes.Node:
 
 
 def _chapter_sections(matrix: Matrix) -> list[nodes.Node]:
-    chapters: dict[str, list[Requirement]] = {}
-    for requirement in matrix.requirements:
-        chapters.setdefault(requirement.path, []).append(requirement)
     sections: list[nodes.Node] = []
-    for path, requirements in chapters.items():
+    for path, requirements in _by_chapter(matrix).items():
         title = traceability_pages._chapter_title(path)
         rows = [
             (
@@ -352,7 +368,7 @@ def add_checks_to_boxes(app: Sphinx, doctree: nodes.document, docname: str) -> N
     boxes = [box for box in doctree.findall(nodes.container) if "vfm-requirement" in box["classes"]]
     if not boxes:
         return
-    matrix = matrix_of(app)
+    matrix = matrix_of(app.env)
     requirements = {requirement.id: requirement for requirement in matrix.requirements}
     page = _traceability_doc(app)
     for box in boxes:
@@ -364,7 +380,7 @@ def add_checks_to_boxes(app: Sphinx, doctree: nodes.document, docname: str) -> N
             footer += checks_paragraph(matrix, requirement, target)
         if page is not None:
             uri = app.builder.get_relative_uri(docname, page) + "#" + row_anchor(requirement.id)
-            link = nodes.reference("", "traceability row", refuri=uri, classes=["vfm-trace-link"])
+            link = nodes.reference("", "its row in the traceability matrix", refuri=uri, classes=["vfm-trace-link"])
             footer += _paragraph(link, classes=["vfm-checked-by"])
         box.append(footer)
 
@@ -385,18 +401,53 @@ def resolve_source_links(app: Sphinx, doctree: nodes.document, docname: str) -> 
 
 
 _LINE_NUMBER = re.compile(r'<span class="linenos">(?P<pad>\s*)(?P<number>\d+)</span>')
+_BACK_LINK = re.compile(r'<a class="viewcode-back" href="(?P<page>[^"#]*)#(?P<fragment>[^"]+)">')
+_INDEX_ENTRY = re.compile(r'<li><a href="(?P<page>[^"]+)\.html">(?P<module>[\w.]+)</a></li>')
 
 
 def anchor_source_lines(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: nodes.document | None
 ) -> None:
-    """Give every line of a viewcode page an anchor (``#line-12``), for the checks' links."""
+    """Viewcode pages: an anchor per line (``#line-12``), and links back to the docs that lead somewhere.
+
+    Viewcode links an object back to ``page#module.Name`` with the module it was defined in; an object that a
+    package re-exports is documented under the package's name, on its page, so that id does not exist.  The
+    link goes to the object of the same name documented on that page instead.  The index of the source pages
+    lists modules without source (``builtins``) that have no page: they are left out.
+    """
     if not pagename.startswith("_modules/") or "body" not in context:
         return
-    context["body"] = _LINE_NUMBER.sub(
+    body = _LINE_NUMBER.sub(
         lambda match: f'<span class="linenos" id="line-{match["number"]}">{match["pad"]}{match["number"]}</span>',
         context["body"],
     )
+    body = _BACK_LINK.sub(lambda match: _back_link(app, pagename, match), body)
+    if pagename == "_modules/index":
+        pages: dict[str, Any] = getattr(app.env, "_viewcode_modules", {})
+        body = _INDEX_ENTRY.sub(lambda match: match[0] if pages.get(match["module"]) else "", body)
+    context["body"] = body
+
+
+def _back_link(app: Sphinx, pagename: str, match: re.Match[str]) -> str:
+    fragment = match["fragment"]
+    objects = app.env.get_domain("py").data.get("objects", {})
+    if fragment in objects:
+        entry = objects[fragment]
+        return (
+            f'<a class="viewcode-back" href="{app.builder.get_relative_uri(pagename, entry.docname)}#{entry.node_id}">'
+        )
+    page = posixpath.normpath(posixpath.join(posixpath.dirname(pagename), match["page"])).removesuffix(".html")
+    module = fragment.split(".")
+    for split in range(1, len(module)):
+        qualname = ".".join(module[split:])
+        found = [
+            (name, entry)
+            for name, entry in objects.items()
+            if entry.docname == page and name.endswith("." + qualname) and not entry.aliased
+        ]
+        if len(found) == 1:
+            return f'<a class="viewcode-back" href="{match["page"]}#{found[0][1].node_id}">'
+    return match[0]
 
 
 def _purge(app: Sphinx, env: Any, docname: str) -> None:
