@@ -29,6 +29,8 @@ extensions = [
     "vfmig_sphinx",
     "vfmig_examples",
     "vfmig_traceability",
+    # The results page: the reference's verdicts, run while the site builds, and the detection campaign.
+    "vfmig_results",
     # The architecture page's import graph, read from the code with grimp while the site builds.
     "vfmig_imports",
     "vfmig_site",
@@ -56,6 +58,12 @@ nitpick_ignore_regex = [
     ("py:class", r"(types|multiprocessing\.connection|typing)\.\w+"),
     ("py:mod", r"multiprocessing"),
 ]
+
+# Search ranks the specification's pages before the API reference (see the file).
+html_search_scorer = str(_DOCS / "_ext" / "search_scorer.js")
+
+# -- viewcode: line numbers, which vfmig_traceability turns into anchors (#line-12) for the checks' links --
+viewcode_line_numbers = True
 
 # -- graphviz: SVG rendered at build time by the local `dot` ---------------------------------------
 graphviz_output_format = "svg"

@@ -1,4 +1,5 @@
-"""Measure a built site in headless Chromium: which tables and code blocks overflow their column.
+"""Measure a built site in headless Chromium: which tables and code blocks overflow their column, and how
+large the text of each diagram renders.
 
 Each page is copied beside itself with a small script added; a probe page loads all the copies in
 iframes of the widths asked for (an iframe is a viewport of its own, so the theme's media queries see
@@ -45,8 +46,17 @@ window.addEventListener("load", () => {
       scroller_right: scroller ? Math.round(scroller.getBoundingClientRect().right) : null,
     });
   }
+  const diagrams = [];
+  for (const image of article.querySelectorAll("img.graphviz, object.graphviz")) {
+    const box = image.getBoundingClientRect();
+    const style = getComputedStyle(image);
+    const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+    const border = parseFloat(style.borderLeftWidth) + parseFloat(style.borderRightWidth);
+    diagrams.push({src: image.getAttribute("src") || image.getAttribute("data"),
+                   width: box.width - padding - border});
+  }
   parent.postMessage({key: window.name, viewport: innerWidth, column: Math.round(column.width),
-                      column_right: Math.round(column.right), elements: elements}, "*");
+                      column_right: Math.round(column.right), elements: elements, diagrams: diagrams}, "*");
 });
 </script>
 """
@@ -94,6 +104,44 @@ class Block:
         return self.overflows and not self.scrollable
 
 
+@dataclass(frozen=True)
+class Diagram:
+    """A diagram (an SVG picture) as laid out at one width."""
+
+    page: str
+    viewport: int
+    source: str
+    """The SVG's path within the site."""
+    width: float
+    """CSS pixels of the picture's content box."""
+    smallest_font: float
+    """CSS pixels of the smallest text of the diagram at that width."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What one browser run measured: the blocks and the diagrams of every page at every width."""
+
+    blocks: list[Block]
+    diagrams: list[Diagram]
+
+
+_SVG_SIZE = re.compile(r'<svg\b[^>]*\bviewBox="[\d.+-]+ [\d.+-]+ (?P<width>[\d.]+) [\d.]+"')
+_FONT_SIZE = re.compile(r'font-size="(?P<size>[\d.]+)"')
+
+
+def smallest_font(svg: Path, rendered_width: float) -> float:
+    """CSS pixels of the smallest text of ``svg`` drawn ``rendered_width`` CSS pixels wide."""
+    text = svg.read_text(encoding="utf-8")
+    size = _SVG_SIZE.search(text)
+    if size is None:
+        raise ValueError(f"{svg} has no viewBox: its scale is unknown")
+    fonts = [float(match["size"]) for match in _FONT_SIZE.finditer(text)]
+    if not fonts:
+        return float("inf")  # no text at all
+    return min(fonts) * rendered_width / float(size["width"])
+
+
 def chromium() -> str | None:
     """The Chromium binary on PATH, or None."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
@@ -114,6 +162,11 @@ def _probe_copy(site: Path, page: str) -> str:
 
 def measure(site: Path, pages: list[str], widths: list[int], *, timeout: float = 120) -> list[Block]:
     """Every table and code block of ``pages`` (paths within ``site``) at each of ``widths`` CSS pixels."""
+    return measure_layout(site, pages, widths, timeout=timeout).blocks
+
+
+def measure_layout(site: Path, pages: list[str], widths: list[int], *, timeout: float = 120) -> Layout:
+    """Every table, code block and diagram of ``pages`` (paths within ``site``) at each of ``widths`` px."""
     binary = chromium()
     if binary is None:
         raise RuntimeError("chromium is not installed")
@@ -140,7 +193,28 @@ def measure(site: Path, pages: list[str], widths: list[int], *, timeout: float =
     found = _RESULTS.search(dom)
     if found is None:
         raise RuntimeError(f"not every page reported its layout; the probe page was:\n{dom[:2000]}")
-    return _blocks(json.loads(html.unescape(found["json"])))
+    results = json.loads(html.unescape(found["json"]))
+    return Layout(_blocks(results), _diagrams(site, results))
+
+
+def _diagrams(site: Path, results: dict[str, dict[str, object]]) -> list[Diagram]:
+    diagrams = []
+    for key, result in results.items():
+        width, page = key.split(" ", 1)
+        found = result.get("diagrams", [])
+        assert isinstance(found, list)
+        for diagram in found:
+            source = (site / page).parent / diagram["src"]
+            diagrams.append(
+                Diagram(
+                    page=page,
+                    viewport=int(width),
+                    source=str(source.resolve().relative_to(site.resolve())),
+                    width=float(diagram["width"]),
+                    smallest_font=smallest_font(source, float(diagram["width"])),
+                )
+            )
+    return diagrams
 
 
 def _blocks(results: dict[str, dict[str, object]]) -> list[Block]:

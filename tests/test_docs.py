@@ -20,7 +20,13 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 import vfmig_proto
-from vfmig_proto.diagrams import START_NODE, device_state_diagram, migration_state_diagram
+from vfmig_proto.diagrams import (
+    COMMON_EVENT_SOURCES,
+    START_NODE,
+    device_state_diagram,
+    migration_state_diagram,
+    off_path_device_events,
+)
 from vfmig_proto.spec_generation import GENERATED_DIR, GENERATORS
 from vfmig_proto.states import DevEvent, DevState, MigState, Origin
 from vfmig_proto.transitions import DEVICE_TRANSITIONS, MIGRATION_TRANSITIONS, Action
@@ -33,6 +39,7 @@ SPEC = ROOT / "spec"
 
 _NODE = re.compile(r'^\s*"(?P<name>[^"]+)"(?: \[(?P<attrs>.*)\])?;$')
 _EDGE = re.compile(r'^\s*"(?P<source>[^"]+)" -> "(?P<target>[^"]+)"(?: \[(?P<attrs>.*)\])?;$')
+_SAME_RANK = re.compile(r'^\s*\{rank="\w+";(?: "[^"]+";)+\}$')
 _ATTRIBUTE = re.compile(r'(?P<key>\w+)="(?P<value>(?:[^"\\]|\\.)*)"')
 _LINE_BREAK = "\\n"
 
@@ -52,7 +59,7 @@ def parse_dot(text: str) -> tuple[set[str], list[Edge]]:
             edges.append((edge["source"], edge["target"], attributes))
         elif node := _NODE.match(line):
             nodes.add(node["name"])
-        else:
+        elif not _SAME_RANK.match(line):
             assert re.match(r"^\s*(graph|node|edge) \[.*\];$", line), f"unexpected DOT line: {line!r}"
     return nodes, edges
 
@@ -89,6 +96,19 @@ def _accepted_device_transitions() -> set[tuple[str, str, str]]:
     }
 
 
+def _off_path_device_transitions() -> set[tuple[str, str, str]]:
+    """The transitions the device diagram lists beside itself instead of drawing them."""
+    return {
+        (state, off_path.event, off_path.target or state)
+        for off_path in off_path_device_events()
+        for state in off_path.sources
+    }
+
+
+def _main_path_device_transitions() -> set[tuple[str, str, str]]:
+    return _accepted_device_transitions() - _off_path_device_transitions()
+
+
 def _migration_transitions() -> set[tuple[str, str, str]]:
     return {(state.name, event.name, target.name) for (state, event), target in MIGRATION_TRANSITIONS.items()}
 
@@ -96,7 +116,7 @@ def _migration_transitions() -> set[tuple[str, str, str]]:
 _DIAGRAMS = pytest.mark.parametrize(
     ("diagram", "states", "transitions"),
     [
-        (device_state_diagram, DevState, _accepted_device_transitions),
+        (device_state_diagram, DevState, _main_path_device_transitions),
         (migration_state_diagram, MigState, _migration_transitions),
     ],
     ids=["device", "migration"],
@@ -113,6 +133,39 @@ def test_a_state_diagram_has_one_node_per_state_and_one_edge_per_transition(
 
 
 class TestDeviceDiagram:
+    def test_the_diagram_and_the_table_beside_it_show_every_accepted_transition_once(
+        self, device: tuple[set[str], list[Edge]]
+    ) -> None:
+        _, edges = device
+        drawn, listed = drawn_transitions(edges), _off_path_device_transitions()
+        assert not drawn & listed
+        assert drawn | listed == _accepted_device_transitions()
+
+    def test_only_events_from_many_states_and_events_that_keep_the_state_are_left_out(self) -> None:
+        for off_path in off_path_device_events():
+            keeps = off_path.target is None
+            assert keeps or len(off_path.sources) >= COMMON_EVENT_SOURCES, off_path
+            for state in off_path.sources:
+                outcome = DEVICE_TRANSITIONS[DevState[state], DevEvent[off_path.event]]
+                assert outcome.action is Action.ACCEPT
+                assert outcome.next_state.name == (state if keeps else off_path.target), off_path
+
+    def test_the_events_from_any_bound_state_are_listed_not_drawn(self, device: tuple[set[str], list[Edge]]) -> None:
+        """Removal, error, reset and unbinding: derived from the table, each in the list and on no edge."""
+        _, edges = device
+        bound = [state for state in DevState if state not in (DevState.EMPTY, DevState.UNBOUND)]
+        outcomes = {event: [DEVICE_TRANSITIONS.get((state, event)) for state in bound] for event in DevEvent}
+        everywhere = {
+            event.name
+            for event, found in outcomes.items()
+            if all(outcome is not None and outcome.action is Action.ACCEPT for outcome in found)
+            and len({outcome.next_state for outcome in found if outcome is not None}) == 1
+        }
+        assert everywhere, "no event leads to one state from every bound state"
+        listed = {off_path.event for off_path in off_path_device_events() if off_path.target is not None}
+        assert everywhere <= listed
+        assert not everywhere & {event for _, event, _ in drawn_transitions(edges)}
+
     def test_ignore_rows_are_not_drawn_as_transitions(self, device: tuple[set[str], list[Edge]]) -> None:
         _, edges = device
         drawn = drawn_transitions(edges)
@@ -130,11 +183,15 @@ class TestDeviceDiagram:
             dashed = "dashed" in attributes.get("style", "")
             assert dashed == (origins == {Origin.GUEST}), (source, target, attributes)
 
-    def test_a_visible_label_names_exactly_the_edges_events(self, device: tuple[set[str], list[Edge]]) -> None:
+    def test_every_edge_is_labelled_with_its_events(self, device: tuple[set[str], list[Edge]]) -> None:
         _, edges = device
-        labelled = [attributes for source, _, attributes in edges if "label" in attributes and source != START_NODE]
-        assert labelled, "the device diagram labels no edge"
-        assert all(attributes["label"] == attributes["tooltip"] for attributes in labelled)
+        drawn = [attributes for source, _, attributes in edges if source != START_NODE]
+        assert drawn, "the device diagram draws no edge"
+        assert all(attributes.get("label") == attributes["tooltip"] for attributes in drawn)
+
+    def test_no_edge_is_a_loop(self, device: tuple[set[str], list[Edge]]) -> None:
+        _, edges = device
+        assert all(source != target for source, target, _ in edges)
 
     def test_events_between_two_states_share_an_edge(self, device: tuple[set[str], list[Edge]]) -> None:
         _, edges = device

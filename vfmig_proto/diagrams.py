@@ -14,12 +14,13 @@ Drawing rules:
   every event that takes it, one per line, in the enum's order.  Several
   events between the same two states share one edge.  Every edge also
   carries its events as a tooltip, which an SVG viewer shows on hover;
-* device machine: only ``ACCEPT`` rows are drawn.  ``IGNORE`` rows change
-  nothing and are left to the table.  Host events are solid edges, guest
-  reports (writes of ``DEV_CTRL.DRV_STATE``) dashed.  An event that leads to
-  the same state from :data:`COMMON_EVENT_SOURCES` states or more (removal,
-  error, unbinding) is drawn as thin grey edges without a label, which do not
-  shape the layout: :func:`common_device_events` names them for a legend;
+* device machine: only the main path is drawn, from the ``ACCEPT`` rows.
+  ``IGNORE`` rows change nothing and are left to the table.  Host events are
+  solid edges, guest reports (writes of ``DEV_CTRL.DRV_STATE``) dashed.  An
+  event that leads to the same state from :data:`COMMON_EVENT_SOURCES` states
+  or more (removal, error, unbinding, group reset) and an event that leaves
+  the state as it is are not drawn: :func:`off_path_device_events` lists them
+  for a table beside the diagram, so that no edge goes without a label;
 * migration machine: every row is drawn.  Events of the hypervisor are solid
   edges, the settled events that the bridge raises itself (``ALL_*``) dashed.
 
@@ -50,9 +51,11 @@ class EdgeKind(Enum):
     GUEST = "guest"
     """A report written by the guest's driver: a dashed edge."""
     COMMON = "common"
-    """A host event that leads to one state from many states (removal, error): a grey edge, no label."""
+    """A host event that leads to one state from many states (removal, error): listed beside the diagram."""
     COMMON_GUEST = "common_guest"
-    """A report that leads to one state from many states (unbinding): a grey dashed edge, no label."""
+    """A report that leads to one state from many states (unbinding): listed beside the diagram."""
+    STAY = "stay"
+    """An accepted event that leaves the state as it is: listed beside the diagram."""
     SETTLED = "settled"
     """A settled event that the bridge raises itself (``ALL_*``): a dashed edge."""
 
@@ -67,23 +70,32 @@ class Edge:
     events: tuple[str, ...]
 
 
-COMMON_EVENT_SOURCES = 5
-"""From how many states an event must lead to one state for its edges to be drawn as common (grey)."""
+COMMON_EVENT_SOURCES = 4
+"""From how many states an event must lead to one state to be listed beside the diagram rather than drawn."""
 
 START_NODE = "__start"
 """The node that points at a machine's initial state; not a state."""
 
-_COMMON_KINDS = frozenset({EdgeKind.COMMON, EdgeKind.COMMON_GUEST})
+_OFF_PATH_KINDS = frozenset({EdgeKind.COMMON, EdgeKind.COMMON_GUEST, EdgeKind.STAY})
 
 _EDGE_ATTRIBUTES: Mapping[EdgeKind, str] = {
     EdgeKind.HOST: "",
     EdgeKind.GUEST: 'style="dashed"',
-    EdgeKind.COMMON: 'color="gray65", constraint="false"',
-    EdgeKind.COMMON_GUEST: 'style="dashed", color="gray65", constraint="false"',
+    EdgeKind.COMMON: "",
+    EdgeKind.COMMON_GUEST: 'style="dashed"',
+    EdgeKind.STAY: "",
     EdgeKind.SETTLED: 'style="dashed"',
 }
 
 _FONT = "Helvetica"
+
+NODE_FONT_SIZE = 14
+"""Points of a state's name: the site shows a diagram at its natural size, 1 pt = 4/3 CSS px."""
+EDGE_FONT_SIZE = 12
+"""Points of an event's name on an edge (16 CSS px at the natural size)."""
+
+_APART = 'style="rounded,filled,dashed"'
+"""A state that no drawn edge joins (it is entered and left only by the listed events): a dashed border."""
 
 _LINE_BREAK = "\\n"
 """DOT's escape for a centred line break inside a label."""
@@ -128,18 +140,47 @@ def device_edges() -> list[Edge]:
         guest = event.origin is Origin.GUEST
         if sources[(event, target)] >= COMMON_EVENT_SOURCES:
             kind = EdgeKind.COMMON_GUEST if guest else EdgeKind.COMMON
+        elif state is target:
+            kind = EdgeKind.STAY
         else:
             kind = EdgeKind.GUEST if guest else EdgeKind.HOST
         rows.append((state.name, target.name, kind, event.name))
     return _merge(rows, _order(DevState), _order(DevEvent))
 
 
-def common_device_events() -> list[tuple[str, str, EdgeKind]]:
-    """``(event, next state, kind)`` of each group of unlabelled grey edges of the device diagram, sorted."""
-    groups = {(edge.events, edge.target, edge.kind) for edge in device_edges() if edge.kind in _COMMON_KINDS}
-    found = {(event, target, kind) for events, target, kind in groups for event in events}
+@dataclass(frozen=True)
+class OffPathEvent:
+    """An event of the device machine that the diagram does not draw: it takes each of ``sources`` to ``target``.
+
+    ``target`` is None when the event leaves each of its states as it is.
+    """
+
+    event: str
+    sources: tuple[str, ...]
+    target: str | None
+    kind: EdgeKind
+
+
+def off_path_device_events() -> list[OffPathEvent]:
+    """The accepted events of the device machine left out of its diagram, by event and next state, sorted."""
+    grouped: dict[tuple[str, str | None, EdgeKind], list[str]] = {}
+    for edge in device_edges():
+        if edge.kind not in _OFF_PATH_KINDS:
+            continue
+        target = None if edge.kind is EdgeKind.STAY else edge.target
+        for event in edge.events:
+            grouped.setdefault((event, target, edge.kind), []).append(edge.source)
     event_order, state_order = _order(DevEvent), _order(DevState)
-    return sorted(found, key=lambda item: (event_order[item[0]], state_order[item[1]]))
+    found = [
+        OffPathEvent(event, tuple(sorted(sources, key=state_order.__getitem__)), target, kind)
+        for (event, target, kind), sources in grouped.items()
+    ]
+    return sorted(found, key=lambda item: (event_order[item.event], item.target is None, item.kind.value))
+
+
+def drawn_device_edges() -> list[Edge]:
+    """The edges the device diagram draws: its main path, every edge labelled."""
+    return [edge for edge in device_edges() if edge.kind not in _OFF_PATH_KINDS]
 
 
 def migration_edges() -> list[Edge]:
@@ -156,16 +197,26 @@ def _digraph(name: str, nodes: Iterable[tuple[str, str]], initial: str, edges: I
     lines = [
         f"digraph {_quote(name)} {{",
         f'  graph [rankdir="TB", bgcolor="transparent", fontname="{_FONT}", nodesep="0.35", ranksep="0.45"];',
-        f'  node [shape="box", style="rounded,filled", fillcolor="white", fontname="{_FONT}", fontsize="11"];',
-        f'  edge [fontname="{_FONT}", fontsize="9", arrowsize="0.7"];',
+        f'  node [shape="box", style="rounded,filled", fillcolor="white", fontname="{_FONT}", '
+        f'fontsize="{NODE_FONT_SIZE}"];',
+        f'  edge [fontname="{_FONT}", fontsize="{EDGE_FONT_SIZE}", arrowsize="0.7"];',
         f'  {_quote(START_NODE)} [shape="point", width="0.12", label=""];',
     ]
-    lines.extend(f"  {_quote(node)}{f' [{attributes}]' if attributes else ''};" for node, attributes in nodes)
+    edges = list(edges)
+    joined = {initial} | {edge.source for edge in edges} | {edge.target for edge in edges}
+    apart = [node for node, _ in nodes if node not in joined]
+    for node, attributes in nodes:
+        shown = ", ".join(part for part in (attributes, _APART if node in apart else "") if part)
+        lines.append(f"  {_quote(node)}{f' [{shown}]' if shown else ''};")
+    if apart:
+        # A state that no drawn edge joins goes to the bottom, not to the top beside the initial state.
+        lines.append(f'  {{rank="sink"; {" ".join(_quote(node) + ";" for node in apart)}}}')
     lines.append(f"  {_quote(START_NODE)} -> {_quote(initial)};")
     for edge in edges:
         events = _quote(_LINE_BREAK.join(edge.events))
-        label = "" if edge.kind in _COMMON_KINDS else f"label={events}"
-        attributes = ", ".join(part for part in (label, f"tooltip={events}", _EDGE_ATTRIBUTES[edge.kind]) if part)
+        attributes = ", ".join(
+            part for part in (f"label={events}", f"tooltip={events}", _EDGE_ATTRIBUTES[edge.kind]) if part
+        )
         lines.append(f"  {_quote(edge.source)} -> {_quote(edge.target)} [{attributes}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -184,11 +235,12 @@ def _device_node_attributes(state: DevState) -> str:
 def device_state_diagram() -> str:
     """DOT source of the device state machine (spec §4.2).
 
-    Request states (the bridge waits for the driver's answer) are filled
-    yellow, ``ERROR`` red, and the states without a bound driver grey.
+    Its main path only (:func:`drawn_device_edges`).  Request states (the
+    bridge waits for the driver's answer) are filled yellow, ``ERROR`` red,
+    and the states without a bound driver grey.
     """
     nodes = [(state.name, _device_node_attributes(state)) for state in DevState]
-    return _digraph("device_state_machine", nodes, DevState.EMPTY.name, device_edges())
+    return _digraph("device_state_machine", nodes, DevState.EMPTY.name, drawn_device_edges())
 
 
 def migration_state_diagram() -> str:

@@ -26,7 +26,13 @@ from vfmig_proto import transitions
 from vfmig_proto.access import write_masks
 from vfmig_proto.codec import reset_value, with_field
 from vfmig_proto.config_space import format_lspci_dump, parse_lspci_dump
-from vfmig_proto.diagrams import EdgeKind, common_device_events, device_state_diagram, migration_state_diagram
+from vfmig_proto.diagrams import (
+    EdgeKind,
+    OffPathEvent,
+    device_state_diagram,
+    migration_state_diagram,
+    off_path_device_events,
+)
 from vfmig_proto.layout import (
     DEVICE_REGISTERS,
     HEADER_REGISTERS,
@@ -498,26 +504,49 @@ def _names(names: Sequence[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
+def _states_in(sources: Sequence[str]) -> str:
+    """The states an event is accepted in: their names, or "every state but ..." when that is shorter."""
+    left_out = [state.name for state in DevState if state.name not in sources]
+    if left_out and len(left_out) < len(sources):
+        return "every state but " + _names([f"``{name}``" for name in left_out])
+    return ", ".join(f"``{name}``" for name in sources)
+
+
+def _off_path_row(off_path: OffPathEvent) -> list[str]:
+    event = f"``{off_path.event}``" + (" (a report)" if off_path.kind is EdgeKind.COMMON_GUEST else "")
+    target = "stays in its state" if off_path.target is None else f"``{off_path.target}``"
+    return [event, _states_in(off_path.sources), target]
+
+
 def device_state_diagram_rst(spec_dir: Path) -> str:
-    """The device state machine as a diagram, drawn from ``DEVICE_TRANSITIONS`` (spec §4.2)."""
+    """The device state machine's main path as a diagram, and a table of the events it leaves out (spec §4.2).
+
+    Both come from ``DEVICE_TRANSITIONS``: together they show every accepted transition.
+    """
     ignored = sum(outcome.action is Action.IGNORE for outcome in transitions.DEVICE_TRANSITIONS.values())
-    common = [
-        f"{event} to {target}{' (a report)' if kind is EdgeKind.COMMON_GUEST else ''}"
-        for event, target, kind in common_device_events()
-    ]
     caption = (
-        "The device state machine (informative; the table that follows is normative). "
+        "The device state machine's main path (informative; the table that follows is normative). "
         "Solid edges are host events, dashed edges reports of the driver. "
-        f"The thin grey edges carry no label, to keep the picture readable: they are {_names(common)}. "
         "The bridge waits for the driver in the yellow request states. "
+        "The events that lead to one state from many states, and those that leave the state as it is, "
+        "are listed in the table below the diagram instead of drawn; a state with a dashed border is entered "
+        "and left only through them. "
         f"The {ignored} reports that the table ignores change nothing and are not drawn."
     )
-    return _graphviz_rst(
+    diagram = _graphviz_rst(
         device_state_diagram(),
         "spec-device-diagram",
-        "State diagram of the device state machine",
+        "State diagram of the device state machine's main path",
         caption,
     )
+    table = _labelled_table(
+        "spec-device-off-path",
+        "Accepted events the diagram does not draw (informative)",
+        ["Event", "Accepted in", "Leads to"],
+        [_off_path_row(off_path) for off_path in off_path_device_events()],
+        [30, 46, 24],
+    )
+    return diagram + table
 
 
 def migration_state_diagram_rst(spec_dir: Path) -> str:

@@ -10,6 +10,11 @@ Two fixes that keep the reference's cross-references exact under ``sphinx-build 
   one: the search Sphinx makes for a reference written as ``.DecodeError``.
 * A dataclass field with ``default_factory`` shows its default as ``<factory>``, which is not
   Python, so Sphinx cannot parse the signature.  It is shown as ``...`` instead.
+
+And one fix that keeps the reference readable: the value of a module's table (a register list, a transition
+table, the fault catalogue) is not printed as a repr thousands of characters long.  A value longer than
+:data:`LONGEST_SHOWN_VALUE` characters is left out; the entry links to the table's rendering in the
+specification when there is one, and otherwise says where the value is (the module's source).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import importlib
 from typing import Any
 
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.addnodes import pending_xref
 from sphinx.application import Sphinx
 from sphinx.domains.python import PythonDomain
@@ -86,7 +92,66 @@ def show_factory_defaults(
     return signature, return_annotation
 
 
+LONGEST_SHOWN_VALUE = 200
+"""Characters of a documented value's repr above which the reference leaves the value out."""
+
+SPEC_RENDERINGS = {
+    "HEADER_REGISTERS": "spec-3-2",
+    "DEVICE_REGISTERS": "spec-3-2",
+    "DEVICE_TRANSITIONS": "spec-device-transitions",
+    "MIGRATION_TRANSITIONS": "spec-migration-transitions",
+    "FANOUT": "spec-fanout",
+    "SETTLED_STATES": "spec-settled",
+    "CATCH_UP": "spec-catch-up",
+    "BUS_MASTER_REJECTIONS": "spec-bus-master-rejections",
+    "REPORT_EVENTS": "spec-device-events",
+}
+"""Tables of :mod:`vfmig_proto` (by name) and the label of the specification's table generated from them."""
+
+
+def _value_annotation(signature: addnodes.desc_signature) -> tuple[addnodes.desc_annotation, str] | None:
+    """The ``= value`` part of a data or attribute signature, and the value's text."""
+    for annotation in signature.findall(addnodes.desc_annotation):
+        parts = [child for child in annotation.children if not isinstance(child, addnodes.desc_sig_space)]
+        if parts and isinstance(parts[0], addnodes.desc_sig_punctuation) and parts[0].astext() == "=":
+            return annotation, "".join(part.astext() for part in parts[1:])
+    return None
+
+
+def _value_note(name: str, length: int) -> nodes.paragraph:
+    note = nodes.paragraph(classes=["vfm-value-left-out"])
+    note += nodes.emphasis("", f"Its value ({length:,} characters) is not shown here: ")
+    label = SPEC_RENDERINGS.get(name)
+    if label is None:
+        note += nodes.emphasis("", "read it in the module's source.")
+        return note
+    text = "its table in the specification"
+    link = pending_xref(
+        "", nodes.inline(text, text), refdomain="std", reftype="ref", reftarget=label, refexplicit=True, refwarn=True
+    )
+    note += link
+    note += nodes.emphasis("", ".")
+    return note
+
+
+def hide_long_values(app: Sphinx, doctree: nodes.document) -> None:
+    """Leave out the values of documented tables; say where to read them."""
+    for entry in doctree.findall(addnodes.desc):
+        if entry.get("domain") != "py" or entry.get("objtype") not in {"data", "attribute"}:
+            continue
+        for signature in entry.findall(addnodes.desc_signature):
+            found = _value_annotation(signature)
+            if found is None or len(found[1]) <= LONGEST_SHOWN_VALUE:
+                continue
+            annotation, value = found
+            annotation.parent.remove(annotation)
+            content = next(iter(entry.findall(addnodes.desc_content)), None)
+            if content is not None:
+                content.insert(0, _value_note(signature.get("fullname", "").split(".")[-1], len(value)))
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("doctree-read", hide_long_values)
     app.setup_extension("sphinx.ext.autodoc")
     app.connect("missing-reference", resolve_imported_name)
     app.connect("autodoc-process-signature", show_factory_defaults)

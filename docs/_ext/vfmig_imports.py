@@ -52,8 +52,8 @@ def import_graph_dot(packages: Sequence[str] = PACKAGES, expand: str | None = No
     lines = [
         "digraph imports {",
         '  graph [rankdir="TB", bgcolor="transparent", fontname="Helvetica", nodesep="0.3", ranksep="0.5"];',
-        '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10"];',
-        '  edge [fontname="Helvetica", fontsize="8", arrowsize="0.6", color="#666666"];',
+        '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize="11"];',
+        '  edge [fontname="Helvetica", fontsize="9", arrowsize="0.6", color="#666666"];',
     ]
     for name in names:
         label = name.split(".", 1)[1] if "." in name else name
