@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import cast
 
 from reference_impl.factories import ReferenceHypervisor
 from reference_impl.hypervisor import Hypervisor, SourceMigration
-from vfmig_proto.states import MigState
+from vfmig_proto.states import MigEvent, MigReason, MigState
+from vfmig_proto.transitions import MIGRATION_TRANSITIONS
 
 _MIN_ROUNDS = 3
 
@@ -27,15 +29,24 @@ class FrequentLogReader(SourceMigration):
 
 class HalfReactionLate(SourceMigration):
     """Acts on the PREPARE and PAUSING deadlines half its reaction time e after they pass: later than the
-    reference, within the e that VFM-TIME-005 allows, and never before the deadline (VFM-TMO-004)."""
+    reference, within the e that VFM-TIME-005 allows, and never before the deadline (VFM-TMO-004).  What it
+    does is decided by the phase the migration was in at the deadline, as VFM-TMO-001/003 say, not by answers
+    that come in during the e/2 it takes to act."""
 
     def enter_phase(self, old: MigState, new: MigState) -> None:
         super().enter_phase(old, new)
-        deadline = {MigState.PREPARE: self.prepare_deadline, MigState.PAUSING: self.pausing_deadline}.get(new)
-        if deadline is not None:
+        if new in (MigState.PREPARE, MigState.PAUSING):
             self.clock.cancel(self._phase_timer)
-            delay = self.ack_timeout_ns + self.config.reaction_ns // 2
-            self._phase_timer = self.clock.schedule(delay, deadline, f"{new.name} deadline")
+            passed = partial(self._deadline_passed, new)
+            self._phase_timer = self.clock.schedule(self.ack_timeout_ns, passed, f"{new.name} deadline")
+
+    def _deadline_passed(self, phase: MigState) -> None:
+        if self.phase() is phase:  # still under way at its deadline: a cancel is owed, made e/2 later
+            self.clock.schedule(self.config.reaction_ns // 2, self._cancel_late, f"{phase.name} deadline, acted on")
+
+    def _cancel_late(self) -> None:
+        if (self.phase(), MigEvent.CANCEL) in MIGRATION_TRANSITIONS:
+            self.cancel(MigReason.ACK_TIMEOUT)
 
 
 def _with_source(source: type[SourceMigration]) -> ReferenceHypervisor:
