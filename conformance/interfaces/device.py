@@ -49,17 +49,7 @@ class FunctionUnderTest(HostFunction, Protocol):
 
 
 class GuestView(Protocol):
-    """The guest operating system, as a driver uses it.
-
-    Optionally (the suite's guest has it; a driver looks it up with ``getattr(guest, "hand_up", None)``), the
-    guest's network stack: ``hand_up(pages: Sequence[int], give_back: Callable[[], None])``.  A driver that
-    hands received buffers up without copying them calls it with the guest pages that hold the data; the
-    guest's software reads the data some time later and then calls ``give_back()``, after which the driver may
-    post those buffers again.  Guest software reads nothing before the call, so a page the function wrote
-    while its slot was in DIRTYING or PAUSE_REQ is to be dirtied by then (VFM-DIRTY-001).  A driver that copies
-    received data itself, or posts its buffers again at once, need not call it.  It is not a member of this
-    protocol because a protocol's members are all required.
-    """
+    """The guest operating system, as a driver uses it."""
 
     @property
     def clock(self) -> Clock:

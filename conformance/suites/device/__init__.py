@@ -8,13 +8,7 @@ functions and drivers from the implementation under test.  The rules
 :mod:`~conformance.suites.device.scenarios`) do everything the spec lets
 happen to a function: traffic, interface and driver changes, migrations,
 cancellations, destination failures, surprise removal, device errors, group
-resets, each also at a drawn moment of a migration's phase (at its entry, while
-a driver works on the request, or late in it), and writes of the function's
-Command and MSI-X Message Control through every byte lane
-(:mod:`~conformance.suites.device.register_lanes`).  Each example draws how
-frames arrive (bursts, frame sizes, background rate), how long the guest's
-stack takes to read what a driver hands up and to give the buffers back, and
-which rules run at all (swarm testing).  The checks watch the function and its driver from outside (see
+resets.  The checks watch the function and its driver from outside (see
 :mod:`conformance.observe`), one module of
 :mod:`~conformance.suites.device.observers` per aspect: DMA and dirtying page
 by page, deadlines, Bus Master Enable, interrupts, resets, DEV_STATE

@@ -7,7 +7,7 @@ mixins derived from it, composed into :class:`~conformance.suites.device.DeviceS
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,59 +38,6 @@ RUNNING_STATES = (DevState.READY, DevState.DIRTY_REQ, DevState.DIRTYING)
 """Slot states in which a driver that is up has its function working."""
 RESERVED_ONES_BRIDGE = BridgeVariant("reserved-ones", rsvdp_fill=0x2AAAAAA5)
 """A bridge whose RsvdP bits read 1s, as control bits of a later minor version may: a guest writes them back."""
-BACKGROUND_RATES = (BACKGROUND_DMA // 4, BACKGROUND_DMA // 2, BACKGROUND_DMA)
-"""Background receive rates an example draws from: a small ring wraps every few milliseconds, or more rarely,
-so that the buffers a pause finds written are sometimes recent and sometimes not."""
-SWARM_RULES = (
-    "cpu_write",
-    "traffic",
-    "guest_masks_interrupts",
-    "interface",
-    "binding",
-    "guest_group_reset",
-    "cancel",
-    "destination_fails",
-    "device_error",
-    "undefined_dev_state",
-    "scenario",
-    "in_phase",
-    "register_lanes",
-)
-"""The rules swarm testing switches on or off per example (time, migrations and discovery always run): an
-example without, say, traffic or cancellations reaches states that the other rules would keep interrupting."""
-
-
-@dataclass(frozen=True)
-class TrafficShape:
-    """How frames arrive in one example: drawn, so that no fault hides behind one ring size or one timing.
-
-    A driver that dirties only its ring page, or only the buffers it used last, shows only when frames land
-    where and when it does not look: a burst long enough to wrap any small ring, frames of several pages,
-    and gaps from a fraction of the posted-write latency to longer than the guest's interrupt latency.
-    """
-
-    burst_frames: int = 12
-    """Frames that arrive after a running function is asked to pause."""
-    burst_spacing_ns: int = 1_000
-    """Between two frames of that burst."""
-    burst_delay_ns: int = 1_000
-    """From PAUSE_REQ to the burst's first frame."""
-    frame_pages: int = 1
-    """Pages of one frame (a frame fills that many one-page buffers)."""
-    background: int = BACKGROUND_DMA
-    """Bytes per second each function receives all the time."""
-    read_delay_ns: int = 0
-    """From a driver handing received data up to the guest's software reading it."""
-    give_back_ns: int = 0
-    """From that read to the guest giving the buffers back to the driver."""
-
-
-READ_DELAYS_NS = (0, 1_000, 5_000, 20_000, 100_000)
-"""How long the guest's software takes to read data handed up to it: at once, or after a pause may have come."""
-GIVE_BACK_NS = (0, 10_000, 200_000, 2_000_000)
-"""How long it keeps the buffers after that: a ring refilled at once, or one that runs dry for a while."""
-BURST_SPACINGS_NS = (100, 500, 1_000, 3_000, 7_000, 20_000)
-"""Gaps between the frames of a burst an example draws from: below and above the guest's interrupt latency."""
 
 
 @dataclass
@@ -135,8 +82,6 @@ class SlotWatch:
     """A read showed MIGRATED or RESET set, and the driver has not set BME since (VFM-FLAG-004)."""
     bme_set_in_request: bool = False
     """The driver set BME since the slot entered REINIT_REQ or RESUME_REQ: it configured the function."""
-    suite_masked: bool = False
-    """The suite masked the function's MSI-X by a write the access rules say sets the Function Mask."""
 
 
 class _Observed:
@@ -148,31 +93,13 @@ class _Observed:
 
     def create_function(self, name: str, clock: Any, bus: Any, identity: FunctionIdentity | None) -> Any:
         inner = self.implementation.create_function(name, clock, bus, identity)
-        return ObservedFunction(inner, self.suite)
+        return FunctionProxy(inner, self.suite.on_bus_master, self.suite.on_interrupt, self.suite.on_reset)
 
     def create_driver(self, guest: Any, core: Any, slot: int, devfn: int, allocator: Any) -> Any:
         assert isinstance(allocator, RecordingAllocator)
         driver = self.implementation.create_driver(guest, core, slot, devfn, allocator.for_slot(slot))
         self.suite.guest_watch.drivers.append(driver)
         return driver
-
-
-class ObservedFunction(FunctionProxy):
-    """A function under test, seen through the proxy; what each arriving frame made it do is reported too."""
-
-    def __init__(self, inner: Any, suite: DeviceWorld) -> None:
-        super().__init__(inner, suite.on_bus_master, suite.on_interrupt, suite.on_reset)
-        object.__setattr__(self, "_suite", suite)
-
-    def receive(self, nbytes: int) -> int:
-        bme = self.bus_master
-        filled = super().receive(nbytes)
-        self._suite.on_receive(self, bme, filled)
-        return filled
-
-    def config_write(self, offset: int, width: int, value: int) -> None:
-        self._suite.on_config_write(self, offset, width)
-        super().config_write(offset, width, value)
 
 
 class DeviceWorld(SimulatedWorld):
@@ -208,50 +135,13 @@ class DeviceWorld(SimulatedWorld):
         self.guest_watch = GuestWatch(self.checks)
         self.implementation = None
         self.variant = PLAIN
-        self.traffic_shape = TrafficShape()
-        self.swarm: frozenset[str] = frozenset(SWARM_RULES)
-        self.judged_migrations = 0
-        self.phase_cells: set[tuple[DevState | None, str]] = set()
-        """The (DEV_STATE, action) pairs :meth:`~conformance.suites.device.rules.EnvironmentRules.in_phase` met."""
-        self.suite_toggles_bme = False
-        """Set while the suite itself sets a function's BME again (a byte-lane write): not the driver's doing."""
 
-    def enabled(self, rule_name: str) -> bool:
-        """Whether swarm testing switched ``rule_name`` on in this example (and the world is built)."""
-        return self.sim is not None and rule_name in self.swarm
-
-    @initialize(
-        vfs=st.integers(1, 3),
-        reserved_ones=st.booleans(),
-        burst=st.tuples(st.integers(1, 48), st.sampled_from(BURST_SPACINGS_NS), st.integers(0, 30_000)),
-        frame_pages=st.integers(1, 3),
-        background=st.sampled_from(BACKGROUND_RATES),
-        consume=st.tuples(st.sampled_from(READ_DELAYS_NS), st.sampled_from(GIVE_BACK_NS)),
-        swarm=st.one_of(
-            st.just(frozenset(SWARM_RULES)), st.frozensets(st.sampled_from(SWARM_RULES), min_size=len(SWARM_RULES) // 2)
-        ),
-    )
+    @initialize(vfs=st.integers(1, 3), reserved_ones=st.booleans())
     @step("VFM-GEN-004")
-    def build(
-        self,
-        *,
-        vfs: int,
-        reserved_ones: bool,
-        burst: tuple[int, int, int],
-        frame_pages: int,
-        background: int,
-        consume: tuple[int, int],
-        swarm: frozenset[str],
-    ) -> None:
-        """Boot the world: ``burst`` is the frames, spacing and delay of the burst at each pause, ``consume`` how
-        long the guest's software takes to read data handed up to it and to give the buffers back."""
-        frames, spacing, delay = burst
-        shape = TrafficShape(frames, spacing, delay, frame_pages, background, *consume)
-        self.traffic_shape = shape
-        self.swarm = swarm
+    def build(self, vfs: int, reserved_ones: bool) -> None:
         migration = brisk_migration(16)  # four pages per millisecond
         config = small_world_config(
-            MEMORY_PAGES, vfs, migration, dma_rate=shape.background, buffers=4, ack_timeout_ms=ACK_TIMEOUT_MS
+            MEMORY_PAGES, vfs, migration, dma_rate=BACKGROUND_DMA, buffers=4, ack_timeout_ms=ACK_TIMEOUT_MS
         )
         self.watch = {slot: SlotWatch() for slot in range(vfs)}
         self.implementation = self.factory()
@@ -266,8 +156,6 @@ class DeviceWorld(SimulatedWorld):
             cores=getattr(self.implementation, "create_migration_core", None),
         )
         bus = self.sim.bus
-        # The guest's network stack, for drivers that hand received buffers up (GuestView.hand_up).
-        self.sim.guest.hand_up = self.hand_up  # type: ignore[attr-defined]
         self.guest_watch.attach(self.sim.guest, bus)
         self.observe(bus)
         for proxy in self.functions():
@@ -306,20 +194,6 @@ class DeviceWorld(SimulatedWorld):
 
     def on_reset(self, function: FunctionProxy) -> None:
         """A function-level reset was initiated (the reset observer overrides this)."""
-        raise NotImplementedError
-
-    def on_config_write(self, function: FunctionProxy, offset: int, width: int) -> None:
-        """Someone (the driver, the hypervisor, the suite) writes ``width`` bytes at ``offset`` of a function's
-        config space (the byte-lane rule overrides this)."""
-
-    def hand_up(self, pages: Sequence[int], give_back: Callable[[], None]) -> None:
-        """A driver hands received data in ``pages`` up to the guest's software, which reads it some time later
-        and then gives the buffers back (the dirtying observer judges the read)."""
-        raise NotImplementedError
-
-    def on_receive(self, function: FunctionProxy, bus_master: bool, filled: int) -> None:
-        """Frames arrived at a function whose BME was ``bus_master``; it filled ``filled`` buffers (the BME
-        observer overrides this)."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ where things are

@@ -16,23 +16,7 @@ from vfmig_proto.states import DevState
 
 
 class BusMasterObserver(DeadlineObserver):
-    """Judges every change of a function's Bus Master Enable, and what frames make a function do while it is clear."""
-
-    def on_receive(self, function: FunctionProxy, bus_master: bool, filled: int) -> None:
-        """Frames arrived: with BME clear the function fills no buffer (VFM-FN-001).
-
-        A write the function posted before BME was cleared may still land within the posted-write grace; a
-        buffer it fills for a frame that arrives after the clear is DMA it *initiates* with BME clear, which
-        no grace excuses, however soon it lands.
-        """
-        if self.sim is None:
-            return
-        self.checks.record(
-            "VFM-FN-001",
-            bus_master or filled == 0,
-            f"{function.name}: a frame arrived while BME was clear and the function filled {filled} buffers: DMA "
-            "initiated after the clear (only writes posted before it may still land)",
-        )
+    """Judges every change of a function's Bus Master Enable."""
 
     def on_bus_master(self, function: FunctionProxy, enabled: bool) -> None:
         if self.sim is None:
@@ -45,8 +29,6 @@ class BusMasterObserver(DeadlineObserver):
             watch.bme_cleared_ns = self.world.clock.now
             self._check_drain_later(function)
             return
-        if self.suite_toggles_bme:
-            return  # the suite set it again after a moment: none of the driver's rules apply
         state = self.dev_state(slot)
         self.checks.record("VFM-DEV-007", state is not DevState.UNBOUND, f"slot {slot}: BME set before READY")
         self.checks.record(

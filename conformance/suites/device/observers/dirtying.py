@@ -10,8 +10,6 @@ puts older content back (VFM-DIRTY-002).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from hypothesis.stateful import invariant
 
 from conformance.checks import step
@@ -106,31 +104,6 @@ class DirtyingObserver(DeviceWorld):
                 "function's last DMA write to them: the dirtying stored back a value read before that write"
             ),
         )
-
-    def hand_up(self, pages: Sequence[int], give_back: Callable[[], None]) -> None:
-        """The guest's network stack takes received data: it reads it after the example's delay, and gives the
-        buffers back to the driver after another; both run on the guest's vCPUs."""
-        handed = frozenset(int(page) for page in pages)
-        guest = self.world.guest
-        shape = self.traffic_shape
-
-        def read() -> None:
-            self._guest_reads(handed)
-            guest.after(shape.give_back_ns, give_back, "guest: buffers given back")
-
-        guest.after(shape.read_delay_ns, read, "guest: received data read")
-
-    def _guest_reads(self, pages: frozenset[int]) -> None:
-        """Guest software other than the driver reads ``pages``: each one its function wrote in the dirtying
-        window is dirtied by now (VFM-DIRTY-001), unless the migration was cancelled first (the window closed)."""
-        for slot, watch in self.watch.items():
-            undirtied = sorted(watch.undirtied & pages) if watch.window else []
-            self.checks.record(
-                "VFM-DIRTY-001",
-                not undirtied,
-                f"slot {slot}: guest software read pages {undirtied}, which the function wrote by DMA in the "
-                "dirtying window, before the driver dirtied them (it handed the data up undirtied)",
-            )
 
     def _open_window(self, watch: SlotWatch) -> None:
         """Dirtying is owed from now on; what the driver dirtied in an earlier migration is kept apart."""

@@ -11,12 +11,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from hypothesis import target
-from hypothesis.control import currently_in_test_context
-from hypothesis.stateful import invariant
-
 from conformance.checks import step
-from conformance.suites.device.observers.deadlines import ANSWER_LIMIT_NS
 from conformance.suites.device.observers.dirtying import DirtyingObserver
 from conformance.suites.device.world import PAGE
 from reference_impl.clock import ms
@@ -34,38 +29,6 @@ class EndOfRunObserver(DirtyingObserver):
     def teardown(self) -> None:
         if self.sim is not None:
             self.final_checks()
-            if currently_in_test_context():
-                # Steer generation towards examples that act in many states (Hypothesis's targeted phase).
-                target(float(len(self.phase_cells)), label="device: (DEV_STATE, action) pairs acted in")
-
-    @invariant()
-    @step("VFM-DEV-009", "VFM-FN-002")
-    def each_migration_judged(self) -> None:
-        """Each migration that ends is judged on its own, a moment later: every function whose driver is up
-        works (VFM-DEV-009 after a reinitialisation, VFM-FN-002 after a resume), so that a fault that shows only
-        after the second or third migration is not left to the end of the run, which a later one may hide."""
-        if self.sim is None:
-            return
-        while self.judged_migrations < len(self.records) and self.records[self.judged_migrations].ended:
-            number = self.records[self.judged_migrations].number
-            self.judged_migrations += 1
-            self.world.clock.schedule(
-                ANSWER_LIMIT_NS, partial(self._check_after_migration, number), "suite: functions after a migration"
-            )
-
-    def _check_after_migration(self, number: int) -> None:
-        for slot in range(len(self.world.drivers)):
-            function = self._function(slot)
-            if function is None or not self._running_normally(slot, function, bme=False):
-                continue
-            entry = self.watch[slot].last_entry
-            requirement = "VFM-DEV-009" if entry == (DevState.REINIT_REQ, DevState.READY) else "VFM-FN-002"
-            self._check_receives(
-                requirement,
-                slot,
-                function,
-                f"{ANSWER_LIMIT_NS / 1e6:g} ms after migration {number} ended, with its driver up, it receives nothing",
-            )
 
     @step(
         "VFM-DEV-009",

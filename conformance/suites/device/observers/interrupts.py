@@ -27,12 +27,6 @@ class InterruptObserver(DeviceWorld):
             )
         if slot is not None:
             self.checks.record(
-                "VFM-FN-005",
-                not self.watch[slot].suite_masked,
-                f"{function.name} sent an MSI-X message after the guest set the Function Mask by a byte-lane write "
-                "that the access rules apply",
-            )
-            self.checks.record(
                 "VFM-DIRTY-004",
                 self.dev_state(slot) is not DevState.PAUSED,
                 f"slot {slot}'s function interrupted after its driver reported PAUSED",

@@ -17,6 +17,10 @@ from reference_impl.events import Event, EventBus, EventKind
 from vfmig_proto.states import DevEvent, DevState
 from vfmig_proto.transitions import Action
 
+BURST_FRAMES = 12
+"""When a running function is asked to pause, this many frames arrive, one every :data:`BURST_SPACING_NS`."""
+BURST_SPACING_NS = 1_000
+"""A microsecond between the frames of a burst."""
 REQUESTS = (DevState.DIRTY_REQ, DevState.PAUSE_REQ, DevState.RESUME_REQ, DevState.REINIT_REQ)
 """The requests a driver answers whether or not its interface is up (VFM-DOWN-002)."""
 _ANSWERING = (DevState.REINIT_REQ, DevState.RESUME_REQ)
@@ -90,18 +94,11 @@ class TransitionObserver(DirtyingObserver, DeadlineObserver):
                 self._check_reset_read_later(slot, watch)
 
     def _burst(self, function: FunctionProxy) -> None:
-        """Frames keep arriving while the driver pauses: whatever it does out of order, DMA lands in the gap.
-
-        The burst's length, spacing, start and frame size are the example's (:class:`TrafficShape`): a fault
-        that shows only when a frame lands inside a window of a microsecond, or when the ring wraps, is met
-        by some examples whatever the driver's ring size and timing.
-        """
+        """Frames keep arriving while the driver pauses: whatever it does out of order, DMA lands in the gap."""
         clock = self.world.clock
-        shape = self.traffic_shape
 
         def frame() -> None:
-            function.receive(shape.frame_pages * PAGE)
+            function.receive(PAGE)
 
-        for index in range(shape.burst_frames):
-            delay = shape.burst_delay_ns + index * shape.burst_spacing_ns
-            clock.schedule(delay, frame, "suite: traffic during pause")
+        for index in range(1, BURST_FRAMES + 1):
+            clock.schedule(index * BURST_SPACING_NS, frame, "suite: traffic during pause")
